@@ -1,0 +1,1 @@
+"""Curation stages (library functions first) and their `scoreaware curate` commands."""

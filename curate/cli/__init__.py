@@ -1,0 +1,18 @@
+"""The `scoreaware curate` command group; one module per command family."""
+
+from __future__ import annotations
+
+import click
+
+from curate.cli.ingest import ingest
+from curate.cli.inspect import describe, validate
+from curate.cli.segment import segment
+
+
+@click.group()
+def curate() -> None:
+    """Turn audio and metadata into curated, score-annotated Lhotse manifests."""
+
+
+for command in (ingest, segment, validate, describe):
+    curate.add_command(command)

@@ -1,0 +1,45 @@
+"""`scoreaware curate validate` and `scoreaware curate describe`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from curate.cli.common import manifest_path
+
+STAGES = ["auto", "ingest", "segment", "clap", "reward", "caption", "select"]
+
+
+@click.command(context_settings=dict(show_default=True))
+@click.argument("manifest", type=manifest_path())
+@click.option("--stage", type=click.Choice(STAGES), default="auto",
+              help="Schema to check against; auto reads the sidecar, else infers from the columns.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Print at most this many problems.")
+def validate(manifest: Path, stage: str, limit: int | None) -> None:
+    """Check MANIFEST against its stage's pandera schema; list every failing row and field.
+
+    Exits 1 when anything fails (including lines that are not valid JSON or not a cut).
+    """
+    from schemas.validation import validate_manifest
+
+    report = validate_manifest(manifest, stage=None if stage == "auto" else stage)
+    click.echo(report.format(limit=limit))
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.command(context_settings=dict(show_default=True))
+@click.argument("manifest", type=manifest_path())
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the histograms to this PNG.")
+@click.option("--bins", type=click.IntRange(2, 100), default=10, help="Histogram bins in the terminal.")
+def describe(manifest: Path, plot: Path | None, bins: int) -> None:
+    """Counts, total hours and histograms of duration, loudness and scores in MANIFEST."""
+    from curate.stages.describe import describe_manifest, format_description, plot_description
+
+    desc = describe_manifest(manifest)
+    click.echo(format_description(desc, bins=bins))
+    if plot is not None:
+        click.echo(f"\n→ {plot_description(desc, plot)}")

@@ -1,0 +1,77 @@
+"""`scoreaware curate segment`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from curate.cli.common import (
+    Timer,
+    manifest_path,
+    output_options,
+    prepare_output,
+    print_summary,
+    progress,
+    rejected_line,
+    stage_command,
+    workers_option,
+)
+
+
+@click.command(context_settings=dict(show_default=True))
+@click.argument("manifest", type=manifest_path())
+@click.option("--window", type=click.FloatRange(0.01), default=10.0, help="Window length in seconds.")
+@click.option("--hop", type=click.FloatRange(0.01), default=None,
+              help="Seconds between window starts [default: window].")
+@click.option("--min-duration", type=click.FloatRange(0.0), default=None,
+              help="Shortest tail window kept; shorter tails are dropped [default: window].")
+@click.option("--min-lufs", type=float, default=-45.0,
+              help="Windows quieter than this integrated loudness are quarantined as near-silent.")
+@output_options("segment.jsonl.gz")
+@workers_option
+@stage_command
+def segment(manifest: Path, window: float, hop: float | None, min_duration: float | None, min_lufs: float,
+            output: Path, resume: bool, overwrite: bool, workers: int) -> None:
+    """Cut every cut of MANIFEST into fixed windows with loudness and provenance.
+
+    Window ids are {recording}_{start_ms}. Captions and tags are carried to every window.
+    Near-silent windows and sources too short for a window go to the quarantine manifest.
+    """
+    from lhotse import CutSet
+
+    from curate.io import count_lines, describe_input
+    from curate.stages.segment import SegmentConfig
+    from curate.stages.segment import segment as run_segment
+
+    if min_duration is not None and min_duration > window:
+        raise click.BadParameter(f"{min_duration} exceeds --window {window}", param_hint="--min-duration")
+    out = prepare_output(output, "segment", resume, overwrite)
+    if out is None:
+        return
+    timer = Timer()
+    config = SegmentConfig(window=window, hop=hop, min_duration=min_duration, min_lufs=min_lufs)
+    sources = count_lines(manifest)
+    hours = 0.0
+    with out, progress(sources, "segment", "source") as bar:
+        for item in run_segment(CutSet.from_file(manifest), config, workers=workers, is_done=out.is_done,
+                                on_source=lambda _: bar.update(1)):
+            if hasattr(item, "reason"):
+                out.reject(item)
+            else:
+                out.write(item)
+                hours += item.duration / 3600
+    out.summary.extra.update(sources=sources, hours_kept_this_run=round(hours, 4))
+    provenance = out.finalize(
+        options=dict(manifest=str(manifest), window=window, hop=hop or window,
+                     min_duration=min_duration if min_duration is not None else window,
+                     min_lufs=min_lufs, output=str(output), workers=workers),
+        inputs=[describe_input(manifest)],
+    )
+    rate = hours / timer.seconds * 3600 if timer.seconds else 0.0
+    print_summary("segment", [
+        f"sources {sources}  →  windows kept {out.summary.kept} ({hours:.3f} h)"
+        + (f", {out.resumed_items} already done before --resume" if out.resumed_items else ""),
+        rejected_line(out.summary.rejected),
+        f"took {timer.seconds:.1f} s ({rate:.0f}× real time)",
+    ], provenance["outputs"])

@@ -1,0 +1,368 @@
+"""Stage outputs: atomic, resumable manifest writing with quarantine and a provenance sidecar.
+
+For an output ``OUT = dir/name.jsonl.gz`` a stage produces::
+
+    dir/name.jsonl.gz              the cuts; appears only once the stage has completed
+    dir/name.quarantine.jsonl.gz   inputs the stage rejected, each with a reason
+    dir/name.<stream>.jsonl.gz     any extra stream (ingest: recordings, supervisions)
+    dir/name.provenance.json       command, options, versions, input hashes, counts, time
+
+While it runs, everything goes to ``dir/.name.partial/<stream>.jsonl``: plain JSONL, one
+flushed line per item, written through Lhotse's ``SequentialJsonlWriter``. A killed run leaves
+at most one torn last line, which ``--resume`` cuts off before Lhotse re-reads the ids it
+already holds; the stage then skips those ids, so the resumed output equals an uninterrupted
+one. Completion validates the cuts against the stage's pandera schema, gzips every stream to a
+temporary name and renames it into place (``os.replace`` is atomic on one filesystem).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lhotse.serialization import SequentialJsonlWriter
+
+Pathlike = str | os.PathLike
+
+MAIN = "cuts"
+QUARANTINE = "quarantine"
+_CRASH_ENV = "SCOREAWARE_CRASH_AFTER_WRITES"  # fault injection for the resume tests
+
+
+class StageError(Exception):
+    """A stage cannot run as asked; the message tells the user what to do."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One input a stage refused, with a machine-readable reason and a human-readable detail."""
+
+    id: str
+    stage: str
+    reason: str
+    detail: str
+    source: str | None = None
+    item: dict | None = None  # the cut (or recording) as a dict, when one exists
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def manifest_base(path: Pathlike) -> Path:
+    """``dir/name.jsonl.gz`` -> ``dir/name`` (the stem every sibling file is named from)."""
+    path = Path(path)
+    name = path.name
+    for suffix in (".jsonl.gz", ".jsonl", ".json.gz", ".json"):
+        if name.endswith(suffix):
+            return path.with_name(name[: -len(suffix)])
+    raise StageError(f"{path}: manifest outputs must end in .jsonl.gz or .jsonl")
+
+
+def sibling(path: Pathlike, stream: str) -> Path:
+    """The final file of `stream` next to the main manifest `path` (same compression)."""
+    if stream == MAIN:
+        return Path(path)
+    base = manifest_base(path)
+    suffix = ".jsonl.gz" if str(path).endswith(".gz") else ".jsonl"
+    return base.with_name(f"{base.name}.{stream}{suffix}")
+
+
+def provenance_path(path: Pathlike) -> Path:
+    """Sidecar path of the manifest `path`."""
+    base = manifest_base(path)
+    return base.with_name(f"{base.name}.provenance.json")
+
+
+def read_provenance(path: Pathlike) -> dict | None:
+    """The sidecar of `path`, or None when it has none."""
+    sidecar = provenance_path(path)
+    return json.loads(sidecar.read_text()) if sidecar.is_file() else None
+
+
+def file_digest(path: Pathlike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_input(path: Pathlike) -> dict:
+    """Path, size and sha256 of an input file, for the provenance sidecar."""
+    path = Path(path)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_digest(path)}
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Installed versions of scoreaware and the named distributions (missing ones skipped)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("scoreaware", "lhotse", "numpy", "pandera", *names):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def atomic_write_text(path: Pathlike, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _repair_jsonl_tail(path: Path) -> int:
+    """Cut a torn last line (a write killed midway) off `path`; returns bytes removed."""
+    size = path.stat().st_size
+    with open(path, "rb+") as f:
+        end = size
+        while end > 0:  # scan backwards in 64 KiB chunks for the last newline
+            begin = max(0, end - (1 << 16))
+            f.seek(begin)
+            newline = f.read(end - begin).rfind(b"\n")
+            if newline >= 0:
+                end = begin + newline + 1
+                break
+            end = begin
+        if end < size:
+            f.truncate(end)
+        return size - end
+
+
+def count_lines(path: Pathlike) -> int:
+    """Number of JSONL items in a (possibly gzipped) manifest, without parsing them."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+@dataclass
+class StageSummary:
+    """Counts a stage reports at the end and stores in its sidecar."""
+
+    kept: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    skipped_done: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(self.rejected.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "kept": self.kept,
+            "quarantined": self.quarantined,
+            "rejected_by_reason": dict(self.rejected),
+            "skipped_already_done": self.skipped_done,
+            **self.extra,
+        }
+
+
+class StageOutput:
+    """The outputs of one stage run; use as a context manager, then call :meth:`finalize`.
+
+    :param path: the main manifest, ``*.jsonl.gz`` (or ``*.jsonl``).
+    :param stage: stage name; selects the pandera schema that validates the cuts.
+    :param resume: continue the partial output an interrupted run left behind.
+    :param overwrite: discard any previous output, complete or partial.
+    :param streams: extra item streams besides cuts and quarantine.
+    """
+
+    def __init__(
+        self,
+        path: Pathlike,
+        *,
+        stage: str,
+        resume: bool = False,
+        overwrite: bool = False,
+        streams: Iterable[str] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.stage = stage
+        self.base = manifest_base(self.path)
+        self.partial_dir = self.base.with_name(f".{self.base.name}.partial")
+        self.streams = [MAIN, QUARANTINE, *streams]
+        self.resume = resume
+        self.overwrite = overwrite
+        self.summary = StageSummary()
+        self.resumed_items = 0
+        self._writers: dict[str, SequentialJsonlWriter] = {}
+        self._done: set[str] = set()
+        self._writes = 0
+        self._crash_after = int(os.environ.get(_CRASH_ENV, "0") or 0)
+        self._started = _dt.datetime.now(_dt.timezone.utc)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def complete(self) -> bool:
+        """True when a finished output from an earlier run is in place."""
+        return self.path.is_file()
+
+    @property
+    def has_partial(self) -> bool:
+        return self.partial_dir.is_dir()
+
+    def check(self) -> str:
+        """Decide what this run does: 'skip' (already complete), 'resume' or 'fresh'."""
+        if self.overwrite:
+            return "fresh"
+        if self.complete:
+            return "skip"
+        if self.has_partial:
+            if not self.resume:
+                raise StageError(
+                    f"an interrupted run left {self.partial_dir}; pass --resume to continue it "
+                    "or --overwrite to start over"
+                )
+            return "resume"
+        return "fresh"
+
+    # -------------------------------------------------------------- lifecycle
+    def __enter__(self) -> StageOutput:
+        mode = self.check()
+        if mode == "skip":
+            raise StageError(f"{self.path} is already complete; pass --overwrite to redo it")
+        if mode == "fresh" and self.has_partial:
+            shutil.rmtree(self.partial_dir)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial_dir.mkdir(exist_ok=True)
+        for stream in self.streams:
+            part = self.partial_dir / f"{stream}.jsonl"
+            if part.exists():
+                _repair_jsonl_tail(part)
+            writer = SequentialJsonlWriter(part, overwrite=False)
+            writer._maybe_open()
+            self._writers[stream] = writer
+        # Items already written (kept or quarantined) are done; so are the ones this run writes.
+        self._done = set(self._writers[MAIN].ignore_ids) | set(self._writers[QUARANTINE].ignore_ids)
+        self.resumed_items = len(self._done)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+    # ----------------------------------------------------------------- writes
+    def is_done(self, item_id: str) -> bool:
+        """True when `item_id` was written (kept or quarantined) by this or an earlier run."""
+        return item_id in self._done
+
+    def write(self, cut: Any) -> None:
+        """Append a kept cut (skipped when its id is already done)."""
+        if cut.id in self._done:
+            return
+        self._writers[MAIN].write(cut, flush=True)
+        self._done.add(cut.id)
+        self.summary.kept += 1
+        self._tick()
+
+    def reject(self, rejection: Rejection) -> None:
+        """Append a rejection to the quarantine (skipped when its id is already done)."""
+        if rejection.id in self._done:
+            return
+        self._writers[QUARANTINE].write(rejection.to_dict(), flush=True)
+        self._done.add(rejection.id)
+        self.summary.rejected[rejection.reason] += 1
+        self._tick()
+
+    def write_to(self, stream: str, item: Any) -> None:
+        """Append an item to an extra stream (deduplicated by id within the stream)."""
+        writer = self._writers[stream]
+        if item.id in writer.ignore_ids:
+            return
+        writer.write(item, flush=True)
+        writer.ignore_ids.add(item.id)
+
+    def _tick(self) -> None:
+        self._writes += 1
+        if self._crash_after and self._writes >= self._crash_after:
+            os.kill(os.getpid(), 9)  # simulate a hard kill mid-stage (tests only)
+
+    # -------------------------------------------------------------- finishing
+    def finalize(
+        self,
+        *,
+        options: Mapping[str, Any],
+        inputs: Iterable[dict] = (),
+        validate: bool = True,
+        extra_versions: Iterable[str] = (),
+    ) -> dict:
+        """Validate, compress and move every stream into place, then write the sidecar.
+
+        :raises StageError: when the written cuts fail the stage's schema (the partial output
+            stays in place, so nothing is lost).
+        """
+        for writer in self._writers.values():
+            writer.close()
+        main_part = self.partial_dir / f"{MAIN}.jsonl"
+        if validate:
+            from schemas.validation import validate_manifest
+
+            report = validate_manifest(main_part, stage=self.stage)
+            if not report.ok:
+                raise StageError(
+                    f"the {self.stage} output failed its schema; it stays in {self.partial_dir}\n"
+                    + report.format()
+                )
+        outputs = {}
+        for stream in self.streams:
+            part = self.partial_dir / f"{stream}.jsonl"
+            final = sibling(self.path, stream)
+            tmp = final.with_name(f".{final.name}.tmp")
+            if str(final).endswith(".gz"):
+                with open(part, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            else:
+                shutil.copyfile(part, tmp)
+            outputs[stream] = {"path": str(final), "items": count_lines(part)}
+            os.replace(tmp, final)
+        provenance = {
+            "stage": self.stage,
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "options": dict(options),
+            "inputs": list(inputs),
+            "outputs": outputs,
+            "summary": self.summary.to_dict() | {"resumed_from_items": self.resumed_items},
+            "versions": library_versions(*extra_versions),
+            "started_at": self._started.isoformat(timespec="seconds"),
+            "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        atomic_write_text(provenance_path(self.path), json.dumps(provenance, indent=2, default=str) + "\n")
+        shutil.rmtree(self.partial_dir)
+        return provenance
+
+
+def write_jsonl_gz(path: Pathlike, rows: Iterable[Mapping]) -> None:
+    """Write small JSONL(.gz) files atomically (reports, tables)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(tmp, "wt") as f:
+        for row in rows:
+            f.write(json.dumps(row, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Pathlike) -> Iterable[dict]:
+    """Iterate the rows of a JSONL(.gz) file."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)

@@ -1,0 +1,150 @@
+"""pandera models of the per-cut table (see `schemas.tables`) after each curation stage.
+
+Each stage adds columns and the model of its output extends the model of its input. Models
+coerce (so "44100.0" passes as an int but "abc" is reported per row) and are not strict
+(users may carry their own extra fields). Columns a stage does not require but may meet are
+``Optional``; when present they are checked.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+MAX_SAMPLING_RATE = 768_000
+
+
+def _finite(series: pd.Series) -> pd.Series:
+    return pd.Series(np.isfinite(series.to_numpy(dtype=float)), index=series.index)
+
+
+def _is_str_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _non_blank(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+class IngestedCuts(pa.DataFrameModel):
+    """Whole-file cuts from `curate ingest`.
+
+    Also declares, as optional, every column a later stage adds, so any manifest that carries
+    e.g. ``clap_score`` has it range-checked whatever stage it is validated as.
+    """
+
+    id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
+    cut_type: Series[str] = pa.Field(isin=["MonoCut", "MultiCut"])
+    recording_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    start: Series[float] = pa.Field(ge=0)
+    duration: Series[float] = pa.Field(gt=0)
+    sampling_rate: Series[int] = pa.Field(gt=0, le=MAX_SAMPLING_RATE)
+    num_channels: Series[int] = pa.Field(ge=1, le=64)
+    source: Series[str] = pa.Field(str_length={"min_value": 1})
+    caption: Optional[Series[str]] = pa.Field(nullable=True)
+    tags: Optional[Series[object]] = pa.Field(nullable=True)
+    license: Optional[Series[str]] = pa.Field(nullable=True)
+    # added by later stages
+    source_cut_id: Optional[Series[str]] = pa.Field(str_length={"min_value": 1})
+    window_start: Optional[Series[float]] = pa.Field(ge=0)
+    loudness_lufs: Optional[Series[float]] = pa.Field(le=20)
+    clap_score: Optional[Series[float]] = pa.Field(ge=-1.0, le=1.0)
+    reward: Optional[Series[float]]
+    caption_verbose: Optional[Series[str]] = pa.Field(nullable=True)
+    combined_score: Optional[Series[float]]
+    selection_rank: Optional[Series[int]] = pa.Field(ge=1)
+
+    @pa.check("start", "duration", "window_start", "loudness_lufs", "reward", "combined_score", name="finite")
+    def _finite_values(cls, series: pd.Series) -> pd.Series:
+        return _finite(series)
+
+    @pa.check("tags", name="list_of_strings", element_wise=True)
+    def _tags_are_lists(cls, value) -> bool:
+        return _is_str_list(value)
+
+    class Config:
+        coerce = True
+        strict = False
+
+
+class SegmentedCuts(IngestedCuts):
+    """Fixed windows from `curate segment`, with provenance and loudness."""
+
+    source_cut_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    window_start: Series[float] = pa.Field(ge=0)
+    loudness_lufs: Series[float] = pa.Field(le=20)
+
+
+class ClapScoredCuts(IngestedCuts):
+    """Cuts with an audio-text CLAP score (cosine of L2-normalized embeddings)."""
+
+    clap_score: Series[float] = pa.Field(ge=-1.0, le=1.0)
+
+
+class RewardScoredCuts(IngestedCuts):
+    """Cuts with a preference-reward score (unbounded, finite)."""
+
+    reward: Series[float]
+
+
+class CaptionedCuts(IngestedCuts):
+    """Cuts whose `caption` came out of the two-stage captioner."""
+
+    caption: Series[str] = pa.Field(nullable=False)
+    caption_verbose: Optional[Series[str]] = pa.Field(nullable=True)
+
+    @pa.check("caption", name="non_blank", element_wise=True)
+    def _caption_non_blank(cls, value) -> bool:
+        return _non_blank(value)
+
+
+class SelectedCuts(ClapScoredCuts):
+    """Cuts ranked by the combined (z-blended) score of `curate select`."""
+
+    combined_score: Series[float]
+    selection_rank: Series[int] = pa.Field(ge=1)
+
+
+SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
+    "ingest": IngestedCuts,
+    "segment": SegmentedCuts,
+    "clap": ClapScoredCuts,
+    "reward": RewardScoredCuts,
+    "caption": CaptionedCuts,
+    "select": SelectedCuts,
+}
+
+# When a manifest has no sidecar, the most specific schema whose marker column is present wins.
+_MARKERS = [
+    ("select", "selection_rank"),
+    ("reward", "reward"),
+    ("clap", "clap_score"),
+    ("caption", "caption_verbose"),
+    ("segment", "window_start"),
+]
+
+
+def schema_for(stage: str) -> type[pa.DataFrameModel]:
+    """The pandera model of a stage's output."""
+    try:
+        return SCHEMAS[stage]
+    except KeyError:
+        raise ValueError(f"no schema for stage {stage!r}; known: {', '.join(SCHEMAS)}") from None
+
+
+def infer_stage(columns: set[str]) -> str:
+    """Guess the stage of a table from its columns (used when no sidecar says)."""
+    for stage, marker in _MARKERS:
+        if marker in columns:
+            return stage
+    return "ingest"
+
+
+def is_missing(value) -> bool:
+    """None or NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))

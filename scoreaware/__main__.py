@@ -1,0 +1,3 @@
+from scoreaware.cli import cli
+
+cli(prog_name="scoreaware")

@@ -1,0 +1,47 @@
+"""The `scoreaware` console script: one root group, explicit subgroups.
+
+Heavy libraries (lhotse, torch, pandera) are imported inside commands, so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import click
+
+from curate.cli import curate
+from scoreaware import __version__
+from scoreaware.demo import demo
+from train.cli import evaluate, train
+
+CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"], max_content_width=100)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="scoreaware")
+@click.option("--seed", type=int, default=42, help="Seed for Python, NumPy and torch RNGs.")
+@click.option("-v", "--verbose", count=True, help="-v for INFO logs, -vv for DEBUG.")
+def cli(seed: int, verbose: int) -> None:
+    """Curate score-annotated Lhotse manifests for text-to-music, and train from them."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover - numpy is a core dependency
+        pass
+
+
+cli.add_command(curate)
+cli.add_command(train)
+cli.add_command(evaluate)
+cli.add_command(demo)
+
+
+if __name__ == "__main__":
+    cli()

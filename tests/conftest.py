@@ -1,0 +1,45 @@
+"""Shared fixtures: one tiny synthetic corpus per session, built by the real generator."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
+
+TINY_CLIPS = 8
+TINY_DURATION = 12.0
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """8 clips × 12 s with every planted defect (see curate.synth.plan_corpus)."""
+    from curate.synth import make_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    make_corpus(root, clips=TINY_CLIPS, duration=TINY_DURATION, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def corpus_metadata(tiny_corpus) -> list[Path]:
+    meta = tiny_corpus / "metadata"
+    return [meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv"]
+
+
+@pytest.fixture(scope="session")
+def ingested(tiny_corpus, corpus_metadata, tmp_path_factory) -> Path:
+    """The tiny corpus ingested through the CLI (read-only for tests)."""
+    from click.testing import CliRunner
+
+    from scoreaware.cli import cli
+
+    out = tmp_path_factory.mktemp("ingested") / "ingest.jsonl.gz"
+    args = ["curate", "ingest", str(tiny_corpus / "audio"), "-o", str(out)]
+    for meta in corpus_metadata:
+        args += ["-m", str(meta)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return out

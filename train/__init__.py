@@ -1,0 +1,1 @@
+"""Training from curated manifests (latents, FluxAudio-style DiT, objectives, sampling)."""
