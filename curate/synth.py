@@ -77,6 +77,7 @@ class ClipSpec:
     caption_matches_audio: bool = True
     defect: str | None = None  # near_silent, silent_middle, truncated, not_audio
     target_lufs: float = -16.0
+    lufs: float | None = None  # measured after rendering (before lossy encoding)
 
 
 def mood_of(mode: str, tempo: int) -> str:
@@ -245,11 +246,11 @@ def render(spec: ClipSpec, duration: float, rng: np.random.Generator) -> np.ndar
     audio = _fade(audio)
     loudness = window_loudness(audio, SR, [(0, n)])[0]
     audio = audio * 10 ** ((spec.target_lufs - loudness) / 20)
-    peak = np.abs(audio).max()
-    if peak > 0.98:  # a brick-wall gain keeps the file within full scale
-        audio *= 0.98 / peak
+    audio = 0.98 * np.tanh(audio / 0.98)  # soft limiter: peaks stay in full scale, loudness stays near target
     if spec.defect == "silent_middle":
         audio[:, int(n / 3): int(2 * n / 3)] *= 1e-4
+    measured = window_loudness(audio, SR, [(0, n)])[0]
+    spec.lufs = round(measured, 2) if np.isfinite(measured) else None  # None: below the -70 LUFS gate
     return audio.astype(np.float32)
 
 

@@ -59,12 +59,13 @@ class IngestedCuts(pa.DataFrameModel):
     combined_score: Optional[Series[float]]
     selection_rank: Optional[Series[int]] = pa.Field(ge=1)
 
-    @pa.check("start", "duration", "window_start", "loudness_lufs", "reward", "combined_score", name="finite")
-    def _finite_values(cls, series: pd.Series) -> pd.Series:
+    # pandera names a check after its method: these names appear in validation reports
+    @pa.check("start", "duration", "window_start", "loudness_lufs", "reward", "combined_score")
+    def finite(cls, series: pd.Series) -> pd.Series:
         return _finite(series)
 
-    @pa.check("tags", name="list_of_strings", element_wise=True)
-    def _tags_are_lists(cls, value) -> bool:
+    @pa.check("tags", element_wise=True)
+    def list_of_strings(cls, value) -> bool:
         return _is_str_list(value)
 
     class Config:
@@ -98,8 +99,8 @@ class CaptionedCuts(IngestedCuts):
     caption: Series[str] = pa.Field(nullable=False)
     caption_verbose: Optional[Series[str]] = pa.Field(nullable=True)
 
-    @pa.check("caption", name="non_blank", element_wise=True)
-    def _caption_non_blank(cls, value) -> bool:
+    @pa.check("caption", element_wise=True)
+    def non_blank(cls, value) -> bool:
         return _non_blank(value)
 
 

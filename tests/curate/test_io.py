@@ -1,0 +1,88 @@
+import json
+
+import pytest
+from lhotse import CutSet
+
+from curate.io import Rejection, StageError, StageOutput, _repair_jsonl_tail, manifest_base, read_provenance, sibling
+from testing.dummies import file_cut, tone, write_audio
+
+
+@pytest.fixture
+def cuts(tmp_path):
+    path = write_audio(tmp_path / "a.wav", tone(1.0))
+    return [file_cut(path, cut_id=f"c{i}", caption=f"clip {i}") for i in range(5)]
+
+
+def write_all(out: StageOutput, items):
+    with out:
+        for item in items:
+            out.write(item)
+    return out.finalize(options={"k": 1})
+
+
+def test_names_of_sibling_files(tmp_path):
+    assert manifest_base(tmp_path / "x.jsonl.gz") == tmp_path / "x"
+    assert sibling(tmp_path / "x.jsonl.gz", "quarantine") == tmp_path / "x.quarantine.jsonl.gz"
+    assert sibling(tmp_path / "x.jsonl", "quarantine") == tmp_path / "x.quarantine.jsonl"
+    with pytest.raises(StageError, match="must end in .jsonl"):
+        manifest_base(tmp_path / "x.csv")
+
+
+def test_final_file_appears_only_on_completion(tmp_path, cuts):
+    out = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest")
+    with out:
+        out.write(cuts[0])
+        assert not (tmp_path / "o.jsonl.gz").exists()
+    provenance = out.finalize(options={"window": 10})
+    assert [c.id for c in CutSet.from_file(tmp_path / "o.jsonl.gz")] == ["c0"]
+    assert provenance["outputs"]["cuts"]["items"] == 1
+    assert read_provenance(tmp_path / "o.jsonl.gz")["options"] == {"window": 10}
+    assert not (tmp_path / ".o.partial").exists()
+
+
+def test_complete_output_is_not_redone_without_overwrite(tmp_path, cuts):
+    write_all(StageOutput(tmp_path / "o.jsonl.gz", stage="ingest"), cuts[:2])
+    again = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest")
+    assert again.check() == "skip"
+    with pytest.raises(StageError, match="already complete"):
+        again.__enter__()
+    write_all(StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", overwrite=True), cuts[2:])
+    assert [c.id for c in CutSet.from_file(tmp_path / "o.jsonl.gz")] == ["c2", "c3", "c4"]
+
+
+def test_partial_output_needs_resume_or_overwrite(tmp_path, cuts):
+    out = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest")
+    with out:
+        out.write(cuts[0])
+        out.reject(Rejection("c1", "ingest", "corrupt", "bad bytes"))
+    with pytest.raises(StageError, match="--resume"):
+        StageOutput(tmp_path / "o.jsonl.gz", stage="ingest").check()
+    resumed = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", resume=True)
+    with resumed:
+        assert resumed.is_done("c0") and resumed.is_done("c1") and not resumed.is_done("c2")
+        for cut in cuts:
+            resumed.write(cut)  # c0 is skipped, c1 stays quarantined
+    resumed.finalize(options={})
+    assert [c.id for c in CutSet.from_file(tmp_path / "o.jsonl.gz")] == ["c0", "c2", "c3", "c4"]
+    assert resumed.resumed_items == 2
+
+
+def test_torn_last_line_is_cut_off(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "c", "dur')
+    assert _repair_jsonl_tail(path) == len('{"id": "c", "dur')
+    assert path.read_text() == '{"id": "a"}\n{"id": "b"}\n'
+    path.write_text('{"id": "x"')  # nothing complete at all
+    _repair_jsonl_tail(path)
+    assert path.read_text() == ""
+
+
+def test_schema_failure_keeps_the_partial_output(tmp_path, cuts):
+    bad = cuts[0].with_custom("clap_score", 7.5)  # out of [-1, 1]
+    out = StageOutput(tmp_path / "o.jsonl.gz", stage="clap")
+    with pytest.raises(StageError) as caught:
+        write_all(out, [bad])
+    assert "clap_score" in str(caught.value) and "row 0" in str(caught.value)
+    assert not (tmp_path / "o.jsonl.gz").exists()
+    lines = (tmp_path / ".o.partial" / "cuts.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["custom"]["clap_score"] == 7.5

@@ -1,0 +1,68 @@
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from scoreaware.cli import cli
+
+COMMANDS = [[], ["curate"], ["curate", "ingest"], ["curate", "segment"], ["curate", "validate"],
+            ["curate", "describe"], ["demo"], ["demo", "make-corpus"], ["demo", "run"], ["train"], ["eval"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_help(command):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = ("import sys; from scoreaware.cli import cli; "
+            "heavy = [m for m in ('lhotse', 'torch', 'pandera', 'pandas', 'matplotlib') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_missing_input_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(cli, ["curate", "segment", str(tmp_path / "missing.jsonl.gz")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_bad_option_values_are_usage_errors(ingested, tmp_path):
+    result = CliRunner().invoke(cli, ["curate", "segment", str(ingested), "--window", "5", "--min-duration", "6",
+                                      "-o", str(tmp_path / "s.jsonl.gz")])
+    assert result.exit_code == 2 and "--min-duration" in result.output
+
+
+def test_rerunning_a_finished_stage_is_a_noop(ingested, tmp_path):
+    out = tmp_path / "s.jsonl.gz"
+    args = ["curate", "segment", str(ingested), "-o", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    before = out.stat().st_mtime_ns
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and "already complete" in again.output
+    assert out.stat().st_mtime_ns == before
+    redo = CliRunner().invoke(cli, [*args, "--overwrite"])
+    assert redo.exit_code == 0 and out.stat().st_mtime_ns != before
+
+
+def test_describe_prints_counts_histograms_and_writes_a_plot(ingested, tmp_path):
+    png = tmp_path / "d.png"
+    result = CliRunner().invoke(cli, ["curate", "describe", str(ingested), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "cuts 6" in result.output and "recordings 6" in result.output
+    assert "quarantined 2: " in result.output and "duration (s)" in result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_run_end_to_end(tmp_path):
+    workdir = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11"])
+    assert result.exit_code == 0, result.output
+    for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "segment.png", "corpus/truth.jsonl"):
+        assert (workdir / name).is_file(), name
+    assert "✓" in result.output and "demo finished" in result.output
+    again = CliRunner().invoke(cli, ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11"])
+    assert again.exit_code == 0 and again.output.count("already complete") == 2
