@@ -49,31 +49,50 @@ def window_loudness(
         raise ValueError(f"BS.1770 defines gains for up to 5 channels, got {num_channels}")
     sos = k_weighting_sos(sampling_rate).astype(samples.dtype, copy=False)
     weighted = sosfilt(sos, samples, axis=-1)  # (C, T)
-    gains = np.asarray(CHANNEL_GAINS[:num_channels])[:, None]  # (C, 1)
+    gains = np.asarray(CHANNEL_GAINS[:num_channels])  # (C,)
     return [_gated_loudness(weighted[:, b:e], sampling_rate, gains) for b, e in spans]
 
 
-def _gated_loudness(weighted: np.ndarray, sampling_rate: int, gains: np.ndarray) -> float:
-    """Gated loudness of one K-weighted span (C, T); mirrors pyloudnorm's block arithmetic."""
+def _block_energy(weighted: np.ndarray, sampling_rate: int) -> np.ndarray:
+    """Mean square of every 400 ms block (75 % overlap) per channel: (C, blocks).
+
+    Blocks are the sample ranges pyloudnorm uses. When 100 ms is a whole number of samples
+    (44.1, 48, 16, 22.05 kHz, ...) they are sums of four 100 ms sub-blocks, summed once.
+    """
     num_samples = weighted.shape[-1]
     step = 1.0 - BLOCK_OVERLAP
     num_blocks = int(np.round((num_samples / sampling_rate - BLOCK_SECONDS) / (BLOCK_SECONDS * step))) + 1
-    if num_blocks < 1 or num_samples < BLOCK_SECONDS * sampling_rate:
-        return float("-inf")
-    j = np.arange(num_blocks)
+    block = BLOCK_SECONDS * sampling_rate
+    hop = block * step
+    if hop == int(hop) and num_blocks >= 1:
+        hop = int(hop)
+        usable = min(num_samples // hop, num_blocks + 3)
+        sub = np.square(weighted[:, : usable * hop]).reshape(weighted.shape[0], usable, hop).sum(-1, dtype=np.float64)
+        sub = np.pad(sub, ((0, 0), (0, max(0, num_blocks + 3 - usable))))
+        sums = sum(sub[:, k : num_blocks + k] for k in range(4))  # 4 sub-blocks = one 400 ms block
+        return sums / block
+    j = np.arange(max(num_blocks, 0))
     lower = (BLOCK_SECONDS * (j * step) * sampling_rate).astype(np.int64)
     upper = np.minimum((BLOCK_SECONDS * (j * step + 1) * sampling_rate).astype(np.int64), num_samples)
     energy = np.zeros((weighted.shape[0], num_samples + 1))
     np.cumsum(np.square(weighted, dtype=np.float64), axis=-1, out=energy[:, 1:])
-    z = (energy[:, upper] - energy[:, lower]) / (BLOCK_SECONDS * sampling_rate)  # (C, blocks)
+    return (energy[:, upper] - energy[:, lower]) / block
+
+
+def _gated_loudness(weighted: np.ndarray, sampling_rate: int, gains: np.ndarray) -> float:
+    """Gated loudness of one K-weighted span (C, T); mirrors pyloudnorm's gating."""
+    if weighted.shape[-1] < BLOCK_SECONDS * sampling_rate:
+        return float("-inf")
+    z = _block_energy(weighted, sampling_rate)  # (C, blocks)
+    if z.shape[-1] < 1:
+        return float("-inf")
     with np.errstate(divide="ignore", invalid="ignore"):
-        block_loudness = -0.691 + 10.0 * np.log10((gains * z).sum(axis=0))  # (blocks,)
+        block_loudness = -0.691 + 10.0 * np.log10(gains @ z)  # (blocks,)
         above_absolute = block_loudness >= ABSOLUTE_GATE_LUFS
         if not above_absolute.any():
             return float("-inf")
-        relative_gate = -0.691 + 10.0 * np.log10((gains[:, 0] * z[:, above_absolute].mean(axis=1)).sum()) - 10.0
+        relative_gate = -0.691 + 10.0 * np.log10(gains @ z[:, above_absolute].mean(axis=1)) - 10.0
         gated = (block_loudness > relative_gate) & (block_loudness > ABSOLUTE_GATE_LUFS)
         if not gated.any():
             return float("-inf")
-        mean_power = z[:, gated].mean(axis=1)
-        return float(-0.691 + 10.0 * np.log10((gains[:, 0] * mean_power).sum()))
+        return float(-0.691 + 10.0 * np.log10(gains @ z[:, gated].mean(axis=1)))

@@ -1,0 +1,148 @@
+"""Throughput of `curate segment` against a bare decode loop over the same files, one run.
+
+Baseline: ``soundfile.read`` of every source file in a plain loop (float32, one thread, no
+manifests, no loudness, nothing written). Ours: the `scoreaware curate segment` command run
+in-process (lazy manifest read, decode, per-window BS.1770 loudness, JSONL writes, schema
+validation, gzip, sidecar). Throughput is audio hours per wall-clock second. The corpus is the
+demo corpus; larger corpora repeat its files under new recording ids, so peak memory can be
+compared across corpus sizes (peak resident memory above the level before the run, sampled
+from /proc every 5 ms). A warm-up run on two sources pays the imports before timing.
+
+    python benchmarks/segment.py [--clips 40] [--duration 30] [--scales 1,4] [--workers 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
+
+
+def build_sources(workdir: Path, clips: int, duration: float, scale: int) -> Path:
+    """Ingest the demo corpus once, then write a manifest repeating it `scale` times."""
+    from click.testing import CliRunner
+    from lhotse import CutSet
+    from lhotse.utils import fastcopy
+
+    from curate.synth import make_corpus
+    from scoreaware.cli import cli
+
+    corpus = workdir / "corpus"
+    ingested = workdir / "ingest.jsonl.gz"
+    if not ingested.exists():
+        make_corpus(corpus, clips=clips, duration=duration)
+        result = CliRunner().invoke(cli, ["curate", "ingest", str(corpus / "audio"), "-o", str(ingested)])
+        assert result.exit_code == 0, result.output
+    out = workdir / f"sources_x{scale}.jsonl.gz"
+    if not out.exists():
+        cuts = list(CutSet.from_file(ingested))
+        copies = []
+        for k in range(scale):
+            for cut in cuts:
+                rid = f"{cut.recording_id}-{k}"
+                copies.append(fastcopy(cut, id=rid, recording=fastcopy(cut.recording, id=rid)))
+        CutSet.from_cuts(copies).to_file(out)
+    return out
+
+
+def bare_decode(manifest: Path) -> tuple[float, float]:
+    """(seconds, audio hours) of decoding every source with soundfile, nothing else."""
+    import soundfile as sf
+    from lhotse import CutSet
+
+    paths = [c.recording.sources[0].source for c in CutSet.from_file(manifest)]
+    start = time.perf_counter()
+    samples = 0.0
+    for path in paths:
+        audio, sr = sf.read(path, dtype="float32")
+        samples += audio.shape[0] / sr
+    return time.perf_counter() - start, samples / 3600
+
+
+class PeakRSS:
+    """Peak resident set size growth (MiB) while the block runs (Linux /proc sampling)."""
+
+    def __enter__(self) -> PeakRSS:
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def ours(manifest: Path, out: Path, workers: int) -> tuple[float, float, float]:
+    """(seconds, audio hours, peak MiB) of the segment command."""
+    from click.testing import CliRunner
+    from lhotse import CutSet
+
+    from scoreaware.cli import cli
+
+    hours = sum(c.duration for c in CutSet.from_file(manifest)) / 3600
+    with PeakRSS() as memory:
+        start = time.perf_counter()
+        result = CliRunner().invoke(cli, ["curate", "segment", str(manifest), "-o", str(out), "--workers",
+                                          str(workers), "--overwrite"])
+        seconds = time.perf_counter() - start
+    assert result.exit_code == 0, result.output
+    return seconds, hours, memory.mib
+
+
+def warm_up(manifest: Path, workdir: Path) -> None:
+    """Run the stage once on two sources so imports and caches are not timed."""
+    from lhotse import CutSet
+
+    small = workdir / "warmup.jsonl.gz"
+    CutSet.from_file(manifest).subset(first=2).to_file(small)
+    ours(small, workdir / "warmup_out.jsonl.gz", 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--scales", default="1,4", help="Corpus sizes as multiples of the demo corpus.")
+    parser.add_argument("--workers", default="1,2", help="Thread counts to measure.")
+    parser.add_argument("--workdir", type=Path, default=None, help="Keep the corpus here between runs.")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-segment-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"cpu cores: {os.cpu_count()}   corpus: {args.clips} clips × {args.duration:g} s (mp3/flac/wav)")
+    print(f"{'sources':>8} {'audio h':>8} {'bare decode h/s':>16} {'workers':>8} {'segment h/s':>12} "
+          f"{'ratio':>6} {'peak RSS +MiB':>14}")
+    for scale in [int(s) for s in args.scales.split(",")]:
+        manifest = build_sources(workdir, args.clips, args.duration, scale)
+        warm_up(manifest, workdir)
+        bare_s, bare_h = bare_decode(manifest)
+        for workers in [int(w) for w in args.workers.split(",")]:
+            seconds, hours, peak = ours(manifest, workdir / f"seg_x{scale}.jsonl.gz", workers)
+            ratio = (hours / seconds) / (bare_h / bare_s)
+            print(f"{scale * args.clips:>8} {hours:>8.3f} {bare_h / bare_s:>16.3f} {workers:>8} "
+                  f"{hours / seconds:>12.3f} {ratio:>6.2f} {peak:>14.1f}")
+    print("ratio = segment throughput / bare decode throughput (target ≥ 0.8); "
+          "peak RSS should not grow with the corpus.")
+
+
+if __name__ == "__main__":
+    main()
