@@ -6,6 +6,7 @@ import click
 
 from curate.cli.ingest import ingest
 from curate.cli.inspect import describe, validate
+from curate.cli.score import score
 from curate.cli.segment import segment
 
 
@@ -14,5 +15,5 @@ def curate() -> None:
     """Turn audio and metadata into curated, score-annotated Lhotse manifests."""
 
 
-for command in (ingest, segment, validate, describe):
+for command in (ingest, segment, score, validate, describe):
     curate.add_command(command)

@@ -1,0 +1,152 @@
+"""`scoreaware curate score clap` and `scoreaware curate score reward`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from curate.cli.common import (
+    Timer,
+    manifest_path,
+    output_options,
+    prepare_output,
+    print_summary,
+    progress,
+    rejected_line,
+    stage_command,
+)
+
+
+@click.group()
+def score() -> None:
+    """Score cuts: CLAP audio-text alignment and a preference reward."""
+
+
+def _summary(name: str, out, manifest: Path, timer: Timer, values: list[float], field: str) -> list[str]:
+    import numpy as np
+
+    done = out.summary.kept
+    lines = [f"scored {done} cuts" + (f" ({out.resumed_items} already done before --resume)" if out.resumed_items
+                                      else ""),
+             rejected_line(out.summary.rejected)]
+    if values:
+        v = np.asarray(values)
+        lines.append(f"{field}: min {v.min():.4f}  median {np.median(v):.4f}  mean {v.mean():.4f}  max {v.max():.4f}")
+    rate = done / timer.seconds if timer.seconds else 0.0
+    lines.append(f"took {timer.seconds:.1f} s ({rate:.1f} cuts/s)")
+    return lines
+
+
+@score.command("clap", context_settings=dict(show_default=True))
+@click.argument("manifest", type=manifest_path())
+@click.option("--backend", type=click.Choice(["transformers", "laion"]), default="transformers",
+              help="transformers ClapModel, or laion_clap with a .pt checkpoint (challenge-exact; laion extra).")
+@click.option("--model", default=None,
+              help="Hub id or local folder (transformers) or .pt checkpoint (laion) "
+                   "[default: laion/larger_clap_music | music_audioset_epoch_15_esc_90.14.pt].")
+@click.option("--amodel", default="HTSAT-base", help="laion_clap audio model (HTSAT-base for the music checkpoints).")
+@click.option("--caption-field", default="caption", help="custom field holding the text to score against.")
+@click.option("--policy", type=click.Choice(["first", "center", "mean"]), default="center",
+              help="Which 10 s window(s) of longer cuts are embedded (never a random crop).")
+@click.option("--batch-size", type=click.IntRange(1), default=16, help="Audio windows per model call.")
+@click.option("-j", "--workers", type=click.IntRange(0), default=2, help="DataLoader processes decoding audio.")
+@click.option("--device", default="cpu", help="torch device, e.g. cuda:0.")
+@output_options("clap.jsonl.gz")
+@stage_command
+def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str, caption_field: str, policy: str,
+                   batch_size: int, workers: int, device: str, output: Path, resume: bool, overwrite: bool) -> None:
+    """Add clap_score (and stored audio/text embeddings) to every cut of MANIFEST.
+
+    Rescoring after captioning: --caption-field caption on the captioned manifest.
+    """
+    from lhotse import CutSet
+
+    from curate.arrays import ArrayStore, arrays_dir
+    from curate.io import count_lines, describe_input
+    from curate.scoring.clap import load_clap
+    from curate.stages.score_clap import ClapScoreConfig, score_clap
+
+    out = prepare_output(output, "clap", resume, overwrite)
+    if out is None:
+        return
+    timer = Timer()
+    encoder = load_clap(backend, model, device=device, amodel=amodel)
+    config = ClapScoreConfig(caption_field=caption_field, policy=policy, batch_size=batch_size, num_workers=workers)
+    scores: list[float] = []
+    with out, progress(count_lines(manifest), "score clap", "cut") as bar:
+        bar.update(out.resumed_items)
+        items = score_clap(CutSet.from_file(manifest), encoder, ArrayStore(arrays_dir(output)), config,
+                           skip_ids=out._done)
+        for item in items:
+            if hasattr(item, "reason"):
+                out.reject(item)
+            else:
+                out.write(item)
+                scores.append(item.custom["clap_score"])
+            bar.update(1)
+    provenance = out.finalize(
+        options=dict(manifest=str(manifest), backend=backend, model=encoder.model_id, weights=encoder.fingerprint,
+                     amodel=amodel if backend == "laion" else None, caption_field=caption_field, policy=policy,
+                     sampling_rate=encoder.sampling_rate, window_samples=encoder.window, batch_size=batch_size,
+                     device=device, output=str(output), arrays=str(arrays_dir(output))),
+        inputs=[describe_input(manifest)], extra_versions=("torch", "torchaudio", "transformers", "laion-clap"),
+    )
+    print_summary("score clap", _summary("clap", out, manifest, timer, scores, "clap_score"), provenance["outputs"])
+
+
+@score.command("reward", context_settings=dict(show_default=True))
+@click.argument("manifest", type=manifest_path())
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Reward head: a `scoreaware train reward` checkpoint or a released TuneJury state dict.")
+@click.option("--mert-model", default="m-a-p/MERT-v1-330M", help="MERT hub id or local folder.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Allow the MERT repo's own model code to run (the Hub MERT needs it).")
+@click.option("--prompt-protocol", type=click.Choice(["empty", "caption"]), default="empty",
+              help="Text features: zeros (TuneJury's empty-prompt protocol) or the cut's CLAP text embedding.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, help="Cuts per reward batch.")
+@click.option("-j", "--workers", type=click.IntRange(0), default=2, help="DataLoader processes decoding audio.")
+@click.option("--device", default="cpu", help="torch device for MERT.")
+@output_options("reward.jsonl.gz")
+@stage_command
+def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_remote_code: bool, prompt_protocol: str,
+                     batch_size: int, workers: int, device: str, output: Path, resume: bool, overwrite: bool) -> None:
+    """Add a TuneJury-compatible reward to every cut of MANIFEST (a `score clap` output).
+
+    Reuses the stored CLAP embeddings; computes and stores MERT features (mert_emb).
+    """
+    from lhotse import CutSet
+
+    from curate.arrays import ArrayStore, arrays_dir
+    from curate.io import count_lines, describe_input
+    from curate.scoring.clap import weights_fingerprint
+    from curate.scoring.reward import load_mert, load_reward
+    from curate.stages.score_reward import RewardScoreConfig, score_reward
+
+    out = prepare_output(output, "reward", resume, overwrite)
+    if out is None:
+        return
+    timer = Timer()
+    mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
+    head = load_reward(checkpoint, mert_dim=mert.dim)
+    config = RewardScoreConfig(prompt_protocol=prompt_protocol, batch_size=batch_size, num_workers=workers)
+    rewards: list[float] = []
+    with out, progress(count_lines(manifest), "score reward", "cut") as bar:
+        bar.update(out.resumed_items)
+        for item in score_reward(CutSet.from_file(manifest), head, mert, ArrayStore(arrays_dir(output)), config,
+                                 skip_ids=out._done):
+            if hasattr(item, "reason"):
+                out.reject(item)
+            else:
+                out.write(item)
+                rewards.append(item.custom["reward"])
+            bar.update(1)
+    provenance = out.finalize(
+        options=dict(manifest=str(manifest), checkpoint=str(checkpoint),
+                     checkpoint_fingerprint=weights_fingerprint(checkpoint), mert_model=mert_model,
+                     mert_weights=weights_fingerprint(mert_model), prompt_protocol=prompt_protocol,
+                     batch_size=batch_size, device=device, output=str(output), arrays=str(arrays_dir(output))),
+        inputs=[describe_input(manifest), describe_input(checkpoint)],
+        extra_versions=("torch", "torchaudio", "transformers"),
+    )
+    print_summary("score reward", _summary("reward", out, manifest, timer, rewards, "reward"), provenance["outputs"])

@@ -1,0 +1,1 @@
+"""Scoring models: CLAP audio-text alignment and a TuneJury-compatible preference reward."""

@@ -1,0 +1,195 @@
+"""CLAP encoders behind one interface: transformers `ClapModel` and `laion_clap.CLAP_Module`.
+
+Both give L2-normalized audio and text embeddings; the CLAP score of a (segment, caption) pair
+is their cosine, i.e. their dot product. Audio arrives as windows of at most 10 s of 48 kHz
+mono (see `curate.scoring.audio`); turning windows into model inputs is a separate picklable
+callable (`preprocessor`) so it can run in DataLoader worker processes while the model runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from curate.scoring.audio import repeat_pad
+
+SAMPLING_RATE = 48_000
+WINDOW_SECONDS = 10
+BACKENDS = ("transformers", "laion")
+DEFAULT_MODELS = {"transformers": "laion/larger_clap_music", "laion": "music_audioset_epoch_15_esc_90.14.pt"}
+
+
+def _normalize(x: torch.Tensor) -> np.ndarray:
+    return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy().astype(np.float32)
+
+
+@dataclass
+class ClapEncoder:
+    """A loaded CLAP model. `preprocessor` maps a list of windows to one batch input."""
+
+    backend: str
+    model_id: str
+    fingerprint: str  # identifies the weights (path + size + mtime, or the hub id)
+    dim: int
+    preprocessor: Callable[[Sequence[np.ndarray]], Any]
+    _embed_audio: Callable[[Any], torch.Tensor]
+    _embed_text: Callable[[list[str]], torch.Tensor]
+    sampling_rate: int = SAMPLING_RATE
+    window: int = SAMPLING_RATE * WINDOW_SECONDS
+
+    @torch.inference_mode()
+    def embed_audio(self, inputs: Any) -> np.ndarray:
+        """L2-normalized embeddings of preprocessed windows: (windows, dim)."""
+        return _normalize(self._embed_audio(inputs))
+
+    @torch.inference_mode()
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """L2-normalized text embeddings: (len(texts), dim)."""
+        return _normalize(self._embed_text(texts))
+
+    def text_key(self, text: str) -> str:
+        """Storage key of a text embedding: same text and weights -> same key."""
+        return hashlib.sha1(f"{self.fingerprint}\n{text}".encode()).hexdigest()[:20]
+
+
+def weights_fingerprint(path_or_id: str) -> str:
+    """A short identity of local weights (name, size, mtime) or of a hub id."""
+    path = Path(path_or_id)
+    if path.exists():
+        files = sorted(p for p in (path.rglob("*") if path.is_dir() else [path]) if p.is_file())
+        parts = [f"{p.name}:{p.stat().st_size}" for p in files]
+        return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:12]
+    return path_or_id
+
+
+# ---------------------------------------------------------------------- transformers
+def _hf_features(feature_extractor, truncation: str, windows: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+    """ClapFeatureExtractor over windows no longer than its max length (so nothing is cropped)."""
+    limit = feature_extractor.nb_max_samples
+    assert all(w.shape[-1] <= limit for w in windows), "windows must be cut before feature extraction"
+    out = feature_extractor(
+        [np.asarray(w, dtype=np.float32) for w in windows], sampling_rate=feature_extractor.sampling_rate,
+        truncation=truncation, padding="repeatpad", return_tensors="pt",
+    )
+    return {"input_features": out["input_features"], "is_longer": out["is_longer"]}
+
+
+def load_transformers_clap(model: str, device: str = "cpu") -> ClapEncoder:
+    """`ClapModel` + `ClapProcessor` from a hub id or a local `save_pretrained` folder."""
+    from transformers import ClapModel, ClapProcessor
+
+    processor = ClapProcessor.from_pretrained(model)
+    net = ClapModel.from_pretrained(model).to(device).eval()
+    fusion = bool(getattr(net.config.audio_config, "enable_fusion", False))
+    extractor = processor.feature_extractor
+    if extractor.sampling_rate != SAMPLING_RATE:
+        raise ValueError(f"{model}: expected a 48 kHz CLAP feature extractor, got {extractor.sampling_rate} Hz")
+    tokenizer = processor.tokenizer
+
+    def embed_audio(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        return net.get_audio_features(**batch).pooler_output
+
+    def embed_text(texts: list[str]) -> torch.Tensor:
+        tokens = tokenizer(texts, padding=True, truncation=True, max_length=77, return_tensors="pt").to(device)
+        return net.get_text_features(**tokens).pooler_output
+
+    return ClapEncoder(
+        backend="transformers",
+        model_id=str(model),
+        fingerprint=weights_fingerprint(str(model)),
+        dim=net.config.projection_dim,
+        # non-fusion models take one mel per window ("rand_trunc" only ever crops longer input)
+        preprocessor=functools.partial(_hf_features, extractor, "fusion" if fusion else "rand_trunc"),
+        _embed_audio=embed_audio,
+        _embed_text=embed_text,
+        window=int(extractor.nb_max_samples),
+    )
+
+
+# ------------------------------------------------------------------------------ laion
+def _laion_batch(window: int, quantize: bool, windows: Sequence[np.ndarray]) -> np.ndarray:
+    """Windows repeat-padded to 10 s, optionally int16-quantized as laion_clap's file loader does."""
+    batch = np.stack([repeat_pad(np.asarray(w, dtype=np.float32), window) for w in windows])
+    if quantize:
+        batch = (np.clip(batch, -1.0, 1.0) * 32767.0).astype(np.int16).astype(np.float32) / 32767.0
+    return batch
+
+
+def load_laion_state(module, checkpoint: str) -> None:
+    """Load a laion_clap `.pt` into `module.model`, tolerant of `position_ids`.
+
+    Newer transformers dropped the `text_branch.embeddings.position_ids` buffer, so released
+    checkpoints carry an unexpected key (LAION-AI/CLAP#153) while others lack it. Every other
+    key must match exactly.
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    missing, unexpected = module.model.load_state_dict(state, strict=False)
+    tolerated = "text_branch.embeddings.position_ids"
+    missing = [k for k in missing if k != tolerated]
+    unexpected = [k for k in unexpected if k != tolerated]
+    if missing or unexpected:
+        raise ValueError(f"{checkpoint}: does not fit the CLAP model: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]} (HTSAT-base goes with the music checkpoints, "
+                         "HTSAT-tiny with 630k-audioset)")
+
+
+def load_laion_clap(checkpoint: str, amodel: str = "HTSAT-base", device: str = "cpu",
+                    quantize: bool = True) -> ClapEncoder:
+    """`laion_clap.CLAP_Module` (non-fusion) with a `.pt` checkpoint, for challenge-exact scores."""
+    import laion_clap
+
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"laion_clap checkpoint {checkpoint} not found "
+                                "(e.g. music_audioset_epoch_15_esc_90.14.pt)")
+    module = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device=device)
+    load_laion_state(module, checkpoint)
+    module.eval()
+    window = SAMPLING_RATE * WINDOW_SECONDS
+
+    def embed_audio(batch: np.ndarray) -> torch.Tensor:
+        return module.get_audio_embedding_from_data(x=torch.from_numpy(batch).to(device), use_tensor=True)
+
+    def embed_text(texts: list[str]) -> torch.Tensor:
+        if len(texts) == 1:  # laion_clap squeezes a single text; keep the batch axis
+            return module.get_text_embedding(texts * 2, use_tensor=True)[:1]
+        return module.get_text_embedding(texts, use_tensor=True)
+
+    return ClapEncoder(
+        backend="laion",
+        model_id=f"{Path(checkpoint).name} ({amodel})",
+        fingerprint=weights_fingerprint(checkpoint),
+        dim=512,
+        preprocessor=functools.partial(_laion_batch, window, quantize),
+        _embed_audio=embed_audio,
+        _embed_text=embed_text,
+        window=window,
+    )
+
+
+def load_clap(backend: str, model: str | None = None, device: str = "cpu", amodel: str = "HTSAT-base") -> ClapEncoder:
+    """Dispatch on `backend` ('transformers' or 'laion')."""
+    model = model or DEFAULT_MODELS.get(backend)
+    if backend == "transformers":
+        return load_transformers_clap(model, device)
+    if backend == "laion":
+        return load_laion_clap(model, amodel=amodel, device=device)
+    raise ValueError(f"CLAP backend {backend!r} not implemented; choose from {BACKENDS}")
+
+
+def stack_inputs(parts: Sequence[Any]) -> Any:
+    """Concatenate per-cut preprocessed inputs into one model batch."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: torch.cat([p[k] for p in parts]) for k in first}
+    return np.concatenate(parts)

@@ -1,0 +1,133 @@
+"""Score CLAP: per-cut audio-text alignment, with the embeddings kept for later stages.
+
+Decoding, resampling to 48 kHz mono, windowing and feature extraction run in DataLoader worker
+processes while the main process runs the model on batches of windows. Text embeddings are
+computed once per distinct caption. Each scored cut gains, in ``custom``:
+
+* ``clap_score``: cosine of the L2-normalized audio and text embeddings, in [-1, 1];
+* ``clap_audio_emb`` / ``clap_text_emb``: the embeddings as Lhotse arrays (``cut.load_custom``),
+  reused by the reward scorer, FAD and REPA targets instead of being recomputed.
+
+Which field is scored is an option, so the same stage rescores after captioning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from lhotse.cut import Cut
+from lhotse.utils import fastcopy
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from curate.arrays import ArrayStore
+from curate.io import Rejection
+from curate.scoring.audio import mono_resampled, policy_windows
+from curate.scoring.clap import ClapEncoder, stack_inputs
+
+STAGE = "clap"
+
+
+@dataclass(frozen=True)
+class ClapScoreConfig:
+    """Options of the CLAP scoring stage."""
+
+    caption_field: str = "caption"
+    policy: str = "center"
+    batch_size: int = 16
+    num_workers: int = 2
+
+
+class WindowDataset(IterableDataset):
+    """Cuts -> (index, cut, preprocessed windows | None, error | None), sharded over workers.
+
+    Worker k takes items k, k+W, ...; the DataLoader collects workers round-robin, so items
+    come out in input order.
+    """
+
+    def __init__(self, cuts: Iterable[Cut], skip_ids: frozenset[str], sampling_rate: int, window: int,
+                 policy: str, preprocessor) -> None:
+        self.cuts, self.skip_ids = cuts, skip_ids
+        self.sampling_rate, self.window, self.policy, self.preprocessor = sampling_rate, window, policy, preprocessor
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        todo = (c for c in self.cuts if c.id not in self.skip_ids)
+        for index, cut in enumerate(todo):
+            if index % workers != worker:
+                continue
+            try:
+                audio = mono_resampled(cut, self.sampling_rate)
+                windows = policy_windows(audio, self.window, self.policy)
+                yield index, cut, self.preprocessor(windows), len(windows), None
+            except Exception as exc:  # decoding failed: the stage quarantines the cut
+                yield index, cut, None, 0, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def score_clap(
+    cuts: Iterable[Cut],
+    encoder: ClapEncoder,
+    store: ArrayStore,
+    config: ClapScoreConfig = ClapScoreConfig(),
+    skip_ids: Iterable[str] = (),
+) -> Iterator[Cut | Rejection]:
+    """Scored cuts (and rejections), in input order.
+
+    :param cuts: cuts to score (lazy); each needs ``custom[config.caption_field]``.
+    :param encoder: a loaded CLAP model (`curate.scoring.clap.load_clap`).
+    :param store: where embeddings are written.
+    :param config: caption field, window policy, windows per model batch, decoding workers.
+    :param skip_ids: cuts already done (resume); they are not decoded.
+    """
+    dataset = WindowDataset(cuts, frozenset(skip_ids), encoder.sampling_rate, encoder.window, config.policy,
+                            encoder.preprocessor)
+    loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
+                        prefetch_factor=4 if config.num_workers else None)
+    text_cache: dict[str, tuple[np.ndarray, object]] = {}
+    pending: list[tuple[Cut, object, int, str]] = []
+    windows_pending = 0
+    last_index = -1
+    for index, cut, inputs, count, error in loader:
+        assert index > last_index, f"scorer lost input order at item {index}"
+        last_index = index
+        caption = (cut.custom or {}).get(config.caption_field)
+        if error is not None:
+            yield Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict())
+            continue
+        if not isinstance(caption, str) or not caption.strip():
+            yield Rejection(cut.id, STAGE, "no_caption", f"custom[{config.caption_field!r}] is missing or empty",
+                            item=cut.to_dict())
+            continue
+        pending.append((cut, inputs, count, caption))
+        windows_pending += count
+        if windows_pending >= config.batch_size:
+            yield from _flush(pending, encoder, store, text_cache, config)
+            pending, windows_pending = [], 0
+    if pending:
+        yield from _flush(pending, encoder, store, text_cache, config)
+
+
+def _flush(pending, encoder: ClapEncoder, store: ArrayStore, text_cache: dict, config: ClapScoreConfig):
+    """Embed one batch of windows (and any new captions); yield the scored cuts."""
+    audio = encoder.embed_audio(stack_inputs([inputs for _, inputs, _, _ in pending]))  # (windows, D)
+    new_texts = list(dict.fromkeys(c for _, _, _, c in pending if c not in text_cache))
+    if new_texts:
+        for text, emb in zip(new_texts, encoder.embed_text(new_texts)):
+            text_cache[text] = (emb, store.put("clap_text", encoder.text_key(text), emb))
+    offset = 0
+    for cut, _, count, caption in pending:
+        emb = audio[offset : offset + count].mean(axis=0)  # policy "mean" averages windows
+        offset += count
+        emb = emb / max(np.linalg.norm(emb), 1e-12)
+        text_emb, text_array = text_cache[caption]
+        score = float(np.clip(np.dot(emb, text_emb), -1.0, 1.0))
+        custom = dict(cut.custom or {})
+        custom.update(
+            clap_score=score,
+            clap_audio_emb=store.put("clap_audio", cut.id, emb),
+            clap_text_emb=text_array,
+        )
+        yield fastcopy(cut, custom=custom)
+

