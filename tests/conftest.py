@@ -43,3 +43,46 @@ def ingested(tiny_corpus, corpus_metadata, tmp_path_factory) -> Path:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_clap(tmp_path_factory) -> Path:
+    """A random ClapModel + ClapProcessor saved with save_pretrained (loaded by path in tests)."""
+    from scoreaware.tiny_models import make_tiny_clap
+
+    return make_tiny_clap(tmp_path_factory.mktemp("tiny_clap"))
+
+
+@pytest.fixture(scope="session")
+def tiny_mert(tmp_path_factory) -> Path:
+    """A random 1-layer HubertModel (1024-d, 24 kHz) standing in for MERT."""
+    from scoreaware.tiny_models import make_tiny_mert
+
+    return make_tiny_mert(tmp_path_factory.mktemp("tiny_mert"))
+
+
+@pytest.fixture(scope="session")
+def segmented4(ingested, tmp_path_factory) -> Path:
+    """The tiny corpus cut into 4 s windows (about 20 cuts)."""
+    from click.testing import CliRunner
+
+    from scoreaware.cli import cli
+
+    out = tmp_path_factory.mktemp("seg4") / "segment.jsonl.gz"
+    result = CliRunner().invoke(cli, ["curate", "segment", str(ingested), "--window", "4", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def clap_scored(segmented4, tiny_clap, tmp_path_factory) -> Path:
+    """`segmented4` scored by the tiny CLAP through the CLI."""
+    from click.testing import CliRunner
+
+    from scoreaware.cli import cli
+
+    out = tmp_path_factory.mktemp("clap") / "clap.jsonl.gz"
+    result = CliRunner().invoke(cli, ["curate", "score", "clap", str(segmented4), "--model", str(tiny_clap),
+                                      "-o", str(out), "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    return out

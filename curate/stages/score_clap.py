@@ -86,7 +86,7 @@ def score_clap(
     loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
                         prefetch_factor=4 if config.num_workers else None)
     text_cache: dict[str, tuple[np.ndarray, object]] = {}
-    pending: list[tuple[Cut, object, int, str]] = []
+    pending: list = []  # rejections and (cut, inputs, windows, caption), kept in input order
     windows_pending = 0
     last_index = -1
     for index, cut, inputs, count, error in loader:
@@ -94,30 +94,34 @@ def score_clap(
         last_index = index
         caption = (cut.custom or {}).get(config.caption_field)
         if error is not None:
-            yield Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict())
-            continue
-        if not isinstance(caption, str) or not caption.strip():
-            yield Rejection(cut.id, STAGE, "no_caption", f"custom[{config.caption_field!r}] is missing or empty",
-                            item=cut.to_dict())
-            continue
-        pending.append((cut, inputs, count, caption))
-        windows_pending += count
+            pending.append(Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict()))
+        elif not isinstance(caption, str) or not caption.strip():
+            pending.append(Rejection(cut.id, STAGE, "no_caption",
+                                     f"custom[{config.caption_field!r}] is missing or empty", item=cut.to_dict()))
+        else:
+            pending.append((cut, inputs, count, caption))
+            windows_pending += count
         if windows_pending >= config.batch_size:
-            yield from _flush(pending, encoder, store, text_cache, config)
+            yield from _flush(pending, encoder, store, text_cache)
             pending, windows_pending = [], 0
     if pending:
-        yield from _flush(pending, encoder, store, text_cache, config)
+        yield from _flush(pending, encoder, store, text_cache)
 
 
-def _flush(pending, encoder: ClapEncoder, store: ArrayStore, text_cache: dict, config: ClapScoreConfig):
-    """Embed one batch of windows (and any new captions); yield the scored cuts."""
-    audio = encoder.embed_audio(stack_inputs([inputs for _, inputs, _, _ in pending]))  # (windows, D)
-    new_texts = list(dict.fromkeys(c for _, _, _, c in pending if c not in text_cache))
+def _flush(pending: list, encoder: ClapEncoder, store: ArrayStore, text_cache: dict):
+    """Embed one batch of windows (and any new captions); yield scored cuts and rejections in order."""
+    jobs = [p for p in pending if not isinstance(p, Rejection)]
+    audio = encoder.embed_audio(stack_inputs([inputs for _, inputs, _, _ in jobs])) if jobs else None  # (windows, D)
+    new_texts = list(dict.fromkeys(c for _, _, _, c in jobs if c not in text_cache))
     if new_texts:
         for text, emb in zip(new_texts, encoder.embed_text(new_texts)):
             text_cache[text] = (emb, store.put("clap_text", encoder.text_key(text), emb))
     offset = 0
-    for cut, _, count, caption in pending:
+    for entry in pending:
+        if isinstance(entry, Rejection):
+            yield entry
+            continue
+        cut, _, count, caption = entry
         emb = audio[offset : offset + count].mean(axis=0)  # policy "mean" averages windows
         offset += count
         emb = emb / max(np.linalg.norm(emb), 1e-12)

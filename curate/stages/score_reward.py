@@ -71,32 +71,43 @@ def score_reward(
                          f"gives {mert.dim}")
     loader = DataLoader(MertAudioDataset(cuts, frozenset(skip_ids), mert.sampling_rate), batch_size=None,
                         num_workers=config.num_workers, prefetch_factor=4 if config.num_workers else None)
-    pending: list[tuple[Cut, np.ndarray]] = []
+    pending: list = []  # rejections and (cut, audio), kept in input order
+    jobs = 0
     for _, cut, audio, error in loader:
         if error == "missing_clap_embedding":
-            yield Rejection(cut.id, STAGE, "missing_clap_embedding",
-                            "no clap_audio_emb: run `curate score clap` first", item=cut.to_dict())
+            pending.append(Rejection(cut.id, STAGE, "missing_clap_embedding",
+                                     "no clap_audio_emb: run `curate score clap` first", item=cut.to_dict()))
         elif error is not None:
-            yield Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict())
+            pending.append(Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict()))
         else:
             pending.append((cut, audio))
-            if len(pending) >= config.batch_size:
-                yield from _flush(pending, head, mert, store, config)
-                pending = []
+            jobs += 1
+        if jobs >= config.batch_size:
+            yield from _flush(pending, head, mert, store, config)
+            pending, jobs = [], 0
     if pending:
         yield from _flush(pending, head, mert, store, config)
 
 
-def _flush(pending, head: RewardHead, mert: MertEncoder, store: ArrayStore, config: RewardScoreConfig):
-    mert_feats = mert.embed([audio for _, audio in pending])  # (N, mert_dim)
-    clap_audio = np.stack([cut.load_custom("clap_audio_emb") for cut, _ in pending])
-    if config.prompt_protocol == "caption":
-        text = np.stack([cut.load_custom("clap_text_emb") if cut.has_custom("clap_text_emb")
-                         else np.zeros(head.config.clap_dim, np.float32) for cut, _ in pending])
-    else:
+def _flush(pending: list, head: RewardHead, mert: MertEncoder, store: ArrayStore, config: RewardScoreConfig):
+    """Score one batch; yield scored cuts and rejections in input order."""
+    jobs = [p for p in pending if not isinstance(p, Rejection)]
+    rewards, mert_feats = [], []
+    if jobs:
+        mert_feats = mert.embed([audio for _, audio in jobs])  # (N, mert_dim)
+        clap_audio = np.stack([cut.load_custom("clap_audio_emb") for cut, _ in jobs])
         text = None
-    rewards = score_features(head, assemble_features(clap_audio, mert_feats, text))
-    for (cut, _), reward, feat in zip(pending, rewards, mert_feats):
+        if config.prompt_protocol == "caption":
+            text = np.stack([cut.load_custom("clap_text_emb") if cut.has_custom("clap_text_emb")
+                             else np.zeros(head.config.clap_dim, np.float32) for cut, _ in jobs])
+        rewards = score_features(head, assemble_features(clap_audio, mert_feats, text))
+    scored = iter(zip(rewards, mert_feats))
+    for entry in pending:
+        if isinstance(entry, Rejection):
+            yield entry
+            continue
+        cut, _ = entry
+        reward, feat = next(scored)
         custom = dict(cut.custom or {})
         custom.update(reward=float(reward), mert_emb=store.put("mert", cut.id, feat))
         yield fastcopy(cut, custom=custom)

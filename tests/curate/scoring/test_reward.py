@@ -1,0 +1,160 @@
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from lhotse import CutSet
+
+from curate.arrays import ArrayStore
+from curate.scoring.reward import (
+    RewardConfig,
+    RewardHead,
+    TrainConfig,
+    assemble_features,
+    chance_interval,
+    expected_calibration_error,
+    load_mert,
+    load_reward,
+    save_reward,
+    score_features,
+    train_reward_head,
+)
+from curate.stages.score_reward import RewardScoreConfig, score_reward
+from scoreaware.cli import cli
+from testing.dummies import tone, write_audio
+
+
+def test_head_has_the_tunejury_architecture():
+    head = RewardHead(RewardConfig())
+    linears = [m for m in head.net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (2048, 1024), (1024, 512), (512, 256), (256, 128), (128, 1)]
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in head.net) == 4
+    assert {m.p for m in head.net if isinstance(m, torch.nn.Dropout)} == {0.5}
+    assert head(torch.randn(3, 2048)).shape == (3,)
+
+
+def test_empty_prompt_protocol_uses_zero_text_features():
+    feats = assemble_features(np.ones(512), np.full(1024, 2.0), None)
+    assert feats.shape == (1, 2048) and np.all(feats[0, 1536:] == 0) and np.all(feats[0, 512:1536] == 2)
+
+
+def test_checkpoint_round_trip_and_foreign_tunejury_state_dict(tmp_path):
+    torch.manual_seed(0)
+    head = RewardHead(RewardConfig())
+    head.eval()
+    for m in head.net:  # make the BatchNorm running stats non-trivial
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    x = np.random.default_rng(0).standard_normal((5, 2048)).astype(np.float32)
+    save_reward(tmp_path / "ours.pt", head, metrics={"holdout": {"accuracy": 0.7}})
+    assert np.allclose(score_features(load_reward(tmp_path / "ours.pt"), x), score_features(head, x))
+    # a released checkpoint names its layers differently; only the architecture must match
+    foreign = {"model_state_dict": {f"mlp.layer{i:02d}.{k.split('.')[-1]}": v
+                                    for i, (k, v) in enumerate(head.state_dict().items())}}
+    torch.save(foreign, tmp_path / "tunejury.pt")
+    assert np.allclose(score_features(load_reward(tmp_path / "tunejury.pt"), x), score_features(head, x), atol=1e-6)
+
+
+def test_incompatible_checkpoint_is_refused(tmp_path):
+    torch.save({"w": torch.zeros(7, 3), "b": torch.zeros(7)}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="1-unit Linear"):
+        load_reward(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("probabilities, outcomes, expected", [
+    ([0.9, 0.9, 0.9, 0.9], [1, 1, 1, 1], 0.1),
+    ([0.25, 0.25, 0.75, 0.75], [0, 1, 1, 0], 0.25),
+    ([0.55, 0.45], [1, 0], 0.45),
+])
+def test_expected_calibration_error(probabilities, outcomes, expected):
+    assert expected_calibration_error(np.array(probabilities), np.array(outcomes)) == pytest.approx(expected)
+
+
+def test_training_learns_a_known_preference_feature():
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((3000, 2048)).astype(np.float32)
+    quality = features[:, 700]  # the hidden "quality" dimension (inside the MERT block)
+    i, j = rng.integers(0, 3000, (2, 3000))
+    keep = i != j
+    i, j = i[keep], j[keep]
+    a_wins = quality[i] > quality[j]
+    result = train_reward_head(features[i], features[j], a_wins, 512, 1024,
+                               TrainConfig(epochs=20, hidden=(64, 32, 16, 8), weight_decay=0.01))
+    held = result.metrics["holdout"]
+    assert held["pairs"] > 500
+    # one informative dimension among 2048: ~0.74 held out, where chance stays below 0.54
+    assert held["accuracy"] > chance_interval(held["pairs"]) + 0.12, held
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+@pytest.fixture(scope="module")
+def reward_ckpt(clap_scored, tiny_mert, tmp_path_factory):
+    """Reward head trained through the CLI on cut-id pairs where the louder window wins."""
+    cuts = list(CutSet.from_file(clap_scored))
+    random.seed(0)
+    folder = tmp_path_factory.mktemp("reward")
+    with open(folder / "pairs.jsonl", "w") as f:
+        for _ in range(120):
+            a, b = random.sample(cuts, 2)
+            winner = "a" if a.custom["loudness_lufs"] > b.custom["loudness_lufs"] else "b"
+            f.write(json.dumps({"cut_a": a.id, "cut_b": b.id, "winner": winner}) + "\n")
+    out = folder / "reward.pt"
+    result = CliRunner().invoke(cli, ["train", "reward", str(folder / "pairs.jsonl"), "--manifest", str(clap_scored),
+                                      "--mert-model", str(tiny_mert), "-o", str(out), "--epochs", "40"])
+    assert result.exit_code == 0, result.output
+    assert "held-out accuracy" in result.output and out.with_suffix(".png").is_file()
+    return out
+
+
+def test_reward_trained_on_loudness_pairs_beats_chance(reward_ckpt):
+    metrics = torch.load(reward_ckpt, weights_only=False)["metrics"]["holdout"]
+    assert metrics["pairs"] == 24
+    assert metrics["accuracy"] >= 0.75, metrics  # chance band for 24 pairs ends near 0.70
+
+
+def test_score_reward_cli_writes_reward_and_mert_features(clap_scored, reward_ckpt, tiny_mert, tmp_path):
+    out = tmp_path / "reward.jsonl.gz"
+    result = CliRunner().invoke(cli, ["curate", "score", "reward", str(clap_scored), "--checkpoint", str(reward_ckpt),
+                                      "--mert-model", str(tiny_mert), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    cuts = list(CutSet.from_file(out))
+    assert len(cuts) == len(list(CutSet.from_file(clap_scored)))
+    rewards = np.array([c.custom["reward"] for c in cuts])
+    assert np.all(np.isfinite(rewards)) and rewards.std() > 0
+    assert cuts[0].load_custom("mert_emb").shape == (1024,)
+    assert cuts[0].custom["clap_score"] is not None  # earlier scores are carried
+    louder = [c.custom["loudness_lufs"] for c in cuts]
+    assert np.corrcoef(louder, rewards)[0, 1] > 0.3  # the head learned "louder wins"
+    validate = CliRunner().invoke(cli, ["curate", "validate", str(out)])
+    assert validate.exit_code == 0 and "RewardScoredCuts" in validate.output
+
+
+def test_cut_without_clap_embedding_is_quarantined(tmp_path, tiny_mert, segmented4):
+    cut = next(iter(CutSet.from_file(segmented4)))
+    head = RewardHead(RewardConfig())
+    out = list(score_reward([cut], head, load_mert(str(tiny_mert)), ArrayStore(tmp_path), RewardScoreConfig(
+        num_workers=0)))
+    assert out[0].reason == "missing_clap_embedding"
+
+
+def test_audio_file_pairs(tmp_path, tiny_clap, tiny_mert):
+    for k, amp in enumerate([0.05, 0.1, 0.2, 0.4, 0.6, 0.8]):
+        write_audio(tmp_path / f"clip{k}.wav", tone(2.0, sr=24_000, amplitude=amp), sr=24_000, subtype="FLOAT")
+    rows = [{"prompt": "a tone", "audio_a": f"clip{a}.wav", "audio_b": f"clip{b}.wav", "winner": "a" if a > b else "b"}
+            for a in range(6) for b in range(6) if a != b]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(cli, ["train", "reward", str(tmp_path / "pairs.jsonl"), "--clap-model", str(tiny_clap),
+                                      "--mert-model", str(tiny_mert), "--prompt-protocol", "caption",
+                                      "-o", str(tmp_path / "r.pt"), "--epochs", "5"])
+    assert result.exit_code == 0, result.output
+    assert "pairs 30" in result.output
+
+
+def test_bad_pairs_file_is_a_clean_error(tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"cut_a": "x", "cut_b": "y", "winner": "c"}\n')
+    result = CliRunner().invoke(cli, ["train", "reward", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "r.pt")])
+    assert result.exit_code == 1 and "p.jsonl:1: winner must be 'a' or 'b'" in result.output
