@@ -7,9 +7,11 @@ fixed policy, so scores are reproducible.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
-import torchaudio.functional as AF
+import torchaudio
 
 POLICIES = ("first", "center", "mean")
 
@@ -18,8 +20,15 @@ def mono_resampled(cut, sampling_rate: int) -> np.ndarray:
     """The cut's audio down-mixed to mono and resampled (torchaudio): (time,) float32."""
     audio = np.atleast_2d(cut.load_audio()).astype(np.float32).mean(axis=0)
     if cut.sampling_rate != sampling_rate:
-        audio = AF.resample(torch.from_numpy(audio), cut.sampling_rate, sampling_rate).numpy()
+        with torch.inference_mode():
+            audio = resampler(cut.sampling_rate, sampling_rate)(torch.from_numpy(audio)).numpy()
     return audio
+
+
+@functools.lru_cache(maxsize=8)
+def resampler(source_rate: int, target_rate: int) -> torchaudio.transforms.Resample:
+    """A torchaudio resampler whose sinc kernel is computed once per rate pair (per process)."""
+    return torchaudio.transforms.Resample(source_rate, target_rate)
 
 
 def policy_windows(audio: np.ndarray, window: int, policy: str) -> list[np.ndarray]:

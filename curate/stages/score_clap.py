@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -81,6 +82,7 @@ def score_clap(
     :param config: caption field, window policy, windows per model batch, decoding workers.
     :param skip_ids: cuts already done (resume); they are not decoded.
     """
+    share_cores(config.num_workers)
     dataset = WindowDataset(cuts, frozenset(skip_ids), encoder.sampling_rate, encoder.window, config.policy,
                             encoder.preprocessor)
     loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
@@ -135,3 +137,10 @@ def _flush(pending: list, encoder: ClapEncoder, store: ArrayStore, text_cache: d
         )
         yield fastcopy(cut, custom=custom)
 
+
+
+def share_cores(workers: int) -> None:
+    """Give the model the cores the decoding workers do not use (they run one thread each)."""
+    import os
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))

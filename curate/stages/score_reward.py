@@ -21,6 +21,7 @@ from curate.arrays import ArrayStore
 from curate.io import Rejection
 from curate.scoring.audio import mono_resampled
 from curate.scoring.reward import MertEncoder, RewardHead, assemble_features, score_features
+from curate.stages.score_clap import share_cores
 
 STAGE = "reward"
 PROTOCOLS = ("empty", "caption")
@@ -69,6 +70,7 @@ def score_reward(
     if head.config.mert_dim != mert.dim:
         raise ValueError(f"the reward head expects {head.config.mert_dim}-d MERT features, {mert.model_id} "
                          f"gives {mert.dim}")
+    share_cores(config.num_workers)
     loader = DataLoader(MertAudioDataset(cuts, frozenset(skip_ids), mert.sampling_rate), batch_size=None,
                         num_workers=config.num_workers, prefetch_factor=4 if config.num_workers else None)
     pending: list = []  # rejections and (cut, audio), kept in input order

@@ -175,3 +175,21 @@ def test_laion_checkpoint_of_the_wrong_model_is_refused(tmp_path):
     torch.save({"state_dict": {"audio_branch.other.weight": torch.zeros(3)}}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="HTSAT-base goes with the music checkpoints"):
         load_laion_state(FakeClapModule(), str(tmp_path / "bad.pt"))
+
+
+@pytest.mark.parametrize("fusion", [False, True])
+def test_torch_log_mel_matches_the_transformers_feature_extractor(tiny_clap, fusion):
+    from transformers import ClapProcessor
+
+    from curate.scoring.clap import ClapLogMel, hf_features
+
+    extractor = ClapProcessor.from_pretrained(tiny_clap).feature_extractor
+    rng = np.random.default_rng(0)
+    windows = [0.3 * rng.standard_normal(480_000).astype(np.float32),  # a full window
+               0.1 * rng.standard_normal(150_000).astype(np.float32),  # short: repeat-padded
+               np.full(480_000, 1e-7, dtype=np.float32)]  # near silence: the 1e-10 floor
+    ours = ClapLogMel(extractor, fusion)(windows)
+    reference = hf_features(extractor, "fusion" if fusion else "rand_trunc", windows)
+    assert ours["input_features"].shape == reference["input_features"].shape
+    assert torch.allclose(ours["input_features"], reference["input_features"], atol=1e-3)
+    assert not ours["is_longer"].any()
