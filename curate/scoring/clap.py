@@ -8,8 +8,11 @@ callable (`preprocessor`) so it can run in DataLoader worker processes while the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import io
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -186,7 +189,12 @@ def load_laion_clap(checkpoint: str, amodel: str = "HTSAT-base", device: str = "
         raise FileNotFoundError(f"laion_clap checkpoint {checkpoint} not found "
                                 "(e.g. music_audioset_epoch_15_esc_90.14.pt)")
     module = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device=device)
-    load_laion_state(module, checkpoint)
+    try:  # laion_clap's own loader first: it is what challenge numbers were computed with
+        with contextlib.redirect_stdout(io.StringIO()):
+            module.load_ckpt(checkpoint, verbose=False)
+    except (KeyError, RuntimeError) as exc:  # no position_ids key, or other transformers drift
+        logging.getLogger(__name__).warning("laion_clap load_ckpt failed (%s); loading tolerantly", exc)
+        load_laion_state(module, checkpoint)
     module.eval()
     window = SAMPLING_RATE * WINDOW_SECONDS
 
