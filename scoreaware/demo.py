@@ -1,7 +1,9 @@
 """`scoreaware demo`: the embedded default corpus and the end-to-end demo pipeline.
 
 `demo run` calls the same click commands a user types, in order, on the synthetic corpus:
-make-corpus → ingest → segment → validate → describe. Each step is skipped when its output is
+make-corpus → ingest → segment → score clap → train reward → score reward → validate →
+describe. The models are tiny random-init stand-ins built locally (`make-models`), so the
+scores exercise every code path but mean nothing. Each step is skipped when its output is
 already complete, so a second run is quick and an interrupted one picks up where it stopped.
 """
 
@@ -43,6 +45,40 @@ def make_corpus(directory: Path, clips: int, duration: float, seed: int) -> None
                f"{directory}/truth.jsonl   [{time.perf_counter() - start:.1f} s]")
 
 
+@demo.command("make-models", context_settings=dict(show_default=True))
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=0)
+def make_models(directory: Path, seed: int) -> None:
+    """Build tiny random-init CLAP and MERT models into DIRECTORY (clap/, mert/), saved like real ones."""
+    from scoreaware.tiny_models import make_tiny_clap, make_tiny_mert
+
+    for name, build in (("clap", make_tiny_clap), ("mert", make_tiny_mert)):
+        if not (directory / name / "config.json").is_file():
+            build(directory / name, seed=seed)
+    click.echo(f"  → {directory}/clap (ClapModel + ClapProcessor), {directory}/mert (HubertModel, 24 kHz)")
+
+
+def write_demo_pairs(manifest: Path, truth: Path, out: Path, pairs: int = 300, seed: int = 0) -> Path:
+    """Preference pairs with a known rule: a window whose caption describes its audio beats one
+    whose caption does not; between two alike, the louder wins."""
+    import json
+    import random
+
+    from lhotse import CutSet
+
+    from curate.io import read_jsonl
+
+    matches = {row["id"]: row["caption_matches_audio"] for row in read_jsonl(truth)}
+    cuts = [(c.id, matches.get(c.recording_id, True), c.custom["loudness_lufs"]) for c in CutSet.from_file(manifest)]
+    rng = random.Random(seed)
+    with open(out, "w") as f:
+        for _ in range(pairs):
+            (a, a_ok, a_lufs), (b, b_ok, b_lufs) = rng.sample(cuts, 2)
+            a_wins = a_ok > b_ok if a_ok != b_ok else a_lufs > b_lufs
+            f.write(json.dumps({"cut_a": a, "cut_b": b, "winner": "a" if a_wins else "b"}) + "\n")
+    return out
+
+
 @demo.command("run", context_settings=dict(show_default=True))
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORKDIR,
               help="Where the corpus, manifests and plots go.")
@@ -54,7 +90,9 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, overwrit
     """Run the whole pipeline on the embedded synthetic corpus and print what happened."""
     from curate.cli.ingest import ingest
     from curate.cli.inspect import describe, validate
+    from curate.cli.score import score_clap_cmd, score_reward_cmd
     from curate.cli.segment import segment
+    from train.cli import train_reward
 
     start = time.perf_counter()
     corpus = workdir / "corpus"
@@ -71,15 +109,36 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, overwrit
         ("segment", segment, dict(manifest=manifests / "ingest.jsonl.gz", output=manifests / "segment.jsonl.gz")),
     ]
     for name, command, kwargs in steps:
-        click.secho(f"\n── {name} " + "─" * 60, fg="cyan")
+        _banner(name)
         ctx.invoke(command, overwrite=overwrite, **kwargs)
-    click.secho("\n── validate " + "─" * 57, fg="cyan")
-    for name in ("ingest", "segment"):
+    models = workdir / "models"
+    _banner("make-models (tiny, random-init)")
+    ctx.invoke(make_models, directory=models, seed=0)
+    _banner("score clap")
+    ctx.invoke(score_clap_cmd, manifest=manifests / "segment.jsonl.gz", model=str(models / "clap"),
+               output=manifests / "clap.jsonl.gz", overwrite=overwrite)
+    reward_ckpt = models / "reward.pt"
+    _banner("train reward")
+    if overwrite or not reward_ckpt.is_file():
+        pairs = write_demo_pairs(manifests / "clap.jsonl.gz", corpus / "truth.jsonl", workdir / "pairs.jsonl")
+        ctx.invoke(train_reward, pairs=pairs, output=reward_ckpt, manifest=str(manifests / "clap.jsonl.gz"),
+                   mert_model=str(models / "mert"), epochs=30)
+    else:
+        click.echo(f"✓ {reward_ckpt} already trained")
+    _banner("score reward")
+    ctx.invoke(score_reward_cmd, manifest=manifests / "clap.jsonl.gz", checkpoint=str(reward_ckpt),
+               mert_model=str(models / "mert"), output=manifests / "reward.jsonl.gz", overwrite=overwrite)
+    _banner("validate")
+    for name, stage in (("ingest", "ingest"), ("segment", "segment"), ("clap", "clap"), ("reward", "reward")):
         try:
-            ctx.invoke(validate, manifest=manifests / f"{name}.jsonl.gz", stage=name)
+            ctx.invoke(validate, manifest=manifests / f"{name}.jsonl.gz", stage=stage)
         except SystemExit as exc:
             raise click.ClickException(f"{name} manifest failed validation") from exc
-    click.secho("\n── describe " + "─" * 57, fg="cyan")
-    ctx.invoke(describe, manifest=manifests / "segment.jsonl.gz", plot=workdir / "segment.png")
+    _banner("describe")
+    ctx.invoke(describe, manifest=manifests / "reward.jsonl.gz", plot=workdir / "scores.png")
     click.secho(f"\ndemo finished in {time.perf_counter() - start:.1f} s; everything is under {workdir}/",
                 bold=True, fg="green")
+
+
+def _banner(name: str) -> None:
+    click.secho(f"\n── {name} " + "─" * max(4, 66 - len(name)), fg="cyan")

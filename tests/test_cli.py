@@ -7,7 +7,9 @@ from click.testing import CliRunner
 from scoreaware.cli import cli
 
 COMMANDS = [[], ["curate"], ["curate", "ingest"], ["curate", "segment"], ["curate", "validate"],
-            ["curate", "describe"], ["demo"], ["demo", "make-corpus"], ["demo", "run"], ["train"], ["eval"]]
+            ["curate", "describe"], ["curate", "score"], ["curate", "score", "clap"], ["curate", "score", "reward"],
+            ["demo"], ["demo", "make-corpus"], ["demo", "make-models"], ["demo", "run"], ["train"],
+            ["train", "reward"], ["eval"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
@@ -61,8 +63,10 @@ def test_demo_run_end_to_end(tmp_path):
     workdir = tmp_path / "demo"
     result = CliRunner().invoke(cli, ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11"])
     assert result.exit_code == 0, result.output
-    for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "segment.png", "corpus/truth.jsonl"):
+    for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "clap.jsonl.gz", "reward.jsonl.gz", "scores.png",
+                 "models/reward.pt", "corpus/truth.jsonl"):
         assert (workdir / name).is_file(), name
-    assert "✓" in result.output and "demo finished" in result.output
+    assert "RewardScoredCuts" in result.output and "demo finished" in result.output
     again = CliRunner().invoke(cli, ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11"])
-    assert again.exit_code == 0 and again.output.count("already complete") == 2
+    assert again.exit_code == 0 and again.output.count("already complete") == 4
+    assert "already trained" in again.output
