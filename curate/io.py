@@ -182,6 +182,10 @@ class StageOutput:
     :param resume: continue the partial output an interrupted run left behind.
     :param overwrite: discard any previous output, complete or partial.
     :param streams: extra item streams besides cuts and quarantine.
+    :param counted_streams: extra streams whose items count as done on --resume (filter's
+        rejected cuts).
+    :param schema_stage: schema the cuts are validated against; defaults to `stage`, None
+        infers it from the columns.
     """
 
     def __init__(
@@ -192,12 +196,16 @@ class StageOutput:
         resume: bool = False,
         overwrite: bool = False,
         streams: Iterable[str] = (),
+        counted_streams: Iterable[str] = (),
+        schema_stage: str | None | bool = True,
     ) -> None:
         self.path = Path(path)
         self.stage = stage
+        self.schema_stage = stage if schema_stage is True else schema_stage
+        self.counted_streams = tuple(counted_streams)
         self.base = manifest_base(self.path)
         self.partial_dir = self.base.with_name(f".{self.base.name}.partial")
-        self.streams = [MAIN, QUARANTINE, *streams]
+        self.streams = list(dict.fromkeys([MAIN, QUARANTINE, *streams, *counted_streams]))
         self.resume = resume
         self.overwrite = overwrite
         self.summary = StageSummary()
@@ -250,7 +258,7 @@ class StageOutput:
             writer._maybe_open()
             self._writers[stream] = writer
         # Items already written (kept or quarantined) are done; so are the ones this run writes.
-        self._done = set(self._writers[MAIN].ignore_ids) | set(self._writers[QUARANTINE].ignore_ids)
+        self._done = set().union(*(self._writers[s].ignore_ids for s in (MAIN, QUARANTINE, *self.counted_streams)))
         self.resumed_items = len(self._done)
         return self
 
@@ -281,13 +289,20 @@ class StageOutput:
         self.summary.rejected[rejection.reason] += 1
         self._tick()
 
-    def write_to(self, stream: str, item: Any) -> None:
-        """Append an item to an extra stream (deduplicated by id within the stream)."""
+    def write_to(self, stream: str, item: Any, reason: str | None = None) -> None:
+        """Append an item to an extra stream (deduplicated by id within the stream).
+
+        For a counted stream, `reason` is tallied in the summary like a rejection.
+        """
         writer = self._writers[stream]
-        if item.id in writer.ignore_ids:
+        if item.id in writer.ignore_ids or (stream in self.counted_streams and item.id in self._done):
             return
         writer.write(item, flush=True)
         writer.ignore_ids.add(item.id)
+        if stream in self.counted_streams:
+            self._done.add(item.id)
+            self.summary.rejected[reason or stream] += 1
+            self._tick()
 
     def _tick(self) -> None:
         self._writes += 1
@@ -314,7 +329,7 @@ class StageOutput:
         if validate:
             from schemas.validation import validate_manifest
 
-            report = validate_manifest(main_part, stage=self.stage)
+            report = validate_manifest(main_part, stage=self.schema_stage)
             if not report.ok:
                 raise StageError(
                     f"the {self.stage} output failed its schema; it stays in {self.partial_dir}\n"

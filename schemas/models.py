@@ -49,15 +49,16 @@ class IngestedCuts(pa.DataFrameModel):
     caption: Optional[Series[str]] = pa.Field(nullable=True)
     tags: Optional[Series[object]] = pa.Field(nullable=True)
     license: Optional[Series[str]] = pa.Field(nullable=True)
-    # added by later stages
-    source_cut_id: Optional[Series[str]] = pa.Field(str_length={"min_value": 1})
-    window_start: Optional[Series[float]] = pa.Field(ge=0)
-    loudness_lufs: Optional[Series[float]] = pa.Field(le=20)
-    clap_score: Optional[Series[float]] = pa.Field(ge=-1.0, le=1.0)
-    reward: Optional[Series[float]]
+    # added by later stages; here optional and nullable (a mixture holds cuts with and without
+    # them), in the stage's own schema required
+    source_cut_id: Optional[Series[str]] = pa.Field(nullable=True, str_length={"min_value": 1})
+    window_start: Optional[Series[float]] = pa.Field(nullable=True, ge=0)
+    loudness_lufs: Optional[Series[float]] = pa.Field(nullable=True, le=20)
+    clap_score: Optional[Series[float]] = pa.Field(nullable=True, ge=-1.0, le=1.0)
+    reward: Optional[Series[float]] = pa.Field(nullable=True)
     caption_verbose: Optional[Series[str]] = pa.Field(nullable=True)
-    combined_score: Optional[Series[float]]
-    selection_rank: Optional[Series[int]] = pa.Field(ge=1)
+    combined_score: Optional[Series[float]] = pa.Field(nullable=True)
+    selection_rank: Optional[Series[pd.Int64Dtype]] = pa.Field(nullable=True, ge=1)
 
     # pandera names a check after its method: these names appear in validation reports
     @pa.check("start", "duration", "window_start", "loudness_lufs", "reward", "combined_score")
@@ -76,21 +77,21 @@ class IngestedCuts(pa.DataFrameModel):
 class SegmentedCuts(IngestedCuts):
     """Fixed windows from `curate segment`, with provenance and loudness."""
 
-    source_cut_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    window_start: Series[float] = pa.Field(ge=0)
-    loudness_lufs: Series[float] = pa.Field(le=20)
+    source_cut_id: Series[str] = pa.Field(nullable=False, str_length={"min_value": 1})
+    window_start: Series[float] = pa.Field(nullable=False, ge=0)
+    loudness_lufs: Series[float] = pa.Field(nullable=False, le=20)
 
 
 class ClapScoredCuts(IngestedCuts):
     """Cuts with an audio-text CLAP score (cosine of L2-normalized embeddings)."""
 
-    clap_score: Series[float] = pa.Field(ge=-1.0, le=1.0)
+    clap_score: Series[float] = pa.Field(nullable=False, ge=-1.0, le=1.0)
 
 
 class RewardScoredCuts(IngestedCuts):
     """Cuts with a preference-reward score (unbounded, finite)."""
 
-    reward: Series[float]
+    reward: Series[float] = pa.Field(nullable=False)
 
 
 class CaptionedCuts(IngestedCuts):
@@ -104,11 +105,11 @@ class CaptionedCuts(IngestedCuts):
         return _non_blank(value)
 
 
-class SelectedCuts(ClapScoredCuts):
+class SelectedCuts(IngestedCuts):
     """Cuts ranked by the combined (z-blended) score of `curate select`."""
 
-    combined_score: Series[float]
-    selection_rank: Series[int] = pa.Field(ge=1)
+    combined_score: Series[float] = pa.Field(nullable=False)
+    selection_rank: Series[pd.Int64Dtype] = pa.Field(nullable=False, ge=1)
 
 
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
@@ -118,6 +119,7 @@ SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "reward": RewardScoredCuts,
     "caption": CaptionedCuts,
     "select": SelectedCuts,
+    "mixture": IngestedCuts,  # base cuts plus oversampled selected ones: later columns are partial
 }
 
 # When a manifest has no sidecar, the most specific schema whose marker column is present wins.

@@ -8,6 +8,7 @@ from curate.cli.ingest import ingest
 from curate.cli.inspect import describe, validate
 from curate.cli.score import score
 from curate.cli.segment import segment
+from curate.cli.select import filter_cmd, select_cmd
 
 
 @click.group()
@@ -15,5 +16,5 @@ def curate() -> None:
     """Turn audio and metadata into curated, score-annotated Lhotse manifests."""
 
 
-for command in (ingest, segment, score, validate, describe):
+for command in (ingest, segment, score, filter_cmd, select_cmd, validate, describe):
     curate.add_command(command)

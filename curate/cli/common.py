@@ -54,11 +54,11 @@ def stage_command(fn: Callable) -> Callable:
     return wrapper
 
 
-def prepare_output(path: Path, stage: str, resume: bool, overwrite: bool, streams=()):
+def prepare_output(path: Path, stage: str, resume: bool, overwrite: bool, streams=(), **kwargs):
     """A `StageOutput`, or None after telling the user the stage is already complete."""
     from curate.io import StageOutput, read_provenance
 
-    out = StageOutput(path, stage=stage, resume=resume, overwrite=overwrite, streams=streams)
+    out = StageOutput(path, stage=stage, resume=resume, overwrite=overwrite, streams=streams, **kwargs)
     if out.check() == "skip":
         sidecar = read_provenance(path) or {}
         kept = (sidecar.get("outputs", {}).get("cuts") or {}).get("items", "?")

@@ -9,7 +9,7 @@ import click
 
 from curate.cli.common import manifest_path
 
-STAGES = ["auto", "ingest", "segment", "clap", "reward", "caption", "select"]
+STAGES = ["auto", "ingest", "segment", "clap", "reward", "caption", "select", "mixture"]
 
 
 @click.command(context_settings=dict(show_default=True))

@@ -1,0 +1,160 @@
+"""`scoreaware curate filter` and `scoreaware curate select`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from curate.cli.common import (
+    Timer,
+    manifest_path,
+    output_options,
+    prepare_output,
+    print_summary,
+    progress,
+    rejected_line,
+    stage_command,
+)
+
+
+@click.command("filter", context_settings=dict(show_default=True))
+@click.argument("manifest", type=manifest_path())
+@click.option("--clap-percentile", type=click.FloatRange(0, 100, max_open=True), default=None,
+              help="Drop cuts below this percentile of the manifest's CLAP scores [default: 10 unless --min-clap].")
+@click.option("--min-clap", type=click.FloatRange(-1, 1), default=None, help="Absolute CLAP threshold instead.")
+@click.option("--min-duration", type=float, default=None, help="Drop cuts shorter than this (s).")
+@click.option("--max-duration", type=float, default=None, help="Drop cuts longer than this (s).")
+@click.option("--min-lufs", type=float, default=None, help="Drop cuts quieter than this loudness.")
+@click.option("--require-caption/--allow-no-caption", default=True, help="Drop cuts without a caption.")
+@click.option("--caption-field", default="caption")
+@click.option("--rejected", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where the rejected cuts go [default: OUTPUT's .rejected.jsonl.gz sibling].")
+@output_options("filter.jsonl.gz")
+@stage_command
+def filter_cmd(manifest: Path, clap_percentile: float | None, min_clap: float | None, min_duration: float | None,
+               max_duration: float | None, min_lufs: float | None, require_caption: bool, caption_field: str,
+               rejected: Path | None, output: Path, resume: bool, overwrite: bool) -> None:
+    """Keep the cuts of MANIFEST that pass every rule; rejected cuts keep the rule and value.
+
+    The CLAP percentile threshold is computed over the whole manifest in one streaming pass.
+    """
+    from lhotse import CutSet
+
+    from curate.io import count_lines, describe_input, sibling
+    from curate.stages.filter import FilterConfig, apply_filter, resolve_thresholds
+
+    if clap_percentile is None and min_clap is None:
+        clap_percentile = 10.0
+    try:
+        config = FilterConfig(clap_percentile=clap_percentile, min_clap=min_clap, min_duration=min_duration,
+                              max_duration=max_duration, min_lufs=min_lufs, require_caption=require_caption,
+                              caption_field=caption_field)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    out = prepare_output(output, "filter", resume, overwrite, counted_streams=("rejected",), schema_stage=None)
+    if out is None:
+        return
+    timer = Timer()
+    try:
+        thresholds = resolve_thresholds(CutSet.from_file(manifest), config)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    with out, progress(count_lines(manifest), "filter", "cut") as bar:
+        for kept, cut in apply_filter(CutSet.from_file(manifest), config, thresholds, skip_ids=out._done):
+            if kept:
+                out.write(cut)
+            else:
+                out.write_to("rejected", cut, reason=cut.custom["filter_rule"])
+            bar.update(1)
+    options = dict(manifest=str(manifest), clap_percentile=clap_percentile, min_clap=min_clap,
+                   resolved_min_clap=thresholds.min_clap, min_duration=min_duration, max_duration=max_duration,
+                   min_lufs=min_lufs, require_caption=require_caption, caption_field=caption_field,
+                   output=str(output))
+    provenance = out.finalize(options=options, inputs=[describe_input(manifest)])
+    if rejected is not None and rejected != sibling(output, "rejected"):
+        shutil.move(sibling(output, "rejected"), rejected)
+        provenance["outputs"]["rejected"]["path"] = str(rejected)
+    lines = [f"kept {out.summary.kept}, rejected {out.summary.quarantined}"
+             + (f" ({out.resumed_items} already done before --resume)" if out.resumed_items else ""),
+             rejected_line(out.summary.rejected).replace("quarantined", "rejected by rule")]
+    if thresholds.min_clap is not None:
+        how = f"p{thresholds.clap_percentile:g} of {thresholds.scored_cuts} scores" if thresholds.clap_percentile \
+            is not None else "absolute"
+        lines.append(f"CLAP threshold {thresholds.min_clap:.4f} ({how})")
+    lines.append(f"took {timer.seconds:.1f} s")
+    print_summary("filter", lines, provenance["outputs"])
+
+
+def _weights(value: str) -> dict[str, float]:
+    weights = {}
+    for part in value.split(","):
+        name, _, number = part.partition("=")
+        try:
+            weights[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"expected name=weight pairs like reward=1,clap=1, got {value!r}") from None
+    return weights
+
+
+@click.command("select", context_settings=dict(show_default=True))
+@click.argument("manifest", type=manifest_path())
+@click.option("--top", type=click.FloatRange(0, 1, min_open=True), default=0.1, help="Fraction of cuts selected.")
+@click.option("--weights", default="reward=1,clap=1", help="Weights of the z-normalized scores.")
+@click.option("--group-by", default=None, help="custom field whose groups are z-normalized separately (e.g. dataset).")
+@click.option("--oversample", type=click.IntRange(1), default=None,
+              help="Also write a mixture: the base manifest plus the selected cuts this many times.")
+@click.option("--mixture", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Mixture output [default: OUTPUT's .mixture.jsonl.gz sibling].")
+@click.option("--mixture-base", type=manifest_path(), default=None, help="Base of the mixture [default: MANIFEST].")
+@output_options("select.jsonl.gz")
+@stage_command
+def select_cmd(manifest: Path, top: float, weights: str, group_by: str | None, oversample: int | None,
+               mixture: Path | None, mixture_base: Path | None, output: Path, resume: bool, overwrite: bool) -> None:
+    """Select the top fraction of MANIFEST by z-blended reward and CLAP score (expert iteration)."""
+    from lhotse import CutSet
+
+    from curate.io import StageOutput, describe_input, sibling
+    from curate.stages.select import SelectConfig, combine, oversampled, score_table, write_selected
+
+    try:
+        config = SelectConfig(top=top, weights=_weights(weights), group_by=group_by)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    out = prepare_output(output, "select", resume, overwrite)
+    if out is None:
+        return
+    timer = Timer()
+    try:
+        ranked = combine(score_table(CutSet.from_file(manifest), config), config)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    with out:
+        for cut in write_selected(CutSet.from_file(manifest), ranked, skip_ids=out._done):
+            out.write(cut)
+    chosen = ranked[ranked["selected"]]
+    options = dict(manifest=str(manifest), top=top, weights=config.weights, group_by=group_by,
+                   selected=int(len(chosen)), of=int(len(ranked)),
+                   combined_score_cutoff=float(chosen["combined_score"].min()) if len(chosen) else None,
+                   output=str(output))
+    provenance = out.finalize(options=options, inputs=[describe_input(manifest)])
+    lines = [f"selected {len(chosen)} of {len(ranked)} cuts (top {top:g})",
+             f"combined score: selected ≥ {chosen['combined_score'].min():.3f}, "
+             f"overall median {ranked['combined_score'].median():.3f}"]
+    for name, weight in config.weights.items():
+        column = {"reward": "reward", "clap": "clap_score"}[name]
+        if weight and column in ranked:
+            lines.append(f"{column}: selected mean {chosen[column].mean():.4f} vs all {ranked[column].mean():.4f}")
+    if oversample:
+        target = mixture or sibling(output, "mixture")
+        mix = StageOutput(target, stage="mixture", overwrite=True, schema_stage="ingest")  # mixed columns
+        with mix:
+            for cut in oversampled(CutSet.from_file(mixture_base or manifest), CutSet.from_file(output), oversample):
+                mix.write(cut)
+        mixed = mix.finalize(options=dict(base=str(mixture_base or manifest), selected=str(output),
+                                          oversample=oversample), inputs=[describe_input(output)])
+        provenance["outputs"]["mixture"] = mixed["outputs"]["cuts"]
+        lines.append(f"mixture: base + {oversample}× {len(chosen)} selected")
+    lines.append(f"took {timer.seconds:.1f} s")
+    print_summary("select", lines, provenance["outputs"])

@@ -1,0 +1,106 @@
+"""Select: the top fraction of cuts by a z-blend of reward and CLAP score (expert iteration).
+
+Within each group (``group_by``: a custom field such as ``dataset``, or everything), every score
+is z-normalized, ``z = (x − mean) / std`` over that group, because reward scales differ across
+sources (Jamendo sits about +1 above FMA). The combined score is the weighted sum of z-scores
+(default: reward and CLAP, equal weights). The top ``top`` fraction overall (``ceil(top·N)``
+cuts; ties broken by id, so the choice is deterministic) is selected, each with
+``combined_score`` and ``selection_rank`` (1 = best).
+
+Pass 1 reads only the score columns into a table; pass 2 streams the manifest again and writes
+the selected cuts. ``oversample`` writes a fine-tuning mixture: a base manifest plus every
+selected cut K times under distinct ids (``{id}_x{k}``), as the expert-iteration recipe
+oversamples its keepers 5× into the full training mixture.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from lhotse.cut import Cut
+from lhotse.utils import fastcopy
+
+STAGE = "select"
+SCORE_FIELDS = {"reward": "reward", "clap": "clap_score"}
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    top: float = 0.1
+    weights: Mapping[str, float] = field(default_factory=lambda: {"reward": 1.0, "clap": 1.0})
+    group_by: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.top <= 1:
+            raise ValueError(f"--top must be in (0, 1], got {self.top}")
+        unknown = set(self.weights) - set(SCORE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown score {sorted(unknown)}; weights can name {sorted(SCORE_FIELDS)}")
+        if not any(w != 0 for w in self.weights.values()):
+            raise ValueError("at least one weight must be non-zero")
+
+
+def score_table(cuts: Iterable[Cut], config: SelectConfig) -> pd.DataFrame:
+    """Pass 1: id, group and the weighted score fields of every cut."""
+    fields = [SCORE_FIELDS[name] for name, w in config.weights.items() if w != 0]
+    rows = []
+    for cut in cuts:
+        custom = cut.custom or {}
+        row = {"id": cut.id, "group": custom.get(config.group_by) if config.group_by else "all"}
+        for f in fields:
+            row[f] = custom.get(f)
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=["id", "group", *fields])
+    for f in fields:
+        table[f] = pd.to_numeric(table[f], errors="coerce")
+        missing = table.loc[table[f].isna(), "id"].tolist()
+        if missing:
+            raise ValueError(f"{len(missing)} cuts have no {f} (first: {missing[:3]}); score them first or "
+                             f"set its weight to 0")
+    if config.group_by and table["group"].isna().any():
+        missing = table.loc[table["group"].isna(), "id"].tolist()[:3]
+        raise ValueError(f"cuts without the --group-by field {config.group_by!r} (first: {missing})")
+    return table
+
+
+def combine(table: pd.DataFrame, config: SelectConfig) -> pd.DataFrame:
+    """Add per-group z-scores, ``combined_score`` and ``selection_rank``; mark the selected rows."""
+    table = table.copy()
+    combined = np.zeros(len(table))
+    for name, weight in config.weights.items():
+        if weight == 0:
+            continue
+        f = SCORE_FIELDS[name]
+        grouped = table.groupby("group")[f]
+        std = grouped.transform(lambda s: s.std(ddof=0)).replace(0.0, 1.0)  # a constant group scores 0
+        table[f"z_{name}"] = (table[f] - grouped.transform("mean")) / std
+        combined += weight * table[f"z_{name}"].to_numpy()
+    table["combined_score"] = combined
+    table = table.sort_values(["combined_score", "id"], ascending=[False, True], kind="stable")
+    table["selection_rank"] = np.arange(1, len(table) + 1)
+    table["selected"] = table["selection_rank"] <= math.ceil(config.top * len(table))
+    return table
+
+
+def write_selected(cuts: Iterable[Cut], ranked: pd.DataFrame, skip_ids: Iterable[str] = ()) -> Iterator[Cut]:
+    """Pass 2: the selected cuts, in input order, with their combined score and rank."""
+    chosen = ranked[ranked["selected"]].set_index("id")
+    skip = set(skip_ids)
+    for cut in cuts:
+        if cut.id in chosen.index and cut.id not in skip:
+            row = chosen.loc[cut.id]
+            custom = dict(cut.custom or {})
+            custom.update(combined_score=float(row["combined_score"]), selection_rank=int(row["selection_rank"]))
+            yield fastcopy(cut, custom=custom)
+
+
+def oversampled(base: Iterable[Cut], selected: Iterable[Cut], times: int) -> Iterator[Cut]:
+    """The mixture: every base cut, then each selected cut `times` times with ids ``{id}_x{k}``."""
+    yield from base
+    for cut in selected:
+        for k in range(1, times + 1):
+            yield fastcopy(cut, id=f"{cut.id}_x{k}")
