@@ -80,7 +80,9 @@ def combine(table: pd.DataFrame, config: SelectConfig) -> pd.DataFrame:
         table[f"z_{name}"] = (table[f] - grouped.transform("mean")) / std
         combined += weight * table[f"z_{name}"].to_numpy()
     table["combined_score"] = combined
-    table = table.sort_values(["combined_score", "id"], ascending=[False, True], kind="stable")
+    # rank on rounded scores so float noise (±1e-16) cannot break what is a tie: ties go by id
+    table["_key"] = np.round(combined, 9)
+    table = table.sort_values(["_key", "id"], ascending=[False, True], kind="stable").drop(columns="_key")
     table["selection_rank"] = np.arange(1, len(table) + 1)
     table["selected"] = table["selection_rank"] <= math.ceil(config.top * len(table))
     return table

@@ -1,0 +1,134 @@
+import gzip
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from lhotse import CutSet
+
+from curate.io import read_provenance
+from curate.stages.filter import FilterConfig, apply_filter, resolve_thresholds
+from curate.stages.select import SelectConfig, combine, score_table
+from scoreaware.cli import cli
+from testing.dummies import file_cut, tone, write_audio
+
+
+@pytest.fixture
+def scored(tmp_path):
+    """20 cuts with known scores: clap = 0.00, 0.05, ..., 0.95; reward = 10 − index; two groups."""
+    path = write_audio(tmp_path / "a.wav", tone(2.0))
+    cuts = []
+    for i in range(20):
+        custom = dict(caption=f"clip {i}", clap_score=round(0.05 * i, 2), reward=float(10 - i),
+                      loudness_lufs=-20.0 + i, dataset="jamendo" if i % 2 == 0 else "fma")
+        if i == 7:
+            custom["caption"] = "  "
+        cuts.append(file_cut(path, cut_id=f"c{i:02d}", **custom))
+    out = tmp_path / "scored.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(out)
+    return out
+
+
+def ids(path):
+    return [c.id for c in CutSet.from_file(path)]
+
+
+def test_percentile_threshold_and_reasons(scored, tmp_path):
+    out = tmp_path / "kept.jsonl.gz"
+    result = CliRunner().invoke(cli, ["curate", "filter", str(scored), "-o", str(out), "--clap-percentile", "20",
+                                      "--min-lufs", "-5.5"])
+    assert result.exit_code == 0, result.output
+    # p20 of 0.00..0.95 (linear) = 0.19: c00-c03 fall below; c07 has no caption; c15-c19 are too loud? no:
+    # min-lufs -5.5 rejects loudness < -5.5, i.e. c00..c14 except those already rejected by caption
+    kept = ids(out)
+    assert kept == ["c15", "c16", "c17", "c18", "c19"]
+    rejected = {c.id: c.custom for c in CutSet.from_file(tmp_path / "kept.rejected.jsonl.gz")}
+    assert rejected["c07"]["filter_rule"] == "no_caption"
+    assert rejected["c00"]["filter_rule"] == "loudness" and rejected["c00"]["filter_value"] == -20.0
+    assert len(rejected) == 15
+    sidecar = read_provenance(out)
+    assert sidecar["summary"]["rejected_by_reason"] == {"no_caption": 1, "loudness": 14}
+    assert sidecar["options"]["resolved_min_clap"] == pytest.approx(0.19)
+
+
+def test_clap_rule_alone(scored, tmp_path):
+    cuts = CutSet.from_file(scored)
+    config = FilterConfig(clap_percentile=10.0)
+    thresholds = resolve_thresholds(cuts, config)
+    assert thresholds.min_clap == pytest.approx(np.percentile([0.05 * i for i in range(20)], 10))
+    outcome = {c.id: (kept, c.custom.get("filter_rule"), c.custom.get("filter_value"))
+               for kept, c in apply_filter(cuts, config, thresholds)}
+    assert outcome["c00"] == (False, "clap_score", 0.0) and outcome["c01"] == (False, "clap_score", 0.05)
+    assert outcome["c02"][0] is True
+    assert outcome["c07"] == (False, "no_caption", None)
+    absolute = FilterConfig(clap_percentile=None, min_clap=0.5, require_caption=False)
+    kept = [c.id for ok, c in apply_filter(cuts, absolute, resolve_thresholds(cuts, absolute)) if ok]
+    assert kept == [f"c{i:02d}" for i in range(10, 20)]
+
+
+def test_filter_rejected_path_option_and_bad_options(scored, tmp_path):
+    rejected = tmp_path / "elsewhere" / "low.jsonl.gz"
+    rejected.parent.mkdir()
+    result = CliRunner().invoke(cli, ["curate", "filter", str(scored), "-o", str(tmp_path / "k.jsonl.gz"),
+                                      "--rejected", str(rejected)])
+    assert result.exit_code == 0 and len(ids(rejected)) == 3  # bottom 10 % (2) + the blank caption
+    both = CliRunner().invoke(cli, ["curate", "filter", str(scored), "--clap-percentile", "5", "--min-clap", "0.1"])
+    assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_selection_picks_the_hand_checked_ids(scored):
+    table = score_table(CutSet.from_file(scored), SelectConfig(top=0.1))
+    ranked = combine(table, SelectConfig(top=0.1))
+    # clap rises with i while reward falls with i by the same z: every combined score is 0 → ties by id
+    assert np.allclose(ranked["combined_score"], 0.0)
+    assert ranked[ranked["selected"]]["id"].tolist() == ["c00", "c01"]
+    reward_only = SelectConfig(top=0.15, weights={"reward": 1.0, "clap": 0.0})
+    ranked = combine(score_table(CutSet.from_file(scored), reward_only), reward_only)
+    assert ranked[ranked["selected"]]["id"].tolist() == ["c00", "c01", "c02"]  # ceil(0.15·20) = 3
+    assert ranked["selection_rank"].tolist()[:3] == [1, 2, 3]
+
+
+def test_groupwise_normalization_changes_the_choice(tmp_path):
+    path = write_audio(tmp_path / "a.wav", tone(1.0))
+    # fma rewards sit 10 above jamendo; within each group the order is the same
+    rows = [("j0", "jamendo", 0.0), ("j1", "jamendo", 1.0), ("j2", "jamendo", 2.0),
+            ("f0", "fma", 10.0), ("f1", "fma", 10.5), ("f2", "fma", 12.0)]
+    cuts = [file_cut(path, cut_id=i, caption="x", reward=r, dataset=g) for i, g, r in rows]
+    manifest = tmp_path / "m.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(manifest)
+    weights = {"reward": 1.0, "clap": 0.0}
+    pooled = combine(score_table(CutSet.from_file(manifest), SelectConfig(top=0.33, weights=weights)),
+                     SelectConfig(top=0.33, weights=weights))
+    assert pooled[pooled["selected"]]["id"].tolist() == ["f2", "f1"]
+    grouped_config = SelectConfig(top=0.33, weights=weights, group_by="dataset")
+    grouped = combine(score_table(CutSet.from_file(manifest), grouped_config), grouped_config)
+    # z within groups: j2 = +1.22, f2 = +1.37 → the two best-of-group both rank first
+    assert grouped[grouped["selected"]]["id"].tolist() == ["f2", "j2"]
+    assert grouped.set_index("id").loc["j2", "z_reward"] == pytest.approx(np.sqrt(1.5))
+
+
+def test_select_cli_writes_ranks_and_an_oversampled_mixture(scored, tmp_path):
+    out = tmp_path / "sel.jsonl.gz"
+    result = CliRunner().invoke(cli, ["curate", "select", str(scored), "-o", str(out), "--top", "0.1",
+                                      "--weights", "reward=1,clap=0", "--oversample", "5"])
+    assert result.exit_code == 0, result.output
+    selected = list(CutSet.from_file(out))
+    assert [(c.id, c.custom["selection_rank"]) for c in selected] == [("c00", 1), ("c01", 2)]
+    mixture = ids(tmp_path / "sel.mixture.jsonl.gz")
+    assert len(mixture) == 20 + 2 * 5
+    assert mixture[20:] == [f"c0{i}_x{k}" for i in range(2) for k in range(1, 6)]
+    assert CliRunner().invoke(cli, ["curate", "validate", str(out)]).exit_code == 0
+    assert CliRunner().invoke(cli, ["curate", "validate", str(tmp_path / "sel.mixture.jsonl.gz")]).exit_code == 0
+
+
+def test_select_refuses_missing_scores_and_unknown_weights(scored, tmp_path):
+    src = tmp_path / "noreward.jsonl.gz"
+    with gzip.open(scored, "rt") as f, gzip.open(src, "wt") as g:
+        for line in f:
+            row = json.loads(line)
+            row["custom"].pop("reward")
+            g.write(json.dumps(row) + "\n")
+    result = CliRunner().invoke(cli, ["curate", "select", str(src), "-o", str(tmp_path / "s.jsonl.gz")])
+    assert result.exit_code == 1 and "20 cuts have no reward" in result.output
+    bad = CliRunner().invoke(cli, ["curate", "select", str(scored), "--weights", "aesthetics=1"])
+    assert bad.exit_code == 2 and "unknown score" in bad.output
