@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from curate.cli.ingest import ingest
-from curate.cli.inspect import describe, validate
+from curate.cli.inspect import describe, report, validate
 from curate.cli.score import score
 from curate.cli.segment import segment
 from curate.cli.select import filter_cmd, select_cmd
@@ -16,5 +16,5 @@ def curate() -> None:
     """Turn audio and metadata into curated, score-annotated Lhotse manifests."""
 
 
-for command in (ingest, segment, score, filter_cmd, select_cmd, validate, describe):
+for command in (ingest, segment, score, filter_cmd, select_cmd, report, validate, describe):
     curate.add_command(command)

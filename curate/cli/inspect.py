@@ -43,3 +43,17 @@ def describe(manifest: Path, plot: Path | None, bins: int) -> None:
     click.echo(format_description(desc, bins=bins))
     if plot is not None:
         click.echo(f"\n→ {plot_description(desc, plot)}")
+
+
+@click.command(context_settings=dict(show_default=True))
+@click.argument("manifests", nargs=-1, required=True, type=manifest_path())
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("manifests/report"),
+              help="Folder for index.html and the figures.")
+@click.option("--lam", type=float, default=1.0, help="λ of the score-aware Beta timestep schedule shown.")
+@click.option("--examples", type=click.IntRange(1), default=8, help="Best/worst segments listed.")
+def report(manifests: tuple[Path, ...], output: Path, lam: float, examples: int) -> None:
+    """Write a self-contained HTML report of a curation run from its MANIFESTS (any stages)."""
+    from curate.stages.report import build_report
+
+    index = build_report(list(manifests), output, lam=lam, k=examples)
+    click.echo(f"report → {index} (figures: {', '.join(p.name for p in sorted(output.glob('*.png')))})")
