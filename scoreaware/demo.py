@@ -1,8 +1,8 @@
 """`scoreaware demo`: the embedded default corpus and the end-to-end demo pipeline.
 
 `demo run` calls the same click commands a user types, in order, on the synthetic corpus:
-make-corpus → ingest → segment → score clap → train reward → score reward → validate →
-describe. The models are tiny random-init stand-ins built locally (`make-models`), so the
+make-corpus → ingest → segment → score clap → train reward → score reward → filter → select →
+validate → describe → report → export. The models are tiny random-init stand-ins built locally (`make-models`), so the
 scores exercise every code path but mean nothing. Each step is skipped when its output is
 already complete, so a second run is quick and an interrupted one picks up where it stopped.
 """
@@ -88,10 +88,12 @@ def write_demo_pairs(manifest: Path, truth: Path, out: Path, pairs: int = 300, s
 @click.pass_context
 def run(ctx: click.Context, workdir: Path, clips: int, duration: float, overwrite: bool) -> None:
     """Run the whole pipeline on the embedded synthetic corpus and print what happened."""
+    from curate.cli.hub import export
     from curate.cli.ingest import ingest
-    from curate.cli.inspect import describe, validate
+    from curate.cli.inspect import describe, report, validate
     from curate.cli.score import score_clap_cmd, score_reward_cmd
     from curate.cli.segment import segment
+    from curate.cli.select import filter_cmd, select_cmd
     from train.cli import train_reward
 
     start = time.perf_counter()
@@ -128,16 +130,32 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, overwrit
     _banner("score reward")
     ctx.invoke(score_reward_cmd, manifest=manifests / "clap.jsonl.gz", checkpoint=str(reward_ckpt),
                mert_model=str(models / "mert"), output=manifests / "reward.jsonl.gz", overwrite=overwrite)
+    _banner("filter (drop the bottom 10 % by CLAP)")
+    ctx.invoke(filter_cmd, manifest=manifests / "reward.jsonl.gz", output=manifests / "filter.jsonl.gz",
+               overwrite=overwrite)
+    _banner("select (top 10 % by z-blended reward + CLAP, 5× mixture)")
+    ctx.invoke(select_cmd, manifest=manifests / "filter.jsonl.gz", output=manifests / "select.jsonl.gz",
+               oversample=5, overwrite=overwrite)
     _banner("validate")
-    for name, stage in (("ingest", "ingest"), ("segment", "segment"), ("clap", "clap"), ("reward", "reward")):
+    stages = ("ingest", "segment", "clap", "reward", "filter", "select", "select.mixture")
+    for name in stages:
         try:
-            ctx.invoke(validate, manifest=manifests / f"{name}.jsonl.gz", stage=stage)
+            ctx.invoke(validate, manifest=manifests / f"{name}.jsonl.gz", stage="auto")
         except SystemExit as exc:
             raise click.ClickException(f"{name} manifest failed validation") from exc
     _banner("describe")
     ctx.invoke(describe, manifest=manifests / "reward.jsonl.gz", plot=workdir / "scores.png")
+    _banner("report")
+    ctx.invoke(report, manifests=tuple(manifests / f"{n}.jsonl.gz" for n in stages[:-1]), output=workdir / "report")
+    _banner("export (Hugging Face dataset)")
+    if overwrite or not (workdir / "dataset" / "README.md").is_file():
+        ctx.invoke(export, manifest=manifests / "filter.jsonl.gz", output=workdir / "dataset", overwrite=True)
+    else:
+        click.echo(f"✓ {workdir / 'dataset'} already exported")
     click.secho(f"\ndemo finished in {time.perf_counter() - start:.1f} s; everything is under {workdir}/",
                 bold=True, fg="green")
+    click.echo(f"  report: {workdir / 'report' / 'index.html'}\n  dataset: {workdir / 'dataset'} "
+               "(datasets.load_dataset on that folder)")
 
 
 def _banner(name: str) -> None:

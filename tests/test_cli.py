@@ -8,6 +8,8 @@ from scoreaware.cli import cli
 
 COMMANDS = [[], ["curate"], ["curate", "ingest"], ["curate", "segment"], ["curate", "validate"],
             ["curate", "describe"], ["curate", "score"], ["curate", "score", "clap"], ["curate", "score", "reward"],
+            ["curate", "filter"], ["curate", "select"], ["curate", "report"], ["curate", "export"],
+            ["curate", "publish"], ["curate", "import"],
             ["demo"], ["demo", "make-corpus"], ["demo", "make-models"], ["demo", "run"], ["train"],
             ["train", "reward"], ["eval"]]
 
@@ -63,10 +65,11 @@ def test_demo_run_end_to_end(tmp_path):
     workdir = tmp_path / "demo"
     result = CliRunner().invoke(cli, ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11"])
     assert result.exit_code == 0, result.output
-    for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "clap.jsonl.gz", "reward.jsonl.gz", "scores.png",
-                 "models/reward.pt", "corpus/truth.jsonl"):
+    for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "clap.jsonl.gz", "reward.jsonl.gz", "filter.jsonl.gz",
+                 "select.jsonl.gz", "select.mixture.jsonl.gz", "scores.png", "models/reward.pt", "corpus/truth.jsonl",
+                 "report/index.html", "report/beta_schedule.png", "dataset/README.md"):
         assert (workdir / name).is_file(), name
     assert "RewardScoredCuts" in result.output and "demo finished" in result.output
     again = CliRunner().invoke(cli, ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11"])
-    assert again.exit_code == 0 and again.output.count("already complete") == 4
-    assert "already trained" in again.output
+    assert again.exit_code == 0 and again.output.count("already complete") == 6
+    assert "already trained" in again.output and "already exported" in again.output

@@ -132,3 +132,33 @@ def test_select_refuses_missing_scores_and_unknown_weights(scored, tmp_path):
     assert result.exit_code == 1 and "20 cuts have no reward" in result.output
     bad = CliRunner().invoke(cli, ["curate", "select", str(scored), "--weights", "aesthetics=1"])
     assert bad.exit_code == 2 and "unknown score" in bad.output
+
+
+def test_report_renders_every_section(scored, tmp_path):
+    kept = tmp_path / "kept.jsonl.gz"
+    assert CliRunner().invoke(cli, ["curate", "filter", str(scored), "-o", str(kept)]).exit_code == 0
+    sel = tmp_path / "sel.jsonl.gz"
+    assert CliRunner().invoke(cli, ["curate", "select", str(kept), "-o", str(sel)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["curate", "report", str(sel), str(kept), "-o", str(tmp_path / "rep"),
+                                      "--lam", "2"])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    for needle in ("<td>filter</td>", "<td>select</td>", "no_caption 1", "clap_score 2", "Best 8 segments by "
+                   "combined_score", "data:image/png;base64,", *(f"<td>{i}</td>" for i in ids(sel))):
+        assert needle in page, needle
+    for png in ("clap_score_hist", "reward_hist", "beta_schedule", "caption_lengths"):
+        assert (tmp_path / "rep" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_beta_density_integrates_to_one_and_mean_matches():
+    from train.timesteps import beta_alpha, beta_density, normalize_scores, robust_range
+
+    t = np.linspace(0, 1, 20001)
+    for s in (0.0, 0.3, 1.0):
+        density = beta_density(t, s, lam=1.0)
+        assert np.trapezoid(density, t) == pytest.approx(1.0, abs=1e-3)
+        alpha = beta_alpha(s, 1.0)
+        assert np.trapezoid(t * density, t) == pytest.approx(alpha / (alpha + 1), abs=1e-3)
+    low, high = robust_range(np.arange(101.0))
+    assert (low, high) == (5.0, 95.0)
+    assert normalize_scores(np.array([0.0, 50.0, 100.0]), low, high).tolist() == [0.0, 0.5, 1.0]
