@@ -139,3 +139,33 @@ def make_tiny_laion_checkpoint(path: str | os.PathLike, amodel: str = "HTSAT-tin
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"epoch": 15, "state_dict": state}, path)
     return path
+
+
+# ------------------------------------------------------------------------ training stand-ins
+def make_tiny_t5(directory: str | os.PathLike, d_model: int = 32, seed: int = 0) -> Path:
+    """A 1-layer random T5 encoder (for google/flan-t5-large) with the BERT uncased tokenizer."""
+    from transformers import AutoTokenizer, T5Config, T5EncoderModel
+
+    tokenizer = AutoTokenizer.from_pretrained(bert_vocab_dir())
+    config = T5Config(vocab_size=tokenizer.vocab_size, d_model=d_model, d_kv=8, d_ff=2 * d_model, num_layers=1,
+                      num_heads=4, pad_token_id=tokenizer.pad_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    directory = Path(directory)
+    T5EncoderModel(config).eval().save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def make_tiny_oobleck(directory: str | os.PathLike, seed: int = 0) -> Path:
+    """A small random `AutoencoderOobleck` (44.1 kHz stereo, 8 latent channels, hop 256).
+
+    As in Stable Audio Open, the encoder emits twice the latent channels (mean and scale).
+    """
+    from diffusers import AutoencoderOobleck
+
+    torch.manual_seed(seed)
+    vae = AutoencoderOobleck(encoder_hidden_size=16, downsampling_ratios=[4, 8, 8], channel_multiples=[1, 2, 2],
+                             decoder_channels=8, decoder_input_channels=8, audio_channels=2, sampling_rate=44100)
+    directory = Path(directory)
+    vae.eval().save_pretrained(directory)
+    return directory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -94,3 +95,175 @@ def _plot_history(history: list[dict], out: Path) -> Path:
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+@train.command("encode", context_settings=dict(show_default=True))
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("manifests") / "encode.jsonl.gz", help="Encoded cuts manifest.")
+@click.option("--codec", type=click.Choice(["mel", "oobleck"]), default="mel", help="Latent codec.")
+@click.option("--codec-model", default=None, help="AutoencoderOobleck folder or hub id (oobleck codec).")
+@click.option("--text-encoder", default="google/flan-t5-large", help="T5-style text encoder (hub id or folder).")
+@click.option("--max-text-tokens", type=click.IntRange(1), default=77)
+@click.option("--clap-model", default=None,
+              help="transformers CLAP for captions without a stored clap_text_emb and for the empty-string null.")
+@click.option("--repa", default="", help="REPA targets to precompute: comma list of clap, muq.")
+@click.option("--muq-model", default="OpenMuQ/MuQ-large-msd-iter",
+              help="MuQ id (muq package) or a local transformers audio encoder folder for the muq target.")
+@click.option("--caption-field", default="caption")
+@click.option("--device", default="cpu")
+@click.option("--resume", is_flag=True)
+@click.option("--overwrite", is_flag=True)
+def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, text_encoder: str, max_text_tokens: int,
+           clap_model: str | None, repa: str, muq_model: str, caption_field: str, device: str, resume: bool,
+           overwrite: bool) -> None:
+    """Precompute latents, text tokens, CLAP text and REPA targets of MANIFEST for training."""
+    from lhotse import CutSet
+
+    from curate.arrays import ArrayStore, arrays_dir
+    from curate.cli.common import Timer, prepare_output, print_summary, progress, rejected_line
+    from curate.io import StageError, count_lines, describe_input, manifest_base
+    from curate.scoring.clap import load_transformers_clap
+    from train.codecs import load_codec
+    from train.encode import REPA_TARGETS, Encoders, encode_cuts, load_frame_encoder, null_features, write_encode_info
+    from train.text import load_text_encoder
+
+    targets = tuple(t for t in repa.split(",") if t)
+    unknown = set(targets) - set(REPA_TARGETS)
+    if unknown:
+        raise click.BadParameter(f"unknown REPA targets {sorted(unknown)}; choose from {REPA_TARGETS}",
+                                 param_hint="--repa")
+    try:
+        out = prepare_output(output, "encode", resume, overwrite, schema_stage=None)
+    except StageError as exc:
+        raise click.ClickException(str(exc)) from None
+    if out is None:
+        return
+    timer = Timer()
+    encoders = Encoders(
+        codec=load_codec(codec, codec_model, device=device),
+        text=load_text_encoder(text_encoder, device=device, max_tokens=max_text_tokens),
+        clap=load_transformers_clap(clap_model, device) if clap_model else None,
+        frames=load_frame_encoder(muq_model, device) if "muq" in targets else None,
+        repa=targets,
+    )
+    store = ArrayStore(arrays_dir(output))
+    nulls = null_features(encoders)
+    null_arrays = {k: store.put("null", k, v).to_dict() for k, v in nulls.items()}
+    with out, progress(count_lines(manifest), "encode", "cut") as bar:
+        bar.update(out.resumed_items)
+        for item in encode_cuts(CutSet.from_file(manifest), encoders, store, caption_field, skip_ids=out._done):
+            out.reject(item) if hasattr(item, "reason") else out.write(item)
+            bar.update(1)
+    if out.resumed_items and encoders.stats.frames:  # stats of a resumed run cover only its part
+        click.secho("note: latent statistics cover the cuts encoded in this run only; re-run with --overwrite "
+                    "for whole-set statistics", fg="yellow", err=True)
+    stats = encoders.stats.result() if encoders.stats.frames else None
+    base = manifest_base(output)
+    from curate.publish import provenance_chain
+
+    scored_with = next((p["options"].get("model") for p in provenance_chain(manifest) if p.get("stage") == "clap"
+                        and p["options"].get("backend") == "transformers"), None)
+    info = {"codec": encoders.codec.describe(), "latent_rate": encoders.codec.latent_rate,
+            "clap_model": clap_model or scored_with,
+            "latent_channels": encoders.codec.channels, "text_encoder": encoders.text.model_id,
+            "text_dim": encoders.text.dim, "max_text_tokens": max_text_tokens,
+            "clap_dim": int(nulls["clap_text"].shape[0]), "latent_stats": stats, "null": null_arrays,
+            "repa": {t: (("global", 512) if t == "clap" else ("frames", encoders.frames.dim)) for t in targets}}
+    write_encode_info(base.with_name(f"{base.name}.encode.json"), info)
+    provenance = out.finalize(options=dict(manifest=str(manifest), codec=codec, codec_model=codec_model,
+                                           text_encoder=text_encoder, clap_model=clap_model, repa=list(targets),
+                                           muq_model=muq_model if "muq" in targets else None, output=str(output)),
+                              inputs=[describe_input(manifest)], extra_versions=("torch", "transformers", "diffusers"))
+    lines = [f"encoded {out.summary.kept} cuts, {stats['frames'] if stats else 0} latent frames "
+             f"({encoders.codec.channels} channels at {encoders.codec.latent_rate:.1f} Hz)",
+             rejected_line(out.summary.rejected), f"took {timer.seconds:.1f} s",
+             f"→ {base.with_name(base.name + '.encode.json')} (latent stats, null features)"]
+    print_summary("train encode", lines, provenance["outputs"])
+
+
+@train.command("fit", context_settings=dict(show_default=True))
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TOML file of TrainConfig keys.")
+@click.option("--preset", type=click.Choice(["tiny", "S", "L"]), default=None, help="Named recipe.")
+@click.option("--manifest", default=None, help="Encoded training manifest (shortcut for --set manifest=...).")
+@click.option("--set", "overrides", multiple=True, help="key=value override; repeatable. Unknown keys fail.")
+@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Continue the latest checkpoint of this run folder exactly (--set steps=N to extend).")
+def fit(config_path: str | None, preset: str | None, manifest: str | None, overrides: tuple[str, ...],
+        resume_dir: Path | None) -> None:
+    """Train the FluxAudio-style DiT on an encoded manifest (single process, or under torchrun for DDP).
+
+    Writes runs/{idx}-{model}/: config.json, checkpoints/{step}.pt, tb/ (TensorBoard), loss.png.
+    """
+    from train.config import ConfigError, parse_overrides, resolve
+    from train.loop import main
+
+    try:
+        values = parse_overrides(overrides)
+        if manifest:
+            values["manifest"] = manifest
+        config = resolve(preset, config_path, values)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not config.manifest and resume_dir is None:
+        raise click.UsageError("no training manifest: pass --manifest or set manifest in the config")
+    try:
+        run_dir = main(config, resume_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if os.environ.get("RANK", "0") == "0":
+        import json as _json
+
+        history = _json.loads((run_dir / "history.json").read_text())
+        flows = [h["flow"] for h in history if "flow" in h]
+        click.secho("\ntrain fit", bold=True)
+        if flows:
+            click.echo(f"  steps {history[-1]['step']}: flow loss {flows[0]:.4f} → {flows[-1]:.4f}")
+        vals = [h for h in history if "val_flow" in h]
+        if vals:
+            click.echo(f"  validation flow loss {vals[-1]['val_flow']:.4f}")
+        click.echo(f"  → {run_dir} (checkpoints/, tb/, loss.png)")
+
+
+@train.command("sample", context_settings=dict(show_default=True))
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--prompts", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="One prompt per line, or JSONL with prompt (and id).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("samples"))
+@click.option("--steps", type=click.IntRange(1), default=25, help="Euler steps from t=1 to 0.")
+@click.option("--cfg", type=float, default=4.0, help="Joint text+score guidance weight w.")
+@click.option("--score", type=float, default=5.0, help="Target score (z-units of the training reward).")
+@click.option("--no-score", is_flag=True, help="Do not condition on a score.")
+@click.option("--negative-prompt", default="noise, distortion, low quality, static, hum, hiss, clipping, muffled, "
+              "amateur recording")
+@click.option("--prefix", default="high quality instrumental music, ")
+@click.option("--seconds", type=click.FloatRange(0.5), default=10.0)
+@click.option("--lufs", type=float, default=-16.5, help="Loudness target of the output.")
+@click.option("--demucs", default=None, help="Demucs model for the instrumental pass, e.g. mdx_extra (extra).")
+@click.option("--demucs-passes", type=click.IntRange(1), default=3)
+@click.option("--clap-model", default=None, help="CLAP text model [default: the one recorded at encode time].")
+@click.option("--seed", type=int, default=0)
+@click.option("--device", default="cpu")
+def sample(checkpoint: str, prompts: str, output: Path, steps: int, cfg: float, score: float, no_score: bool,
+           negative_prompt: str, prefix: str, seconds: float, lufs: float, demucs: str | None, demucs_passes: int,
+           clap_model: str | None, seed: int, device: str) -> None:
+    """Generate 44.1 kHz WAVs for PROMPTS from CHECKPOINT (EMA weights, joint text+score CFG)."""
+    from curate.cli.common import Timer, progress
+    from train.sample import SampleSettings, read_prompts, sample_prompts
+
+    settings = SampleSettings(steps=steps, cfg=cfg, score=None if no_score else score, negative_prompt=negative_prompt,
+                              prefix=prefix, seconds=seconds, target_lufs=lufs, seed=seed, demucs=demucs,
+                              demucs_passes=demucs_passes)
+    timer = Timer()
+    count = len(read_prompts(prompts))
+    try:
+        with progress(count, "sample", "prompt") as bar:
+            rows = sample_prompts(checkpoint, prompts, output, settings, clap_model, device,
+                                  progress=lambda _: bar.update(1))
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.secho("\ntrain sample", bold=True)
+    click.echo(f"  {len(rows)} clips × {seconds:g} s at 44.1 kHz, {steps} steps, cfg {cfg:g}, "
+               f"score {'none' if no_score else score:}, {lufs:g} LUFS; took {timer.seconds:.1f} s")
+    click.echo(f"  → {output}/ (WAVs, samples.jsonl)")

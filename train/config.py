@@ -1,0 +1,141 @@
+"""Training configuration: one frozen dataclass, named presets, TOML files, strict overrides.
+
+Resolution order: dataclass defaults → preset (`--preset`) → TOML file (`--config`) →
+``--set key=value`` overrides. Unknown keys and values of the wrong type are errors (nanoGPT
+raises too). The resolved config is saved in the run folder and in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # data
+    manifest: str = ""  # `train encode` output
+    val_manifest: str = ""
+    max_frames: int = 512  # latent frames per example (longer cuts are cropped from their start)
+    score_field: str = "reward"  # conditioning score (z-normalized per group)
+    score_group_by: str = ""  # custom field whose groups normalize the score separately
+    clap_field: str = "clap_score"  # drives the beta timestep sampler
+    # model
+    model: str = "tiny"  # tiny | S | L
+    score_head: str = "none"  # none | global_adaln | input_add | token
+    repa: tuple[str, ...] = ()  # REPA targets: clap, muq
+    repa_coeff: float = 0.5
+    repa_depth: int = 0  # 0: the preset's depth
+    repa_width: int = 2048  # projector width (REPA's default)
+    # objective
+    timesteps: str = "logit_normal"  # uniform | logit_normal | beta
+    beta_lambda: float = 1.0
+    text_dropout: float = 0.1
+    score_dropout: float = 0.1
+    # optimization
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-4
+    lr_schedule: str = "constant"  # constant | cosine (after warmup)
+    warmup: int = 100
+    weight_decay: float = 1e-6
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    precision: str = "auto"  # auto (bf16 on supporting GPUs, else fp32) | fp32 | bf16
+    init_from: str = ""  # checkpoint whose weights start the run (expert iteration, cross-loading)
+    # bookkeeping
+    run_dir: str = "runs"
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 0  # 0: only at the end
+    ckpt_every: int = 500
+    num_workers: int = 0
+    device: str = "auto"
+
+
+PRESETS: dict[str, dict] = {
+    # CPU: the demo and the tests
+    "tiny": dict(model="tiny", batch_size=8, steps=300, lr=2e-3, warmup=20, max_frames=256, log_every=10,
+                 ckpt_every=100, ema_decay=0.99, repa_width=128),
+    # FluxAudio-S recipe of the 120M reward-conditioned system (GPU)
+    "S": dict(model="S", score_head="global_adaln", batch_size=64, steps=200_000, lr=1e-4, warmup=1000,
+              max_frames=430, ckpt_every=5000, log_every=100),
+    # the 450M score-aware system (GPU): Beta schedule and REPA
+    "L": dict(model="L", timesteps="beta", repa=("clap", "muq"), batch_size=64, steps=1_000_000, lr=1e-4,
+              warmup=1000, max_frames=430, ckpt_every=10_000, log_every=100),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration key or value the trainer does not accept."""
+
+
+def _coerce(name: str, kind, value):
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        return tuple(str(v) for v in value)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: expected true/false, got {value!r}")
+    try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
+
+
+def resolve(preset: str | None = None, path: str | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults → preset → TOML file → overrides, with unknown keys and bad types rejected."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    hints = typing.get_type_hints(TrainConfig)
+    values: dict = {}
+    layers = []
+    if preset:
+        if preset not in PRESETS:
+            raise ConfigError(f"preset {preset!r} not implemented; choose from {list(PRESETS)}")
+        layers.append(("preset " + preset, PRESETS[preset]))
+    if path:
+        with open(path, "rb") as f:
+            layers.append((str(path), tomllib.load(f)))
+    if overrides:
+        layers.append(("--set", overrides))
+    for source, layer in layers:
+        unknown = sorted(set(layer) - fields.keys())
+        if unknown:
+            raise ConfigError(f"{source}: unknown keys {unknown}")
+        for key, value in layer.items():
+            values[key] = _coerce(key, hints[key], value)
+    return TrainConfig(**values)
+
+
+def parse_overrides(pairs: tuple[str, ...]) -> dict:
+    """``key=value`` strings -> dict (values coerced later, against the field types)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    hints = typing.get_type_hints(TrainConfig)
+    return TrainConfig(**{k: _coerce(k, hints[k], v) for k, v in data.items() if k in hints})
