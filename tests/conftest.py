@@ -86,3 +86,26 @@ def clap_scored(segmented4, tiny_clap, tmp_path_factory) -> Path:
                                       "-o", str(out), "--batch-size", "8"])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory) -> Path:
+    """A 1-layer random T5 encoder with the BERT tokenizer (stands in for flan-t5-large)."""
+    from scoreaware.tiny_models import make_tiny_t5
+
+    return make_tiny_t5(tmp_path_factory.mktemp("tiny_t5"))
+
+
+@pytest.fixture(scope="session")
+def encoded(clap_scored, tiny_clap, tiny_t5, tiny_mert, tmp_path_factory) -> Path:
+    """`clap_scored` encoded for training (mel latents, T5 tokens, REPA clap + frame targets)."""
+    from click.testing import CliRunner
+
+    from scoreaware.cli import cli
+
+    out = tmp_path_factory.mktemp("encoded") / "encode.jsonl.gz"
+    result = CliRunner().invoke(cli, ["train", "encode", str(clap_scored), "-o", str(out), "--text-encoder",
+                                      str(tiny_t5), "--clap-model", str(tiny_clap), "--repa", "clap,muq",
+                                      "--muq-model", str(tiny_mert)])
+    assert result.exit_code == 0, result.output
+    return out

@@ -16,7 +16,7 @@ The backbone predicts the flow velocity ``v = forward(x_t, t, cond)``; objective
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,8 +53,14 @@ class ConvMLP(nn.Module):
         self.fc1 = nn.Conv1d(dim, hidden, kernel, padding=kernel // 2)
         self.fc2 = nn.Conv1d(hidden, dim, kernel, padding=kernel // 2)
 
-    def forward(self, x: Tensor) -> Tensor:  # (N, T, D) -> (N, T, D)
-        return self.fc2(F.silu(self.fc1(x.transpose(1, 2)))).transpose(1, 2)
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """(N, T, D) -> (N, T, D); positions where `mask` (N, T) is False are zeroed before
+        each convolution, so they act exactly like the convolution's own zero padding."""
+        if mask is None:
+            return self.fc2(F.silu(self.fc1(x.transpose(1, 2)))).transpose(1, 2)
+        keep = mask[:, None, :].to(x.dtype)  # (N, 1, T)
+        h = F.silu(self.fc1(x.transpose(1, 2) * keep)) * keep
+        return self.fc2(h).transpose(1, 2)
 
 
 class MLP(nn.Module):
@@ -79,7 +85,7 @@ class TimestepEmbedder(nn.Module):
         half = self.frequency_dim // 2
         freqs = torch.exp(-math.log(10000) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
         args = 1000.0 * t.float()[:, None] * freqs[None]
-        return self.mlp(torch.cat([args.cos(), args.sin()], dim=-1))
+        return self.mlp(torch.cat([args.cos(), args.sin()], dim=-1).to(self.mlp[0].weight.dtype))
 
 
 class ScoreEmbedder(nn.Module):
@@ -96,7 +102,8 @@ class ScoreEmbedder(nn.Module):
     def forward(self, score: Tensor, keep: Tensor) -> Tensor:  # (N,), (N,) bool -> (N, D)
         angles = 2 * math.pi * score.float()[:, None] * self.frequencies[None]
         features = torch.cat([score.float()[:, None], angles.cos(), angles.sin()], dim=-1)
-        return self.mlp(features) * keep.float()[:, None]
+        dtype = self.mlp[0].weight.dtype
+        return self.mlp(features.to(dtype)) * keep.to(dtype)[:, None]
 
 
 # ------------------------------------------------------------------------------------ blocks
@@ -122,8 +129,10 @@ class JointBlock(nn.Module):
             self.mlp_c = ConvMLP(dim, hidden, kernel=3)
             self.norm2_c = nn.LayerNorm(dim, elementwise_affine=False)
 
-    def forward(self, x: Tensor, c: Tensor, g: Tensor, rope: tuple[Tensor, Tensor], text_mask: Tensor):
-        """x (N, T, D) latent, c (N, L, D) text, g (N, D) global; returns updated (x, c)."""
+    def forward(self, x: Tensor, c: Tensor, g: Tensor, rope: tuple[Tensor, Tensor], text_mask: Tensor,
+                latent_mask: Tensor):
+        """x (N, T, D) latent, c (N, L, D) text, g (N, D) global, masks (N, L) / (N, T) of real
+        tokens; returns updated (x, c)."""
         n, t, d = x.shape
         sx, cx, gx, sx2, cx2, gx2 = self.ada_x(g).chunk(6, dim=-1)  # each (N, D)
         mods_c = self.ada_c(g).chunk(2 if self.pre_only else 6, dim=-1)
@@ -131,16 +140,17 @@ class JointBlock(nn.Module):
         q_c, k_c, v_c = self._heads(self.qkv_c(modulate(self.norm_c(c), mods_c[0], mods_c[1])))  # (N, H, L, Dh)
         q_x, k_x = apply_rope(q_x, *rope), apply_rope(k_x, *rope)
         q, k, v = torch.cat([q_c, q_x], 2), torch.cat([k_c, k_x], 2), torch.cat([v_c, v_x], 2)  # (N, H, L+T, Dh)
-        keep = torch.cat([text_mask, torch.ones(n, t, dtype=torch.bool, device=x.device)], 1)  # (N, L+T)
+        keep = torch.cat([text_mask, latent_mask], 1)  # (N, L+T) real tokens: padding is never attended
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])  # (N, H, L+T, Dh)
         attn = attn.transpose(1, 2).reshape(n, -1, d)  # (N, L+T, D)
         a_c, a_x = attn[:, : c.shape[1]], attn[:, c.shape[1] :]
         x = x + gx[:, None] * self.out_x(a_x)
-        x = x + gx2[:, None] * self.mlp_x(modulate(self.norm2_x(x), sx2, cx2))
+        x = x + gx2[:, None] * self.mlp_x(modulate(self.norm2_x(x), sx2, cx2), latent_mask)
         if not self.pre_only:
             _, _, gc, sc2, cc2, gc2 = mods_c
             c = c + gc[:, None] * self.out_c(a_c)
-            c = c + gc2[:, None] * self.mlp_c(modulate(self.norm2_c(c), sc2, cc2))
+            # the conv MLP ignores padded tokens, so padding never leaks into real ones
+            c = c + gc2[:, None] * self.mlp_c(modulate(self.norm2_c(c), sc2, cc2), text_mask)
         return x, c
 
     def _heads(self, qkv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -160,15 +170,15 @@ class SingleBlock(nn.Module):
         self.mlp = ConvMLP(dim, int(dim * mlp_ratio), kernel=3)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x: Tensor, g: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+    def forward(self, x: Tensor, g: Tensor, rope: tuple[Tensor, Tensor], latent_mask: Tensor) -> Tensor:
         n, t, d = x.shape
         s1, c1, g1, s2, c2, g2 = self.ada(g).chunk(6, dim=-1)  # each (N, D)
         q, k, v = self.qkv(modulate(self.norm1(x), s1, c1)).reshape(n, t, 3, self.heads, -1).permute(
             2, 0, 3, 1, 4).unbind(0)  # (N, H, T, Dh)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        attn = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, d)  # (N, T, D)
-        x = x + g1[:, None] * self.out(attn)
-        return x + g2[:, None] * self.mlp(modulate(self.norm2(x), s2, c2))
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=latent_mask[:, None, None, :])
+        x = x + g1[:, None] * self.out(attn.transpose(1, 2).reshape(n, t, d))  # (N, T, D)
+        return x + g2[:, None] * self.mlp(modulate(self.norm2(x), s2, c2), latent_mask)
 
 
 class FinalLayer(nn.Module):
@@ -210,21 +220,22 @@ class ModelConfig:
 @dataclass
 class Conditioning:
     """Inputs besides (x_t, t). Shapes: text (N, L, text_dim), text_mask (N, L) bool,
-    clap (N, clap_dim), score (N,) normalized, score_mask (N,) bool (False = null score)."""
+    clap (N, clap_dim), score (N,) normalized, score_mask (N,) bool (False = null score),
+    latent_mask (N, T) bool of real latent frames (None: all real)."""
 
     text: Tensor
     text_mask: Tensor
     clap: Tensor
     score: Tensor | None = None
     score_mask: Tensor | None = None
-    extra: dict = field(default_factory=dict)
+    latent_mask: Tensor | None = None
 
     def index(self, rows) -> Conditioning:
         def pick(v):
             return None if v is None else v[rows]
 
         return Conditioning(self.text[rows], self.text_mask[rows], self.clap[rows], pick(self.score),
-                            pick(self.score_mask))
+                            pick(self.score_mask), pick(self.latent_mask))
 
     @staticmethod
     def cat(parts: list[Conditioning]) -> Conditioning:
@@ -237,7 +248,7 @@ class Conditioning:
             values = [getattr(p, name) for p in parts]
             return None if any(v is None for v in values) else torch.cat(values)
 
-        return Conditioning(text, mask, join("clap"), join("score"), join("score_mask"))
+        return Conditioning(text, mask, join("clap"), join("score"), join("score_mask"), join("latent_mask"))
 
 
 class FluxAudio(nn.Module):
@@ -289,7 +300,11 @@ class FluxAudio(nn.Module):
     def forward_with_hidden(self, x_t: Tensor, t: Tensor, cond: Conditioning, depth: int | None = None):
         """(velocity, hidden state (N, T, D) after block `depth`, default `config.repa_depth`)."""
         depth = self.config.repa_depth if depth is None else depth
-        x = self.audio_in(x_t)  # (N, T, D)
+        latent_mask = cond.latent_mask
+        if latent_mask is None:
+            latent_mask = torch.ones(x_t.shape[:2], dtype=torch.bool, device=x_t.device)
+        conv, selu, conv_mlp = self.audio_in  # padded frames are zeroed before every convolution
+        x = conv_mlp(selu(conv(x_t * latent_mask[..., None])), latent_mask)  # (N, T, D)
         c = self.text_in(cond.text)  # (N, L, D)
         g = self.t_embed(t) + self.clap_in(cond.clap)  # (N, D) global AdaLN vector
         text_mask = cond.text_mask
@@ -302,20 +317,21 @@ class FluxAudio(nn.Module):
                 g = g + s
             elif head == "input_add":
                 x = x + s[:, None]
-            else:  # "token": one more conditioning token in the joint attention
-                c = torch.cat([c, s[:, None]], dim=1)  # (N, L+1, D)
-                text_mask = torch.cat([text_mask, torch.ones_like(keep)[:, None]], dim=1)
+            else:  # "token": one more conditioning token, first, so text padding cannot move it
+                c = torch.cat([s[:, None], c], dim=1)  # (N, 1+L, D)
+                text_mask = torch.cat([torch.ones_like(keep)[:, None], text_mask], dim=1)
         rope = rope_frequencies(x.shape[1], self.config.dim // self.config.heads, x.device)
         hidden = None
         for i, block in enumerate(self.joint, start=1):
-            x, c = block(x, c, g, rope, text_mask)
+            x, c = block(x, c, g, rope, text_mask, latent_mask)
             hidden = x if i == depth else hidden
         for i, block in enumerate(self.single, start=len(self.joint) + 1):
-            x = block(x, g, rope)
+            x = block(x, g, rope, latent_mask)
             hidden = x if i == depth else hidden
         return self.final(x, g), hidden  # (N, T, C), (N, T, D)
 
-    def forward_with_cfg(self, x_t: Tensor, t: Tensor, cond: Conditioning, null: Conditioning, scale: float) -> Tensor:
+    def forward_with_cfg(self, x_t: Tensor, t: Tensor, cond: Conditioning, null: Conditioning,
+                         scale: float) -> Tensor:
         """Joint CFG over text and score: ``v = w·v(cond) + (1 − w)·v(null)`` in one batch."""
         if scale == 1.0:
             return self.forward(x_t, t, cond)

@@ -54,7 +54,7 @@ class NullConditioning:
         text[drop, :null_len] = self.text.to(text)
         mask[drop, :null_len] = True
         clap = torch.where(drop[:, None], self.clap.to(cond.clap)[None], cond.clap)
-        return Conditioning(text, mask, clap, cond.score, cond.score_mask)
+        return Conditioning(text, mask, clap, cond.score, cond.score_mask, cond.latent_mask)
 
     def batch(self, n: int, device) -> Conditioning:
         """n copies of the null (the unconditional branch of CFG), with a null score."""
@@ -66,7 +66,7 @@ class NullConditioning:
 
 def batch_conditioning(batch: dict, device) -> Conditioning:
     return Conditioning(batch["text"].to(device), batch["text_mask"].to(device), batch["clap"].to(device),
-                        batch["score"].to(device), batch["score_mask"].to(device))
+                        batch["score"].to(device), batch["score_mask"].to(device), batch["latent_mask"].to(device))
 
 
 class FlowObjective:
