@@ -219,6 +219,8 @@ def main(config: TrainConfig, resume_dir: Path | None = None) -> Path:
 
     writer = SummaryWriter(run_dir / "tb") if rank == 0 else None
     bins = defaultdict(lambda: [0.0, 0])
+    if config.val_manifest and step == 0 and rank == 0:  # the untrained point of the validation curve
+        history.append({"step": 0, **validate(net, config.val_manifest, norm, config, nulls, device, repa_spec)})
     net.train()
     while step < config.steps:
         sampler.set_epoch(epoch)

@@ -161,7 +161,8 @@ class Generator:
         rate = self.codec.sample_rate
         if rate != OUTPUT_RATE:
             audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, OUTPUT_RATE).numpy()
-        audio = audio[:, : int(settings.seconds * OUTPUT_RATE)]
+        length = int(settings.seconds * OUTPUT_RATE)  # crop or pad to the asked duration, as the recipe does
+        audio = np.pad(audio[:, :length], ((0, 0), (0, max(0, length - audio.shape[1]))))
         if settings.demucs:
             audio = demucs_instrumental(audio, OUTPUT_RATE, settings.demucs, settings.demucs_passes)
         return loudness_normalize(audio, OUTPUT_RATE, settings.target_lufs)
