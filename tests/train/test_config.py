@@ -7,7 +7,8 @@ def test_layers_apply_in_order(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text('steps = 50\nrepa = ["clap"]\nlr = 0.01\n')
     config = resolve("tiny", str(toml), parse_overrides(("steps=7", "timesteps=beta")))
-    assert (config.model, config.steps, config.repa, config.lr, config.timesteps) == ("tiny", 7, ("clap",), 0.01, "beta")
+    assert (config.model, config.steps, config.repa) == ("tiny", 7, ("clap",))
+    assert (config.lr, config.timesteps) == (0.01, "beta")
     assert config.batch_size == PRESETS["tiny"]["batch_size"]
 
 
