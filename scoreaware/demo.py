@@ -2,8 +2,9 @@
 
 `demo run` calls the same click commands a user types, in order, on the synthetic corpus:
 make-corpus → ingest → segment → score clap → train reward → score reward → filter → select →
-validate → describe → report → export. The models are tiny random-init stand-ins built locally (`make-models`), so the
-scores exercise every code path but mean nothing. Each step is skipped when its output is
+validate → describe → report → export → train encode → train fit (tiny) → train sample.
+The models are tiny random-init stand-ins built locally (`make-models`), so the scores and
+the generated audio exercise every code path but mean nothing. Each step is skipped when its output is
 already complete, so a second run is quick and an interrupted one picks up where it stopped.
 """
 
@@ -49,13 +50,14 @@ def make_corpus(directory: Path, clips: int, duration: float, seed: int) -> None
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0)
 def make_models(directory: Path, seed: int) -> None:
-    """Build tiny random-init CLAP and MERT models into DIRECTORY (clap/, mert/), saved like real ones."""
-    from scoreaware.tiny_models import make_tiny_clap, make_tiny_mert
+    """Build tiny random-init CLAP, MERT and T5 models into DIRECTORY, saved like real ones."""
+    from scoreaware.tiny_models import make_tiny_clap, make_tiny_mert, make_tiny_t5
 
-    for name, build in (("clap", make_tiny_clap), ("mert", make_tiny_mert)):
+    for name, build in (("clap", make_tiny_clap), ("mert", make_tiny_mert), ("t5", make_tiny_t5)):
         if not (directory / name / "config.json").is_file():
             build(directory / name, seed=seed)
-    click.echo(f"  → {directory}/clap (ClapModel + ClapProcessor), {directory}/mert (HubertModel, 24 kHz)")
+    click.echo(f"  → {directory}/clap (ClapModel + ClapProcessor), {directory}/mert (HubertModel, 24 kHz), "
+               f"{directory}/t5 (T5 encoder)")
 
 
 def write_demo_pairs(manifest: Path, truth: Path, out: Path, pairs: int = 300, seed: int = 0) -> Path:
@@ -84,9 +86,10 @@ def write_demo_pairs(manifest: Path, truth: Path, out: Path, pairs: int = 300, s
               help="Where the corpus, manifests and plots go.")
 @click.option("--clips", type=click.IntRange(8), default=40, help="Clips in the synthetic corpus.")
 @click.option("--duration", type=click.FloatRange(1.0), default=30.0, help="Seconds per clip.")
+@click.option("--train-steps", type=click.IntRange(1), default=300, help="Steps of the tiny training run.")
 @click.option("--overwrite", is_flag=True, help="Redo every step, corpus included.")
 @click.pass_context
-def run(ctx: click.Context, workdir: Path, clips: int, duration: float, overwrite: bool) -> None:
+def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_steps: int, overwrite: bool) -> None:
     """Run the whole pipeline on the embedded synthetic corpus and print what happened."""
     from curate.cli.hub import export
     from curate.cli.ingest import ingest
@@ -94,7 +97,7 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, overwrit
     from curate.cli.score import score_clap_cmd, score_reward_cmd
     from curate.cli.segment import segment
     from curate.cli.select import filter_cmd, select_cmd
-    from train.cli import train_reward
+    from train.cli import encode, fit, sample, train_reward
 
     start = time.perf_counter()
     corpus = workdir / "corpus"
@@ -152,10 +155,37 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, overwrit
         ctx.invoke(export, manifest=manifests / "filter.jsonl.gz", output=workdir / "dataset", overwrite=True)
     else:
         click.echo(f"✓ {workdir / 'dataset'} already exported")
+    _banner("train encode (mel latents, tiny T5, REPA targets)")
+    ctx.invoke(encode, manifest=manifests / "filter.jsonl.gz", output=manifests / "encode.jsonl.gz",
+               text_encoder=str(models / "t5"), clap_model=str(models / "clap"), repa="clap,muq",
+               muq_model=str(models / "mert"), overwrite=overwrite)
+    runs = workdir / "runs"
+    done = sorted(runs.glob("*/checkpoints/*.pt")) if runs.is_dir() else []
+    _banner(f"train fit (tiny, {train_steps} steps: Beta timesteps, reward conditioning, REPA)")
+    if overwrite or not done:
+        from curate.io import count_lines
+
+        batch = min(8, count_lines(manifests / "encode.jsonl.gz"))
+        ctx.invoke(fit, preset="tiny", config_path=None, manifest=str(manifests / "encode.jsonl.gz"), resume_dir=None,
+                   overrides=(f"run_dir={runs}", f"steps={train_steps}", f"batch_size={batch}", "timesteps=beta",
+                              "score_head=global_adaln", "repa=clap,muq",
+                              f"val_manifest={manifests / 'encode.jsonl.gz'}", f"val_every={max(1, train_steps // 3)}"))
+        done = sorted(runs.glob("*/checkpoints/*.pt"))
+    else:
+        click.echo(f"✓ already trained: {done[-1]}")
+    _banner("train sample")
+    prompts = workdir / "prompts.txt"
+    prompts.write_text("A calm ambient piece with warm synth pads and piano\n"
+                       "An energetic rock track with electric guitar, bass and drums at 130 BPM\n")
+    ctx.invoke(sample, checkpoint=str(done[-1]), prompts=str(prompts), output=workdir / "samples", steps=25, cfg=4.0,
+               score=5.0, no_score=False, negative_prompt="noise, distortion, low quality", prefix="high quality "
+               "instrumental music, ", seconds=10.0, lufs=-16.5, demucs=None, demucs_passes=3, clap_model=None,
+               seed=0, device="cpu")
     click.secho(f"\ndemo finished in {time.perf_counter() - start:.1f} s; everything is under {workdir}/",
                 bold=True, fg="green")
     click.echo(f"  report: {workdir / 'report' / 'index.html'}\n  dataset: {workdir / 'dataset'} "
-               "(datasets.load_dataset on that folder)")
+               f"(datasets.load_dataset on that folder)\n  training run: {done[-1].parent.parent} (loss.png, tb/)\n"
+               f"  samples: {workdir / 'samples'}")
 
 
 def _banner(name: str) -> None:

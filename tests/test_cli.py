@@ -11,7 +11,7 @@ COMMANDS = [[], ["curate"], ["curate", "ingest"], ["curate", "segment"], ["curat
             ["curate", "filter"], ["curate", "select"], ["curate", "report"], ["curate", "export"],
             ["curate", "publish"], ["curate", "import"],
             ["demo"], ["demo", "make-corpus"], ["demo", "make-models"], ["demo", "run"], ["train"],
-            ["train", "reward"], ["eval"]]
+            ["train", "reward"], ["train", "encode"], ["train", "fit"], ["train", "sample"], ["eval"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
@@ -63,13 +63,16 @@ def test_describe_prints_counts_histograms_and_writes_a_plot(ingested, tmp_path)
 
 def test_demo_run_end_to_end(tmp_path):
     workdir = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11"])
+    args = ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11", "--train-steps", "4"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "clap.jsonl.gz", "reward.jsonl.gz", "filter.jsonl.gz",
                  "select.jsonl.gz", "select.mixture.jsonl.gz", "scores.png", "models/reward.pt", "corpus/truth.jsonl",
-                 "report/index.html", "report/beta_schedule.png", "dataset/README.md"):
+                 "report/index.html", "report/beta_schedule.png", "dataset/README.md", "encode.jsonl.gz",
+                 "runs/000-tiny/loss.png", "runs/000-tiny/checkpoints/0000004.pt", "samples/samples.jsonl"):
         assert (workdir / name).is_file(), name
     assert "RewardScoredCuts" in result.output and "demo finished" in result.output
-    again = CliRunner().invoke(cli, ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11"])
-    assert again.exit_code == 0 and again.output.count("already complete") == 6
-    assert "already trained" in again.output and "already exported" in again.output
+    assert len(list((workdir / "samples").glob("*.wav"))) == 2
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and again.output.count("already complete") == 7
+    assert again.output.count("already trained") == 2 and "already exported" in again.output

@@ -64,12 +64,18 @@ class Normalization:
 
 
 def encode_info(manifest: str | Path) -> dict:
-    """The ``<manifest>.encode.json`` that `train encode` wrote."""
-    base = manifest_base(manifest)
-    path = base.with_name(f"{base.name}.encode.json")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: train from a `scoreaware train encode` output")
-    return json.loads(path.read_text())
+    """The ``.encode.json`` `train encode` wrote for `manifest`, or for the encoded manifest it
+    was derived from (e.g. filtered or selected after encoding), found through the sidecars."""
+    from curate.publish import provenance_chain
+
+    candidates = [manifest] + [p["outputs"]["cuts"]["path"] for p in provenance_chain(manifest)
+                               if p.get("stage") == "encode"]
+    for candidate in candidates:
+        base = manifest_base(candidate)
+        path = base.with_name(f"{base.name}.encode.json")
+        if path.is_file():
+            return json.loads(path.read_text())
+    raise FileNotFoundError(f"no .encode.json for {manifest}: train from a `scoreaware train encode` output")
 
 
 def compute_normalization(manifest: str | Path, score_field: str, score_group_by: str,

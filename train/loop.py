@@ -224,7 +224,9 @@ def main(config: TrainConfig, resume_dir: Path | None = None) -> Path:
     net.train()
     while step < config.steps:
         sampler.set_epoch(epoch)
+        batches = 0
         for cuts in sampler:
+            batches += 1
             batch = dataset[cuts]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
@@ -258,6 +260,9 @@ def main(config: TrainConfig, resume_dir: Path | None = None) -> Path:
             if step >= config.steps:
                 break
         else:
+            if batches == 0:
+                raise ValueError(f"{config.manifest} yields no full batch of {config.batch_size // world} cuts per "
+                                 "rank: lower batch_size or add data")
             epoch += 1
     if config.val_manifest and rank == 0:
         history.append({"step": step, **validate(net, config.val_manifest, norm, config, nulls, device, repa_spec)})

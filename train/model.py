@@ -110,7 +110,7 @@ class ScoreEmbedder(nn.Module):
 class JointBlock(nn.Module):
     """MMDiT block: latent and text streams with their own weights, one joint attention."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, pre_only: bool = False) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, pre_only: bool = False, kernel: int = 3) -> None:
         super().__init__()
         self.heads, self.pre_only = heads, pre_only
         hidden = int(dim * mlp_ratio)
@@ -118,7 +118,7 @@ class JointBlock(nn.Module):
         self.norm_c = nn.LayerNorm(dim, elementwise_affine=False)
         self.qkv_x, self.qkv_c = nn.Linear(dim, 3 * dim), nn.Linear(dim, 3 * dim)
         self.out_x = nn.Linear(dim, dim)
-        self.mlp_x = ConvMLP(dim, hidden, kernel=3)
+        self.mlp_x = ConvMLP(dim, hidden, kernel=kernel)
         self.norm2_x = nn.LayerNorm(dim, elementwise_affine=False)
         self.ada_x = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
         # the last joint block only feeds the latent stream: its text side stops after attention
@@ -126,7 +126,7 @@ class JointBlock(nn.Module):
         if not pre_only:
             self.out_c = nn.Linear(dim, dim)
             # conv MLP on the text stream too: lands the presets on the published sizes (S ≈ 120M)
-            self.mlp_c = ConvMLP(dim, hidden, kernel=3)
+            self.mlp_c = ConvMLP(dim, hidden, kernel=kernel)
             self.norm2_c = nn.LayerNorm(dim, elementwise_affine=False)
 
     def forward(self, x: Tensor, c: Tensor, g: Tensor, rope: tuple[Tensor, Tensor], text_mask: Tensor,
@@ -161,13 +161,13 @@ class JointBlock(nn.Module):
 class SingleBlock(nn.Module):
     """Single-stream block over the latent tokens (FluxAudio "fused" block), conv MLP."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, kernel: int = 3) -> None:
         super().__init__()
         self.heads = heads
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
         self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.mlp = ConvMLP(dim, int(dim * mlp_ratio), kernel=3)
+        self.mlp = ConvMLP(dim, int(dim * mlp_ratio), kernel=kernel)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
     def forward(self, x: Tensor, g: Tensor, rope: tuple[Tensor, Tensor], latent_mask: Tensor) -> Tensor:
@@ -207,6 +207,8 @@ class ModelConfig:
     single_depth: int = 8
     mlp_ratio: float = 4.0
     max_latent_frames: int = 1024  # only bounds the RoPE table
+    mlp_kernel: int = 3  # FluxAudio's conv MLPs; 1 gives plain position-wise MLPs (Flux/DiT blocks)
+    input_kernel: int = 7  # audio input projection conv width (FluxAudio: 7)
     score_head: str = "none"  # none | global_adaln | input_add | token
     repa_depth: int = 4  # hidden state (1-based block index over joint+single) REPA aligns
 
@@ -258,14 +260,16 @@ class FluxAudio(nn.Module):
         super().__init__()
         self.config = c = config
         self.audio_in = nn.Sequential(  # ChannelLastConv1d(k=7) -> SELU -> ConvMLP(k=7), as FluxAudio
-            _ChannelLastConv(c.latent_channels, c.dim, 7), nn.SELU(), ConvMLP(c.dim, 4 * c.dim, kernel=7))
+            _ChannelLastConv(c.latent_channels, c.dim, c.input_kernel), nn.SELU(),
+            ConvMLP(c.dim, 4 * c.dim, kernel=c.input_kernel))
         self.text_in = nn.Sequential(nn.Linear(c.text_dim, c.dim), MLP(c.dim, 4 * c.dim))
         self.clap_in = nn.Sequential(nn.Linear(c.clap_dim, c.dim), MLP(c.dim, 4 * c.dim))
         self.t_embed = TimestepEmbedder(c.dim)
         self.score_embed = ScoreEmbedder(c.dim) if c.score_head != "none" else None
-        self.joint = nn.ModuleList(JointBlock(c.dim, c.heads, c.mlp_ratio, pre_only=i == c.joint_depth - 1)
+        self.joint = nn.ModuleList(JointBlock(c.dim, c.heads, c.mlp_ratio, i == c.joint_depth - 1, c.mlp_kernel)
                                    for i in range(c.joint_depth))
-        self.single = nn.ModuleList(SingleBlock(c.dim, c.heads, c.mlp_ratio) for _ in range(c.single_depth))
+        self.single = nn.ModuleList(SingleBlock(c.dim, c.heads, c.mlp_ratio, c.mlp_kernel)
+                                    for _ in range(c.single_depth))
         self.final = FinalLayer(c.dim, c.latent_channels)
         self.initialize_weights()
 

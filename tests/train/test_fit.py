@@ -113,3 +113,9 @@ def test_ddp_gradients_equal_single_process_gradients(encoded, tmp_path):
     assert ddp.keys() == one.keys() and len(one) > 10
     for name in one:
         assert torch.allclose(ddp[name], one[name], atol=1e-6, rtol=1e-4), name
+
+
+def test_too_few_cuts_for_a_batch_is_a_clear_error(encoded, tmp_path):
+    result = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--set", f"manifest={encoded}",
+                                      "--set", f"run_dir={tmp_path}", "--set", "batch_size=500"])
+    assert result.exit_code == 1 and "yields no full batch of 500 cuts" in result.output

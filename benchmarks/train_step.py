@@ -1,0 +1,138 @@
+"""Training-step throughput and memory: our FluxAudio backbone vs diffusers' FluxTransformer2DModel.
+
+TangoFlux trains `diffusers.FluxTransformer2DModel`; here both backbones get the same width
+(heads × head dim), the same number of joint (double-stream) and single-stream blocks, the same
+latent and text sequence lengths and batch, and run the same step: forward, flow-matching MSE,
+backward, AdamW. Peak memory is the growth of anonymous RSS during the timed steps.
+
+    python benchmarks/train_step.py [--width 256] [--heads 4] [--joint 2] [--single 4]
+                                    [--frames 256] [--text 32] [--batch 4] [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import torch
+
+
+class PeakAnon:
+    def __enter__(self):
+        self.base = self.peak = self._anon()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._anon())
+
+    @staticmethod
+    def _anon() -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+
+def ours(args, mlp_kernel: int = 3, input_kernel: int = 7):
+    from train.model import Conditioning, FluxAudio, ModelConfig
+
+    model = FluxAudio(ModelConfig(latent_channels=64, text_dim=args.text_dim, clap_dim=512, dim=args.width,
+                                  heads=args.heads, joint_depth=args.joint, single_depth=args.single,
+                                  mlp_kernel=mlp_kernel, input_kernel=input_kernel))
+    for p in model.parameters():  # no zero-init shortcuts: every block does real work
+        torch.nn.init.normal_(p, std=0.02)
+    text = torch.randn(args.batch, args.text, args.text_dim)
+    cond = Conditioning(text, torch.ones(args.batch, args.text, dtype=torch.bool), torch.randn(args.batch, 512))
+
+    def step(x, t):
+        return model(x, t, cond)
+
+    return model, step
+
+
+def flux(args):
+    from diffusers import FluxTransformer2DModel
+
+    head_dim = args.width // args.heads
+    axes = (head_dim - 2 * (head_dim // 4 // 2 * 2), head_dim // 4 // 2 * 2, head_dim // 4 // 2 * 2)
+    model = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=args.joint, num_single_layers=args.single,
+                                   attention_head_dim=head_dim, num_attention_heads=args.heads,
+                                   joint_attention_dim=args.text_dim, pooled_projection_dim=512, axes_dims_rope=axes)
+    text = torch.randn(args.batch, args.text, args.text_dim)
+    pooled = torch.randn(args.batch, 512)
+    img_ids = torch.arange(args.frames, dtype=torch.float32)[:, None].repeat(1, 3)  # 1-D positions, as TangoFlux
+    txt_ids = torch.zeros(args.text, 3)
+
+    def step(x, t):
+        return model(hidden_states=x, encoder_hidden_states=text, pooled_projections=pooled, timestep=t,
+                     img_ids=img_ids, txt_ids=txt_ids, return_dict=False)[0]
+
+    return model, step
+
+
+def measure(build, args) -> tuple[float, float, int]:
+    torch.manual_seed(0)
+    model, forward = build(args)
+    params = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x0 = torch.randn(args.batch, args.frames, 64)
+
+    def one():
+        noise = torch.randn_like(x0)
+        t = torch.rand(args.batch)
+        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * noise
+        loss = (forward(xt, t) - (noise - x0)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(2):  # warm-up: allocator, kernels
+        one()
+    with PeakAnon() as memory:
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            one()
+        seconds = time.perf_counter() - start
+    return args.steps / seconds, (memory.peak - memory.base) / 2**20, params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--joint", type=int, default=2)
+    parser.add_argument("--single", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=256)
+    parser.add_argument("--text", type=int, default=32)
+    parser.add_argument("--text-dim", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    print(f"width {args.width} ({args.heads} heads), {args.joint} joint + {args.single} single blocks, "
+          f"{args.frames} latent + {args.text} text tokens, batch {args.batch}, threads {torch.get_num_threads()}")
+    builds = {
+        "diffusers FluxTransformer2DModel": flux,
+        "ours, position-wise MLPs": lambda a: ours(a, mlp_kernel=1, input_kernel=1),  # Flux-sized blocks
+        "ours, FluxAudio conv MLPs": ours,  # the architecture we reproduce (k=3 blocks, k=7 input)
+    }
+    results = {name: measure(build, args) for name, build in builds.items()}
+    base = results["diffusers FluxTransformer2DModel"][0]
+    for name, (rate, memory, params) in results.items():
+        print(f"{name:>34}: {rate:6.2f} steps/s  ({rate / base:4.2f}×)   peak anon RSS +{memory:6.1f} MiB   "
+              f"{params / 1e6:6.2f} M params")
+    print("ratio target ≥ 1.0 at matched blocks (position-wise MLPs); FluxAudio's conv MLPs do ~3× the MLP work "
+          "per token by design")
+
+
+if __name__ == "__main__":
+    main()
