@@ -169,3 +169,78 @@ def make_tiny_oobleck(directory: str | os.PathLike, seed: int = 0) -> Path:
     directory = Path(directory)
     vae.eval().save_pretrained(directory)
     return directory
+
+
+# ------------------------------------------------------------------------ captioning stand-ins
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]
+
+
+def make_chat_tokenizer(directory: str | os.PathLike, vocab_size: int = 2000):
+    """A byte-level BPE tokenizer with Qwen's special tokens and ChatML template, trained here."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [
+        f"{mood} {genre} music with {inst} at {bpm} BPM in {key}. The {inst} plays a {mood} melody."
+        for mood in ("calm", "happy", "dark", "energetic", "sad", "dreamy") for genre in ("rock", "jazz", "ambient",
+                                                                                         "folk", "classical")
+        for inst in ("piano", "guitar", "drums", "synthesizer", "strings") for bpm in (70, 100, 130)
+        for key in ("C major", "A minor")
+    ]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=QWEN_SPECIAL,
+                                                               initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   additional_special_tokens=QWEN_SPECIAL[1:])
+    fast.chat_template = CHATML_TEMPLATE
+    fast.save_pretrained(directory)
+    return fast
+
+
+def make_tiny_qwen2(directory: str | os.PathLike, seed: int = 0) -> Path:
+    """A random 1-layer Qwen2 (hidden 128, 2 heads of 64: a shape vLLM's CPU kernels support)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    directory = Path(directory)
+    tokenizer = make_chat_tokenizer(directory)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=4096,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, torch_dtype="float32")
+    torch.manual_seed(seed)
+    Qwen2ForCausalLM(config).eval().save_pretrained(directory)
+    return directory
+
+
+def make_tiny_qwen2_audio(directory: str | os.PathLike, seed: int = 0) -> Path:
+    """A random Qwen2-Audio (Whisper-style encoder + 1-layer Qwen2) with its processor, built here."""
+    from transformers import (
+        Qwen2AudioConfig,
+        Qwen2AudioEncoderConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        Qwen2Config,
+        WhisperFeatureExtractor,
+    )
+
+    directory = Path(directory)
+    tokenizer = make_chat_tokenizer(directory)
+    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=4096,
+                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    audio = Qwen2AudioEncoderConfig(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2,
+                                    encoder_ffn_dim=128, d_model=64, max_source_positions=1500)
+    config = Qwen2AudioConfig(audio_config=audio.to_dict(), text_config=text.to_dict(),
+                              audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
+    torch.manual_seed(seed)
+    Qwen2AudioForConditionalGeneration(config).eval().save_pretrained(directory)
+    processor = Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer,
+                                    chat_template=CHATML_TEMPLATE)
+    processor.save_pretrained(directory)
+    return directory

@@ -1,0 +1,241 @@
+"""Generation engines behind one interface: vLLM in-process, any OpenAI-compatible endpoint
+(e.g. `vllm serve`), and transformers `generate` as the slow fallback.
+
+``engine.generate(requests, sampling, attempt) -> list[str | EngineFailure]``, one result per
+request, in order. Each request carries its own seed (derived from its key and the attempt),
+so a cut's caption does not depend on which batch it landed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+ENGINES = ("vllm", "openai", "transformers")
+
+
+@dataclass
+class ChatRequest:
+    """One chat turn: system + user text, optionally one audio clip (mono samples, rate)."""
+
+    key: str
+    system: str
+    user: str
+    audio: tuple[np.ndarray, int] | None = None
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    max_tokens: int = 200
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+
+    def seed_for(self, key: str, attempt: int) -> int:
+        digest = hashlib.sha1(f"{self.seed}:{key}:{attempt}".encode()).digest()
+        return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class EngineFailure:
+    """A request the engine could not answer (after its retries); the cut stays to do."""
+
+    error: str
+
+
+def qwen_audio_prompt(system: str, user: str) -> str:
+    """Qwen2-Audio's chat format with one audio placeholder (vLLM examples/offline_inference)."""
+    return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
+            f"Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>\n{user}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def chat_prompt(tokenizer, system: str, user: str) -> str:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+# ------------------------------------------------------------------------------- vLLM
+class VllmEngine:
+    """`vllm.LLM(...).generate` over whole batches (continuous batching inside vLLM).
+
+    Build it under ``if __name__ == "__main__":`` in scripts: vLLM spawns worker processes.
+    """
+
+    name = "vllm"
+
+    def __init__(self, model: str, audio: bool = False, max_model_len: int = 4096, **engine_kwargs) -> None:
+        from vllm import LLM
+
+        kwargs = dict(model=model, max_model_len=max_model_len, **engine_kwargs)
+        if audio:
+            kwargs["limit_mm_per_prompt"] = {"audio": 1}
+        self.model_id, self.audio = model, audio
+        self.llm = LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
+        from vllm import SamplingParams
+
+        prompts, params = [], []
+        for req in requests:
+            if req.audio is not None:
+                prompts.append({"prompt": qwen_audio_prompt(req.system, req.user),
+                                "multi_modal_data": {"audio": req.audio}})
+            else:
+                prompts.append({"prompt": chat_prompt(self.tokenizer, req.system, req.user)})
+            params.append(SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                                         top_p=sampling.top_p, seed=sampling.seed_for(req.key, attempt)))
+        try:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        except Exception as exc:  # a whole batch failing (bad input, engine error)
+            return [EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300])] * len(requests)
+        return [o.outputs[0].text for o in outputs]
+
+
+# ---------------------------------------------------------------------------- OpenAI
+class OpenAIEngine:
+    """Chat completions on an OpenAI-compatible server, `concurrency` requests in flight.
+
+    Connection errors, timeouts, 429/5xx and malformed responses are retried with exponential
+    backoff; 4xx errors are not. The API key comes from the environment variable `api_key_env`
+    and is never logged or put into an error message.
+    """
+
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                 timeout: float = 60.0, retries: int = 3, backoff: float = 1.0) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model_id, self.concurrency, self.timeout = model, concurrency, timeout
+        self.retries, self.backoff = retries, backoff
+        self._key = os.environ.get(api_key_env, "")
+
+    def _payload(self, req: ChatRequest, sampling: SamplingConfig, attempt: int) -> dict:
+        content: list | str = req.user
+        if req.audio is not None:
+            import soundfile as sf
+
+            buffer = io.BytesIO()
+            sf.write(buffer, req.audio[0], req.audio[1], format="WAV", subtype="PCM_16")
+            content = [{"type": "input_audio",
+                        "input_audio": {"data": base64.b64encode(buffer.getvalue()).decode(), "format": "wav"}},
+                       {"type": "text", "text": req.user}]
+        return {"model": self.model_id, "messages": [{"role": "system", "content": req.system},
+                                                      {"role": "user", "content": content}],
+                "max_tokens": sampling.max_tokens, "temperature": sampling.temperature, "top_p": sampling.top_p,
+                "seed": sampling.seed_for(req.key, attempt)}
+
+    def _post(self, payload: dict) -> str:
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        last = "no attempt"
+        for trial in range(self.retries + 1):
+            if trial:
+                time.sleep(self.backoff * 2 ** (trial - 1))
+            try:
+                request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    data = json.loads(response.read().decode())
+                text = data["choices"][0]["message"]["content"]
+                if not isinstance(text, str):
+                    raise ValueError("content is not text")
+                return text
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code} {exc.reason}"
+                if exc.code not in (408, 429) and exc.code < 500:
+                    break  # a client error will not improve by retrying
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                last = f"malformed response ({type(exc).__name__}: {exc})"
+            log.info("request to %s failed (%s), attempt %d", self.url, last, trial + 1)
+        raise RuntimeError(f"{self.url}: {last} after {self.retries + 1} tries")
+
+    def generate(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
+        def one(req: ChatRequest):
+            try:
+                return self._post(self._payload(req, sampling, attempt))
+            except RuntimeError as exc:
+                return EngineFailure(str(exc).replace(self._key, "***") if self._key else str(exc))
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(one, requests))
+
+
+# ---------------------------------------------------------------------- transformers
+class TransformersEngine:
+    """`model.generate`, one request at a time: the slow reference path (and the CPU fallback)."""
+
+    name = "transformers"
+
+    def __init__(self, model: str, audio: bool = False, device: str = "cpu") -> None:
+        import torch  # noqa: F401  (transformers needs it)
+        from transformers import AutoModelForCausalLM, AutoProcessor, AutoTokenizer
+
+        self.model_id, self.audio, self.device = model, audio, device
+        if audio:
+            from transformers import Qwen2AudioForConditionalGeneration
+
+            self.processor = AutoProcessor.from_pretrained(model)
+            self.tokenizer = self.processor.tokenizer
+            self.model = Qwen2AudioForConditionalGeneration.from_pretrained(model).to(device).eval()
+        else:
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            self.model = AutoModelForCausalLM.from_pretrained(model).to(device).eval()
+
+    def _inputs(self, req: ChatRequest):
+        if req.audio is None:
+            return self.tokenizer(chat_prompt(self.tokenizer, req.system, req.user), return_tensors="pt")
+        samples, rate = req.audio
+        target = self.processor.feature_extractor.sampling_rate
+        if rate != target:
+            import torch
+            import torchaudio
+
+            samples = torchaudio.functional.resample(torch.from_numpy(samples), rate, target).numpy()
+        return self.processor(text=qwen_audio_prompt(req.system, req.user), audio=[samples], sampling_rate=target,
+                              return_tensors="pt")
+
+    def generate(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
+        import torch
+
+        out = []
+        for req in requests:
+            try:
+                inputs = self._inputs(req).to(self.device)
+                torch.manual_seed(sampling.seed_for(req.key, attempt))
+                with torch.inference_mode():
+                    tokens = self.model.generate(**inputs, max_new_tokens=sampling.max_tokens,
+                                                 do_sample=sampling.temperature > 0,
+                                                 temperature=max(sampling.temperature, 1e-5), top_p=sampling.top_p,
+                                                 pad_token_id=self.tokenizer.pad_token_id)
+                new = tokens[0, inputs["input_ids"].shape[1]:]
+                out.append(self.tokenizer.decode(new, skip_special_tokens=True))
+            except Exception as exc:
+                out.append(EngineFailure(f"transformers: {type(exc).__name__}: {exc}"[:300]))
+        return out
+
+
+def load_engine(name: str, model: str, audio: bool, **options):
+    """Dispatch on the engine name; `options` go to its constructor."""
+    if name == "vllm":
+        return VllmEngine(model, audio=audio, **options)
+    if name == "openai":
+        return OpenAIEngine(model=model, **options)
+    if name == "transformers":
+        return TransformersEngine(model, audio=audio, **options)
+    raise ValueError(f"engine {name!r} not implemented; choose from {ENGINES}")

@@ -1,0 +1,66 @@
+"""A small OpenAI-compatible chat server for failure-path tests (normal, slow, malformed, flaky).
+
+The real server (`vllm serve`) is exercised in the vllm environment; this one can misbehave on
+demand, which a real server cannot be made to do reliably.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self, mode: str = "normal", delay: float = 0.0, fail_first: int = 0) -> None:
+        self.mode, self.delay, self.fail_first = mode, delay, fail_first
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                outer.headers.append(dict(self.headers))
+                if outer.delay:
+                    time.sleep(outer.delay)
+                if outer.fail_first > 0:
+                    outer.fail_first -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                user = body["messages"][-1]["content"]
+                user = user if isinstance(user, str) else user[-1]["text"]
+                if outer.mode == "malformed":
+                    payload = b"{not json"
+                else:
+                    tags = user.split("Tags:")[-1].strip() if "Tags:" in user else "music"
+                    text = f"A calm piece of {tags} with gentle piano and soft strings."
+                    if outer.mode == "instructions":
+                        text = "Generate " + text
+                    payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
