@@ -13,13 +13,16 @@ Arrow cache that the kernel pages in and can drop at will, so it tracks the data
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).parent))
+from memory import PeakMemory  # noqa: E402
 
 
 def synthetic_manifest(workdir: Path, rows: int) -> Path:
@@ -44,40 +47,6 @@ def synthetic_manifest(workdir: Path, rows: int) -> Path:
     return out
 
 
-class PeakRSS:
-    """Peak growth of anonymous and file-backed RSS (bytes) while the block runs."""
-
-    def __enter__(self):
-        self.base = self._rss()
-        self.peak = dict(self.base)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _poll(self):
-        while not self._stop.wait(0.01):
-            for key, value in self._rss().items():
-                self.peak[key] = max(self.peak[key], value)
-
-    @staticmethod
-    def _rss() -> dict[str, int]:
-        found = {}
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(("RssAnon:", "RssFile:")):
-                    name, value, _unit = line.split()
-                    found[name.rstrip(":")] = int(value) * 1024
-        return found
-
-    def growth_mib(self, key: str) -> float:
-        return (self.peak[key] - self.base[key]) / 2**20
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1000,10000")
@@ -92,7 +61,7 @@ def main() -> None:
           f"{'file RSS +MiB':>14}")
     for rows in [int(r) for r in args.rows.split(",")]:
         manifest = synthetic_manifest(workdir, rows)
-        with PeakRSS() as memory:
+        with PeakMemory() as memory:
             start = time.perf_counter()
             result = export_dataset(manifest, workdir / f"ds{rows}")
             seconds = time.perf_counter() - start

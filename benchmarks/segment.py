@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
+sys.path.insert(0, str(Path(__file__).parent))
+from memory import PeakMemory  # noqa: E402
 
 
 def build_sources(workdir: Path, clips: int, duration: float, scale: int) -> Path:
@@ -64,34 +66,6 @@ def bare_decode(manifest: Path) -> tuple[float, float]:
     return time.perf_counter() - start, samples / 3600
 
 
-class PeakRSS:
-    """Peak resident set size growth (MiB) while the block runs (Linux /proc sampling)."""
-
-    def __enter__(self) -> PeakRSS:
-        self.base = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._rss())
-
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    @property
-    def mib(self) -> float:
-        return (self.peak - self.base) / 2**20
-
-
 def ours(manifest: Path, out: Path, workers: int) -> tuple[float, float, float]:
     """(seconds, audio hours, peak MiB) of the segment command."""
     from click.testing import CliRunner
@@ -100,13 +74,13 @@ def ours(manifest: Path, out: Path, workers: int) -> tuple[float, float, float]:
     from scoreaware.cli import cli
 
     hours = sum(c.duration for c in CutSet.from_file(manifest)) / 3600
-    with PeakRSS() as memory:
+    with PeakMemory() as memory:
         start = time.perf_counter()
         result = CliRunner().invoke(cli, ["curate", "segment", str(manifest), "-o", str(out), "--workers",
                                           str(workers), "--overwrite"])
         seconds = time.perf_counter() - start
     assert result.exit_code == 0, result.output
-    return seconds, hours, memory.mib
+    return seconds, hours, memory.growth_mib("VmRSS")
 
 
 def warm_up(manifest: Path, workdir: Path) -> None:

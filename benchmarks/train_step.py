@@ -12,35 +12,14 @@ backward, AdamW. Peak memory is the growth of anonymous RSS during the timed ste
 from __future__ import annotations
 
 import argparse
-import threading
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-
-class PeakAnon:
-    def __enter__(self):
-        self.base = self.peak = self._anon()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _poll(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._anon())
-
-    @staticmethod
-    def _anon() -> int:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+sys.path.insert(0, str(Path(__file__).parent))
+from memory import PeakMemory  # noqa: E402
 
 
 def ours(args, mlp_kernel: int = 3, input_kernel: int = 7):
@@ -98,12 +77,12 @@ def measure(build, args) -> tuple[float, float, int]:
 
     for _ in range(2):  # warm-up: allocator, kernels
         one()
-    with PeakAnon() as memory:
+    with PeakMemory() as memory:
         start = time.perf_counter()
         for _ in range(args.steps):
             one()
         seconds = time.perf_counter() - start
-    return args.steps / seconds, (memory.peak - memory.base) / 2**20, params
+    return args.steps / seconds, memory.growth_mib("RssAnon"), params
 
 
 def main() -> None:
