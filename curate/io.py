@@ -267,6 +267,11 @@ class StageOutput:
             writer.close()
 
     # ----------------------------------------------------------------- writes
+    @property
+    def done_ids(self) -> set[str]:
+        """Ids already written (kept, quarantined or counted) by this or an earlier run."""
+        return self._done
+
     def is_done(self, item_id: str) -> bool:
         """True when `item_id` was written (kept or quarantined) by this or an earlier run."""
         return item_id in self._done

@@ -152,7 +152,7 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
     null_arrays = {k: store.put("null", k, v).to_dict() for k, v in nulls.items()}
     with out, progress(count_lines(manifest), "encode", "cut") as bar:
         bar.update(out.resumed_items)
-        for item in encode_cuts(CutSet.from_file(manifest), encoders, store, caption_field, skip_ids=out._done):
+        for item in encode_cuts(CutSet.from_file(manifest), encoders, store, caption_field, skip_ids=out.done_ids):
             out.reject(item) if hasattr(item, "reason") else out.write(item)
             bar.update(1)
     if out.resumed_items and encoders.stats.frames:  # stats of a resumed run cover only its part

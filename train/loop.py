@@ -219,8 +219,9 @@ def main(config: TrainConfig, resume_dir: Path | None = None) -> Path:
 
     writer = SummaryWriter(run_dir / "tb") if rank == 0 else None
     bins = defaultdict(lambda: [0.0, 0])
+    plain = getattr(net, "module", net)  # validation on rank 0 only: bypass DDP (its forward syncs buffers)
     if config.val_manifest and step == 0 and rank == 0:  # the untrained point of the validation curve
-        history.append({"step": 0, **validate(net, config.val_manifest, norm, config, nulls, device, repa_spec)})
+        history.append({"step": 0, **validate(plain, config.val_manifest, norm, config, nulls, device, repa_spec)})
     net.train()
     while step < config.steps:
         sampler.set_epoch(epoch)
@@ -252,7 +253,7 @@ def main(config: TrainConfig, resume_dir: Path | None = None) -> Path:
                 bins.clear()
                 history.append(record)
             if config.val_manifest and config.val_every and step % config.val_every == 0 and rank == 0:
-                history.append({"step": step, **validate(net, config.val_manifest, norm, config, nulls, device,
+                history.append({"step": step, **validate(plain, config.val_manifest, norm, config, nulls, device,
                                                          repa_spec)})
             if step % config.ckpt_every == 0 or step == config.steps:
                 save_checkpoint(run_dir, step, epoch, net, ema, optimizer, config, model_config, norm, info,
@@ -264,10 +265,13 @@ def main(config: TrainConfig, resume_dir: Path | None = None) -> Path:
                 raise ValueError(f"{config.manifest} yields no full batch of {config.batch_size // world} cuts per "
                                  "rank: lower batch_size or add data")
             epoch += 1
-    if config.val_manifest and rank == 0:
-        history.append({"step": step, **validate(net, config.val_manifest, norm, config, nulls, device, repa_spec)})
+    validated = bool(config.val_every) and step % config.val_every == 0  # the same answer on every rank
+    if config.val_manifest and not validated:
+        if rank == 0:
+            history.append({"step": step, **validate(plain, config.val_manifest, norm, config, nulls, device,
+                                                     repa_spec)})
         save_checkpoint(run_dir, step, epoch, net, ema, optimizer, config, model_config, norm, info, sampler,
-                        objective, history, rank)
+                        objective, history, rank)  # every rank: it ends in a barrier
     if rank == 0:
         writer.close()
         plot_history(history, run_dir / "loss.png")

@@ -84,7 +84,7 @@ def caption(manifest: Path, stage: str, engine: str, model: str | None, base_url
     flagged = 0
     with out, progress(count_lines(manifest), f"caption {stage}", "cut") as bar:
         bar.update(out.resumed_items)
-        for item in caption_cuts(CutSet.from_file(manifest), runner, config, skip_ids=out._done):
+        for item in caption_cuts(CutSet.from_file(manifest), runner, config, skip_ids=out.done_ids):
             if isinstance(item, Failed):
                 failed.append(item)
             elif hasattr(item, "reason"):

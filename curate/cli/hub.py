@@ -83,7 +83,7 @@ def import_cmd(source: str, split: str, output: Path, resume: bool, overwrite: b
     base = manifest_base(output)
     audio_dir = base.with_name(f"{base.name}.audio").resolve()
     with out:
-        for cut in iter_imported(source, split, audio_dir, skip_ids=out._done):
+        for cut in iter_imported(source, split, audio_dir, skip_ids=out.done_ids):
             out.write(cut)
     provenance = out.finalize(options=dict(source=source, split=split, audio_dir=str(audio_dir),
                                            output=str(output)), extra_versions=("datasets",))

@@ -77,7 +77,7 @@ def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str,
     with out, progress(count_lines(manifest), "score clap", "cut") as bar:
         bar.update(out.resumed_items)
         items = score_clap(CutSet.from_file(manifest), encoder, ArrayStore(arrays_dir(output)), config,
-                           skip_ids=out._done)
+                           skip_ids=out.done_ids)
         for item in items:
             if hasattr(item, "reason"):
                 out.reject(item)
@@ -134,7 +134,7 @@ def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_rem
     with out, progress(count_lines(manifest), "score reward", "cut") as bar:
         bar.update(out.resumed_items)
         for item in score_reward(CutSet.from_file(manifest), head, mert, ArrayStore(arrays_dir(output)), config,
-                                 skip_ids=out._done):
+                                 skip_ids=out.done_ids):
             if hasattr(item, "reason"):
                 out.reject(item)
             else:

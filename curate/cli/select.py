@@ -62,7 +62,7 @@ def filter_cmd(manifest: Path, clap_percentile: float | None, min_clap: float | 
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     with out, progress(count_lines(manifest), "filter", "cut") as bar:
-        for kept, cut in apply_filter(CutSet.from_file(manifest), config, thresholds, skip_ids=out._done):
+        for kept, cut in apply_filter(CutSet.from_file(manifest), config, thresholds, skip_ids=out.done_ids):
             if kept:
                 out.write(cut)
             else:
@@ -131,7 +131,7 @@ def select_cmd(manifest: Path, top: float, weights: str, group_by: str | None, o
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     with out:
-        for cut in write_selected(CutSet.from_file(manifest), ranked, skip_ids=out._done):
+        for cut in write_selected(CutSet.from_file(manifest), ranked, skip_ids=out.done_ids):
             out.write(cut)
     chosen = ranked[ranked["selected"]]
     options = dict(manifest=str(manifest), top=top, weights=config.weights, group_by=group_by,

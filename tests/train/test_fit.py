@@ -93,10 +93,13 @@ def test_torchrun_two_processes_complete(encoded, tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
          "-m", "scoreaware", "train", "fit", "--preset", "tiny", "--set", f"manifest={encoded}",
          "--set", f"run_dir={tmp_path}", "--set", "steps=4", "--set", "batch_size=4", "--set", "max_frames=32",
-         "--set", "ckpt_every=2"], capture_output=True, text=True, env=env, timeout=600)
+         "--set", "ckpt_every=2", "--set", f"val_manifest={encoded}", "--set", "val_every=2"],
+        capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     run = next(tmp_path.iterdir())
     assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["0000002.pt", "0000004.pt"]
+    history = json.loads((run / "history.json").read_text())
+    assert [h["step"] for h in history if "val_flow" in h] == [0, 2, 4]  # rank 0 validated, nobody hung
 
 
 def test_ddp_gradients_equal_single_process_gradients(encoded, tmp_path):
