@@ -214,7 +214,7 @@ class StageOutput:
         self._done: set[str] = set()
         self._writes = 0
         self._crash_after = int(os.environ.get(_CRASH_ENV, "0") or 0)
-        self._started = _dt.datetime.now(_dt.timezone.utc)
+        self._started = _dt.datetime.now(_dt.UTC)
 
     # ------------------------------------------------------------------ state
     @property
@@ -361,7 +361,7 @@ class StageOutput:
             "summary": self.summary.to_dict() | {"resumed_from_items": self.resumed_items},
             "versions": library_versions(*extra_versions),
             "started_at": self._started.isoformat(timespec="seconds"),
-            "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
         atomic_write_text(provenance_path(self.path), json.dumps(provenance, indent=2, default=str) + "\n")
         shutil.rmtree(self.partial_dir)

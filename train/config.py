@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 
 @dataclass(frozen=True)
