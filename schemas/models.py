@@ -120,6 +120,8 @@ SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "caption": CaptionedCuts,
     "select": SelectedCuts,
     "mixture": IngestedCuts,  # base cuts plus oversampled selected ones: later columns are partial
+    "caption_audio": IngestedCuts,  # adds caption_verbose (optional: flagged cuts have none)
+    "caption_rewrite": CaptionedCuts,
 }
 
 # When a manifest has no sidecar, the most specific schema whose marker column is present wins.

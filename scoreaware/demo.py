@@ -1,8 +1,9 @@
 """`scoreaware demo`: the embedded default corpus and the end-to-end demo pipeline.
 
 `demo run` calls the same click commands a user types, in order, on the synthetic corpus:
-make-corpus → ingest → segment → score clap → train reward → score reward → filter → select →
-validate → describe → report → export → train encode → train fit (tiny) → train sample.
+make-corpus → ingest → segment → score clap → train reward → score reward → caption audio →
+caption rewrite → score clap (final captions) → filter → select → validate → describe → report →
+export → train encode → train fit (tiny) → train sample.
 The models are tiny random-init stand-ins built locally (`make-models`), so the scores and
 the generated audio exercise every code path but mean nothing. Each step is skipped when its output is
 already complete, so a second run is quick and an interrupted one picks up where it stopped.
@@ -50,14 +51,22 @@ def make_corpus(directory: Path, clips: int, duration: float, seed: int) -> None
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=0)
 def make_models(directory: Path, seed: int) -> None:
-    """Build tiny random-init CLAP, MERT and T5 models into DIRECTORY, saved like real ones."""
-    from scoreaware.tiny_models import make_tiny_clap, make_tiny_mert, make_tiny_t5
+    """Build tiny random-init CLAP, MERT, T5, Qwen2-Audio and Qwen2 into DIRECTORY, saved like real ones."""
+    from scoreaware.tiny_models import (
+        make_tiny_clap,
+        make_tiny_mert,
+        make_tiny_qwen2,
+        make_tiny_qwen2_audio,
+        make_tiny_t5,
+    )
 
-    for name, build in (("clap", make_tiny_clap), ("mert", make_tiny_mert), ("t5", make_tiny_t5)):
+    builders = (("clap", make_tiny_clap), ("mert", make_tiny_mert), ("t5", make_tiny_t5),
+                ("qwen2_audio", make_tiny_qwen2_audio), ("qwen2", make_tiny_qwen2))
+    for name, build in builders:
         if not (directory / name / "config.json").is_file():
             build(directory / name, seed=seed)
     click.echo(f"  → {directory}/clap (ClapModel + ClapProcessor), {directory}/mert (HubertModel, 24 kHz), "
-               f"{directory}/t5 (T5 encoder)")
+               f"{directory}/t5 (T5 encoder), {directory}/qwen2_audio and {directory}/qwen2 (captioners)")
 
 
 def write_demo_pairs(manifest: Path, truth: Path, out: Path, pairs: int = 300, seed: int = 0) -> Path:
@@ -91,6 +100,7 @@ def write_demo_pairs(manifest: Path, truth: Path, out: Path, pairs: int = 300, s
 @click.pass_context
 def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_steps: int, overwrite: bool) -> None:
     """Run the whole pipeline on the embedded synthetic corpus and print what happened."""
+    from curate.cli.caption import caption
     from curate.cli.hub import export
     from curate.cli.ingest import ingest
     from curate.cli.inspect import describe, report, validate
@@ -133,14 +143,29 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_st
     _banner("score reward")
     ctx.invoke(score_reward_cmd, manifest=manifests / "clap.jsonl.gz", checkpoint=str(reward_ckpt),
                mert_model=str(models / "mert"), output=manifests / "reward.jsonl.gz", overwrite=overwrite)
+    # captioning runs on the transformers engine here (the demo's environment has no vLLM; `tox -e vllm`
+    # tests the vLLM paths). Random tiny captioners write noise, which the output checks mostly refuse:
+    # those cuts keep their metadata captions and are flagged.
+    _banner("caption audio (tiny Qwen2-Audio, transformers engine)")
+    ctx.invoke(caption, manifest=manifests / "reward.jsonl.gz", output=manifests / "verbose.jsonl.gz",
+               stage="audio", engine="transformers", model=str(models / "qwen2_audio"), max_tokens=24, attempts=1,
+               **_caption_defaults(), overwrite=overwrite)
+    _banner("caption rewrite (tiny Qwen2, transformers engine)")
+    ctx.invoke(caption, manifest=manifests / "verbose.jsonl.gz", output=manifests / "caption.jsonl.gz",
+               stage="rewrite", engine="transformers", model=str(models / "qwen2"), max_tokens=24, attempts=2,
+               **_caption_defaults(), overwrite=overwrite)
+    _banner("score clap again (the final captions)")
+    ctx.invoke(score_clap_cmd, manifest=manifests / "caption.jsonl.gz", model=str(models / "clap"),
+               caption_field="caption", output=manifests / "rescored.jsonl.gz", overwrite=overwrite)
     _banner("filter (drop the bottom 10 % by CLAP)")
-    ctx.invoke(filter_cmd, manifest=manifests / "reward.jsonl.gz", output=manifests / "filter.jsonl.gz",
+    ctx.invoke(filter_cmd, manifest=manifests / "rescored.jsonl.gz", output=manifests / "filter.jsonl.gz",
                overwrite=overwrite)
     _banner("select (top 10 % by z-blended reward + CLAP, 5× mixture)")
     ctx.invoke(select_cmd, manifest=manifests / "filter.jsonl.gz", output=manifests / "select.jsonl.gz",
                oversample=5, overwrite=overwrite)
     _banner("validate")
-    stages = ("ingest", "segment", "clap", "reward", "filter", "select", "select.mixture")
+    stages = ("ingest", "segment", "clap", "reward", "verbose", "caption", "rescored", "filter", "select",
+              "select.mixture")
     for name in stages:
         try:
             ctx.invoke(validate, manifest=manifests / f"{name}.jsonl.gz", stage="auto")
@@ -186,6 +211,13 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_st
     click.echo(f"  report: {workdir / 'report' / 'index.html'}\n  dataset: {workdir / 'dataset'} "
                f"(datasets.load_dataset on that folder)\n  training run: {done[-1].parent.parent} (loss.png, tb/)\n"
                f"  samples: {workdir / 'samples'}")
+
+
+def _caption_defaults() -> dict:
+    """The caption command's remaining options at their defaults (ctx.invoke needs them named)."""
+    return dict(base_url="", api_key_env="OPENAI_API_KEY", concurrency=1, timeout=60.0, retries=0, batch_size=64,
+                temperature=0.7, top_p=0.95, seed=0, max_words=100, max_audio_seconds=30.0, system_template=None,
+                user_template=None, max_model_len=2048, device="cpu", resume=False)
 
 
 def _banner(name: str) -> None:

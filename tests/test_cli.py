@@ -66,7 +66,8 @@ def test_demo_run_end_to_end(tmp_path):
     args = ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11", "--train-steps", "4"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "clap.jsonl.gz", "reward.jsonl.gz", "filter.jsonl.gz",
+    for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "clap.jsonl.gz", "reward.jsonl.gz", "verbose.jsonl.gz",
+                 "caption.jsonl.gz", "rescored.jsonl.gz", "filter.jsonl.gz",
                  "select.jsonl.gz", "select.mixture.jsonl.gz", "scores.png", "models/reward.pt", "corpus/truth.jsonl",
                  "report/index.html", "report/beta_schedule.png", "dataset/README.md", "encode.jsonl.gz",
                  "runs/000-tiny/loss.png", "runs/000-tiny/checkpoints/0000004.pt", "samples/samples.jsonl"):
@@ -74,5 +75,5 @@ def test_demo_run_end_to_end(tmp_path):
     assert "RewardScoredCuts" in result.output and "demo finished" in result.output
     assert len(list((workdir / "samples").glob("*.wav"))) == 2
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 0 and again.output.count("already complete") == 7
+    assert again.exit_code == 0 and again.output.count("already complete") == 10
     assert again.output.count("already trained") == 2 and "already exported" in again.output

@@ -5,12 +5,15 @@
 * ``instruction_like``: reads as a request ("Generate a ...", "Please create ...") rather than
   a description, which is what text-to-music prompts look like;
 * ``repetitive``: a word or bigram repeated over and over (a degenerate decode);
-* ``not_english``: too few ASCII letters among the letters (the prompts are English).
+* ``not_english``: too few ASCII letters among the letters (the prompts are English);
+* ``garbled``: control characters, Unicode replacement characters (a decode of broken bytes)
+  or mostly symbols — what a degenerate model or a wrong tokenizer produces.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 
 INSTRUCTION = re.compile(
@@ -42,6 +45,10 @@ def caption_problems(text: str | None, max_words: int = 100, min_words: int = 3)
     letters = [c for c in text if c.isalpha()]
     if letters and sum(c.isascii() for c in letters) / len(letters) < 0.9:
         problems.append("not_english")
+    controls = any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text)
+    prose = sum(c.isalnum() or c.isspace() or c in ".,;:!?'\"()-/&%" for c in text) / len(text)
+    if controls or "\ufffd" in text or prose < 0.9:
+        problems.append("garbled")
     return problems
 
 

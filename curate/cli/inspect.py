@@ -9,7 +9,8 @@ import click
 
 from curate.cli.common import manifest_path
 
-STAGES = ["auto", "ingest", "segment", "clap", "reward", "caption", "select", "mixture"]
+STAGES = ["auto", "ingest", "segment", "clap", "reward", "caption", "caption_audio", "caption_rewrite", "select",
+          "mixture"]
 
 
 @click.command(context_settings=dict(show_default=True))

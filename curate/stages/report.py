@@ -19,7 +19,8 @@ import pandas as pd
 from curate.io import QUARANTINE, count_lines, read_jsonl, read_provenance, sibling
 from schemas.tables import iter_table_chunks
 
-STAGE_ORDER = ["ingest", "segment", "clap", "reward", "caption", "filter", "select", "mixture"]
+STAGE_ORDER = ["ingest", "segment", "clap", "reward", "caption_audio", "caption_rewrite", "filter", "select",
+               "mixture"]
 TABLE_COLUMNS = ["id", "duration", "caption", "clap_score", "reward", "combined_score", "loudness_lufs"]
 
 
@@ -30,6 +31,7 @@ class StageRow:
     table: pd.DataFrame
     rejected: dict
     hours: float
+    finished: str = ""
 
 
 def load_stage(path: Path) -> StageRow:
@@ -47,7 +49,7 @@ def load_stage(path: Path) -> StageRow:
         for row in read_jsonl(sibling(path, QUARANTINE)):
             rejected[row["reason"]] = rejected.get(row["reason"], 0) + 1
     hours = float(pd.to_numeric(table.get("duration", pd.Series(dtype=float))).sum()) / 3600
-    return StageRow(path, stage, table, rejected, hours)
+    return StageRow(path, stage, table, rejected, hours, sidecar.get("finished_at", ""))
 
 
 def _figure_path(out_dir: Path, name: str) -> Path:
@@ -162,7 +164,8 @@ def build_report(manifests: list[Path], out_dir: Path, lam: float = 1.0, k: int 
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [load_stage(Path(p)) for p in manifests]
-    rows.sort(key=lambda r: STAGE_ORDER.index(r.stage) if r.stage in STAGE_ORDER else len(STAGE_ORDER))
+    # chronological (sidecar finish times); stage order breaks ties and places manifests without one
+    rows.sort(key=lambda r: (r.finished or "~", STAGE_ORDER.index(r.stage) if r.stage in STAGE_ORDER else 99))
     figures = []
     for column, label in (("clap_score", "CLAP score"), ("reward", "reward")):
         fig = plot_before_after(rows, column, label, _figure_path(out_dir, f"{column}_hist"))

@@ -98,7 +98,8 @@ def test_stage_inference():
     assert infer_stage({"id", "clap_score", "window_start"}) == "clap"
     assert infer_stage({"id", "selection_rank", "clap_score"}) == "select"
     assert infer_stage({"id"}) == "ingest"
-    assert set(SCHEMAS) == {"ingest", "segment", "clap", "reward", "caption", "select", "mixture"}
+    assert set(SCHEMAS) == {"ingest", "segment", "clap", "reward", "caption", "select", "mixture", "caption_audio",
+                            "caption_rewrite"}
 
 
 def test_validate_cli_exit_codes(good, tmp_path):

@@ -14,6 +14,9 @@ from curate.captioning.checks import caption_problems, clean
     ("Una pieza tranquila de piano con cuerdas suaves y un ritmo lento.", []),  # Latin letters pass
     ("Спокойная фортепианная пьеса с мягкими струнными.", ["not_english"]),
     ("calm", ["too_short"]),
+    ("An energetic\x0b rock track with guitar", ["garbled"]),
+    ("A calm � piano piece with soft strings", ["garbled"]),
+    ("A ### calm $$$ piano ### piece @@@ with ~~~ strings ^^^", ["garbled"]),
     (" ".join(f"w{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(120)), ["too_long"]),
 ])
 def test_caption_problems(text, expected):
