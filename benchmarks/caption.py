@@ -21,7 +21,7 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--tokens", type=int, default=32)
     args = parser.parse_args()
 
@@ -45,6 +45,8 @@ def main() -> None:
     start = time.perf_counter()
     vllm_out = vllm_engine.generate(requests, sampling)
     vllm_s = time.perf_counter() - start
+    failed = [o for o in vllm_out if not isinstance(o, str)]
+    assert not failed, failed[0]
     vllm_tokens = sum(len(vllm_engine.tokenizer(t)["input_ids"]) for t in vllm_out)
 
     hf = TransformersEngine(str(model))
@@ -52,6 +54,8 @@ def main() -> None:
     start = time.perf_counter()
     hf_out = hf.generate(requests, sampling)
     hf_s = time.perf_counter() - start
+    failed = [o for o in hf_out if not isinstance(o, str)]
+    assert not failed, failed[0]
     hf_tokens = sum(len(hf.tokenizer(t)["input_ids"]) for t in hf_out)
 
     print(f"{args.prompts} prompts, up to {args.tokens} new tokens each, tiny Qwen2 on CPU "
