@@ -242,19 +242,21 @@ def fit(config_path: str | None, preset: str | None, manifest: str | None, overr
 @click.option("--lufs", type=float, default=-16.5, help="Loudness target of the output.")
 @click.option("--demucs", default=None, help="Demucs model for the instrumental pass, e.g. mdx_extra (extra).")
 @click.option("--demucs-passes", type=click.IntRange(1), default=3)
+@click.option("--demucs-repo", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Local folder of Demucs models (.th), for offline machines [default: download].")
 @click.option("--clap-model", default=None, help="CLAP text model [default: the one recorded at encode time].")
 @click.option("--seed", type=int, default=0)
 @click.option("--device", default="cpu")
 def sample(checkpoint: str, prompts: str, output: Path, steps: int, cfg: float, score: float, no_score: bool,
            negative_prompt: str, prefix: str, seconds: float, lufs: float, demucs: str | None, demucs_passes: int,
-           clap_model: str | None, seed: int, device: str) -> None:
+           demucs_repo: str | None, clap_model: str | None, seed: int, device: str) -> None:
     """Generate 44.1 kHz WAVs for PROMPTS from CHECKPOINT (EMA weights, joint text+score CFG)."""
     from curate.cli.common import Timer, progress
     from train.sample import SampleSettings, read_prompts, sample_prompts
 
     settings = SampleSettings(steps=steps, cfg=cfg, score=None if no_score else score, negative_prompt=negative_prompt,
                               prefix=prefix, seconds=seconds, target_lufs=lufs, seed=seed, demucs=demucs,
-                              demucs_passes=demucs_passes)
+                              demucs_passes=demucs_passes, demucs_repo=demucs_repo)
     timer = Timer()
     count = len(read_prompts(prompts))
     try:

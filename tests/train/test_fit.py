@@ -122,3 +122,45 @@ def test_too_few_cuts_for_a_batch_is_a_clear_error(encoded, tmp_path):
     result = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--set", f"manifest={encoded}",
                                       "--set", f"run_dir={tmp_path}", "--set", "batch_size=500"])
     assert result.exit_code == 1 and "yields no full batch of 500 cuts" in result.output
+
+
+@pytest.fixture(scope="module")
+def demucs_repo(tmp_path_factory):
+    """A tiny random Hybrid Demucs saved the way Demucs publishes models (`{sig}-{sha}.th`)."""
+    from demucs.hdemucs import HDemucs
+    from demucs.states import save_with_checksum
+
+    torch.manual_seed(0)
+    model = HDemucs(sources=["drums", "bass", "other", "vocals"], channels=4)  # = demucs_unittest
+    args, kwargs = model._init_args_kwargs
+    repo = tmp_path_factory.mktemp("demucs")
+    save_with_checksum({"klass": HDemucs, "args": args, "kwargs": kwargs, "state": model.state_dict(),
+                        "training_args": {}}, repo / "tiny.th")
+    return repo
+
+
+def test_demucs_instrumental_pass_loads_a_local_model(demucs_repo):
+    from train.sample import demucs_instrumental
+
+    rate = 44100
+    t = np.arange(3 * rate) / rate
+    mono = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t)))[None].astype(np.float32)
+    out = demucs_instrumental(mono, rate, "tiny", passes=2, repo=str(demucs_repo))
+    assert out.shape == (2, mono.shape[1]) and np.isfinite(out).all()
+    assert np.abs(out).max() == pytest.approx(0.95, abs=1e-4)
+    assert not np.allclose(out[0], mono[0] * 0.95 / np.abs(mono).max(), atol=1e-2)  # the model changed it
+
+
+def test_sample_with_demucs_from_a_local_repo(encoded, demucs_repo, tmp_path):
+    run = fit(f"manifest={encoded}", f"run_dir={tmp_path}", "steps=2", "batch_size=4", "max_frames=32")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a calm piano piece\n")
+    out = tmp_path / "wav"
+    args = ["train", "sample", str(run / "checkpoints" / "0000002.pt"), "--prompts", str(prompts), "-o", str(out),
+            "--steps", "2", "--seconds", "2", "--demucs", "tiny", "--demucs-passes", "1"]
+    result = CliRunner().invoke(cli, [*args, "--demucs-repo", str(demucs_repo)])
+    assert result.exit_code == 0, result.output
+    audio, rate = sf.read(next(out.glob("*.wav")), always_2d=True)
+    assert rate == 44100 and audio.shape == (2 * 44100, 2) and np.isfinite(audio).all()
+    result = CliRunner().invoke(cli, [*args, "--demucs", "missing", "--demucs-repo", str(demucs_repo)])
+    assert result.exit_code != 0 and "missing" in result.output
