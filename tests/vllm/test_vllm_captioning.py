@@ -95,6 +95,25 @@ def test_vllm_rewrite_resumes_after_a_kill(segmented4, qwen2, tmp_path):
     assert len(ids) == len(set(ids))
 
 
+def test_a_prompt_vllm_refuses_fails_alone(segmented4, qwen2, tmp_path):
+    from lhotse.utils import fastcopy
+
+    cuts = [fastcopy(c, custom={**(c.custom or {}), "caption_verbose": "A slow piece with warm pads."})
+            for c in list(CutSet.from_file(segmented4))[:6]]
+    cuts[2] = fastcopy(cuts[2], custom={**cuts[2].custom, "caption_verbose": "word " * 3000})  # > max model len
+    source = tmp_path / "verbose.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(source)
+    out = tmp_path / "c.jsonl.gz"
+    result = caption(source, out, "--stage", "rewrite", "--engine", "vllm", "--model", str(qwen2))
+    assert result.returncode == 1
+    assert "1 cuts could not be captioned (kept 5" in result.stderr + result.stdout, result.stderr[-2000:]
+    output = result.stderr + result.stdout
+    reason = next((line for line in output.splitlines() if line.strip().startswith(f"{cuts[2].id}:")), output[-2000:])
+    assert "vllm:" in reason and "maximum context length" in reason, reason
+    kept = [r["id"] for r in read_jsonl(tmp_path / ".c.partial" / "cuts.jsonl")]
+    assert kept == [c.id for i, c in enumerate(cuts) if i != 2]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
