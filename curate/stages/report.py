@@ -67,14 +67,26 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def before_after_rows(rows: list[StageRow], column: str) -> list[StageRow]:
+    """The stages a before/after histogram of `column` shows, in run order.
+
+    "Before" is the last stage that scored the column ahead of curation: after a rescore on the
+    final captions that is the rescore, so every histogram shows the same score.
+    """
+    having = [r for r in rows if column in r.table and r.table[column].notna().any()]
+    if not having:
+        return []
+    curated = next((i for i, r in enumerate(having) if r.stage in ("filter", "select")), len(having))
+    return [having[max(curated - 1, 0)]] + [r for r in having[curated:] if r.stage in ("filter", "select")]
+
+
 def plot_before_after(rows: list[StageRow], column: str, label: str, out: Path) -> Path | None:
     """Histograms of `column` as scored, after filtering and as selected (those present), overlaid."""
     import matplotlib.pyplot as plt
 
-    having = [r for r in rows if column in r.table and r.table[column].notna().any()]
-    if not having:
+    shown = before_after_rows(rows, column)
+    if not shown:
         return None
-    shown = [having[0]] + [r for r in having[1:] if r.stage in ("filter", "select")]
     values = [pd.to_numeric(r.table[column], errors="coerce").dropna().to_numpy() for r in shown]
     edges = np.histogram_bin_edges(np.concatenate(values), bins=30)
     names = {"filter": "after filtering", "select": "selected"}

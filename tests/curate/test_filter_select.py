@@ -1,5 +1,6 @@
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,6 +149,22 @@ def test_report_renders_every_section(scored, tmp_path):
         assert needle in page, needle
     for png in ("clap_score_hist", "reward_hist", "beta_schedule", "caption_lengths"):
         assert (tmp_path / "rep" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_before_after_histograms_compare_the_same_score():
+    import pandas as pd
+
+    from curate.stages.report import StageRow, before_after_rows
+
+    def row(stage, **columns):
+        return StageRow(Path(stage), stage, pd.DataFrame(columns), {}, 0.0)
+
+    rows = [row("segment", duration=[10.0]), row("clap", clap_score=[0.1]), row("reward", clap_score=[0.1]),
+            row("caption", clap_score=[0.1]), row("clap_rescore", clap_score=[0.3]),
+            row("filter", clap_score=[0.3]), row("select", clap_score=[0.3])]
+    assert [r.stage for r in before_after_rows(rows, "clap_score")] == ["clap_rescore", "filter", "select"]
+    assert [r.stage for r in before_after_rows(rows[:3], "clap_score")] == ["reward"]
+    assert before_after_rows(rows, "reward") == []
 
 
 def test_beta_density_integrates_to_one_and_mean_matches():
