@@ -93,7 +93,7 @@ def plot_before_after(rows: list[StageRow], column: str, label: str, out: Path) 
     colors = ["#7a8fa6", "#d2691e", "#2e8b57"]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for i, (r, v, color) in enumerate(zip(shown, values, colors)):
-        name = f"as scored ({r.stage})" if i == 0 else names[r.stage]
+        name = f"as scored ({r.path.name.split('.')[0]})" if i == 0 else names[r.stage]
         ax.hist(v, bins=edges, alpha=0.6, color=color, label=f"{name}: {len(v)}")
     ax.set_xlabel(label)
     ax.set_ylabel("segments")
