@@ -21,6 +21,16 @@ import time
 from pathlib import Path
 
 
+def timed(engine, requests, sampling) -> tuple[float, int]:
+    """(seconds, generated tokens) of one `engine.generate` call; every request must succeed."""
+    start = time.perf_counter()
+    out = engine.generate(requests, sampling)
+    seconds = time.perf_counter() - start
+    failed = [o for o in out if not isinstance(o, str)]
+    assert not failed, failed[0]
+    return seconds, sum(len(engine.tokenizer(text)["input_ids"]) for text in out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=256)
@@ -43,24 +53,12 @@ def main() -> None:
     start = time.perf_counter()
     vllm_engine = VllmEngine(str(model), max_model_len=1024)
     vllm_start = time.perf_counter() - start
-    start = time.perf_counter()  # the first call of each batch shape compiles kernels: timed apart
-    vllm_engine.generate(requests, sampling)
-    vllm_first = time.perf_counter() - start
-    start = time.perf_counter()
-    vllm_out = vllm_engine.generate(requests, sampling)
-    vllm_s = time.perf_counter() - start
-    failed = [o for o in vllm_out if not isinstance(o, str)]
-    assert not failed, failed[0]
-    vllm_tokens = sum(len(vllm_engine.tokenizer(t)["input_ids"]) for t in vllm_out)
+    vllm_first, _ = timed(vllm_engine, requests, sampling)  # the first call of each batch shape compiles kernels
+    vllm_s, vllm_tokens = timed(vllm_engine, requests, sampling)
 
     hf = TransformersEngine(str(model))
-    hf.generate(requests[:2], sampling)  # warm-up
-    start = time.perf_counter()
-    hf_out = hf.generate(requests, sampling)
-    hf_s = time.perf_counter() - start
-    failed = [o for o in hf_out if not isinstance(o, str)]
-    assert not failed, failed[0]
-    hf_tokens = sum(len(hf.tokenizer(t)["input_ids"]) for t in hf_out)
+    timed(hf, requests[:2], sampling)  # warm-up
+    hf_s, hf_tokens = timed(hf, requests, sampling)
 
     print(f"{args.prompts} prompts, up to {args.tokens} new tokens each, tiny Qwen2 on CPU "
           f"(vLLM start-up {vllm_start:.0f} s, excluded)")

@@ -237,11 +237,7 @@ class TransformersEngine:
             return self.tokenizer(chat_prompt(self.tokenizer, req.system, req.user), return_tensors="pt")
         samples, rate = req.audio
         target = self.processor.feature_extractor.sampling_rate
-        if rate != target:
-            import torch
-            import torchaudio
-
-            samples = torchaudio.functional.resample(torch.from_numpy(samples), rate, target).numpy()
+        samples = resample_poly_to(samples, rate, target)  # the same resampler as the vLLM engine
         return self.processor(text=qwen_audio_prompt(req.system, req.user), audio=[samples], sampling_rate=target,
                               return_tensors="pt")
 

@@ -72,15 +72,15 @@ def build_request(cut: Cut, config: CaptionConfig) -> tuple[ChatRequest, dict] |
     extra = {}
     audio = None
     if config.stage == "audio":
+        heard = cut
+        if cut.duration > config.max_audio_seconds:  # deliberate, recorded crop: the model would truncate silently
+            extra["caption_audio_cropped"] = round(cut.duration - config.max_audio_seconds, 3)
+            heard = cut.truncate(duration=config.max_audio_seconds)  # decodes only the part the model hears
         try:
-            samples = np.atleast_2d(cut.load_audio()).astype(np.float32).mean(axis=0)
+            samples = np.atleast_2d(heard.load_audio()).astype(np.float32).mean(axis=0)
         except Exception as exc:
             return Rejection(cut.id, f"caption_{config.stage}", "unreadable", f"{type(exc).__name__}: {exc}"[:300],
                              item=cut.to_dict())
-        limit = int(config.max_audio_seconds * cut.sampling_rate)
-        if samples.shape[0] > limit:  # deliberate, recorded crop: the model would truncate silently
-            extra["caption_audio_cropped"] = round(cut.duration - config.max_audio_seconds, 3)
-            samples = samples[:limit]
         audio = (samples, cut.sampling_rate)
     elif not values["caption_verbose"]:
         return Rejection(cut.id, "caption_rewrite", "nothing_to_rewrite", "no caption_verbose and no caption",
