@@ -52,9 +52,9 @@ def segments(workdir: Path, clips: int) -> Path:
 def per_clip(manifest: Path, model_dir: Path) -> tuple[float, dict[str, float]]:
     """The common loop: one decode, one feature extraction, one audio and one text forward per segment."""
     import torch
-    from lhotse import CutSet
     from transformers import ClapModel, ClapProcessor
 
+    from curate.manifests import read_cuts
     from curate.scoring.audio import mono_resampled, policy_windows
 
     processor = ClapProcessor.from_pretrained(model_dir)
@@ -62,7 +62,7 @@ def per_clip(manifest: Path, model_dir: Path) -> tuple[float, dict[str, float]]:
     scores = {}
     start = time.perf_counter()
     with torch.inference_mode():
-        for cut in CutSet.from_file(manifest):
+        for cut in read_cuts(manifest):
             (window,) = policy_windows(mono_resampled(cut, 48_000), 480_000, "center")
             audio_in = processor.feature_extractor(window, sampling_rate=48_000, truncation="rand_trunc",
                                                    return_tensors="pt")
@@ -76,8 +76,8 @@ def per_clip(manifest: Path, model_dir: Path) -> tuple[float, dict[str, float]]:
 
 def ours(manifest: Path, model_dir: Path, out: Path, batch_size: int, workers: int) -> tuple[float, dict[str, float]]:
     from click.testing import CliRunner
-    from lhotse import CutSet
 
+    from curate.manifests import read_cuts
     from scoreaware.cli import cli
 
     start = time.perf_counter()
@@ -85,7 +85,7 @@ def ours(manifest: Path, model_dir: Path, out: Path, batch_size: int, workers: i
                                       str(out), "--batch-size", str(batch_size), "-j", str(workers), "--overwrite"])
     seconds = time.perf_counter() - start
     assert result.exit_code == 0, result.output
-    return seconds, {c.id: c.custom["clap_score"] for c in CutSet.from_file(out)}
+    return seconds, {c.id: c.custom["clap_score"] for c in read_cuts(out)}
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ def build_sources(workdir: Path, clips: int, duration: float, scale: int) -> Pat
     from lhotse import CutSet
     from lhotse.utils import fastcopy
 
+    from curate.manifests import read_cuts
     from curate.synth import make_corpus
     from scoreaware.cli import cli
 
@@ -42,7 +43,7 @@ def build_sources(workdir: Path, clips: int, duration: float, scale: int) -> Pat
         assert result.exit_code == 0, result.output
     out = workdir / f"sources_x{scale}.jsonl.gz"
     if not out.exists():
-        cuts = list(CutSet.from_file(ingested))
+        cuts = list(read_cuts(ingested))
         copies = []
         for k in range(scale):
             for cut in cuts:
@@ -55,9 +56,10 @@ def build_sources(workdir: Path, clips: int, duration: float, scale: int) -> Pat
 def bare_decode(manifest: Path) -> tuple[float, float]:
     """(seconds, audio hours) of decoding every source with soundfile, nothing else."""
     import soundfile as sf
-    from lhotse import CutSet
 
-    paths = [c.recording.sources[0].source for c in CutSet.from_file(manifest)]
+    from curate.manifests import read_cuts
+
+    paths = [c.recording.sources[0].source for c in read_cuts(manifest)]
     start = time.perf_counter()
     samples = 0.0
     for path in paths:
@@ -69,11 +71,11 @@ def bare_decode(manifest: Path) -> tuple[float, float]:
 def ours(manifest: Path, out: Path, workers: int) -> tuple[float, float, float]:
     """(seconds, audio hours, peak MiB) of the segment command."""
     from click.testing import CliRunner
-    from lhotse import CutSet
 
+    from curate.manifests import read_cuts
     from scoreaware.cli import cli
 
-    hours = sum(c.duration for c in CutSet.from_file(manifest)) / 3600
+    hours = sum(c.duration for c in read_cuts(manifest)) / 3600
     with PeakMemory() as memory:
         start = time.perf_counter()
         result = CliRunner().invoke(cli, ["curate", "segment", str(manifest), "-o", str(out), "--workers",
@@ -85,10 +87,10 @@ def ours(manifest: Path, out: Path, workers: int) -> tuple[float, float, float]:
 
 def warm_up(manifest: Path, workdir: Path) -> None:
     """Run the stage once on two sources so imports and caches are not timed."""
-    from lhotse import CutSet
+    from curate.manifests import read_cuts
 
     small = workdir / "warmup.jsonl.gz"
-    CutSet.from_file(manifest).subset(first=2).to_file(small)
+    read_cuts(manifest).subset(first=2).to_file(small)
     ours(small, workdir / "warmup_out.jsonl.gz", 1)
 
 

@@ -8,7 +8,9 @@ belongs to a cut that was never written to the manifest, and the resumed run rew
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +19,11 @@ from lhotse.features.io import NumpyFilesWriter
 
 from curate.io import manifest_base
 
+SAFE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
+
 
 def arrays_dir(output: str | os.PathLike) -> Path:
-    """``dir/name.jsonl.gz`` -> ``dir/name.arrays`` (absolute, so manifests load from anywhere)."""
+    """``dir/name.jsonl.gz`` -> ``dir/name.arrays`` (manifests store it relative to themselves)."""
     base = manifest_base(output)
     return base.with_name(f"{base.name}.arrays").resolve()
 
@@ -32,8 +36,21 @@ class ArrayStore:
         self._writers: dict[str, NumpyFilesWriter] = {}
 
     def put(self, group: str, key: str, value: np.ndarray) -> Array:
-        """Store `value` as float32 and return its Lhotse manifest."""
+        """Store `value` as float32 under `key` (made file-safe) and return its Lhotse manifest."""
         if group not in self._writers:
             (self.root / group).mkdir(parents=True, exist_ok=True)
             self._writers[group] = NumpyFilesWriter(self.root / group)
-        return self._writers[group].store_array(key, np.ascontiguousarray(value, dtype=np.float32))
+        return self._writers[group].store_array(safe_key(key), np.ascontiguousarray(value, dtype=np.float32))
+
+
+def safe_key(key: str) -> str:
+    """A storage key that stays inside its folder: `key` itself when it is a plain file name,
+    else a readable prefix plus a digest (cut ids come from data: ``../../x`` must not escape).
+
+    Lhotse also files each key under a sub-folder named by its first three characters, so the
+    key must not start with a dot either.
+    """
+    if SAFE_KEY.fullmatch(key) and ".." not in key:
+        return key
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "_", key).strip("_")[:40] or "key"
+    return f"{readable}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"

@@ -153,11 +153,18 @@ def count_lines(path: Pathlike) -> int:
 
 @dataclass
 class StageSummary:
-    """Counts a stage reports at the end and stores in its sidecar."""
+    """Counts a stage reports at the end and stores in its sidecar.
+
+    During a run `kept` and `rejected` count this run's writes; `StageOutput.finalize` replaces
+    them by the counts of the whole output (earlier, interrupted runs included).
+    """
 
     kept: int = 0
     rejected: Counter = field(default_factory=Counter)
     skipped_done: int = 0
+    hours: float = 0.0
+    tallies: dict[str, int] = field(default_factory=dict)
+    this_run: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -169,23 +176,63 @@ class StageSummary:
             "kept": self.kept,
             "quarantined": self.quarantined,
             "rejected_by_reason": dict(self.rejected),
-            "skipped_already_done": self.skipped_done,
+            "hours": round(self.hours, 6),
+            **self.tallies,
+            "this_run": self.this_run,
             **self.extra,
         }
+
+
+def _json_normal(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples become lists, paths strings)."""
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+def config_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """'name: old → new' for every option that differs between two run configurations."""
+    before, after = _json_normal(dict(before)), _json_normal(dict(after))
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        if before.get(key) == after.get(key):
+            continue
+        if key.endswith("sha256"):
+            changes.append(f"{key.removesuffix('_sha256').replace('_', ' ')} changed since")
+        else:
+            changes.append(f"{key}: {before.get(key, '(unset)')!r} → {after.get(key, '(unset)')!r}")
+    return changes
+
+
+def lineage_of(manifest: Pathlike | None) -> list[str]:
+    """The stages that made `manifest` (oldest first), from its sidecar; [] when unknown."""
+    if manifest is None:
+        return []
+    try:
+        sidecar = read_provenance(manifest) or {}
+    except (OSError, ValueError, StageError):
+        return []
+    lineage = sidecar.get("lineage")
+    if isinstance(lineage, list):
+        return [str(s) for s in lineage]
+    return [sidecar["stage"]] if isinstance(sidecar.get("stage"), str) else []
 
 
 class StageOutput:
     """The outputs of one stage run; use as a context manager, then call :meth:`finalize`.
 
     :param path: the main manifest, ``*.jsonl.gz`` (or ``*.jsonl``).
-    :param stage: stage name; selects the pandera schema that validates the cuts.
+    :param stage: stage name; with the input's lineage it selects the pandera schema that
+        validates the cuts.
     :param resume: continue the partial output an interrupted run left behind.
     :param overwrite: discard any previous output, complete or partial.
     :param streams: extra item streams besides cuts and quarantine.
-    :param counted_streams: extra streams whose items count as done on --resume (filter's
-        rejected cuts).
-    :param schema_stage: schema the cuts are validated against; defaults to `stage`, None
-        infers it from the columns.
+    :param counted_streams: extra streams whose items count as done on --resume, mapped to
+        the custom field that holds each item's reason (filter's rejected cuts: filter_rule).
+    :param schema_stage: an explicit schema for the cuts; default: the lineage's schema.
+    :param config: the options that decide what the stage writes. Recorded when the run
+        starts; `--resume` with other options, or a rerun of a finished stage with other
+        options, is refused (naming what differs) unless `overwrite`.
+    :param input_manifest: the manifest the stage reads (its lineage is continued).
+    :param stream_paths: final paths of extra streams that do not sit next to `path`.
     """
 
     def __init__(
@@ -196,18 +243,29 @@ class StageOutput:
         resume: bool = False,
         overwrite: bool = False,
         streams: Iterable[str] = (),
-        counted_streams: Iterable[str] = (),
-        schema_stage: str | None | bool = True,
+        counted_streams: Mapping[str, str] | Iterable[str] = (),
+        schema_stage: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        input_manifest: Pathlike | None = None,
+        stream_paths: Mapping[str, Pathlike] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.root = self.path.parent.resolve()
         self.stage = stage
-        self.schema_stage = stage if schema_stage is True else schema_stage
-        self.counted_streams = tuple(counted_streams)
+        self.schema_stage = schema_stage
+        self.counted_streams = dict(counted_streams) if isinstance(counted_streams, Mapping) else {
+            s: "reason" for s in counted_streams}
         self.base = manifest_base(self.path)
         self.partial_dir = self.base.with_name(f".{self.base.name}.partial")
-        self.streams = list(dict.fromkeys([MAIN, QUARANTINE, *streams, *counted_streams]))
+        self.streams = list(dict.fromkeys([MAIN, QUARANTINE, *streams, *self.counted_streams]))
+        self.stream_paths = {k: Path(v) for k, v in (stream_paths or {}).items()}
         self.resume = resume
         self.overwrite = overwrite
+        self.config = _json_normal(dict(config or {}))
+        from schemas.models import lineage_after
+
+        self.input_manifest = input_manifest
+        self.lineage = lineage_after(lineage_of(input_manifest), stage)
         self.summary = StageSummary()
         self.resumed_items = 0
         self._writers: dict[str, SequentialJsonlWriter] = {}
@@ -226,11 +284,24 @@ class StageOutput:
     def has_partial(self) -> bool:
         return self.partial_dir.is_dir()
 
+    @property
+    def _run_file(self) -> Path:
+        return self.partial_dir / "run.json"
+
     def check(self) -> str:
-        """Decide what this run does: 'skip' (already complete), 'resume' or 'fresh'."""
+        """Decide what this run does: 'skip' (already complete), 'resume' or 'fresh'.
+
+        :raises StageError: a partial output without --resume, or options that differ from
+            the ones the existing (complete or partial) output was made with.
+        """
         if self.overwrite:
             return "fresh"
         if self.complete:
+            sidecar = read_provenance(self.path) or {}
+            if "config" in sidecar and self.config and config_changes(sidecar["config"], self.config):
+                raise StageError(f"{self.path} is complete but was made with other options ("
+                                 + "; ".join(config_changes(sidecar["config"], self.config))
+                                 + "); pass --overwrite to redo it with the new ones")
             return "skip"
         if self.has_partial:
             if not self.resume:
@@ -238,6 +309,13 @@ class StageOutput:
                     f"an interrupted run left {self.partial_dir}; pass --resume to continue it "
                     "or --overwrite to start over"
                 )
+            if self._run_file.is_file():
+                before = json.loads(self._run_file.read_text()).get("config", {})
+                changes = config_changes(before, self.config)
+                if changes:
+                    raise StageError("--resume would mix two configurations in one output; the interrupted run "
+                                     "used other options (" + "; ".join(changes) + "). Run it again with the same "
+                                     "options, or pass --overwrite to start over with the new ones")
             return "resume"
         return "fresh"
 
@@ -250,6 +328,8 @@ class StageOutput:
             shutil.rmtree(self.partial_dir)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial_dir.mkdir(exist_ok=True)
+        if mode == "fresh" or not self._run_file.is_file():
+            atomic_write_text(self._run_file, json.dumps({"stage": self.stage, "config": self.config}, indent=1))
         for stream in self.streams:
             part = self.partial_dir / f"{stream}.jsonl"
             if part.exists():
@@ -276,11 +356,17 @@ class StageOutput:
         """True when `item_id` was written (kept or quarantined) by this or an earlier run."""
         return item_id in self._done
 
+    def _put(self, stream: str, item: Any) -> None:
+        """Write one item with its file paths relative to the output's folder (portable)."""
+        from curate.manifests import portable
+
+        self._writers[stream].write(portable(item, self.root), flush=True)
+
     def write(self, cut: Any) -> None:
         """Append a kept cut (skipped when its id is already done)."""
         if cut.id in self._done:
             return
-        self._writers[MAIN].write(cut, flush=True)
+        self._put(MAIN, cut)
         self._done.add(cut.id)
         self.summary.kept += 1
         self._tick()
@@ -289,7 +375,7 @@ class StageOutput:
         """Append a rejection to the quarantine (skipped when its id is already done)."""
         if rejection.id in self._done:
             return
-        self._writers[QUARANTINE].write(rejection.to_dict(), flush=True)
+        self._put(QUARANTINE, rejection.to_dict())
         self._done.add(rejection.id)
         self.summary.rejected[rejection.reason] += 1
         self._tick()
@@ -302,7 +388,7 @@ class StageOutput:
         writer = self._writers[stream]
         if item.id in writer.ignore_ids or (stream in self.counted_streams and item.id in self._done):
             return
-        writer.write(item, flush=True)
+        self._put(stream, item)
         writer.ignore_ids.add(item.id)
         if stream in self.counted_streams:
             self._done.add(item.id)
@@ -315,16 +401,49 @@ class StageOutput:
             os.kill(os.getpid(), 9)  # simulate a hard kill mid-stage (tests only)
 
     # -------------------------------------------------------------- finishing
+    def final_path(self, stream: str) -> Path:
+        return self.stream_paths.get(stream) or sibling(self.path, stream)
+
+    def _recount(self, tallies: Mapping[str, Any]) -> None:
+        """Counts of the whole output, read back from the partial files (all runs)."""
+        this_run = {"kept": self.summary.kept, "quarantined": self.summary.quarantined,
+                    "resumed_from_items": self.resumed_items}
+        kept, hours, counts = 0, 0.0, Counter()
+        for line in _jsonl_lines(self.partial_dir / f"{MAIN}.jsonl"):
+            data = json.loads(line)
+            kept += 1
+            hours += float(data.get("duration") or 0.0) / 3600
+            for name, test in tallies.items():
+                counts[name] += bool(test(data))
+        rejected = Counter()
+        for line in _jsonl_lines(self.partial_dir / f"{QUARANTINE}.jsonl"):
+            rejected[json.loads(line).get("reason", "?")] += 1
+        for stream, field_name in self.counted_streams.items():
+            for line in _jsonl_lines(self.partial_dir / f"{stream}.jsonl"):
+                data = json.loads(line)
+                rejected[data.get(field_name) or (data.get("custom") or {}).get(field_name) or stream] += 1
+        self.summary.kept, self.summary.rejected, self.summary.hours = kept, rejected, hours
+        self.summary.tallies = {name: counts[name] for name in tallies}
+        self.summary.this_run = this_run
+
     def finalize(
         self,
         *,
-        options: Mapping[str, Any],
+        options: Mapping[str, Any] | None = None,
         inputs: Iterable[dict] = (),
         validate: bool = True,
         extra_versions: Iterable[str] = (),
+        tallies: Mapping[str, Any] | None = None,
     ) -> dict:
         """Validate, compress and move every stream into place, then write the sidecar.
 
+        Every companion (quarantine, extra streams, sidecar) is in place before the main
+        manifest appears, and the main manifest appears last, atomically: a kill at any point
+        leaves either the partial output (which ``--resume`` finalizes again) or everything.
+        Counts in the sidecar cover the whole output, earlier interrupted runs included.
+
+        :param options: what the sidecar records besides `config` (workers, device, paths).
+        :param tallies: name -> predicate over a written cut's dict; counted over the whole output.
         :raises StageError: when the written cuts fail the stage's schema (the partial output
             stays in place, so nothing is lost).
         """
@@ -334,16 +453,22 @@ class StageOutput:
         if validate:
             from schemas.validation import validate_manifest
 
-            report = validate_manifest(main_part, stage=self.schema_stage)
+            report = validate_manifest(main_part, stage=self.schema_stage,
+                                       lineage=None if self.schema_stage else self.lineage)
             if not report.ok:
                 raise StageError(
                     f"the {self.stage} output failed its schema; it stays in {self.partial_dir}\n"
                     + report.format()
                 )
+        self._recount(tallies or {})
         outputs = {}
-        for stream in self.streams:
+        for stream in [*self.streams[1:], MAIN]:  # the main manifest last: its presence means "complete"
             part = self.partial_dir / f"{stream}.jsonl"
-            final = sibling(self.path, stream)
+            final = self.final_path(stream)
+            if stream == MAIN:
+                atomic_write_text(provenance_path(self.path), json.dumps(
+                    self._provenance(options, inputs, extra_versions, outputs), indent=2, default=str) + "\n")
+            final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.with_name(f".{final.name}.tmp")
             if str(final).endswith(".gz"):
                 with open(part, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
@@ -352,20 +477,40 @@ class StageOutput:
                 shutil.copyfile(part, tmp)
             outputs[stream] = {"path": str(final), "items": count_lines(part)}
             os.replace(tmp, final)
-        provenance = {
+        shutil.rmtree(self.partial_dir)
+        return read_provenance(self.path)
+
+    def _provenance(self, options, inputs, extra_versions, outputs) -> dict:
+        main = self.partial_dir / f"{MAIN}.jsonl"
+        outputs = {MAIN: {"path": str(self.path), "items": count_lines(main)}, **outputs}
+        described = []
+        for item in inputs:
+            item = dict(item)
+            if "path" in item and Path(item["path"]).exists():  # also findable after the folder moves
+                item["relpath"] = os.path.relpath(Path(item["path"]).resolve(), self.root)
+            described.append(item)
+        return {
             "stage": self.stage,
+            "lineage": self.lineage,
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "options": dict(options),
-            "inputs": list(inputs),
+            "config": self.config,
+            "options": {**self.config, **dict(options or {})},
+            "inputs": described,
             "outputs": outputs,
-            "summary": self.summary.to_dict() | {"resumed_from_items": self.resumed_items},
+            "summary": self.summary.to_dict(),
             "versions": library_versions(*extra_versions),
             "started_at": self._started.isoformat(timespec="seconds"),
             "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
-        atomic_write_text(provenance_path(self.path), json.dumps(provenance, indent=2, default=str) + "\n")
-        shutil.rmtree(self.partial_dir)
-        return provenance
+
+
+def _jsonl_lines(path: Path) -> Iterable[str]:
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield line
 
 
 def write_jsonl_gz(path: Pathlike, rows: Iterable[Mapping]) -> None:

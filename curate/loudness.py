@@ -23,6 +23,15 @@ ABSOLUTE_GATE_LUFS = -70.0
 CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)  # L, R, C, Ls, Rs
 
 
+def channel_gains(num_channels: int) -> tuple[float, ...]:
+    """BS.1770 channel weights for up to 5 channels (L, R, C, Ls, Rs); beyond 5 (7.1, Ambisonics,
+    multitrack stems) the standard defines none, so every channel is weighted 1.0, as its
+    front channels are, rather than failing the file."""
+    if num_channels <= len(CHANNEL_GAINS):
+        return CHANNEL_GAINS[:num_channels]
+    return (1.0,) * num_channels
+
+
 def k_weighting_sos(sampling_rate: int) -> np.ndarray:
     """Second-order sections of the BS.1770 K-weighting filter at `sampling_rate`: (2, 6)."""
     stages = [
@@ -45,11 +54,9 @@ def window_loudness(
     if samples.ndim != 2:
         raise ValueError(f"expected (channels, time) audio, got shape {samples.shape}")
     num_channels = samples.shape[0]
-    if num_channels > len(CHANNEL_GAINS):
-        raise ValueError(f"BS.1770 defines gains for up to 5 channels, got {num_channels}")
     sos = k_weighting_sos(sampling_rate).astype(samples.dtype, copy=False)
     weighted = sosfilt(sos, samples, axis=-1)  # (C, T)
-    gains = np.asarray(CHANNEL_GAINS[:num_channels])  # (C,)
+    gains = np.asarray(channel_gains(num_channels))  # (C,)
     return [_gated_loudness(weighted[:, b:e], sampling_rate, gains) for b, e in spans]
 
 

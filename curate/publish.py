@@ -9,10 +9,12 @@ the folder reads it. Rows whose audio cannot be read are skipped and listed, nev
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -107,9 +109,9 @@ def encode_flac(audio: np.ndarray, sampling_rate: int) -> bytes:
 
 def _rows(manifest: str, columns: dict, embeddings: bool, skipped_path: str) -> Iterator[dict]:
     """Dataset rows; unreadable cuts are appended to `skipped_path` and left out."""
-    from lhotse import CutSet
+    from curate.manifests import read_cuts
 
-    for cut in CutSet.from_file(manifest):
+    for cut in read_cuts(manifest):
         try:
             audio = np.atleast_2d(cut.load_audio())  # only the window: (C, T)
             row = {"id": cut.id, "audio": {"bytes": encode_flac(audio, cut.sampling_rate), "path": f"{cut.id}.flac"},
@@ -143,11 +145,12 @@ def export_dataset(manifest: str | os.PathLike, directory: str | os.PathLike, ma
     :param embeddings: also export stored Lhotse arrays (CLAP embeddings, ...) as float lists.
     """
     from datasets import Audio, Dataset
-    from lhotse import CutSet
+
+    from curate.manifests import read_cuts
 
     manifest = str(manifest)
     directory = Path(directory)
-    columns = infer_columns(CutSet.from_file(manifest))
+    columns = infer_columns(read_cuts(manifest))
     features = features_for(columns, embeddings)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent if directory.parent.exists() else None))
     try:
@@ -197,7 +200,8 @@ def provenance_chain(manifest: str | os.PathLike) -> list[dict]:
         inputs = [i for i in sidecar.get("inputs", []) if str(i.get("path", "")).endswith((".jsonl.gz", ".jsonl"))]
         if not inputs:
             break
-        path = Path(inputs[0]["path"])
+        moved = path.resolve().parent / inputs[0]["relpath"] if inputs[0].get("relpath") else None
+        path = moved if moved is not None and moved.is_file() else Path(inputs[0]["path"])
     return chain
 
 
@@ -225,6 +229,13 @@ def dataset_card(manifest: str, dataset, columns: dict[str, str], skipped: list[
                 if k not in ("output", "manifest", "arrays", "audio_dir", "metadata") and v is not None}
         lines.append(f"- **{sidecar.get('stage')}** ({sidecar.get('finished_at', '?')}): "
                      + ", ".join(f"{k}={v}" for k, v in opts.items()))
+    lines += ["", "## Reading the audio", "",
+              "`audio` is a `datasets.Audio` column of 16-bit FLAC bytes (each row holds only its own window).",
+              "Decoding it with `datasets` needs `torchcodec` and a system FFmpeg. Without them, read the bytes:",
+              "", "```python", "import io, soundfile as sf", "from datasets import Audio, load_dataset", "",
+              'ds = load_dataset("<this dataset>", split="train").cast_column("audio", Audio(decode=False))',
+              'samples, rate = sf.read(io.BytesIO(ds[0]["audio"]["bytes"]))  # (time, channels)', "```", "",
+              "`scoreaware curate import <this dataset>` turns it back into Lhotse cuts with FLAC files."]
     lines += ["", "## Licences", ""]
     lines += [f"- {k}: {v} segments" for k, v in licenses.most_common()] or ["- not given in the input metadata"]
     if skipped:
@@ -279,24 +290,58 @@ def publish(directory: str | os.PathLike, repo_id: str, private: bool = False, o
 
 
 # ---------------------------------------------------------------------------- import
-def iter_imported(source: str, split: str, audio_dir: Path, skip_ids=()) -> Iterator:
-    """Cuts rebuilt from an exported dataset (local folder or Hub id); audio written as FLAC files."""
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def safe_file_stem(ident: str) -> str:
+    """A file name for a row id: the id itself when it is a plain name, else a name derived
+    from it (``id-<sha1>``), so an id like ``../../x`` or ``/etc/x`` can never leave its folder."""
+    if SAFE_NAME.fullmatch(ident) and ".." not in ident:
+        return ident
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", ident).strip("._")[:40] or "id"
+    return f"{readable}-{hashlib.sha1(ident.encode()).hexdigest()[:16]}"
+
+
+def open_rows(source: str, split: str):
+    """The dataset's rows, streamed: a local folder is read as it is now (no cache)."""
     from datasets import Audio, load_dataset
+
+    if Path(source).is_dir():
+        files = sorted(str(p) for p in (Path(source) / "data").glob(f"{split}-*.parquet")) or \
+            sorted(str(p) for p in Path(source).rglob("*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"{source}: no Parquet shards (data/{split}-*.parquet)")
+        dataset = load_dataset("parquet", data_files={split: files}, split=split, streaming=True)
+    else:
+        dataset = load_dataset(source, split=split, streaming=True)
+    return dataset.cast_column("audio", Audio(decode=False))
+
+
+def iter_imported(source: str, split: str, audio_dir: Path, skip_ids=()) -> Iterator:
+    """Cuts rebuilt from an exported dataset (local folder or Hub id); audio written as FLAC files.
+
+    Each row's audio goes to ``audio_dir/<safe name>.flac``; when the row id is not a plain file
+    name the safe name is recorded in ``custom["audio_file"]``.
+    """
     from lhotse import Recording
     from lhotse.utils import fastcopy
 
-    dataset = load_dataset(source, split=split).cast_column("audio", Audio(decode=False))
     audio_dir.mkdir(parents=True, exist_ok=True)
     skip = set(skip_ids)
-    for row in dataset:
-        if row["id"] in skip:
+    for row in open_rows(source, split):
+        ident = str(row["id"])
+        if ident in skip:
             continue
-        path = audio_dir / f"{row['id']}.flac"
+        stem = safe_file_stem(ident)
+        path = audio_dir / f"{stem}.flac"
+        assert path.resolve().parent == audio_dir.resolve(), f"unsafe audio path for id {ident!r}"
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(row["audio"]["bytes"])
         os.replace(tmp, path)
-        recording = Recording.from_file(path, recording_id=row["id"])
+        recording = Recording.from_file(path, recording_id=ident)
         custom = {k: v for k, v in row.items() if k not in RESERVED and v is not None}
         custom["source_recording_id"] = row["recording_id"]
         custom["source_start"] = row["start"]
+        if stem != ident:
+            custom["audio_file"] = path.name
         yield fastcopy(recording.to_cut(), custom=custom)

@@ -83,9 +83,12 @@ class SegmentedCuts(IngestedCuts):
 
 
 class ClapScoredCuts(IngestedCuts):
-    """Cuts with an audio-text CLAP score (cosine of L2-normalized embeddings)."""
+    """Cuts with a CLAP audio embedding and, when they have a caption, an audio-text CLAP
+    score (cosine of L2-normalized embeddings). Cuts without a caption keep their embedding
+    (the reward, FAD and REPA use it) and an empty score; `filter` decides about them."""
 
-    clap_score: Series[float] = pa.Field(nullable=False, ge=-1.0, le=1.0)
+    clap_score: Optional[Series[float]] = pa.Field(nullable=True, ge=-1.0, le=1.0)
+    has_clap_audio_emb: Series[bool] = pa.Field(nullable=False)
 
 
 class RewardScoredCuts(IngestedCuts):
@@ -122,16 +125,60 @@ SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "mixture": IngestedCuts,  # base cuts plus oversampled selected ones: later columns are partial
     "caption_audio": IngestedCuts,  # adds caption_verbose (optional: flagged cuts have none)
     "caption_rewrite": CaptionedCuts,
+    "encode": IngestedCuts,  # adds arrays (latent, text tokens); see GUARANTEES
 }
 
 # When a manifest has no sidecar, the most specific schema whose marker column is present wins.
 _MARKERS = [
     ("select", "selection_rank"),
     ("reward", "reward"),
-    ("clap", "clap_score"),
+    ("clap", "has_clap_audio_emb"),
     ("caption", "caption_verbose"),
     ("segment", "window_start"),
 ]
+
+
+# Columns each stage guarantees in its output (non-null). A manifest made by a chain of
+# stages must still carry what every earlier stage guaranteed: `schema_for_lineage`.
+GUARANTEES: dict[str, dict[str, type]] = {
+    "segment": {"source_cut_id": str, "window_start": float, "loudness_lufs": float},
+    "clap": {"has_clap_audio_emb": bool},
+    "reward": {"reward": float, "has_mert_emb": bool},
+    "caption_rewrite": {"caption": str},
+    "select": {"combined_score": float, "selection_rank": pd.Int64Dtype},
+    "encode": {"has_latent": bool, "has_text_tokens": bool, "has_clap_text_emb": bool, "latent_frames": int},
+}
+# a stage whose output breaks earlier guarantees (a mixture holds base cuts next to selected ones)
+RESETS = {"mixture"}
+
+
+def lineage_after(lineage: list[str], stage: str) -> list[str]:
+    """The lineage of a stage's output, given its input's lineage."""
+    if stage in RESETS:
+        return [s for s in lineage if s in ("ingest", "segment")] + [stage]
+    return [*lineage, stage]
+
+
+def schema_for_lineage(lineage: list[str]) -> tuple[pa.DataFrameSchema, str]:
+    """(schema, name) for a manifest made by `lineage` (stages in order, oldest first).
+
+    The last stage's own model, with every earlier stage's guaranteed columns required too.
+    """
+    last = next((s for s in reversed(lineage) if s in SCHEMAS), "ingest")
+    schema = SCHEMAS[last].to_schema()
+    start = max((i for i, s in enumerate(lineage) if s in RESETS), default=-1)
+    required: dict[str, type] = {}
+    for stage in lineage[start + 1:]:
+        required.update(GUARANTEES.get(stage, {}))
+    for column, kind in required.items():
+        if column in schema.columns:
+            schema = schema.update_column(column, required=True, nullable=False)
+        else:
+            schema = schema.add_columns({column: pa.Column(kind, nullable=False, required=True, coerce=True)})
+    name = SCHEMAS[last].__name__
+    if len(lineage) > 1:
+        name += f" (made by {' → '.join(lineage)})"
+    return schema, name
 
 
 def schema_for(stage: str) -> type[pa.DataFrameModel]:

@@ -75,12 +75,11 @@ def write_demo_pairs(manifest: Path, truth: Path, out: Path, pairs: int = 300, s
     import json
     import random
 
-    from lhotse import CutSet
-
     from curate.io import read_jsonl
+    from curate.manifests import read_cuts
 
     matches = {row["id"]: row["caption_matches_audio"] for row in read_jsonl(truth)}
-    cuts = [(c.id, matches.get(c.recording_id, True), c.custom["loudness_lufs"]) for c in CutSet.from_file(manifest)]
+    cuts = [(c.id, matches.get(c.recording_id, True), c.custom["loudness_lufs"]) for c in read_cuts(manifest)]
     rng = random.Random(seed)
     with open(out, "w") as f:
         for _ in range(pairs):

@@ -118,14 +118,21 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
            clap_model: str | None, repa: str, muq_model: str, caption_field: str, device: str, resume: bool,
            overwrite: bool) -> None:
     """Precompute latents, text tokens, CLAP text and REPA targets of MANIFEST for training."""
-    from lhotse import CutSet
-
     from curate.arrays import ArrayStore, arrays_dir
-    from curate.cli.common import Timer, prepare_output, print_summary, progress, rejected_line
+    from curate.cli.common import Timer, done_line, prepare_output, print_summary, progress, rejected_line
     from curate.io import StageError, count_lines, describe_input, manifest_base
-    from curate.scoring.clap import load_transformers_clap
+    from curate.manifests import check_input, read_cuts
+    from curate.scoring.clap import load_transformers_clap, weights_fingerprint
     from train.codecs import load_codec
-    from train.encode import REPA_TARGETS, Encoders, encode_cuts, load_frame_encoder, null_features, write_encode_info
+    from train.encode import (
+        REPA_TARGETS,
+        Encoders,
+        encode_cuts,
+        load_frame_encoder,
+        null_features,
+        whole_output_stats,
+        write_encode_info,
+    )
     from train.text import load_text_encoder
 
     targets = tuple(t for t in repa.split(",") if t)
@@ -133,12 +140,19 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
     if unknown:
         raise click.BadParameter(f"unknown REPA targets {sorted(unknown)}; choose from {REPA_TARGETS}",
                                  param_hint="--repa")
+    source = describe_input(manifest)
+    config = dict(input_sha256=source["sha256"], codec=codec, codec_model=codec_model,
+                  codec_weights=weights_fingerprint(codec_model) if codec_model else None, text_encoder=text_encoder,
+                  text_weights=weights_fingerprint(text_encoder), max_text_tokens=max_text_tokens,
+                  clap_model=clap_model, clap_weights=weights_fingerprint(clap_model) if clap_model else None,
+                  repa=list(targets), muq_model=muq_model if "muq" in targets else None, caption_field=caption_field)
     try:
-        out = prepare_output(output, "encode", resume, overwrite, schema_stage=None)
+        out = prepare_output(output, "encode", resume, overwrite, config=config, input_manifest=manifest)
+        if out is None:
+            return
+        check_input(manifest)
     except StageError as exc:
         raise click.ClickException(str(exc)) from None
-    if out is None:
-        return
     timer = Timer()
     encoders = Encoders(
         codec=load_codec(codec, codec_model, device=device),
@@ -152,12 +166,11 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
     null_arrays = {k: store.put("null", k, v).to_dict() for k, v in nulls.items()}
     with out, progress(count_lines(manifest), "encode", "cut") as bar:
         bar.update(out.resumed_items)
-        for item in encode_cuts(CutSet.from_file(manifest), encoders, store, caption_field, skip_ids=out.done_ids):
+        for item in encode_cuts(read_cuts(manifest), encoders, store, caption_field, skip_ids=out.done_ids):
             out.reject(item) if hasattr(item, "reason") else out.write(item)
             bar.update(1)
-    if out.resumed_items and encoders.stats.frames:  # stats of a resumed run cover only its part
-        click.secho("note: latent statistics cover the cuts encoded in this run only; re-run with --overwrite "
-                    "for whole-set statistics", fg="yellow", err=True)
+    if out.resumed_items:  # the statistics must cover every cut, the ones an earlier run encoded too
+        encoders.stats = whole_output_stats(out.partial_dir / "cuts.jsonl", output.parent)
     stats = encoders.stats.result() if encoders.stats.frames else None
     base = manifest_base(output)
     from curate.publish import provenance_chain
@@ -171,11 +184,9 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
             "clap_dim": int(nulls["clap_text"].shape[0]), "latent_stats": stats, "null": null_arrays,
             "repa": {t: (("global", 512) if t == "clap" else ("frames", encoders.frames.dim)) for t in targets}}
     write_encode_info(base.with_name(f"{base.name}.encode.json"), info)
-    provenance = out.finalize(options=dict(manifest=str(manifest), codec=codec, codec_model=codec_model,
-                                           text_encoder=text_encoder, clap_model=clap_model, repa=list(targets),
-                                           muq_model=muq_model if "muq" in targets else None, output=str(output)),
-                              inputs=[describe_input(manifest)], extra_versions=("torch", "transformers", "diffusers"))
-    lines = [f"encoded {out.summary.kept} cuts, {stats['frames'] if stats else 0} latent frames "
+    provenance = out.finalize(options=dict(manifest=str(manifest), device=device, output=str(output)),
+                              inputs=[source], extra_versions=("torch", "transformers", "diffusers"))
+    lines = [done_line(out, "encoded") + f", {stats['frames'] if stats else 0} latent frames "
              f"({encoders.codec.channels} channels at {encoders.codec.latent_rate:.1f} Hz)",
              rejected_line(out.summary.rejected), f"took {timer.seconds:.1f} s",
              f"→ {base.with_name(base.name + '.encode.json')} (latent stats, null features)"]
@@ -190,12 +201,15 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
 @click.option("--set", "overrides", multiple=True, help="key=value override; repeatable. Unknown keys fail.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Continue the latest checkpoint of this run folder exactly (--set steps=N to extend).")
+@click.option("--unsafe-pickle", is_flag=True,
+              help="Allow checkpoints that need Python pickle (older scoreaware runs; pickle can run code).")
 def fit(config_path: str | None, preset: str | None, manifest: str | None, overrides: tuple[str, ...],
-        resume_dir: Path | None) -> None:
+        resume_dir: Path | None, unsafe_pickle: bool) -> None:
     """Train the FluxAudio-style DiT on an encoded manifest (single process, or under torchrun for DDP).
 
     Writes runs/{idx}-{model}/: config.json, checkpoints/{step}.pt, tb/ (TensorBoard), loss.png.
     """
+    from curate.io import StageError
     from train.config import ConfigError, parse_overrides, resolve
     from train.loop import main
 
@@ -209,8 +223,8 @@ def fit(config_path: str | None, preset: str | None, manifest: str | None, overr
     if not config.manifest and resume_dir is None:
         raise click.UsageError("no training manifest: pass --manifest or set manifest in the config")
     try:
-        run_dir = main(config, resume_dir)
-    except (FileNotFoundError, ValueError) as exc:
+        run_dir = main(config, resume_dir, unsafe_pickle=unsafe_pickle)
+    except (FileNotFoundError, ValueError, StageError) as exc:
         raise click.ClickException(str(exc)) from None
     if os.environ.get("RANK", "0") == "0":
         import json as _json

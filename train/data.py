@@ -11,7 +11,6 @@ group, and the robust CLAP range that maps scores to S̃ ∈ [0, 1] for the Beta
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicCutSampler
 
 from curate.io import manifest_base
+from curate.manifests import read_cuts
 from train.text import pad_tokens
 from train.timesteps import normalize_scores, robust_range
 
@@ -74,7 +74,9 @@ def encode_info(manifest: str | Path) -> dict:
         base = manifest_base(candidate)
         path = base.with_name(f"{base.name}.encode.json")
         if path.is_file():
-            return json.loads(path.read_text())
+            from train.encode import read_encode_info
+
+            return read_encode_info(path)
     raise FileNotFoundError(f"no .encode.json for {manifest}: train from a `scoreaware train encode` output")
 
 
@@ -86,7 +88,7 @@ def compute_normalization(manifest: str | Path, score_field: str, score_group_by
     channels = info["latent_channels"]
     scores: dict[str, list[float]] = {}
     claps: list[float] = []
-    for cut in CutSet.from_file(manifest):
+    for cut in read_cuts(manifest):
         custom = cut.custom or {}
         if custom.get(score_field) is not None:
             group = str(custom.get(score_group_by, "all")) if score_group_by else "all"
@@ -148,5 +150,5 @@ class LatentBatches(torch.utils.data.Dataset):
 def make_sampler(manifest: str | Path, batch_size: int, seed: int, world_size: int = 1, rank: int = 0,
                  shuffle: bool = True, drop_last: bool = True) -> DynamicCutSampler:
     """Fixed-size batches of cuts, reshuffled every epoch, one shard per DDP rank."""
-    return DynamicCutSampler(CutSet.from_file(manifest), max_cuts=batch_size, shuffle=shuffle, drop_last=drop_last,
+    return DynamicCutSampler(read_cuts(manifest), max_cuts=batch_size, shuffle=shuffle, drop_last=drop_last,
                              seed=seed, world_size=world_size, rank=rank)

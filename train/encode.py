@@ -165,8 +165,38 @@ def encode_cuts(cuts: Iterable[Cut], encoders: Encoders, store: ArrayStore, capt
         yield fastcopy(cut, custom=custom)
 
 
+def whole_output_stats(partial_cuts: str | os.PathLike, root: str | os.PathLike) -> LatentStats:
+    """Latent statistics over every cut a (resumed) encode wrote, read back from its arrays."""
+    from curate.manifests import read_cuts
+
+    stats = LatentStats()
+    for cut in read_cuts(partial_cuts, root=root):
+        stats.add(cut.load_custom("latent"))
+    return stats
+
+
 def write_encode_info(path: str | os.PathLike, info: dict) -> None:
-    """``<out>.encode.json``: codec, text encoder, latent stats, null features location."""
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    """``<out>.encode.json``: codec, text encoder, latent stats, null features location (array
+    paths relative to the file, so the folder can move)."""
+    from curate.manifests import map_paths, relativize
+
+    path = Path(path)
+    root = path.parent.resolve()
+    info = json.loads(json.dumps(info))
+    for array in (info.get("null") or {}).values():
+        map_paths({"custom": {"x": array}}, lambda p: relativize(p, root))
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(info, indent=1))
     os.replace(tmp, path)
+
+
+def read_encode_info(path: str | os.PathLike) -> dict:
+    """An ``.encode.json`` with its array paths resolved against its folder."""
+    from curate.manifests import map_paths, resolve
+
+    path = Path(path)
+    root = path.parent.resolve()
+    info = json.loads(path.read_text())
+    for array in (info.get("null") or {}).values():
+        map_paths({"custom": {"x": array}}, lambda p: resolve(p, root))
+    return info

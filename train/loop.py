@@ -67,13 +67,18 @@ def lr_at(step: int, config: TrainConfig) -> float:
 
 
 def rng_state(objective: FlowObjective) -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "objective": objective.generator.get_state()}
+    """Every RNG the run draws from, as plain data (tensors, ints, lists) so the checkpoint
+    loads with ``weights_only=True``."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                      gauss],
+            "python": random.getstate(), "objective": objective.generator.get_state()}
 
 
 def set_rng_state(state: dict, objective: FlowObjective) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
     objective.generator.set_state(state["objective"])
 
@@ -166,8 +171,10 @@ def plot_history(history: list[dict], path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ main
-def main(config: TrainConfig, resume_dir: Path | None = None) -> Path:
+def main(config: TrainConfig, resume_dir: Path | None = None, unsafe_pickle: bool = False) -> Path:
     """Train; returns the run folder. With `resume_dir`, continue its latest checkpoint exactly."""
+    from curate.checkpoints import load_checkpoint
+
     rank, world, local_rank = setup_distributed()
     device = pick_device(config, local_rank)
     checkpoint = None
@@ -175,7 +182,7 @@ def main(config: TrainConfig, resume_dir: Path | None = None) -> Path:
         path = latest_checkpoint(resume_dir)
         if path is None:
             raise FileNotFoundError(f"no checkpoint in {resume_dir}/checkpoints")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="training checkpoint")
         config = config_from_dict({**checkpoint["config"], "steps": config.steps})
     torch.manual_seed(config.seed + rank)
     np.random.seed(config.seed + rank)
@@ -185,7 +192,7 @@ def main(config: TrainConfig, resume_dir: Path | None = None) -> Path:
             compute_normalization(config.manifest, config.score_field, config.score_group_by, config.clap_field))
     backbone, repa, model_config = build(config, info)
     if config.init_from and not checkpoint:
-        init = torch.load(config.init_from, map_location="cpu", weights_only=False)
+        init = load_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
         backbone.load_state_dict(init["ema"], strict=False)  # v1 -> v2 cross-loading tolerates the head switch
     net = Trainable(backbone, repa).to(device)
     ema = copy.deepcopy(backbone).requires_grad_(False).eval()

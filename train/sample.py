@@ -49,9 +49,11 @@ class SampleSettings:
     demucs_repo: str | None = None  # local folder of Demucs models (offline); None downloads
 
 
-def load_generator(checkpoint: str | os.PathLike, device: str = "cpu"):
-    """(EMA backbone, checkpoint dict) from a `train fit` checkpoint."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+def load_generator(checkpoint: str | os.PathLike, device: str = "cpu", unsafe_pickle: bool = False):
+    """(EMA backbone, checkpoint dict) from a `train fit` checkpoint (weights-only load)."""
+    from curate.checkpoints import load_checkpoint
+
+    state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")
     model = FluxAudio(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["ema"])
     return model.to(device).eval(), state
@@ -135,8 +137,8 @@ class Generator:
     """A loaded checkpoint plus its text encoders and codec."""
 
     def __init__(self, checkpoint: str | os.PathLike, clap_model: str | None = None, device: str = "cpu",
-                 text_encoder: str | None = None) -> None:
-        self.model, self.state = load_generator(checkpoint, device)
+                 text_encoder: str | None = None, unsafe_pickle: bool = False) -> None:
+        self.model, self.state = load_generator(checkpoint, device, unsafe_pickle)
         self.device = device
         info = self.state["encode"]
         self.codec = codec_from_description(info["codec"], device)

@@ -1,9 +1,12 @@
 """Generation engines behind one interface: vLLM in-process, any OpenAI-compatible endpoint
 (e.g. `vllm serve`), and transformers `generate` as the slow fallback.
 
-``engine.generate(requests, sampling, attempt) -> list[str | EngineFailure]``, one result per
-request, in order. Each request carries its own seed (derived from its key and the attempt),
-so a cut's caption does not depend on which batch it landed in.
+``engine.stream(requests, sampling, attempt)`` yields ``(index, str | EngineFailure)`` for
+every request as it finishes (vLLM: as the continuous batch completes it; OpenAI: as
+responses arrive), so a caller can keep each result the moment it exists while the engine
+still sees the whole batch. ``engine.generate(...)`` is the same, collected in request order.
+Each request carries its own seed (derived from its key and the attempt), so a cut's caption
+does not depend on which batch it landed in.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import os
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
+
+from curate.redact import redact
 
 log = logging.getLogger(__name__)
 ENGINES = ("vllm", "openai", "transformers")
@@ -78,9 +83,22 @@ def chat_prompt(tokenizer, system: str, user: str) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+class Engine:
+    """What every engine shares: `generate` collects `stream` in request order."""
+
+    def stream(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
+        raise NotImplementedError
+
+    def generate(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0) -> list:
+        results: list = [None] * len(requests)
+        for index, result in self.stream(requests, sampling, attempt):
+            results[index] = result
+        return results
+
+
 # ------------------------------------------------------------------------------- vLLM
-class VllmEngine:
-    """`vllm.LLM(...).generate` over whole batches (continuous batching inside vLLM).
+class VllmEngine(Engine):
+    """`vllm.LLM` over whole batches (continuous batching inside vLLM), results as they finish.
 
     Build it under ``if __name__ == "__main__":`` in scripts: vLLM spawns worker processes.
     """
@@ -110,7 +128,7 @@ class VllmEngine:
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
 
-    def generate(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
+    def _inputs(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int):
         from vllm import SamplingParams
 
         prompts, params = [], []
@@ -124,23 +142,48 @@ class VllmEngine:
                 prompts.append({"prompt": chat_prompt(self.tokenizer, req.system, req.user)})
             params.append(SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
                                          top_p=sampling.top_p, seed=sampling.seed_for(req.key, attempt)))
+        return prompts, params
+
+    def stream(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
+        """Enqueue the whole batch (`LLM.enqueue`), then step the engine and yield each request
+        the step that finishes it. A prompt the engine refuses at enqueue time fails alone."""
+        prompts, params = self._inputs(requests, sampling, attempt)
         try:
-            return [o.outputs[0].text for o in self.llm.generate(prompts, params, use_tqdm=False)]
-        except Exception as exc:
-            if len(prompts) == 1:
-                return [EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300])]
-        # one bad input (e.g. undecodable audio) fails the whole call: isolate it, keep the rest
-        results = []
-        for prompt, param in zip(prompts, params):
-            try:
-                results.append(self.llm.generate([prompt], [param], use_tqdm=False)[0].outputs[0].text)
-            except Exception as exc:
-                results.append(EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300]))
-        return results
+            ids = self.llm.enqueue(prompts, params, use_tqdm=False)
+        except Exception:  # vLLM aborted what it had added; isolate the bad input, keep the rest
+            ids = []
+            for index, (prompt, param) in enumerate(zip(prompts, params)):
+                try:
+                    ids.append(self.llm.enqueue([prompt], [param], use_tqdm=False)[0])
+                except Exception as exc:
+                    ids.append(None)
+                    yield index, EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300])
+        waiting = {rid: index for index, rid in enumerate(ids) if rid is not None}
+        engine = self.llm.llm_engine
+        try:
+            while waiting and engine.has_unfinished_requests():
+                for output in engine.step():
+                    if output.finished and output.request_id in waiting:
+                        yield waiting.pop(output.request_id), output.outputs[0].text
+        except Exception as exc:  # the engine died mid-batch: what finished is kept, the rest is retried on --resume
+            error = EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300])
+            for index in list(waiting.values()):
+                yield index, error
+            waiting.clear()
+        for index in waiting.values():
+            yield index, EngineFailure("vllm: the engine finished without answering")
 
 
 # ---------------------------------------------------------------------------- OpenAI
-class OpenAIEngine:
+def _error_body(exc) -> str:
+    """The first 200 characters of an HTTP error's body (servers explain themselves there)."""
+    try:
+        return " ".join(exc.read(2000).decode("utf-8", "replace").split())[:200]
+    except Exception:
+        return ""
+
+
+class OpenAIEngine(Engine):
     """Chat completions on an OpenAI-compatible server, `concurrency` requests in flight.
 
     Connection errors, timeouts, 429/5xx and malformed responses are retried with exponential
@@ -190,29 +233,33 @@ class OpenAIEngine:
                     raise ValueError("content is not text")
                 return text
             except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code} {exc.reason}"
+                last = f"HTTP {exc.code} {exc.reason}: {_error_body(exc)}"
                 if exc.code not in (408, 429) and exc.code < 500:
                     break  # a client error will not improve by retrying
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 last = f"malformed response ({type(exc).__name__}: {exc})"
+            last = redact(last, self._key)  # servers may echo the Authorization header back
             log.info("request to %s failed (%s), attempt %d", self.url, last, trial + 1)
         raise RuntimeError(f"{self.url}: {last} after {self.retries + 1} tries")
 
-    def generate(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
+    def stream(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
+        """`concurrency` requests in flight; each answer is yielded as it arrives."""
         def one(req: ChatRequest):
             try:
                 return self._post(self._payload(req, sampling, attempt))
             except RuntimeError as exc:
-                return EngineFailure(str(exc).replace(self._key, "***") if self._key else str(exc))
+                return EngineFailure(redact(exc, self._key))
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(one, requests))
+            futures = {pool.submit(one, req): index for index, req in enumerate(requests)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
 
 
 # ---------------------------------------------------------------------- transformers
-class TransformersEngine:
+class TransformersEngine(Engine):
     """`model.generate`, one request at a time: the slow reference path (and the CPU fallback)."""
 
     name = "transformers"
@@ -241,11 +288,10 @@ class TransformersEngine:
         return self.processor(text=qwen_audio_prompt(req.system, req.user), audio=[samples], sampling_rate=target,
                               return_tensors="pt")
 
-    def generate(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
+    def stream(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
         import torch
 
-        out = []
-        for req in requests:
+        for index, req in enumerate(requests):
             try:
                 inputs = self._inputs(req).to(self.device)
                 torch.manual_seed(sampling.seed_for(req.key, attempt))
@@ -255,10 +301,9 @@ class TransformersEngine:
                                                  temperature=max(sampling.temperature, 1e-5), top_p=sampling.top_p,
                                                  pad_token_id=self.tokenizer.pad_token_id)
                 new = tokens[0, inputs["input_ids"].shape[1]:]
-                out.append(self.tokenizer.decode(new, skip_special_tokens=True))
+                yield index, self.tokenizer.decode(new, skip_special_tokens=True)
             except Exception as exc:
-                out.append(EngineFailure(f"transformers: {type(exc).__name__}: {exc}"[:300]))
-        return out
+                yield index, EngineFailure(f"transformers: {type(exc).__name__}: {exc}"[:300])
 
 
 def load_engine(name: str, model: str, audio: bool, **options):

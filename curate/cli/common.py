@@ -55,7 +55,11 @@ def stage_command(fn: Callable) -> Callable:
 
 
 def prepare_output(path: Path, stage: str, resume: bool, overwrite: bool, streams=(), **kwargs):
-    """A `StageOutput`, or None after telling the user the stage is already complete."""
+    """A `StageOutput`, or None after telling the user the stage is already complete.
+
+    `kwargs` go to `StageOutput` (``config``: the options that decide the output, compared on
+    --resume and on reruns; ``input_manifest``: the manifest read, whose lineage continues).
+    """
     from curate.io import StageOutput, read_provenance
 
     out = StageOutput(path, stage=stage, resume=resume, overwrite=overwrite, streams=streams, **kwargs)
@@ -64,8 +68,21 @@ def prepare_output(path: Path, stage: str, resume: bool, overwrite: bool, stream
         kept = (sidecar.get("outputs", {}).get("cuts") or {}).get("items", "?")
         click.secho(f"✓ {path} is already complete ({kept} cuts); nothing to do. "
                     "Pass --overwrite to redo it.", fg="green", err=True)
+        if out.has_partial:  # a kill after the final rename left the work folder behind
+            import shutil
+
+            shutil.rmtree(out.partial_dir, ignore_errors=True)
         return None
     return out
+
+
+def done_line(out, what: str = "kept") -> str:
+    """'kept N (M of them before --resume)': whole-output counts after `finalize`."""
+    before = out.summary.this_run.get("resumed_from_items", 0) if out.summary.this_run else 0
+    text = f"{what} {out.summary.kept}"
+    if before:
+        text += f" ({out.summary.kept - out.summary.this_run.get('kept', 0)} of them written before --resume)"
+    return text
 
 
 def progress(total: int | None, desc: str, unit: str):

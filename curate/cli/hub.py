@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from curate.cli.common import Timer, manifest_path, output_options, prepare_output, print_summary, stage_command
+from curate.cli.common import (
+    Timer,
+    done_line,
+    manifest_path,
+    output_options,
+    prepare_output,
+    print_summary,
+    stage_command,
+)
 
 
 def _size(text: str) -> int:
@@ -27,10 +35,12 @@ def _size(text: str) -> int:
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset folder.")
 def export(manifest: Path, output: Path, max_shard_size: str, embeddings: bool, overwrite: bool) -> None:
     """Export MANIFEST as a Hugging Face dataset: one row per segment with its own FLAC audio."""
+    from curate.manifests import check_input
     from curate.publish import export_dataset
 
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise click.ClickException(f"{output} exists; pass --overwrite to replace it")
+    check_input(manifest)
     timer = Timer()
     result = export_dataset(manifest, output, max_shard_bytes=_size(max_shard_size), embeddings=embeddings)
     lines = [f"rows {result.rows} in {result.shards} Parquet shard(s), {result.bytes / 2**20:.1f} MiB",
@@ -76,7 +86,9 @@ def import_cmd(source: str, split: str, output: Path, resume: bool, overwrite: b
     from curate.io import manifest_base
     from curate.publish import iter_imported
 
-    out = prepare_output(output, "import", resume, overwrite, schema_stage=None)
+    config = dict(source=str(Path(source).resolve()) if Path(source).is_dir() else source, split=split,
+                  data=_folder_digest(Path(source)) if Path(source).is_dir() else None)
+    out = prepare_output(output, "import", resume, overwrite, config=config)
     if out is None:
         return
     timer = Timer()
@@ -85,6 +97,18 @@ def import_cmd(source: str, split: str, output: Path, resume: bool, overwrite: b
     with out:
         for cut in iter_imported(source, split, audio_dir, skip_ids=out.done_ids):
             out.write(cut)
-    provenance = out.finalize(options=dict(source=source, split=split, audio_dir=str(audio_dir),
-                                           output=str(output)), extra_versions=("datasets",))
-    print_summary("import", [f"cuts {out.summary.kept}", f"took {timer.seconds:.1f} s"], provenance["outputs"])
+    provenance = out.finalize(options=dict(audio_dir=str(audio_dir), output=str(output)),
+                              extra_versions=("datasets",))
+    print_summary("import", [done_line(out, "cuts"), f"took {timer.seconds:.1f} s"], provenance["outputs"])
+
+
+def _folder_digest(folder: Path) -> str:
+    """Names, sizes and modification times of a dataset folder's Parquet files: changes when it
+    is exported again."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.parquet")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from curate.cli.common import manifest_path
+from curate.cli.common import manifest_path, stage_command
 
 STAGES = ["auto", "ingest", "segment", "clap", "reward", "caption", "caption_audio", "caption_rewrite", "select",
           "mixture"]
@@ -23,9 +23,12 @@ def validate(manifest: Path, stage: str, limit: int | None) -> None:
 
     Exits 1 when anything fails (including lines that are not valid JSON or not a cut).
     """
-    from schemas.validation import validate_manifest
+    from schemas.validation import ManifestKindError, validate_manifest
 
-    report = validate_manifest(manifest, stage=None if stage == "auto" else stage)
+    try:
+        report = validate_manifest(manifest, stage=None if stage == "auto" else stage)
+    except ManifestKindError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(report.format(limit=limit))
     if not report.ok:
         sys.exit(1)
@@ -36,10 +39,13 @@ def validate(manifest: Path, stage: str, limit: int | None) -> None:
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the histograms to this PNG.")
 @click.option("--bins", type=click.IntRange(2, 100), default=10, help="Histogram bins in the terminal.")
+@stage_command
 def describe(manifest: Path, plot: Path | None, bins: int) -> None:
     """Counts, total hours and histograms of duration, loudness and scores in MANIFEST."""
+    from curate.manifests import check_input
     from curate.stages.describe import describe_manifest, format_description, plot_description
 
+    check_input(manifest)
     desc = describe_manifest(manifest)
     click.echo(format_description(desc, bins=bins))
     if plot is not None:
@@ -52,9 +58,13 @@ def describe(manifest: Path, plot: Path | None, bins: int) -> None:
               help="Folder for index.html and the figures.")
 @click.option("--lam", type=float, default=1.0, help="λ of the score-aware Beta timestep schedule shown.")
 @click.option("--examples", type=click.IntRange(1), default=8, help="Best/worst segments listed.")
+@stage_command
 def report(manifests: tuple[Path, ...], output: Path, lam: float, examples: int) -> None:
     """Write a self-contained HTML report of a curation run from its MANIFESTS (any stages)."""
+    from curate.manifests import check_input
     from curate.stages.report import build_report
 
+    for manifest in manifests:
+        check_input(manifest)
     index = build_report(list(manifests), output, lam=lam, k=examples)
     click.echo(f"report → {index} (figures: {', '.join(p.name for p in sorted(output.glob('*.png')))})")

@@ -8,6 +8,7 @@ import click
 
 from curate.cli.common import (
     Timer,
+    done_line,
     manifest_path,
     output_options,
     prepare_output,
@@ -26,16 +27,21 @@ def score() -> None:
 def _summary(name: str, out, manifest: Path, timer: Timer, values: list[float], field: str) -> list[str]:
     import numpy as np
 
-    done = out.summary.kept
-    lines = [f"scored {done} cuts" + (f" ({out.resumed_items} already done before --resume)" if out.resumed_items
-                                      else ""),
-             rejected_line(out.summary.rejected)]
+    lines = [done_line(out, "scored"), rejected_line(out.summary.rejected)]
     if values:
         v = np.asarray(values)
-        lines.append(f"{field}: min {v.min():.4f}  median {np.median(v):.4f}  mean {v.mean():.4f}  max {v.max():.4f}")
+        lines.append(f"{field} (this run): min {v.min():.4f}  median {np.median(v):.4f}  mean {v.mean():.4f}  "
+                     f"max {v.max():.4f}")
+    done = out.summary.this_run.get("kept", 0)
     rate = done / timer.seconds if timer.seconds else 0.0
     lines.append(f"took {timer.seconds:.1f} s ({rate:.1f} cuts/s)")
     return lines
+
+
+def unsafe_pickle_option(fn):
+    return click.option("--unsafe-pickle", is_flag=True,
+                        help="Allow a checkpoint that needs Python pickle (it can run code): only for files you "
+                             "trust.")(fn)
 
 
 @score.command("clap", context_settings=dict(show_default=True))
@@ -52,47 +58,61 @@ def _summary(name: str, out, manifest: Path, timer: Timer, values: list[float], 
 @click.option("--batch-size", type=click.IntRange(1), default=16, help="Audio windows per model call.")
 @click.option("-j", "--workers", type=click.IntRange(0), default=2, help="DataLoader processes decoding audio.")
 @click.option("--device", default="cpu", help="torch device, e.g. cuda:0.")
+@unsafe_pickle_option
 @output_options("clap.jsonl.gz")
 @stage_command
 def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str, caption_field: str, policy: str,
-                   batch_size: int, workers: int, device: str, output: Path, resume: bool, overwrite: bool) -> None:
+                   batch_size: int, workers: int, device: str, unsafe_pickle: bool, output: Path, resume: bool,
+                   overwrite: bool) -> None:
     """Add clap_score (and stored audio/text embeddings) to every cut of MANIFEST.
 
-    Rescoring after captioning: --caption-field caption on the captioned manifest.
+    Cuts without a caption are embedded too (the reward, FAD and REPA use the embedding) but
+    get no score; `curate filter` decides about them. Rescoring after captioning:
+    --caption-field caption on the captioned manifest.
     """
-    from lhotse import CutSet
-
     from curate.arrays import ArrayStore, arrays_dir
     from curate.io import count_lines, describe_input
-    from curate.scoring.clap import load_clap
+    from curate.manifests import check_input, read_cuts
+    from curate.scoring.clap import DEFAULT_MODELS, load_clap, weights_fingerprint
     from curate.stages.score_clap import ClapScoreConfig, score_clap
 
-    out = prepare_output(output, "clap", resume, overwrite)
+    source = describe_input(manifest)
+    model_id = model or DEFAULT_MODELS[backend]
+    config = dict(input_sha256=source["sha256"], backend=backend, model=model_id,
+                  weights=weights_fingerprint(model_id), amodel=amodel if backend == "laion" else None,
+                  caption_field=caption_field, policy=policy)
+    out = prepare_output(output, "clap", resume, overwrite, config=config, input_manifest=manifest)
     if out is None:
         return
     timer = Timer()
-    encoder = load_clap(backend, model, device=device, amodel=amodel)
-    config = ClapScoreConfig(caption_field=caption_field, policy=policy, batch_size=batch_size, num_workers=workers)
+    check_input(manifest)
+    encoder = load_clap(backend, model, device=device, amodel=amodel, unsafe_pickle=unsafe_pickle)
+    stage_config = ClapScoreConfig(caption_field=caption_field, policy=policy, batch_size=batch_size,
+                                   num_workers=workers)
     scores: list[float] = []
     with out, progress(count_lines(manifest), "score clap", "cut") as bar:
         bar.update(out.resumed_items)
-        items = score_clap(CutSet.from_file(manifest), encoder, ArrayStore(arrays_dir(output)), config,
+        items = score_clap(read_cuts(manifest), encoder, ArrayStore(arrays_dir(output)), stage_config,
                            skip_ids=out.done_ids)
         for item in items:
             if hasattr(item, "reason"):
                 out.reject(item)
             else:
                 out.write(item)
-                scores.append(item.custom["clap_score"])
+                if item.custom.get("clap_score") is not None:
+                    scores.append(item.custom["clap_score"])
             bar.update(1)
     provenance = out.finalize(
-        options=dict(manifest=str(manifest), backend=backend, model=encoder.model_id, weights=encoder.fingerprint,
-                     amodel=amodel if backend == "laion" else None, caption_field=caption_field, policy=policy,
-                     sampling_rate=encoder.sampling_rate, window_samples=encoder.window, batch_size=batch_size,
-                     device=device, output=str(output), arrays=str(arrays_dir(output))),
-        inputs=[describe_input(manifest)], extra_versions=("torch", "torchaudio", "transformers", "laion-clap"),
+        options=dict(manifest=str(manifest), sampling_rate=encoder.sampling_rate, window_samples=encoder.window,
+                     batch_size=batch_size, device=device, output=str(output), arrays=str(arrays_dir(output))),
+        inputs=[source], extra_versions=("torch", "torchaudio", "transformers", "laion-clap"),
+        tallies={"without_caption": lambda cut: (cut.get("custom") or {}).get("clap_score") is None},
     )
-    print_summary("score clap", _summary("clap", out, manifest, timer, scores, "clap_score"), provenance["outputs"])
+    lines = _summary("clap", out, manifest, timer, scores, "clap_score")
+    if out.summary.tallies["without_caption"]:
+        lines.insert(1, f"{out.summary.tallies['without_caption']} cuts have no {caption_field}: embedded, not "
+                        "scored (filter's caption rule decides)")
+    print_summary("score clap", lines, provenance["outputs"])
 
 
 @score.command("reward", context_settings=dict(show_default=True))
@@ -107,33 +127,38 @@ def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str,
 @click.option("--batch-size", type=click.IntRange(1), default=16, help="Cuts per reward batch.")
 @click.option("-j", "--workers", type=click.IntRange(0), default=2, help="DataLoader processes decoding audio.")
 @click.option("--device", default="cpu", help="torch device for MERT.")
+@unsafe_pickle_option
 @output_options("reward.jsonl.gz")
 @stage_command
 def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_remote_code: bool, prompt_protocol: str,
-                     batch_size: int, workers: int, device: str, output: Path, resume: bool, overwrite: bool) -> None:
+                     batch_size: int, workers: int, device: str, unsafe_pickle: bool, output: Path, resume: bool,
+                     overwrite: bool) -> None:
     """Add a TuneJury-compatible reward to every cut of MANIFEST (a `score clap` output).
 
     Reuses the stored CLAP embeddings; computes and stores MERT features (mert_emb).
     """
-    from lhotse import CutSet
-
     from curate.arrays import ArrayStore, arrays_dir
     from curate.io import count_lines, describe_input
+    from curate.manifests import check_input, read_cuts
     from curate.scoring.clap import weights_fingerprint
     from curate.scoring.reward import load_mert, load_reward
     from curate.stages.score_reward import RewardScoreConfig, score_reward
 
-    out = prepare_output(output, "reward", resume, overwrite)
+    source, head_file = describe_input(manifest), describe_input(checkpoint)
+    config = dict(input_sha256=source["sha256"], checkpoint_sha256=head_file["sha256"], mert_model=mert_model,
+                  mert_weights=weights_fingerprint(mert_model), prompt_protocol=prompt_protocol)
+    out = prepare_output(output, "reward", resume, overwrite, config=config, input_manifest=manifest)
     if out is None:
         return
     timer = Timer()
+    check_input(manifest)
+    head = load_reward(checkpoint, unsafe_pickle=unsafe_pickle)
     mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
-    head = load_reward(checkpoint, mert_dim=mert.dim)
-    config = RewardScoreConfig(prompt_protocol=prompt_protocol, batch_size=batch_size, num_workers=workers)
+    stage_config = RewardScoreConfig(prompt_protocol=prompt_protocol, batch_size=batch_size, num_workers=workers)
     rewards: list[float] = []
     with out, progress(count_lines(manifest), "score reward", "cut") as bar:
         bar.update(out.resumed_items)
-        for item in score_reward(CutSet.from_file(manifest), head, mert, ArrayStore(arrays_dir(output)), config,
+        for item in score_reward(read_cuts(manifest), head, mert, ArrayStore(arrays_dir(output)), stage_config,
                                  skip_ids=out.done_ids):
             if hasattr(item, "reason"):
                 out.reject(item)
@@ -142,11 +167,8 @@ def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_rem
                 rewards.append(item.custom["reward"])
             bar.update(1)
     provenance = out.finalize(
-        options=dict(manifest=str(manifest), checkpoint=str(checkpoint),
-                     checkpoint_fingerprint=weights_fingerprint(checkpoint), mert_model=mert_model,
-                     mert_weights=weights_fingerprint(mert_model), prompt_protocol=prompt_protocol,
-                     batch_size=batch_size, device=device, output=str(output), arrays=str(arrays_dir(output))),
-        inputs=[describe_input(manifest), describe_input(checkpoint)],
-        extra_versions=("torch", "torchaudio", "transformers"),
+        options=dict(manifest=str(manifest), checkpoint=str(checkpoint), batch_size=batch_size, device=device,
+                     output=str(output), arrays=str(arrays_dir(output))),
+        inputs=[source, head_file], extra_versions=("torch", "torchaudio", "transformers"),
     )
     print_summary("score reward", _summary("reward", out, manifest, timer, rewards, "reward"), provenance["outputs"])

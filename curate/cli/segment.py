@@ -8,6 +8,7 @@ import click
 
 from curate.cli.common import (
     Timer,
+    done_line,
     manifest_path,
     output_options,
     prepare_output,
@@ -38,40 +39,37 @@ def segment(manifest: Path, window: float, hop: float | None, min_duration: floa
     Window ids are {recording}_{start_ms}. Captions and tags are carried to every window.
     Near-silent windows and sources too short for a window go to the quarantine manifest.
     """
-    from lhotse import CutSet
-
     from curate.io import count_lines, describe_input
+    from curate.manifests import check_input, read_cuts
     from curate.stages.segment import SegmentConfig
     from curate.stages.segment import segment as run_segment
 
     if min_duration is not None and min_duration > window:
         raise click.BadParameter(f"{min_duration} exceeds --window {window}", param_hint="--min-duration")
-    out = prepare_output(output, "segment", resume, overwrite)
+    source = describe_input(manifest)
+    config = dict(input_sha256=source["sha256"], window=window, hop=hop or window,
+                  min_duration=min_duration if min_duration is not None else window, min_lufs=min_lufs)
+    out = prepare_output(output, "segment", resume, overwrite, config=config, input_manifest=manifest)
     if out is None:
         return
     timer = Timer()
-    config = SegmentConfig(window=window, hop=hop, min_duration=min_duration, min_lufs=min_lufs)
+    check_input(manifest)
+    segment_config = SegmentConfig(window=window, hop=hop, min_duration=min_duration, min_lufs=min_lufs)
     sources = count_lines(manifest)
-    hours = 0.0
     with out, progress(sources, "segment", "source") as bar:
-        for item in run_segment(CutSet.from_file(manifest), config, workers=workers, is_done=out.is_done,
+        for item in run_segment(read_cuts(manifest), segment_config, workers=workers, is_done=out.is_done,
                                 on_source=lambda _: bar.update(1)):
             if hasattr(item, "reason"):
                 out.reject(item)
             else:
                 out.write(item)
-                hours += item.duration / 3600
-    out.summary.extra.update(sources=sources, hours_kept_this_run=round(hours, 4))
-    provenance = out.finalize(
-        options=dict(manifest=str(manifest), window=window, hop=hop or window,
-                     min_duration=min_duration if min_duration is not None else window,
-                     min_lufs=min_lufs, output=str(output), workers=workers),
-        inputs=[describe_input(manifest)],
-    )
-    rate = hours / timer.seconds * 3600 if timer.seconds else 0.0
+    out.summary.extra.update(sources=sources)
+    provenance = out.finalize(options=dict(manifest=str(manifest), output=str(output), workers=workers),
+                              inputs=[source])
+    rate = out.summary.this_run["kept"] * window / timer.seconds if timer.seconds else 0.0
     print_summary("segment", [
-        f"sources {sources}  →  windows kept {out.summary.kept} ({hours:.3f} h)"
-        + (f", {out.resumed_items} already done before --resume" if out.resumed_items else ""),
+        f"sources {sources}  →  windows " + done_line(out) + f" ({out.summary.hours:.3f} h)"
+        + ("; the input is empty, so is the output" if sources == 0 else ""),
         rejected_line(out.summary.rejected),
         f"took {timer.seconds:.1f} s ({rate:.0f}× real time)",
     ], provenance["outputs"])

@@ -160,15 +160,19 @@ def _laion_batch(window: int, quantize: bool, windows: Sequence[np.ndarray]) -> 
     return batch
 
 
-def load_laion_state(module, checkpoint: str) -> None:
+def load_laion_state(module, checkpoint: str, unsafe_pickle: bool = False) -> None:
     """Load a laion_clap `.pt` into `module.model`, tolerant of `position_ids`.
 
     Newer transformers dropped the `text_branch.embeddings.position_ids` buffer, so released
     checkpoints carry an unexpected key (LAION-AI/CLAP#153) while others lack it. Every other
-    key must match exactly.
+    key must match exactly. Weights-only unless `unsafe_pickle` (see `curate.checkpoints`).
     """
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    from curate.checkpoints import load_checkpoint
+
+    state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="laion_clap checkpoint")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ValueError(f"{checkpoint}: expected a state dict, got {type(state).__name__}")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     missing, unexpected = module.model.load_state_dict(state, strict=False)
     tolerated = "text_branch.embeddings.position_ids"
@@ -181,20 +185,22 @@ def load_laion_state(module, checkpoint: str) -> None:
 
 
 def load_laion_clap(checkpoint: str, amodel: str = "HTSAT-base", device: str = "cpu",
-                    quantize: bool = True) -> ClapEncoder:
+                    quantize: bool = True, unsafe_pickle: bool = False) -> ClapEncoder:
     """`laion_clap.CLAP_Module` (non-fusion) with a `.pt` checkpoint, for challenge-exact scores."""
     import laion_clap
+
+    from curate.checkpoints import forced_weights_only
 
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"laion_clap checkpoint {checkpoint} not found "
                                 "(e.g. music_audioset_epoch_15_esc_90.14.pt)")
     module = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device=device)
-    try:  # laion_clap's own loader first: it is what challenge numbers were computed with
-        with contextlib.redirect_stdout(io.StringIO()):
+    try:  # laion_clap's own loader first (what challenge numbers were computed with), weights-only
+        with contextlib.redirect_stdout(io.StringIO()), forced_weights_only():
             module.load_ckpt(checkpoint, verbose=False)
-    except (KeyError, RuntimeError) as exc:  # no position_ids key, or other transformers drift
-        logging.getLogger(__name__).warning("laion_clap load_ckpt failed (%s); loading tolerantly", exc)
-        load_laion_state(module, checkpoint)
+    except Exception as exc:  # no position_ids key, transformers drift, or pickled objects
+        logging.getLogger(__name__).info("laion_clap load_ckpt failed (%s); loading tolerantly", exc)
+        load_laion_state(module, checkpoint, unsafe_pickle=unsafe_pickle)
     module.eval()
     window = SAMPLING_RATE * WINDOW_SECONDS
 
@@ -218,13 +224,14 @@ def load_laion_clap(checkpoint: str, amodel: str = "HTSAT-base", device: str = "
     )
 
 
-def load_clap(backend: str, model: str | None = None, device: str = "cpu", amodel: str = "HTSAT-base") -> ClapEncoder:
+def load_clap(backend: str, model: str | None = None, device: str = "cpu", amodel: str = "HTSAT-base",
+              unsafe_pickle: bool = False) -> ClapEncoder:
     """Dispatch on `backend` ('transformers' or 'laion')."""
     model = model or DEFAULT_MODELS.get(backend)
     if backend == "transformers":
         return load_transformers_clap(model, device)
     if backend == "laion":
-        return load_laion_clap(model, amodel=amodel, device=device)
+        return load_laion_clap(model, amodel=amodel, device=device, unsafe_pickle=unsafe_pickle)
     raise ValueError(f"CLAP backend {backend!r} not implemented; choose from {BACKENDS}")
 
 

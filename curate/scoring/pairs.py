@@ -68,7 +68,7 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[dict, bool, str]]:
 def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = None, clap=None, mert=None,
                   prompt_protocol: str = "empty") -> PairFeatures:
     """Feature rows for both sides of every pair (see the module docstring)."""
-    from lhotse import CutSet
+    from curate.manifests import read_cuts
 
     rows = read_pairs(path)
     cuts = {}
@@ -76,7 +76,7 @@ def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = 
     if needed:
         if manifest is None:
             raise PairsError(f"{path}: cut-id pairs need --manifest (a scored manifest)")
-        cuts = {c.id: c for c in CutSet.from_file(manifest) if c.id in needed}
+        cuts = {c.id: c for c in read_cuts(manifest) if c.id in needed}
         missing = sorted(needed - cuts.keys())
         if missing:
             raise PairsError(f"{path}: cut ids not in {manifest}: {missing[:5]}")

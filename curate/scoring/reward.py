@@ -78,14 +78,17 @@ def save_reward(path: str | os.PathLike, head: RewardHead, metrics: dict | None 
     os.replace(tmp, path)
 
 
-def load_reward(path: str | os.PathLike, mert_dim: int | None = None) -> RewardHead:
+def load_reward(path: str | os.PathLike, mert_dim: int | None = None, unsafe_pickle: bool = False) -> RewardHead:
     """Load our checkpoint, or a released TuneJury-style one (a state dict of the same MLP).
 
     Foreign checkpoints are matched layer by layer in order (Linear and BatchNorm tensors by
     shape), so key names do not matter but the architecture must. The MERT width is inferred
-    from the first layer (input = 2·512 + MERT) unless given.
+    from the first layer (input = 2·512 + MERT) unless given. Weights-only unless
+    `unsafe_pickle` (see `curate.checkpoints`).
     """
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    from curate.checkpoints import load_checkpoint
+
+    blob = load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="reward checkpoint")
     if isinstance(blob, dict) and blob.get("format") == FORMAT:
         config = RewardConfig(**{**blob["config"], "hidden": tuple(blob["config"]["hidden"])})
         head = RewardHead(config)

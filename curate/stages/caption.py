@@ -91,7 +91,8 @@ def build_request(cut: Cut, config: CaptionConfig) -> tuple[ChatRequest, dict] |
 
 def caption_cuts(cuts: Iterable[Cut], engine, config: CaptionConfig,
                  skip_ids: Iterable[str] = ()) -> Iterator[Cut | Rejection | Failed]:
-    """Captioned (or flagged) cuts, rejections and failures, batch by batch in input order."""
+    """Captioned (or flagged) cuts, rejections and failures; within a batch, in the order the
+    engine finishes them."""
     skip = set(skip_ids)
     batch: list[tuple[Cut, ChatRequest, dict]] = []
     for cut in cuts:
@@ -110,39 +111,54 @@ def caption_cuts(cuts: Iterable[Cut], engine, config: CaptionConfig,
 
 
 def _run_batch(batch, engine, config: CaptionConfig):
+    """Caption one batch; every cut is yielded the moment its fate is known (so a kill loses at
+    most what is still being generated), while the engine sees the whole batch at once.
+
+    A result that fails the checks is queued for the next attempt (a new seed); the retries
+    of a batch again go to the engine together.
+    """
     results: dict[str, str] = {}
     problems: dict[str, list[str]] = {}
-    failures: dict[str, str] = {}
     pending = list(batch)
     for attempt in range(config.attempts):
         if not pending:
             break
-        answers = engine.generate([req for _, req, _ in pending], config.sampling, attempt)
+        last = attempt == config.attempts - 1
         retry = []
-        for (cut, req, extra), answer in zip(pending, answers):
+        for index, answer in engine.stream([req for _, req, _ in pending], config.sampling, attempt):
+            cut, req, extra = pending[index]
             if isinstance(answer, EngineFailure):
-                failures[cut.id] = answer.error
-                continue  # a cut with an earlier (flagged) answer keeps it
+                # a cut with an earlier (flagged) answer keeps it; one never answered is left for --resume
+                yield _finished(cut, extra, config, results, problems) if cut.id in results else \
+                    Failed(cut.id, answer.error)
+                continue
             text = clean(answer)
             # the verbose stage may run long; only the rewrite must fit the 100-word prompt style
             found = caption_problems(text, config.max_words if config.stage == "rewrite" else 400)
             results[cut.id], problems[cut.id] = text, found
-            if found:
+            if found and not last:
                 retry.append((cut, req, extra))
+            else:
+                yield _finished(cut, extra, config, results, problems)
         pending = retry
-    for cut, _, extra in batch:
-        if cut.id not in results:  # never answered: left for --resume
-            yield Failed(cut.id, failures.get(cut.id, "no answer"))
-            continue
-        custom = dict(cut.custom or {})
-        custom.update(extra)
-        found = problems.get(cut.id, [])
-        if found:  # keep the previous text; say why the new one was refused
-            custom["caption_flag"] = ",".join(found)
-            custom["caption_rejected_text"] = results.get(cut.id, "")[:500]
-        else:
-            if config.stage == "rewrite" and custom.get("caption"):
-                custom["caption_previous"] = custom["caption"]
-            custom[config.field] = results[cut.id]
-            custom.pop("caption_flag", None)
-        yield fastcopy(cut, custom=custom)
+
+
+def _finished(cut: Cut, extra: dict, config: CaptionConfig, results: dict, problems: dict) -> Cut | Rejection:
+    """The cut with its new text, or with its previous text and the reasons the new one was
+    refused; a rewrite that leaves a cut with no caption at all quarantines it."""
+    custom = dict(cut.custom or {})
+    custom.update(extra)
+    found = problems.get(cut.id, [])
+    if found:  # keep the previous text; say why the new one was refused
+        custom["caption_flag"] = ",".join(found)
+        custom["caption_rejected_text"] = results.get(cut.id, "")[:500]
+    else:
+        if config.stage == "rewrite" and custom.get("caption"):
+            custom["caption_previous"] = custom["caption"]
+        custom[config.field] = results[cut.id]
+        custom.pop("caption_flag", None)
+    if config.stage == "rewrite" and not (isinstance(custom.get("caption"), str) and custom["caption"].strip()):
+        return Rejection(cut.id, "caption_rewrite", "no_caption",
+                         f"every rewrite failed the checks ({custom.get('caption_flag')}) and the cut had no "
+                         "caption before", item=fastcopy(cut, custom=custom).to_dict())
+    return fastcopy(cut, custom=custom)

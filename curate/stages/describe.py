@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lhotse import CutSet
 
 from curate.io import QUARANTINE, read_jsonl, sibling
+from curate.manifests import read_cuts
 from schemas.tables import iter_table_chunks
 
 # Fields shown first, with units; any other numeric custom field follows.
@@ -53,7 +53,7 @@ def describe_manifest(path: str | os.PathLike) -> Description:
     desc = Description(path=str(path))
     columns: dict[str, list[np.ndarray]] = {}
     recordings: set[str] = set()
-    for table in iter_table_chunks(CutSet.from_file(path)):
+    for table in iter_table_chunks(read_cuts(path)):
         desc.cuts += len(table)
         desc.hours += float(table["duration"].sum()) / 3600
         desc.cut_types.update(table["cut_type"])

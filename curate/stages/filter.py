@@ -58,9 +58,16 @@ def resolve_thresholds(cuts: Iterable[Cut], config: FilterConfig) -> Thresholds:
     """Pass 1: the CLAP threshold (the percentile of the scores present, 'linear' interpolation)."""
     if config.clap_percentile is None:
         return Thresholds(config.min_clap, None, 0)
-    scores = np.fromiter(
-        (c.custom["clap_score"] for c in cuts if (c.custom or {}).get("clap_score") is not None), dtype=float
-    )
+    count = 0
+    values = []
+    for cut in cuts:
+        count += 1
+        value = (cut.custom or {}).get("clap_score")
+        if value is not None and math.isfinite(float(value)):
+            values.append(float(value))
+    scores = np.asarray(values, dtype=float)
+    if count == 0:
+        return Thresholds(None, config.clap_percentile, 0)  # nothing to filter
     if scores.size == 0:
         raise ValueError("no cut has a clap_score: run `curate score clap` first, or pass --clap-percentile 0")
     return Thresholds(float(np.percentile(scores, config.clap_percentile)), config.clap_percentile, int(scores.size))
@@ -78,14 +85,19 @@ def check(cut: Cut, config: FilterConfig, thresholds: Thresholds) -> tuple[str, 
     if config.max_duration is not None and cut.duration > config.max_duration:
         return "duration", cut.duration, config.max_duration
     if config.min_lufs is not None:
-        lufs = custom.get("loudness_lufs")
+        lufs = _number(custom.get("loudness_lufs"))
         if lufs is None or not lufs >= config.min_lufs:
             return "loudness", lufs, config.min_lufs
     if thresholds.min_clap is not None:
-        score = custom.get("clap_score")
-        if score is None or (isinstance(score, float) and math.isnan(score)) or score < thresholds.min_clap:
+        score = _number(custom.get("clap_score"))
+        if score is None or math.isnan(score) or score < thresholds.min_clap:
             return "clap_score", score, thresholds.min_clap
     return "", None, None
+
+
+def _number(value) -> float | None:
+    """A manifest value as a float (validated manifests may hold numbers as numeric strings)."""
+    return None if value is None else float(value)
 
 
 def apply_filter(cuts: Iterable[Cut], config: FilterConfig, thresholds: Thresholds,

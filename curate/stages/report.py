@@ -36,13 +36,13 @@ class StageRow:
 
 def load_stage(path: Path) -> StageRow:
     """The scalar table, stage and reject reasons of one manifest."""
-    from lhotse import CutSet
+    from curate.manifests import read_cuts
 
     sidecar = read_provenance(path) or {}
     stage = sidecar.get("stage", "?")
     columns = [c for c in TABLE_COLUMNS]
     frames = [chunk.reindex(columns=[c for c in columns if c in chunk.columns])
-              for chunk in iter_table_chunks(CutSet.from_file(path))]
+              for chunk in iter_table_chunks(read_cuts(path))]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "duration"])
     rejected = dict(sidecar.get("summary", {}).get("rejected_by_reason", {}))
     if not rejected and sibling(path, QUARANTINE).is_file():

@@ -4,7 +4,8 @@ Decoding, resampling to 48 kHz mono, windowing and feature extraction run in Dat
 processes while the main process runs the model on batches of windows. Text embeddings are
 computed once per distinct caption. Each scored cut gains, in ``custom``:
 
-* ``clap_score``: cosine of the L2-normalized audio and text embeddings, in [-1, 1];
+* ``clap_score``: cosine of the L2-normalized audio and text embeddings, in [-1, 1]; empty
+  (None) for a cut without a caption, whose audio is still embedded;
 * ``clap_audio_emb`` / ``clap_text_emb``: the embeddings as Lhotse arrays (``cut.load_custom``),
   reused by the reward scorer, FAD and REPA targets instead of being recomputed.
 
@@ -95,11 +96,10 @@ def score_clap(
         assert index > last_index, f"scorer lost input order at item {index}"
         last_index = index
         caption = (cut.custom or {}).get(config.caption_field)
+        if not isinstance(caption, str) or not caption.strip():
+            caption = None  # embedded all the same (reward, FAD, REPA need it); no score
         if error is not None:
             pending.append(Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict()))
-        elif not isinstance(caption, str) or not caption.strip():
-            pending.append(Rejection(cut.id, STAGE, "no_caption",
-                                     f"custom[{config.caption_field!r}] is missing or empty", item=cut.to_dict()))
         else:
             pending.append((cut, inputs, count, caption))
             windows_pending += count
@@ -114,7 +114,7 @@ def _flush(pending: list, encoder: ClapEncoder, store: ArrayStore, text_cache: d
     """Embed one batch of windows (and any new captions); yield scored cuts and rejections in order."""
     jobs = [p for p in pending if not isinstance(p, Rejection)]
     audio = encoder.embed_audio(stack_inputs([inputs for _, inputs, _, _ in jobs])) if jobs else None  # (windows, D)
-    new_texts = list(dict.fromkeys(c for _, _, _, c in jobs if c not in text_cache))
+    new_texts = list(dict.fromkeys(c for _, _, _, c in jobs if c is not None and c not in text_cache))
     if new_texts:
         for text, emb in zip(new_texts, encoder.embed_text(new_texts)):
             text_cache[text] = (emb, store.put("clap_text", encoder.text_key(text), emb))
@@ -127,14 +127,14 @@ def _flush(pending: list, encoder: ClapEncoder, store: ArrayStore, text_cache: d
         emb = audio[offset : offset + count].mean(axis=0)  # policy "mean" averages windows
         offset += count
         emb = emb / max(np.linalg.norm(emb), 1e-12)
-        text_emb, text_array = text_cache[caption]
-        score = float(np.clip(np.dot(emb, text_emb), -1.0, 1.0))
         custom = dict(cut.custom or {})
-        custom.update(
-            clap_score=score,
-            clap_audio_emb=store.put("clap_audio", cut.id, emb),
-            clap_text_emb=text_array,
-        )
+        custom["clap_audio_emb"] = store.put("clap_audio", cut.id, emb)
+        if caption is None:  # no text to score against: filter's caption rule decides about it
+            custom.pop("clap_score", None)  # a score of an earlier caption would be stale
+            custom.pop("clap_text_emb", None)
+        else:
+            text_emb, text_array = text_cache[caption]
+            custom.update(clap_score=float(np.clip(np.dot(emb, text_emb), -1.0, 1.0)), clap_text_emb=text_array)
         yield fastcopy(cut, custom=custom)
 
 

@@ -75,6 +75,15 @@ def segment_cut(cut: Cut, config: SegmentConfig, audio=None) -> list[Cut | Rejec
     return outcomes
 
 
+def guarded_segment_cut(cut: Cut, config: SegmentConfig) -> list[Cut | Rejection]:
+    """`segment_cut`, with any failure of one source quarantined instead of ending the stage
+    (a resumed run would otherwise meet the same source and fail again, forever)."""
+    try:
+        return segment_cut(cut, config)
+    except Exception as exc:
+        return [Rejection(cut.id, STAGE, "segment_failed", f"{type(exc).__name__}: {exc}"[:300], item=cut.to_dict())]
+
+
 def segment(
     cuts: Iterable[Cut],
     config: SegmentConfig = SegmentConfig(),
@@ -103,7 +112,7 @@ def segment(
         return True
 
     pending = (cut for cut in cuts if todo(cut))
-    for cut, outcomes in ordered_map(lambda c: segment_cut(c, config), pending, workers=workers):
+    for cut, outcomes in ordered_map(lambda c: guarded_segment_cut(c, config), pending, workers=workers):
         yield from outcomes
         if on_source:
             on_source(cut)

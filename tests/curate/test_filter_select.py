@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from lhotse import CutSet
 
 from curate.io import read_provenance
+from curate.manifests import read_cuts
 from curate.stages.filter import FilterConfig, apply_filter, resolve_thresholds
 from curate.stages.select import SelectConfig, combine, score_table
 from scoreaware.cli import cli
@@ -31,7 +32,7 @@ def scored(tmp_path):
 
 
 def ids(path):
-    return [c.id for c in CutSet.from_file(path)]
+    return [c.id for c in read_cuts(path)]
 
 
 def test_percentile_threshold_and_reasons(scored, tmp_path):
@@ -43,7 +44,7 @@ def test_percentile_threshold_and_reasons(scored, tmp_path):
     # min-lufs -5.5 rejects loudness < -5.5, i.e. c00..c14 except those already rejected by caption
     kept = ids(out)
     assert kept == ["c15", "c16", "c17", "c18", "c19"]
-    rejected = {c.id: c.custom for c in CutSet.from_file(tmp_path / "kept.rejected.jsonl.gz")}
+    rejected = {c.id: c.custom for c in read_cuts(tmp_path / "kept.rejected.jsonl.gz")}
     assert rejected["c07"]["filter_rule"] == "no_caption"
     assert rejected["c00"]["filter_rule"] == "loudness" and rejected["c00"]["filter_value"] == -20.0
     assert len(rejected) == 15
@@ -53,7 +54,7 @@ def test_percentile_threshold_and_reasons(scored, tmp_path):
 
 
 def test_clap_rule_alone(scored, tmp_path):
-    cuts = CutSet.from_file(scored)
+    cuts = read_cuts(scored)
     config = FilterConfig(clap_percentile=10.0)
     thresholds = resolve_thresholds(cuts, config)
     assert thresholds.min_clap == pytest.approx(np.percentile([0.05 * i for i in range(20)], 10))
@@ -78,13 +79,13 @@ def test_filter_rejected_path_option_and_bad_options(scored, tmp_path):
 
 
 def test_selection_picks_the_hand_checked_ids(scored):
-    table = score_table(CutSet.from_file(scored), SelectConfig(top=0.1))
+    table = score_table(read_cuts(scored), SelectConfig(top=0.1))
     ranked = combine(table, SelectConfig(top=0.1))
     # clap rises with i while reward falls with i by the same z: every combined score is 0 → ties by id
     assert np.allclose(ranked["combined_score"], 0.0)
     assert ranked[ranked["selected"]]["id"].tolist() == ["c00", "c01"]
     reward_only = SelectConfig(top=0.15, weights={"reward": 1.0, "clap": 0.0})
-    ranked = combine(score_table(CutSet.from_file(scored), reward_only), reward_only)
+    ranked = combine(score_table(read_cuts(scored), reward_only), reward_only)
     assert ranked[ranked["selected"]]["id"].tolist() == ["c00", "c01", "c02"]  # ceil(0.15·20) = 3
     assert ranked["selection_rank"].tolist()[:3] == [1, 2, 3]
 
@@ -98,11 +99,11 @@ def test_groupwise_normalization_changes_the_choice(tmp_path):
     manifest = tmp_path / "m.jsonl.gz"
     CutSet.from_cuts(cuts).to_file(manifest)
     weights = {"reward": 1.0, "clap": 0.0}
-    pooled = combine(score_table(CutSet.from_file(manifest), SelectConfig(top=0.33, weights=weights)),
+    pooled = combine(score_table(read_cuts(manifest), SelectConfig(top=0.33, weights=weights)),
                      SelectConfig(top=0.33, weights=weights))
     assert pooled[pooled["selected"]]["id"].tolist() == ["f2", "f1"]
     grouped_config = SelectConfig(top=0.33, weights=weights, group_by="dataset")
-    grouped = combine(score_table(CutSet.from_file(manifest), grouped_config), grouped_config)
+    grouped = combine(score_table(read_cuts(manifest), grouped_config), grouped_config)
     # z within groups: j2 = +1.22, f2 = +1.37 → the two best-of-group both rank first
     assert grouped[grouped["selected"]]["id"].tolist() == ["f2", "j2"]
     assert grouped.set_index("id").loc["j2", "z_reward"] == pytest.approx(np.sqrt(1.5))
@@ -113,7 +114,7 @@ def test_select_cli_writes_ranks_and_an_oversampled_mixture(scored, tmp_path):
     result = CliRunner().invoke(cli, ["curate", "select", str(scored), "-o", str(out), "--top", "0.1",
                                       "--weights", "reward=1,clap=0", "--oversample", "5"])
     assert result.exit_code == 0, result.output
-    selected = list(CutSet.from_file(out))
+    selected = list(read_cuts(out))
     assert [(c.id, c.custom["selection_rank"]) for c in selected] == [("c00", 1), ("c01", 2)]
     mixture = ids(tmp_path / "sel.mixture.jsonl.gz")
     assert len(mixture) == 20 + 2 * 5

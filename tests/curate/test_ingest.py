@@ -3,9 +3,10 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
-from lhotse import CutSet, RecordingSet, SupervisionSet
+from lhotse import RecordingSet, SupervisionSet
 
 from curate.io import read_jsonl, read_provenance
+from curate.manifests import read_cuts
 from curate.synth import SR
 from scoreaware.cli import cli
 from testing.dummies import tone, write_audio
@@ -16,7 +17,7 @@ def truth(corpus):
 
 
 def test_ingest_builds_all_three_manifests(ingested, tiny_corpus):
-    cuts = CutSet.from_file(ingested)
+    cuts = read_cuts(ingested)
     expected = {p: t for p, t in truth(tiny_corpus).items() if t["defect"] not in ("truncated", "not_audio")}
     assert sorted(c.custom["relpath"] for c in cuts) == sorted(expected)
     recordings = RecordingSet.from_file(str(ingested).replace(".jsonl.gz", ".recordings.jsonl.gz"))
@@ -61,7 +62,7 @@ def test_durations_come_from_the_audio_not_the_metadata(tmp_path):
     result = CliRunner().invoke(cli, ["curate", "ingest", str(tmp_path / "audio"), "-m", str(tmp_path / "m.tsv"),
                                       "-o", str(out)])
     assert result.exit_code == 0, result.output
-    (cut,) = CutSet.from_file(out)
+    (cut,) = read_cuts(out)
     assert cut.duration == pytest.approx(2.0)
     assert cut.custom["tags"] == ["genre---pop"]
 
@@ -74,7 +75,7 @@ def test_each_metadata_format_alone(tiny_corpus, tmp_path):
         result = CliRunner().invoke(cli, ["curate", "ingest", str(audio), "-m", str(tiny_corpus / "metadata" / name),
                                           "-o", str(out)])
         assert result.exit_code == 0, result.output
-        cuts = list(CutSet.from_file(out))
+        cuts = list(read_cuts(out))
         assert all(field in c.custom for c in cuts), name
         others = set(fields.values()) - {field}
         assert not any(others & set(c.custom) for c in cuts), name
@@ -89,10 +90,11 @@ def test_plain_jsonl_metadata_and_audio_without_metadata(tmp_path):
     out = tmp_path / "i.jsonl.gz"
     result = CliRunner().invoke(cli, ["curate", "ingest", str(tmp_path / "audio"), "-m", str(meta), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    cuts = {c.id: c for c in CutSet.from_file(out)}
+    cuts = {c.id: c for c in read_cuts(out)}
     assert cuts["song"].custom["tags"] == ["a", "b"] and cuts["song"].custom["caption"] == "hi"
     assert "caption" not in cuts["other"].custom
-    assert "1 without audio" in result.output and "1 tracks without metadata" in result.output
+    assert "1 without audio" in result.output and "1 audio files without metadata" in result.output
+    assert read_provenance(out)["summary"]["tracks_without_metadata"] == 1
 
 
 def test_duplicate_stems_keep_the_first_and_quarantine_the_rest(tmp_path):
@@ -100,13 +102,13 @@ def test_duplicate_stems_keep_the_first_and_quarantine_the_rest(tmp_path):
     write_audio(tmp_path / "audio" / "b" / "take.wav", tone(1.0))
     out = tmp_path / "i.jsonl.gz"
     assert CliRunner().invoke(cli, ["curate", "ingest", str(tmp_path / "audio"), "-o", str(out)]).exit_code == 0
-    assert [c.custom["relpath"] for c in CutSet.from_file(out)] == ["a/take.wav"]
+    assert [c.custom["relpath"] for c in read_cuts(out)] == ["a/take.wav"]
     (row,) = read_jsonl(tmp_path / "i.quarantine.jsonl.gz")
     assert row["reason"] == "duplicate_id" and "--id-from path" in row["detail"]
     out2 = tmp_path / "p.jsonl.gz"
     assert CliRunner().invoke(cli, ["curate", "ingest", str(tmp_path / "audio"), "--id-from", "path",
                                     "-o", str(out2)]).exit_code == 0
-    assert sorted(c.id for c in CutSet.from_file(out2)) == ["a__take", "b__take"]
+    assert sorted(c.id for c in read_cuts(out2)) == ["a__take", "b__take"]
 
 
 def test_bad_metadata_is_a_clean_cli_error(tmp_path):

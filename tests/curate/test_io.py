@@ -1,9 +1,9 @@
 import json
 
 import pytest
-from lhotse import CutSet
 
 from curate.io import Rejection, StageError, StageOutput, _repair_jsonl_tail, manifest_base, read_provenance, sibling
+from curate.manifests import read_cuts
 from testing.dummies import file_cut, tone, write_audio
 
 
@@ -34,7 +34,7 @@ def test_final_file_appears_only_on_completion(tmp_path, cuts):
         out.write(cuts[0])
         assert not (tmp_path / "o.jsonl.gz").exists()
     provenance = out.finalize(options={"window": 10})
-    assert [c.id for c in CutSet.from_file(tmp_path / "o.jsonl.gz")] == ["c0"]
+    assert [c.id for c in read_cuts(tmp_path / "o.jsonl.gz")] == ["c0"]
     assert provenance["outputs"]["cuts"]["items"] == 1
     assert read_provenance(tmp_path / "o.jsonl.gz")["options"] == {"window": 10}
     assert not (tmp_path / ".o.partial").exists()
@@ -47,7 +47,7 @@ def test_complete_output_is_not_redone_without_overwrite(tmp_path, cuts):
     with pytest.raises(StageError, match="already complete"):
         again.__enter__()
     write_all(StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", overwrite=True), cuts[2:])
-    assert [c.id for c in CutSet.from_file(tmp_path / "o.jsonl.gz")] == ["c2", "c3", "c4"]
+    assert [c.id for c in read_cuts(tmp_path / "o.jsonl.gz")] == ["c2", "c3", "c4"]
 
 
 def test_partial_output_needs_resume_or_overwrite(tmp_path, cuts):
@@ -63,7 +63,7 @@ def test_partial_output_needs_resume_or_overwrite(tmp_path, cuts):
         for cut in cuts:
             resumed.write(cut)  # c0 is skipped, c1 stays quarantined
     resumed.finalize(options={})
-    assert [c.id for c in CutSet.from_file(tmp_path / "o.jsonl.gz")] == ["c0", "c2", "c3", "c4"]
+    assert [c.id for c in read_cuts(tmp_path / "o.jsonl.gz")] == ["c0", "c2", "c3", "c4"]
     assert resumed.resumed_items == 2
 
 
@@ -82,7 +82,8 @@ def test_schema_failure_keeps_the_partial_output(tmp_path, cuts):
     out = StageOutput(tmp_path / "o.jsonl.gz", stage="clap")
     with pytest.raises(StageError) as caught:
         write_all(out, [bad])
-    assert "clap_score" in str(caught.value) and "row 0" in str(caught.value)
+    assert "line 1  id=c0  clap_score" in str(caught.value)
+    assert "has_clap_audio_emb" in str(caught.value)  # the clap stage guarantees the embedding
     assert not (tmp_path / "o.jsonl.gz").exists()
     lines = (tmp_path / ".o.partial" / "cuts.jsonl").read_text().splitlines()
     assert json.loads(lines[0])["custom"]["clap_score"] == 7.5

@@ -45,5 +45,14 @@ def test_silence_and_too_short_spans_are_minus_infinity():
 def test_rejects_bad_shapes():
     with pytest.raises(ValueError, match="channels, time"):
         window_loudness(np.zeros(100, dtype=np.float32), SR, [(0, 100)])
-    with pytest.raises(ValueError, match="up to 5 channels"):
-        window_loudness(np.zeros((6, 100), dtype=np.float32), SR, [(0, 100)])
+
+
+
+def test_more_than_five_channels_weigh_every_channel_one():
+    """BS.1770 stops at 5 channels; 7.1 and stem files are measured with unit gains, not refused."""
+    rng = np.random.default_rng(0)
+    mono = (0.1 * rng.standard_normal(SR * 2)).astype(np.float32)
+    eight = np.stack([mono] * 8)
+    (one,) = window_loudness(mono[None], SR, [(0, mono.size)])
+    (all8,) = window_loudness(eight, SR, [(0, mono.size)])
+    assert all8 == pytest.approx(one + 10 * np.log10(8), abs=1e-6)  # eight equal channels: 8× the power

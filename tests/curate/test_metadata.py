@@ -26,7 +26,7 @@ def meta_dir(tmp_path):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("autotagging.tsv", "jamendo"), ("captions.json", "caption_json"), ("plain.jsonl", "jsonl"), ("plain.csv", "csv"),
+    ("autotagging.tsv", "jamendo"), ("captions.json", "caption_json"), ("plain.jsonl", "jsonl"), ("plain.csv", "table"),
 ])
 def test_detect_format(meta_dir, name, expected):
     assert detect_format(meta_dir / name) == expected

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from datasets import Audio, load_dataset
 from lhotse import CutSet
 
+from curate.manifests import read_cuts
 from curate.publish import PublishError, export_dataset, infer_columns, publish
 from scoreaware.cli import cli
 from testing.dummies import file_cut, tone, write_audio
@@ -46,7 +47,7 @@ def test_export_load_import_round_trip(windows, tmp_path):
 
     import soundfile as sf
 
-    for row, cut in zip(raw, CutSet.from_file(windows)):
+    for row, cut in zip(raw, read_cuts(windows)):
         audio, sr = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32", always_2d=True)
         assert sr == 16000 and audio.shape == (32000, 2)  # the window only, not the 6 s file
         assert audio.shape[0] / sr == pytest.approx(row["duration"]) == pytest.approx(cut.duration)
@@ -54,8 +55,8 @@ def test_export_load_import_round_trip(windows, tmp_path):
     imported = tmp_path / "imp.jsonl.gz"
     result = CliRunner().invoke(cli, ["curate", "import", str(out), "-o", str(imported)])
     assert result.exit_code == 0, result.output
-    back = {c.id: c for c in CutSet.from_file(imported)}
-    original = {c.id: c for c in CutSet.from_file(windows) if c.id != "gone"}
+    back = {c.id: c for c in read_cuts(imported)}
+    original = {c.id: c for c in read_cuts(windows) if c.id != "gone"}
     assert back.keys() == original.keys()
     for key, cut in original.items():
         assert back[key].custom["caption"] == cut.custom["caption"]
@@ -84,7 +85,7 @@ def test_export_cli_refuses_to_clobber(windows, tmp_path):
 
 
 def test_infer_columns_kinds(windows):
-    kinds = infer_columns(CutSet.from_file(windows))
+    kinds = infer_columns(read_cuts(windows))
     assert kinds == {"caption": "str", "tags": "list_str", "clap_score": "float", "license": "str", "extra": "json"}
 
 

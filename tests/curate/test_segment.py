@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from lhotse import CutSet
 
 from curate.io import read_jsonl, read_provenance
+from curate.manifests import read_cuts
 from curate.stages.segment import SegmentConfig, segment, segment_cut
 from scoreaware.cli import cli
 from testing.dummies import file_cut, tone, write_audio
@@ -23,8 +23,8 @@ def segmented(ingested, tmp_path_factory):
 
 
 def test_windows_carry_ids_provenance_loudness_and_metadata(segmented, ingested):
-    sources = {c.id: c for c in CutSet.from_file(ingested)}
-    windows = list(CutSet.from_file(segmented))
+    sources = {c.id: c for c in read_cuts(ingested)}
+    windows = list(read_cuts(segmented))
     assert len({w.id for w in windows}) == len(windows)
     for w in windows:
         src = sources[w.custom["source_cut_id"]]
@@ -48,7 +48,7 @@ def test_near_silent_windows_are_quarantined(segmented, tiny_corpus):
     assert f"{middle}_0" not in rejected and f"{middle}_8000" not in rejected
     assert all(r["reason"] == "near_silent" and "LUFS <" in r["detail"] for r in rejected.values())
     assert rejected[f"{middle}_4000"]["item"]["custom"]["source_cut_id"] == middle  # restorable
-    kept = {c.id for c in CutSet.from_file(segmented)}
+    kept = {c.id for c in read_cuts(segmented)}
     assert not kept & set(rejected)
     sidecar = read_provenance(segmented)
     assert sidecar["options"]["window"] == 4.0 and sidecar["summary"]["quarantined"] == len(rejected)
@@ -63,8 +63,8 @@ def test_short_sources_are_rejected_and_tails_follow_min_duration(tmp_path):
 
 
 def test_results_do_not_depend_on_worker_count(ingested):
-    one = [c.to_dict() if hasattr(c, "to_dict") else c for c in segment(CutSet.from_file(ingested), workers=1)]
-    two = [c.to_dict() if hasattr(c, "to_dict") else c for c in segment(CutSet.from_file(ingested), workers=2)]
+    one = [c.to_dict() if hasattr(c, "to_dict") else c for c in segment(read_cuts(ingested), workers=1)]
+    two = [c.to_dict() if hasattr(c, "to_dict") else c for c in segment(read_cuts(ingested), workers=2)]
     assert one == two
 
 
@@ -116,5 +116,8 @@ def test_resume_after_kill_equals_uninterrupted_run(stage, tiny_corpus, corpus_m
         a = manifest_lines(tmp_path / f"part.{stream}.jsonl.gz")
         b = manifest_lines(tmp_path / f"full.{stream}.jsonl.gz")
         assert a == b, stream
-    assert read_provenance(part)["summary"]["resumed_from_items"] >= 3
+    summary = read_provenance(part)["summary"]
+    assert summary["this_run"]["resumed_from_items"] >= 3
+    assert summary["kept"] == len(manifest_lines(full))  # counts cover the whole output, not the last run
+    assert summary == {**read_provenance(full)["summary"], "this_run": summary["this_run"]}
     assert not (tmp_path / ".part.partial").exists()

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from lhotse import CutSet
 
+from curate.manifests import read_cuts
 from curate.scoring.audio import mono_resampled, policy_windows
 from curate.scoring.clap import load_clap
 from scoreaware.cli import cli
@@ -48,10 +48,10 @@ def test_score_clap_cli_with_the_laion_backend(segmented4, laion_checkpoint, tmp
     for out in (first, second):
         result = CliRunner().invoke(cli, [*args, "-o", str(out)])
         assert result.exit_code == 0, result.output
-    a = {c.id: c.custom["clap_score"] for c in CutSet.from_file(first)}
-    b = {c.id: c.custom["clap_score"] for c in CutSet.from_file(second)}
+    a = {c.id: c.custom["clap_score"] for c in read_cuts(first)}
+    b = {c.id: c.custom["clap_score"] for c in read_cuts(second)}
     assert a == b and all(-1 <= v <= 1 for v in a.values())
-    cut = next(iter(CutSet.from_file(first)))
+    cut = next(iter(read_cuts(first)))
     import laion_clap
 
     reference = laion_clap.CLAP_Module(enable_fusion=False, amodel="HTSAT-tiny", device="cpu")

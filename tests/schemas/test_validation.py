@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 from lhotse import CutSet
 
+from curate.manifests import read_cuts
 from schemas.models import SCHEMAS, infer_stage
 from schemas.tables import cut_to_row, cuts_to_table
 from schemas.validation import validate_manifest
@@ -38,18 +39,20 @@ def rewrite(src, dst, edit):
 
 
 def test_cut_to_row_flattens_custom_and_marks_arrays(good):
-    cut = next(iter(CutSet.from_file(good)))
+    cut = next(iter(read_cuts(good)))
     row = cut_to_row(cut)
     assert row["cut_type"] == "MultiCut" and row["num_channels"] == 2 and row["caption"] == "clip 0"
-    assert list(cuts_to_table(CutSet.from_file(good))["id"]) == ["c0", "c1", "c2", "c3"]
+    assert list(cuts_to_table(read_cuts(good))["id"]) == ["c0", "c1", "c2", "c3"]
 
 
 def test_good_manifest_passes_every_applicable_stage(good):
-    for stage in ("ingest", "segment", "clap"):
+    for stage in ("ingest", "segment"):
         report = validate_manifest(good, stage=stage)
         assert report.ok, report.format()
         assert report.rows == 4
     assert not validate_manifest(good, stage="reward").ok  # no reward column
+    clap = validate_manifest(good, stage="clap")  # a score without the stored embedding: not a clap output
+    assert not clap.ok and "has_clap_audio_emb" in clap.format()
 
 
 def test_bad_values_are_reported_with_rows_and_fields(good, tmp_path):
@@ -69,11 +72,12 @@ def test_bad_values_are_reported_with_rows_and_fields(good, tmp_path):
     assert (1, "clap_score", "less_than_or_equal_to(1.0)") in found
     assert (2, "duration", "coerce_dtype('float64')") in found
     assert (2, "tags", "list_of_strings") in found
-    assert (3, "line 4", "parse") in found
+    assert (3, "(line)", "parse") in found
     assert (4, "id", "field_uniqueness") in found and (0, "id", "field_uniqueness") in found
     assert report.failing_rows == [0, 1, 2, 3, 4]
     text = report.format()
-    assert "row 1  id=c1  clap_score" in text and "5 of 5 rows" in text
+    assert "line 2  id=c1  clap_score" in text and "5 of 5 rows" in text  # lines of the file, counted from 1
+    assert "line 4  (line): parse" in text and "line 5  id=c0  id: field_uniqueness" in text
 
 
 def test_wrong_type_in_one_row_does_not_hide_range_errors_in_others(good, tmp_path):
@@ -95,11 +99,12 @@ def test_uniqueness_is_checked_across_chunks(good, tmp_path):
 
 def test_stage_inference():
     assert infer_stage({"id", "window_start"}) == "segment"
-    assert infer_stage({"id", "clap_score", "window_start"}) == "clap"
+    assert infer_stage({"id", "clap_score", "has_clap_audio_emb", "window_start"}) == "clap"
+    assert infer_stage({"id", "clap_score", "window_start"}) == "segment"  # a score alone is not a clap output
     assert infer_stage({"id", "selection_rank", "clap_score"}) == "select"
     assert infer_stage({"id"}) == "ingest"
     assert set(SCHEMAS) == {"ingest", "segment", "clap", "reward", "caption", "select", "mixture", "caption_audio",
-                            "caption_rewrite"}
+                            "caption_rewrite", "encode"}
 
 
 def test_validate_cli_exit_codes(good, tmp_path):
@@ -109,7 +114,7 @@ def test_validate_cli_exit_codes(good, tmp_path):
     bad = rewrite(good, tmp_path / "bad.jsonl.gz", lambda rows: [{**rows[0], "duration": -1.0}])
     result = runner.invoke(cli, ["curate", "validate", str(bad)])
     assert result.exit_code == 1
-    assert "row 0  id=c0  duration: greater_than(0)" in result.output
+    assert "line 1  id=c0  duration: greater_than(0)" in result.output
     missing = runner.invoke(cli, ["curate", "validate", str(tmp_path / "nope.jsonl.gz")])
     assert missing.exit_code == 2
 

@@ -9,6 +9,7 @@ import torch.distributed as dist
 from lhotse import CutSet
 from torch.nn.parallel import DistributedDataParallel
 
+from curate.manifests import read_cuts
 from train.config import resolve
 from train.data import LatentBatches, compute_normalization, encode_info
 from train.flow import TimestepSampler
@@ -30,7 +31,7 @@ for p in backbone.parameters():  # leave zero-init so every gradient is non-triv
     torch.nn.init.normal_(p, std=0.02)
 net = Trainable(backbone, repa)
 batch = LatentBatches(norm, 32, {"clap": ("global", 512), "muq": ("frames", 1024)})[
-    CutSet.from_cuts(list(CutSet.from_file(manifest))[:4])]
+    CutSet.from_cuts(list(read_cuts(manifest))[:4])]
 objective = FlowObjective(TimestepSampler("beta"), load_nulls(info), 0.0, 0.0, 0.5, torch.Generator().manual_seed(0))
 draws = objective.draw(batch)
 rows = slice(2 * rank, 2 * rank + 2) if distributed else slice(0, 4)

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
-from lhotse import CutSet
 
+from curate.manifests import read_cuts
 from scoreaware.cli import cli
 
 
@@ -24,7 +24,7 @@ def fit(*sets, resume=None):
 
 
 def test_encode_writes_latents_tokens_targets_and_stats(encoded):
-    cut = next(iter(CutSet.from_file(encoded)))
+    cut = next(iter(read_cuts(encoded)))
     latent = cut.load_custom("latent")
     assert latent.shape == (cut.custom["latent_frames"], 64)
     assert cut.load_custom("text_tokens").shape[1] == 32

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from lhotse import CutSet
 
 from curate.arrays import ArrayStore
 from curate.io import read_jsonl, read_provenance
+from curate.manifests import read_cuts
 from curate.scoring.audio import mono_resampled, policy_windows, repeat_pad
 from curate.scoring.clap import _laion_batch, load_clap, load_laion_state
 from curate.stages.score_clap import ClapScoreConfig, score_clap
@@ -23,12 +23,12 @@ def encoder(tiny_clap):
 
 
 def scores(path):
-    return {c.id: c.custom["clap_score"] for c in CutSet.from_file(path)}
+    return {c.id: c.custom["clap_score"] for c in read_cuts(path)}
 
 
 def test_cli_scores_every_cut_and_stores_embeddings(clap_scored, segmented4, encoder):
-    cuts = list(CutSet.from_file(clap_scored))
-    assert [c.id for c in cuts] == [c.id for c in CutSet.from_file(segmented4)]
+    cuts = list(read_cuts(clap_scored))
+    assert [c.id for c in cuts] == [c.id for c in read_cuts(segmented4)]
     for cut in cuts[:5]:
         audio, text = cut.load_custom("clap_audio_emb"), cut.load_custom("clap_text_emb")
         assert audio.shape == text.shape == (512,)
@@ -45,7 +45,7 @@ def test_cli_scores_every_cut_and_stores_embeddings(clap_scored, segmented4, enc
 
 
 def test_text_is_embedded_once_per_distinct_caption(clap_scored):
-    cuts = list(CutSet.from_file(clap_scored))
+    cuts = list(read_cuts(clap_scored))
     captions = {c.custom["caption"] for c in cuts}
     text_dir = clap_scored.parent / "clap.arrays" / "clap_text"
     assert len(list(text_dir.rglob("*.npy"))) == len(captions) < len(cuts)
@@ -59,7 +59,7 @@ def test_same_manifest_scored_twice_is_identical_and_batch_size_does_not_matter(
     def run(batch_size, workers, name):
         config = ClapScoreConfig(batch_size=batch_size, num_workers=workers)
         return {c.id: c.custom["clap_score"]
-                for c in score_clap(CutSet.from_file(segmented4), encoder, ArrayStore(tmp_path / name), config)}
+                for c in score_clap(read_cuts(segmented4), encoder, ArrayStore(tmp_path / name), config)}
 
     a, b = run(8, 2, "a"), run(8, 2, "b")
     assert a == b
@@ -103,7 +103,11 @@ def test_missing_caption_and_unreadable_audio_are_quarantined(tmp_path, encoder)
     gone = file_cut(write_audio(tmp_path / "gone.wav", tone(2.0)), caption="x")
     os.remove(tmp_path / "gone.wav")
     out = list(score_clap([ok, nocap, gone], encoder, ArrayStore(tmp_path / "arr"), ClapScoreConfig(num_workers=2)))
-    assert [getattr(o, "reason", "kept") for o in out] == ["kept", "no_caption", "unreadable"]
+    assert [getattr(o, "reason", "kept") for o in out] == ["kept", "kept", "unreadable"]
+    # the caption-less cut is embedded (the reward, FAD and REPA need it) but has no score
+    assert out[1].custom.get("clap_score") is None and out[1].has_custom("clap_audio_emb")
+    assert "clap_text_emb" not in out[1].custom
+    assert out[0].custom["clap_score"] is not None
 
 
 def test_caption_field_option_rescores_another_field(clap_scored, tiny_clap, tmp_path):
@@ -122,7 +126,7 @@ def test_caption_field_option_rescores_another_field(clap_scored, tiny_clap, tmp
     assert result.exit_code == 0, result.output
     before, after = scores(clap_scored), scores(out)
     assert before.keys() == after.keys() and before != after
-    assert len({c.custom["clap_text_emb"].storage_key for c in CutSet.from_file(out)}) == 1
+    assert len({c.custom["clap_text_emb"].storage_key for c in read_cuts(out)}) == 1
 
 
 def test_resume_after_kill_does_not_rescore(segmented4, tiny_clap, tmp_path):
@@ -134,10 +138,12 @@ def test_resume_after_kill_does_not_rescore(segmented4, tiny_clap, tmp_path):
     assert len(partial) == 6
     resumed = subprocess.run([*base, "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert "6 already done" in resumed.stdout
-    ids = [c.id for c in CutSet.from_file(tmp_path / "c.jsonl.gz")]
-    assert ids == [c.id for c in CutSet.from_file(segmented4)]
-    assert read_provenance(tmp_path / "c.jsonl.gz")["summary"]["kept"] == len(ids) - 6  # only the rest was scored
+    assert "6 of them written before --resume" in resumed.stdout
+    ids = [c.id for c in read_cuts(tmp_path / "c.jsonl.gz")]
+    assert ids == [c.id for c in read_cuts(segmented4)]
+    summary = read_provenance(tmp_path / "c.jsonl.gz")["summary"]
+    assert summary["this_run"]["kept"] == len(ids) - 6  # only the rest was scored
+    assert summary["kept"] == len(ids)  # and the sidecar counts the whole output
 
 
 def test_laion_batch_repeat_pads_and_quantizes_like_laion_clap():

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from lhotse import CutSet
 
 from curate.arrays import ArrayStore
+from curate.manifests import read_cuts
 from curate.scoring.reward import (
     RewardConfig,
     RewardHead,
@@ -94,7 +94,7 @@ def test_training_learns_a_known_preference_feature():
 @pytest.fixture(scope="module")
 def reward_ckpt(clap_scored, tiny_mert, tmp_path_factory):
     """Reward head trained through the CLI on cut-id pairs where the louder window wins."""
-    cuts = list(CutSet.from_file(clap_scored))
+    cuts = list(read_cuts(clap_scored))
     random.seed(0)
     folder = tmp_path_factory.mktemp("reward")
     with open(folder / "pairs.jsonl", "w") as f:
@@ -121,8 +121,8 @@ def test_score_reward_cli_writes_reward_and_mert_features(clap_scored, reward_ck
     result = CliRunner().invoke(cli, ["curate", "score", "reward", str(clap_scored), "--checkpoint", str(reward_ckpt),
                                       "--mert-model", str(tiny_mert), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    cuts = list(CutSet.from_file(out))
-    assert len(cuts) == len(list(CutSet.from_file(clap_scored)))
+    cuts = list(read_cuts(out))
+    assert len(cuts) == len(list(read_cuts(clap_scored)))
     rewards = np.array([c.custom["reward"] for c in cuts])
     assert np.all(np.isfinite(rewards)) and rewards.std() > 0
     assert cuts[0].load_custom("mert_emb").shape == (1024,)
@@ -134,7 +134,7 @@ def test_score_reward_cli_writes_reward_and_mert_features(clap_scored, reward_ck
 
 
 def test_cut_without_clap_embedding_is_quarantined(tmp_path, tiny_mert, segmented4):
-    cut = next(iter(CutSet.from_file(segmented4)))
+    cut = next(iter(read_cuts(segmented4)))
     head = RewardHead(RewardConfig())
     out = list(score_reward([cut], head, load_mert(str(tiny_mert)), ArrayStore(tmp_path), RewardScoreConfig(
         num_workers=0)))

@@ -1,0 +1,213 @@
+"""Reading cut manifests: lazily, portably, and with errors that name the file, line and field.
+
+Portable paths. Stage outputs store audio sources and array folders *relative to the
+manifest's own folder* (see `portable`), so a curated folder can be moved, copied to another
+machine, published and pulled. `read_cuts` resolves them against the manifest's folder (not
+the working directory). Absolute paths and URLs are left as they are. Plain Lhotse users
+resolve them with ``cut.with_recording_path_prefix(folder)``, or simply call `read_cuts`.
+
+Errors. A manifest line that is not UTF-8, not JSON, not an object or not a cut, and a gzip
+stream that ends early, raise :class:`ManifestError` naming ``file:line``. Field-level problems
+(a non-numeric score, a NaN, a missing id) are found by `check_input`, which runs the pandera
+schema over the whole input before a stage starts, so a stage never dies halfway through on a
+bad row.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from curate.io import StageError
+
+CUT_TYPES = ("MonoCut", "MultiCut", "MixedCut", "PaddingCut")
+
+
+class ManifestError(StageError):
+    """A manifest that cannot be read as cuts; the message starts with ``file:line:``."""
+
+
+# ----------------------------------------------------------------------------- paths
+def _is_local(path: object) -> bool:
+    return isinstance(path, str) and bool(path) and "://" not in path
+
+
+def relativize(path: str, root: Path) -> str:
+    """An absolute local path as seen from `root` (``..`` allowed); other paths unchanged."""
+    if _is_local(path) and os.path.isabs(path):
+        try:
+            return os.path.relpath(path, root)
+        except ValueError:  # another drive on Windows: keep it absolute
+            return path
+    return path
+
+
+def resolve(path: str, root: Path) -> str:
+    """A relative local path resolved against `root`; absolute paths and URLs unchanged."""
+    if _is_local(path) and not os.path.isabs(path):
+        return os.path.normpath(os.path.join(root, path))
+    return path
+
+
+def map_paths(data: dict, fn: Callable[[str], str]) -> dict:
+    """Apply `fn` to every file path in a serialized cut, recording or rejection (in place).
+
+    Paths live in ``recording.sources[*].source`` (type ``file``), in Lhotse array manifests
+    stored in ``custom`` (``storage_path``), in ``features.storage_path`` and, for mixed cuts,
+    in each track's cut. A rejection's ``item`` is a cut.
+    """
+    if not isinstance(data, dict):
+        return data
+    recording = data.get("recording") if isinstance(data.get("recording"), dict) else None
+    if recording is None and "sources" in data:
+        recording = data
+    if recording is not None:
+        for source in recording.get("sources") or []:
+            if isinstance(source, dict) and source.get("type") == "file":
+                source["source"] = fn(source["source"])
+    for holder in (data.get("custom"), {"features": data.get("features")}):
+        if isinstance(holder, dict):
+            for value in holder.values():
+                if isinstance(value, dict) and "storage_type" in value and "storage_path" in value:
+                    value["storage_path"] = fn(value["storage_path"])
+    for track in data.get("tracks") or []:
+        if isinstance(track, dict):
+            map_paths(track.get("cut"), fn)
+    if isinstance(data.get("item"), dict):
+        map_paths(data["item"], fn)
+    return data
+
+
+def portable(item, root: Path) -> dict:
+    """`item` (a Lhotse object or dict) serialized with its paths relative to `root`."""
+    data = item if isinstance(item, dict) else item.to_dict()
+    data = json.loads(json.dumps(data)) if isinstance(item, dict) else data  # never edit the caller's dict
+    return map_paths(data, lambda p: relativize(p, root))
+
+
+# ----------------------------------------------------------------------------- lines
+def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSONL(.gz) file.
+
+    :raises ManifestError: on the first line that is not UTF-8 JSON object, or when a gzip
+        stream ends early (a copy or download cut off).
+    """
+    path = Path(path)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    number = 0
+    try:
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                yield number, parse_line(raw, path, number)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ManifestError(f"{path}:{number + 1}: the file ends early or is not valid gzip "
+                            f"({type(exc).__name__}: {exc}); it was probably cut off while copying") from None
+
+
+def parse_line(raw: bytes, path: Path, number: int) -> dict:
+    """One manifest line as a dict, or a `ManifestError` naming the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}:{number}: not UTF-8 text (byte {exc.start} of the line)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}:{number}: not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def manifest_kind(data: dict) -> str:
+    """'cut', 'recording', 'supervision', 'quarantine' or 'unknown' for one manifest line."""
+    if data.get("type") in CUT_TYPES:
+        return "cut"
+    if "sources" in data and "sampling_rate" in data:
+        return "recording"
+    if {"recording_id", "start", "duration"} <= data.keys():
+        return "supervision"
+    if {"stage", "reason"} <= data.keys():
+        return "quarantine"
+    return "unknown"
+
+
+KIND_NAMES = {"recording": "a recordings manifest (Lhotse RecordingSet)",
+              "supervision": "a supervisions manifest (Lhotse SupervisionSet)",
+              "quarantine": "a quarantine list (inputs a stage rejected, with reasons)",
+              "unknown": "not a Lhotse cut"}
+
+
+def to_cut(data: dict, path: Path, number: int):
+    """Deserialize one line as a cut, or raise a `ManifestError` saying what the line is."""
+    from lhotse.serialization import deserialize_item
+
+    kind = manifest_kind(data)
+    if kind != "cut":
+        raise ManifestError(f"{path}:{number}: this line is {KIND_NAMES[kind]}; expected a cuts manifest")
+    try:
+        return deserialize_item(data)
+    except Exception as exc:
+        raise ManifestError(f"{path}:{number}: not a valid {data.get('type')} ({type(exc).__name__}: {exc})"[:400]) \
+            from None
+
+
+class ManifestCuts:
+    """A lazy, re-iterable view of the cuts of a manifest file, paths resolved against its folder."""
+
+    def __init__(self, path: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
+        self.path = Path(path)
+        self.root = Path(root).resolve() if root is not None else self.path.resolve().parent
+
+    def __iter__(self):
+        root = self.root
+        for number, data in iter_json_lines(self.path):
+            yield to_cut(map_paths(data, lambda p: resolve(p, root)), self.path, number)
+
+    def __len__(self) -> int:
+        from curate.io import count_lines
+
+        return count_lines(self.path)
+
+
+def read_cuts(path: str | os.PathLike, root: str | os.PathLike | None = None):
+    """The cuts of a manifest as a lazy Lhotse `CutSet` (empty for an empty file).
+
+    :param root: the folder relative paths resolve against (default: the manifest's own; a
+        stage's partial output resolves against the folder of its final manifest).
+    """
+    from lhotse import CutSet
+
+    return CutSet(ManifestCuts(path, root))
+
+
+def read_items(path: str | os.PathLike) -> Iterator[dict]:
+    """Any JSONL(.gz) manifest's objects (recordings, quarantine rows, ...) with paths resolved."""
+    root = Path(path).resolve().parent
+    for _, data in iter_json_lines(path):
+        yield map_paths(data, lambda p: resolve(p, root))
+
+
+# ------------------------------------------------------------------------ input check
+def check_input(path: str | os.PathLike, limit: int = 12):
+    """Validate a stage's input manifest before the stage runs; raise naming line and field.
+
+    The generic schema checks every column any stage reads (ids, timing, sampling rates,
+    scores in range and numeric, tags as lists, ...). Returns the validation report.
+    """
+    from schemas.validation import ManifestKindError, validate_manifest
+
+    try:
+        report = validate_manifest(path, stage="ingest")
+    except ManifestKindError as exc:
+        raise ManifestError(str(exc)) from None
+    if not report.ok:
+        raise ManifestError(f"{path} cannot be used as input:\n" + report.format(limit=limit).split("\n", 1)[1]
+                            + "\n(`scoreaware curate validate` lists every problem)")
+    return report

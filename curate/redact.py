@@ -1,0 +1,29 @@
+"""Keep secrets out of logs and error messages.
+
+Servers can echo request headers in their error text (a reason phrase, an HTML error page),
+so any text that came back from a server is passed through `redact` before it is logged or
+shown: the known secret values, and anything shaped like a bearer token or an API key.
+"""
+
+from __future__ import annotations
+
+import re
+
+_RULES = [
+    (re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:bearer|basic|token)\s+)?[^\s,;'\"}]+"), r"\1***"),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{6,}"), "Bearer ***"),
+    (re.compile(r"(?i)((?:api[_-]?key|access[_-]?token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s,;&\"'}]+"),
+     r"\1***"),
+    (re.compile(r"\b(?:sk|hf|ghp|gho)[-_][A-Za-z0-9_-]{8,}"), "***"),
+]
+
+
+def redact(text: object, *secrets: str | None) -> str:
+    """`text` with every given secret and every token-shaped string replaced by ``***``."""
+    out = str(text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            out = out.replace(secret, "***")
+    for pattern, replacement in _RULES:
+        out = pattern.sub(replacement, out)
+    return out
