@@ -29,8 +29,14 @@ def load_checkpoint(path: str | os.PathLike, *, unsafe_pickle: bool = False, wha
     :raises CheckpointError: the file needs pickle and `unsafe_pickle` is off, or it is not a
         PyTorch checkpoint at all.
     """
+    import zipfile
+
     import torch
 
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):  # neither torch.save format
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (it starts with {head!r})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

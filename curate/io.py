@@ -38,6 +38,7 @@ Pathlike = str | os.PathLike
 MAIN = "cuts"
 QUARANTINE = "quarantine"
 _CRASH_ENV = "SCOREAWARE_CRASH_AFTER_WRITES"  # fault injection for the resume tests
+_CRASH_FINALIZE_ENV = "SCOREAWARE_CRASH_AFTER_RENAME"  # ... and for a kill between the renames of finalize
 
 
 class StageError(Exception):
@@ -477,6 +478,8 @@ class StageOutput:
                 shutil.copyfile(part, tmp)
             outputs[stream] = {"path": str(final), "items": count_lines(part)}
             os.replace(tmp, final)
+            if os.environ.get(_CRASH_FINALIZE_ENV) == stream:
+                os.kill(os.getpid(), 9)  # simulate a kill right after this rename (tests only)
         shutil.rmtree(self.partial_dir)
         return read_provenance(self.path)
 

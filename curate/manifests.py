@@ -144,6 +144,47 @@ KIND_NAMES = {"recording": "a recordings manifest (Lhotse RecordingSet)",
               "unknown": "not a Lhotse cut"}
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+
+
+# (field, test, what it must be) for the parts of a cut that Lhotse computes with
+_CUT_FIELDS = [
+    (("id",), lambda v: isinstance(v, str) and bool(v), "non-empty text"),
+    (("start",), _is_number, "a number"),
+    (("duration",), _is_number, "a number"),
+    (("channel",), lambda v: v is None or _is_int(v) or (isinstance(v, list) and all(map(_is_int, v))),
+     "a channel index or a list of them"),
+    (("custom",), lambda v: v is None or isinstance(v, dict), "an object"),
+    (("supervisions",), lambda v: v is None or isinstance(v, list), "a list"),
+    (("recording",), lambda v: v is None or isinstance(v, dict), "an object"),
+    (("recording", "id"), lambda v: isinstance(v, str) and bool(v), "non-empty text"),
+    (("recording", "sampling_rate"), lambda v: _is_int(v) and v > 0, "a positive integer"),
+    (("recording", "num_samples"), lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    (("recording", "duration"), _is_number, "a number"),
+    (("recording", "sources"), lambda v: isinstance(v, list) and all(isinstance(s, dict) for s in v) and v,
+     "a list of sources"),
+]
+
+
+def check_cut_fields(data: dict, path: Path, number: int) -> None:
+    """Raise a `ManifestError` naming the first structural field of a cut with the wrong type."""
+    for keys, test, what in _CUT_FIELDS:
+        value, holder = data, None
+        for key in keys:
+            holder = value
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(holder, dict) and keys[-1] in holder and not test(value):
+            raise ManifestError(f"{path}:{number}: field {'.'.join(keys)} must be {what}, got {value!r}"[:300])
+    for source in (data.get("recording") or {}).get("sources") or []:
+        if not isinstance(source.get("source"), str) or not isinstance(source.get("type"), str):
+            raise ManifestError(f"{path}:{number}: field recording.sources needs 'type' and 'source' as text")
+
+
 def to_cut(data: dict, path: Path, number: int):
     """Deserialize one line as a cut, or raise a `ManifestError` saying what the line is."""
     from lhotse.serialization import deserialize_item
@@ -151,6 +192,7 @@ def to_cut(data: dict, path: Path, number: int):
     kind = manifest_kind(data)
     if kind != "cut":
         raise ManifestError(f"{path}:{number}: this line is {KIND_NAMES[kind]}; expected a cuts manifest")
+    check_cut_fields(data, path, number)
     try:
         return deserialize_item(data)
     except Exception as exc:

@@ -118,7 +118,8 @@ def read_text(path: Path, encoding: str | None = None) -> str:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise MetadataError(f"{path}:{line}: byte {exc.start} (0x{data[exc.start]:02x}) is not valid {encoding}; "
+        name = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16"}.get(encoding, encoding)
+        raise MetadataError(f"{path}:{line}: byte {exc.start} (0x{data[exc.start]:02x}) is not valid {name}; "
                             "pass --metadata-encoding with the file's encoding (e.g. latin-1, cp1252)") from None
     except LookupError:
         raise MetadataError(f"{path}:1: unknown encoding {encoding!r}") from None

@@ -150,17 +150,23 @@ def export_dataset(manifest: str | os.PathLike, directory: str | os.PathLike, ma
 
     manifest = str(manifest)
     directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)  # the staging folder must sit on the same filesystem
     columns = infer_columns(read_cuts(manifest))
     features = features_for(columns, embeddings)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent if directory.parent.exists() else None))
     try:
         skipped_path = staging / "skipped.jsonl"
         skipped_path.touch()
-        dataset = Dataset.from_generator(
-            _rows, features=features, cache_dir=str(staging / "cache"), writer_batch_size=WRITER_BATCH_ROWS,
-            gen_kwargs={"manifest": manifest, "columns": columns, "embeddings": embeddings,
-                        "skipped_path": str(skipped_path)},
-        )
+        try:
+            dataset = Dataset.from_generator(
+                _rows, features=features, cache_dir=str(staging / "cache"), writer_batch_size=WRITER_BATCH_ROWS,
+                gen_kwargs={"manifest": manifest, "columns": columns, "embeddings": embeddings,
+                            "skipped_path": str(skipped_path)},
+            )
+        except ValueError as exc:  # datasets refuses a generator without rows: an empty (or all-skipped) manifest
+            if "corresponds to no data" not in str(exc):
+                raise
+            dataset = Dataset.from_dict({name: [] for name in features}, features=features)
         dataset = dataset.cast_column("audio", Audio())
         skipped = [json.loads(line) for line in skipped_path.read_text().splitlines() if line]
         size = max(dataset.data.nbytes, 1)

@@ -88,8 +88,15 @@ def _chunks(path: Path, chunk_size: int, parse_failures: list[dict], counter: di
                 raise ManifestKindError(f"{path} is {KIND_NAMES[manifest_kind(data)]}, not a cuts manifest; "
                                         "validate checks cut manifests (the stage's main output)")
             row = cut_to_row(to_cut(data, path, line_number))
+        except ManifestKindError:
+            raise
         except ManifestError as exc:
             failure(line_number, "parse", str(exc).split(": ", 1)[-1])
+            row_number += 1
+            counter["rows"] = row_number
+            continue
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:  # a cut of malformed parts
+            failure(line_number, "parse", f"not a valid cut ({type(exc).__name__}: {exc})")
             row_number += 1
             counter["rows"] = row_number
             continue
@@ -136,6 +143,7 @@ def _check_frame(schema, frame: pd.DataFrame) -> pd.DataFrame:
     coerce = first[first["check"].astype(str).str.startswith("coerce_dtype")]
     if coerce.empty:
         return first
+    coerce = _locate_coerce_failures(schema, frame, coerce)
     cleaned = frame.copy()
     blanked: set[tuple[str, int]] = set()
     for rec in coerce.itertuples(index=False):
@@ -149,6 +157,23 @@ def _check_frame(schema, frame: pd.DataFrame) -> pd.DataFrame:
         for r in second.itertuples(index=False)
     ]
     return pd.concat([coerce, second[keep]], ignore_index=True)
+
+
+def _locate_coerce_failures(schema, frame: pd.DataFrame, coerce: pd.DataFrame) -> pd.DataFrame:
+    """Coercion failures pandera could not pin to a row (e.g. a list among numbers): try each
+    value of the column alone and report the ones that fail, by row."""
+    located = [coerce[coerce["index"].notna()]]
+    for column in coerce.loc[coerce["index"].isna(), "column"].unique():
+        dtype = schema.columns[column].dtype
+        bad = []
+        for index, value in frame[column].items():
+            try:
+                dtype.coerce(pd.Series([value], dtype=object))
+            except Exception:
+                bad.append({"column": column, "check": f"coerce_dtype('{dtype}')", "failure_case": repr(value)[:80],
+                            "index": index})
+        located.append(pd.DataFrame(bad, columns=["column", "check", "failure_case", "index"]))
+    return pd.concat(located, ignore_index=True)
 
 
 def validate_manifest(

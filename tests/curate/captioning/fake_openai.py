@@ -13,8 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAI:
-    def __init__(self, mode: str = "normal", delay: float = 0.0, fail_first: int = 0) -> None:
-        self.mode, self.delay, self.fail_first = mode, delay, fail_first
+    def __init__(self, mode: str = "normal", delay: float = 0.0, fail_first: int = 0,
+                 slow: dict[str, float] | None = None) -> None:
+        """`slow`: extra seconds for requests whose user text contains the key."""
+        self.mode, self.delay, self.fail_first, self.slow = mode, delay, fail_first, slow or {}
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         outer = self
@@ -29,13 +31,21 @@ class FakeOpenAI:
                 outer.headers.append(dict(self.headers))
                 if outer.delay:
                     time.sleep(outer.delay)
+                user = body["messages"][-1]["content"]
+                user = user if isinstance(user, str) else user[-1]["text"]
+                for key, seconds in outer.slow.items():
+                    if key in user:
+                        time.sleep(seconds)
+                if outer.mode == "echo_auth":  # a misconfigured proxy that echoes the request headers
+                    self.send_response(500, f"upstream said: Authorization: {self.headers.get('Authorization')}")
+                    self.end_headers()
+                    self.wfile.write(f"error for key {self.headers.get('Authorization')}".encode())
+                    return
                 if outer.fail_first > 0:
                     outer.fail_first -= 1
                     self.send_response(503)
                     self.end_headers()
                     return
-                user = body["messages"][-1]["content"]
-                user = user if isinstance(user, str) else user[-1]["text"]
                 if outer.mode == "malformed":
                     payload = b"{not json"
                 else:
