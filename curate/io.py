@@ -100,6 +100,16 @@ def file_digest(path: Pathlike, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+def weights_fingerprint(path_or_id: str) -> str:
+    """A short identity of local weights (file names and sizes) or of a hub id."""
+    path = Path(path_or_id)
+    if path.exists():
+        files = sorted(p for p in (path.rglob("*") if path.is_dir() else [path]) if p.is_file())
+        parts = [f"{p.name}:{p.stat().st_size}" for p in files]
+        return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:12]
+    return path_or_id
+
+
 def describe_input(path: Pathlike) -> dict:
     """Path, size and sha256 of an input file, for the provenance sidecar."""
     path = Path(path)

@@ -12,9 +12,10 @@ import random
 import click
 
 from curate.cli import curate
+from evaluate.cli import evaluate
 from scoreaware import __version__
 from scoreaware.demo import demo
-from train.cli import evaluate, train
+from train.cli import train
 
 CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"], max_content_width=100)
 

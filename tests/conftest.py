@@ -109,3 +109,18 @@ def encoded(clap_scored, tiny_clap, tiny_t5, tiny_mert, tmp_path_factory) -> Pat
                                       "--muq-model", str(tiny_mert)])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(encoded, tmp_path_factory) -> Path:
+    """A tiny FluxAudio trained for a few steps on `encoded` (reward-conditioned, global AdaLN)."""
+    from click.testing import CliRunner
+
+    from scoreaware.cli import cli
+
+    run_dir = tmp_path_factory.mktemp("runs")
+    args = ["train", "fit", "--preset", "tiny", "--set", f"manifest={encoded}", "--set", f"run_dir={run_dir}",
+            "--set", "steps=4", "--set", "batch_size=4", "--set", "max_frames=32", "--set", "score_head=global_adaln"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return sorted(run_dir.glob("*/checkpoints/*.pt"))[-1]

@@ -13,11 +13,6 @@ def train() -> None:
     """Train from curated manifests (and the reward model from preference pairs)."""
 
 
-@click.group(name="eval")
-def evaluate() -> None:
-    """Evaluate generated audio against references."""
-
-
 @train.command("reward", context_settings=dict(show_default=True))
 @click.argument("pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -240,46 +235,77 @@ def fit(config_path: str | None, preset: str | None, manifest: str | None, overr
         click.echo(f"  → {run_dir} (checkpoints/, tb/, loss.png)")
 
 
+def sampling_options(fn):
+    options = [
+        click.option("--steps", type=click.IntRange(1), default=25, help="Euler steps from t=1 to 0."),
+        click.option("--cfg", type=float, default=4.0, help="Joint text+score guidance weight w."),
+        click.option("--score", type=float, default=5.0, help="Target score (z-units of the training reward)."),
+        click.option("--no-score", is_flag=True, help="Do not condition on a score."),
+        click.option("--negative-prompt", default="noise, distortion, low quality, static, hum, hiss, clipping, "
+                     "muffled, amateur recording"),
+        click.option("--prefix", default="high quality instrumental music, ",
+                     help="Put before every prompt when generating (not when scoring)."),
+        click.option("--seconds", type=click.FloatRange(0.5), default=10.0),
+        click.option("--lufs", type=float, default=-16.5, help="Loudness target of the output."),
+        click.option("--demucs", default=None, help="Demucs model for the instrumental pass, e.g. mdx_extra (extra)."),
+        click.option("--demucs-passes", type=click.IntRange(1), default=3),
+        click.option("--demucs-repo", type=click.Path(exists=True, file_okay=False), default=None,
+                     help="Local folder of Demucs models (.th), for offline machines [default: download]."),
+        click.option("--clap-model", default=None, help="CLAP text model [default: the one recorded at encode time]."),
+        click.option("--seed", type=int, default=0, help="seed_base: clip k of prompt i uses seed + i·K + k."),
+        click.option("--batch-size", type=click.IntRange(1), default=8, help="Clips generated together."),
+        click.option("--device", default="cpu"),
+        click.option("--unsafe-pickle", is_flag=True,
+                     help="Allow a checkpoint that needs Python pickle (older runs; it can run code)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def settings_from(steps, cfg, score, no_score, negative_prompt, prefix, seconds, lufs, demucs, demucs_passes,
+                  demucs_repo, seed):
+    from train.sample import SampleSettings
+
+    return SampleSettings(steps=steps, cfg=cfg, score=None if no_score else score, negative_prompt=negative_prompt,
+                          prefix=prefix, seconds=seconds, target_lufs=lufs, seed=seed, demucs=demucs,
+                          demucs_passes=demucs_passes, demucs_repo=demucs_repo)
+
+
 @train.command("sample", context_settings=dict(show_default=True))
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("--prompts", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="One prompt per line, or JSONL with prompt (and id).")
+              help="Text lines, JSONL, a CSV with id,prompt, or a JSON list.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("samples"))
-@click.option("--steps", type=click.IntRange(1), default=25, help="Euler steps from t=1 to 0.")
-@click.option("--cfg", type=float, default=4.0, help="Joint text+score guidance weight w.")
-@click.option("--score", type=float, default=5.0, help="Target score (z-units of the training reward).")
-@click.option("--no-score", is_flag=True, help="Do not condition on a score.")
-@click.option("--negative-prompt", default="noise, distortion, low quality, static, hum, hiss, clipping, muffled, "
-              "amateur recording")
-@click.option("--prefix", default="high quality instrumental music, ")
-@click.option("--seconds", type=click.FloatRange(0.5), default=10.0)
-@click.option("--lufs", type=float, default=-16.5, help="Loudness target of the output.")
-@click.option("--demucs", default=None, help="Demucs model for the instrumental pass, e.g. mdx_extra (extra).")
-@click.option("--demucs-passes", type=click.IntRange(1), default=3)
-@click.option("--demucs-repo", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Local folder of Demucs models (.th), for offline machines [default: download].")
-@click.option("--clap-model", default=None, help="CLAP text model [default: the one recorded at encode time].")
-@click.option("--seed", type=int, default=0)
-@click.option("--device", default="cpu")
-def sample(checkpoint: str, prompts: str, output: Path, steps: int, cfg: float, score: float, no_score: bool,
-           negative_prompt: str, prefix: str, seconds: float, lufs: float, demucs: str | None, demucs_passes: int,
-           demucs_repo: str | None, clap_model: str | None, seed: int, device: str) -> None:
-    """Generate 44.1 kHz WAVs for PROMPTS from CHECKPOINT (EMA weights, joint text+score CFG)."""
-    from curate.cli.common import Timer, progress
-    from train.sample import SampleSettings, read_prompts, sample_prompts
+@sampling_options
+@click.option("--resume", is_flag=True, help="Continue an interrupted run with the same options.")
+@click.option("--overwrite", is_flag=True, help="Start over (deletes the folder's clips).")
+def sample(checkpoint: str, prompts: str, output: Path, resume: bool, overwrite: bool, **options) -> None:
+    """Generate 44.1 kHz WAVs for PROMPTS from CHECKPOINT (EMA weights, joint text+score CFG).
 
-    settings = SampleSettings(steps=steps, cfg=cfg, score=None if no_score else score, negative_prompt=negative_prompt,
-                              prefix=prefix, seconds=seconds, target_lufs=lufs, seed=seed, demucs=demucs,
-                              demucs_passes=demucs_passes, demucs_repo=demucs_repo)
+    The same implementation as `scoreaware eval generate` (one clip per prompt).
+    """
+    from curate.cli.common import Timer, progress
+    from curate.io import StageError
+    from train.prompts import PromptError, read_prompts
+    from train.sample import run_generation
+
+    settings = settings_from(**{k: options[k] for k in ("steps", "cfg", "score", "no_score", "negative_prompt",
+                                                        "prefix", "seconds", "lufs", "demucs", "demucs_passes",
+                                                        "demucs_repo", "seed")})
     timer = Timer()
-    count = len(read_prompts(prompts))
     try:
-        with progress(count, "sample", "prompt") as bar:
-            rows = sample_prompts(checkpoint, prompts, output, settings, clap_model, device,
-                                  progress=lambda _: bar.update(1))
-    except (ValueError, RuntimeError) as exc:
+        items = read_prompts(prompts)
+        with progress(len(items), "sample", "clip") as bar:
+            result = run_generation(checkpoint, items, output, settings, 1, options["batch_size"], False,
+                                    options["clap_model"], options["device"], resume, overwrite,
+                                    options["unsafe_pickle"], prompts_file=str(prompts),
+                                    progress=lambda _: bar.update(1))
+    except (ValueError, RuntimeError, StageError, PromptError) as exc:
         raise click.ClickException(str(exc)) from None
     click.secho("\ntrain sample", bold=True)
-    click.echo(f"  {len(rows)} clips × {seconds:g} s at 44.1 kHz, {steps} steps, cfg {cfg:g}, "
-               f"score {'none' if no_score else score:}, {lufs:g} LUFS; took {timer.seconds:.1f} s")
+    click.echo(f"  {len(result.rows)} clips × {settings.seconds:g} s at 44.1 kHz ({result.generated} new), "
+               f"{settings.steps} steps, cfg {settings.cfg:g}, score "
+               f"{'none' if settings.score is None else settings.score}, {settings.target_lufs:g} LUFS; "
+               f"took {timer.seconds:.1f} s")
     click.echo(f"  → {output}/ (WAVs, samples.jsonl)")

@@ -60,10 +60,15 @@ class MelCodec:
     @torch.no_grad()
     def decode(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
         """(frames, n_mels) -> (1, S) audio at `sample_rate`."""
-        mel = torch.exp(torch.as_tensor(latent, dtype=torch.float32).T) - 1e-5  # (n_mels, frames)
+        return self.decode_batch(torch.as_tensor(latent)[None])[0]
+
+    @torch.no_grad()
+    def decode_batch(self, latents: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(N, frames, n_mels) -> (N, 1, S): inverse mel and Griffin-Lim over the whole batch at once."""
+        mel = torch.exp(torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2)) - 1e-5  # (N, n_mels, frames)
         spec = self._inverse(mel.clamp(min=0.0))
-        audio = self._griffin(spec)
-        return audio[None].numpy()
+        audio = self._griffin(spec)  # (N, S)
+        return audio[:, None].numpy()
 
     def frames(self, seconds: float) -> int:
         return int(math.floor(seconds * self.sample_rate / self.config.hop_length)) + 1
@@ -106,8 +111,14 @@ class OobleckCodec:
 
     @torch.no_grad()
     def decode(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
-        z = torch.as_tensor(latent, dtype=torch.float32).T[None].to(self.device)  # (1, channels, frames)
-        return self.vae.decode(z).sample[0].float().cpu().numpy()
+        """(frames, channels) -> (audio channels, S)."""
+        return self.decode_batch(torch.as_tensor(latent)[None])[0]
+
+    @torch.no_grad()
+    def decode_batch(self, latents: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(N, frames, channels) -> (N, audio channels, S)."""
+        z = torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2).to(self.device)  # (N, channels, frames)
+        return self.vae.decode(z).sample.float().cpu().numpy()
 
     def frames(self, seconds: float) -> int:
         return math.ceil(seconds * self.sample_rate / self.hop)

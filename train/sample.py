@@ -1,4 +1,5 @@
-"""`train sample`: prompts -> 44.1 kHz WAVs from a checkpoint (the ttm-humanpref inference recipe).
+"""Generation from a checkpoint (the ttm-humanpref inference recipe), shared by `train sample` and
+`eval generate`.
 
 Euler ODE from t = 1 to 0 (25 steps), joint CFG over text and score::
 
@@ -8,6 +9,10 @@ Euler ODE from t = 1 to 0 (25 steps), joint CFG over text and score::
 a negative prompt listing artifacts); decode with the run's codec; resample to 44.1 kHz;
 loudness-normalize to −16.5 LUFS with a peak guard (pyloudnorm); optionally run Demucs
 `mdx_extra` to keep the instrumental (drums + bass + other), several passes.
+
+Clips are generated in batches: one Euler integration per batch, with both CFG branches of
+every clip in one forward pass. Each clip starts from the noise of its own seed, so a
+(prompt, seed) pair is the same starting point for every checkpoint.
 """
 
 from __future__ import annotations
@@ -15,18 +20,17 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from train.codecs import codec_from_description
 from train.data import Normalization
 from train.flow import euler_sample
 from train.model import Conditioning, FluxAudio, ModelConfig
+from train.prompts import Prompt
 from train.text import load_text_encoder, pad_tokens
 
 OUTPUT_RATE = 44_100
@@ -36,6 +40,8 @@ PREFIX = "high quality instrumental music, "
 
 @dataclass
 class SampleSettings:
+    """Everything that decides a clip, besides the checkpoint, the prompt and the seed."""
+
     steps: int = 25
     cfg: float = 4.0
     score: float | None = 5.0  # None: no score conditioning (null score in both branches)
@@ -43,7 +49,7 @@ class SampleSettings:
     prefix: str = PREFIX
     seconds: float = 10.0
     target_lufs: float = -16.5
-    seed: int = 0
+    seed: int = 0  # seed_base: clip k of prompt i uses seed + i·K + k
     demucs: str | None = None  # e.g. "mdx_extra"
     demucs_passes: int = 3
     demucs_repo: str | None = None  # local folder of Demucs models (offline); None downloads
@@ -89,15 +95,21 @@ def load_demucs(name: str, repo: str | None = None):
 
 
 def demucs_instrumental(audio: np.ndarray, rate: int, model_name: str = "mdx_extra", passes: int = 3,
-                        repo: str | None = None) -> np.ndarray:
+                        repo: str | None = None, seed: int = 0) -> np.ndarray:
     """Drums + bass + other of Demucs, repeated `passes` times (3× mdx_extra in the submission).
 
     audio: (C, S) at `rate`; returns (2, S') at the model's rate (44.1 kHz for the released
-    models), peak-normalized to 0.95 after every pass.
+    models), peak-normalized to 0.95 after every pass. Demucs shifts its input by a random
+    offset (Python's `random`); that draw is seeded by `seed`, so a clip is post-processed the
+    same way every time.
     """
+    import random
+
     from demucs.apply import apply_model
 
     model = load_demucs(model_name, repo)
+    state = random.getstate()
+    random.seed(seed)
     vocals = list(model.sources).index("vocals") if "vocals" in model.sources else None
     x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
     for _ in range(passes):
@@ -113,28 +125,12 @@ def demucs_instrumental(audio: np.ndarray, rate: int, model_name: str = "mdx_ext
         keep = [k for k in range(sources.shape[0]) if k != vocals]
         x = sources[keep].sum(0)
         x = x * (0.95 / max(float(x.abs().max()), 1e-9))
+    random.setstate(state)
     return x.numpy()
 
 
-def read_prompts(path: str | os.PathLike) -> list[dict]:
-    """Text (one prompt per line) or JSONL ({"prompt": ..., "id": ...})."""
-    prompts = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        row = json.loads(line) if line.startswith("{") else {"prompt": line}
-        row.setdefault("id", f"{number:04d}")
-        prompts.append(row)
-    return prompts
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "prompt"
-
-
 class Generator:
-    """A loaded checkpoint plus its text encoders and codec."""
+    """A loaded checkpoint plus its text encoders and codec; generates batches of clips."""
 
     def __init__(self, checkpoint: str | os.PathLike, clap_model: str | None = None, device: str = "cpu",
                  text_encoder: str | None = None, unsafe_pickle: bool = False) -> None:
@@ -152,6 +148,7 @@ class Generator:
         self.clap = load_transformers_clap(clap_model, device)
 
     def conditioning(self, texts: list[str], score: float | None) -> Conditioning:
+        """Text tokens, CLAP text embeddings and score of a batch of texts."""
         tokens, mask = pad_tokens(self.text.encode(texts))
         clap = torch.from_numpy(self.clap.embed_text(texts))
         n = len(texts)
@@ -162,51 +159,202 @@ class Generator:
         return Conditioning(tokens.to(self.device), mask.to(self.device), clap.to(self.device), s.to(self.device),
                             keep.to(self.device))
 
-    def latents(self, prompt: str, settings: SampleSettings) -> np.ndarray:
+    def noise(self, seeds: list[int], frames: int) -> torch.Tensor:
+        """(N, frames, C) starting noise, each clip from its own seeded generator, so a clip's
+        noise depends only on its seed (not on the batch it is in, nor on the checkpoint)."""
+        channels = self.model.config.latent_channels
+        return torch.cat([torch.randn(1, frames, channels, generator=torch.Generator().manual_seed(int(seed)))
+                          for seed in seeds]).to(self.device)
+
+    @torch.no_grad()
+    def latents(self, prompts: list[str], seeds: list[int], settings: SampleSettings) -> np.ndarray:
+        """Un-normalized latents (N, frames, C): one Euler run for the batch, and at every step
+        the conditional and the unconditional branch of all N clips in one forward (2N rows)."""
         frames = self.codec.frames(settings.seconds)
-        cond = self.conditioning([settings.prefix + prompt], settings.score)
-        null = self.conditioning([settings.negative_prompt], None)
-        generator = torch.Generator().manual_seed(settings.seed)
-        noise = torch.randn(1, frames, self.model.config.latent_channels, generator=generator).to(self.device)
-        x0 = euler_sample(lambda x, t: self.model.forward_with_cfg(x, t, cond, null, settings.cfg), noise,
-                          settings.steps)
+        cond = self.conditioning([settings.prefix + p for p in prompts], settings.score)
+        null = self.conditioning([settings.negative_prompt] * len(prompts), None)
+        x0 = euler_sample(lambda x, t: self.model.forward_with_cfg(x, t, cond, null, settings.cfg),
+                          self.noise(seeds, frames), settings.steps)
         mean = torch.tensor(self.norm.latent_mean, device=self.device)
         std = torch.tensor(self.norm.latent_std, device=self.device)
-        return (x0[0] * std + mean).cpu().numpy()  # un-normalized (frames, channels)
+        return (x0 * std + mean).cpu().numpy()
 
-    def audio(self, prompt: str, settings: SampleSettings) -> np.ndarray:
-        """(C, S) float32 at 44.1 kHz, loudness-normalized (and Demucs-cleaned if asked)."""
+    def audio(self, latents: np.ndarray, seeds: list[int], settings: SampleSettings) -> list[np.ndarray]:
+        """(C, S) float32 clips at 44.1 kHz, loudness-normalized (and Demucs-cleaned if asked)."""
         import torchaudio
 
-        audio = self.codec.decode(self.latents(prompt, settings))
-        rate = self.codec.sample_rate
-        if rate != OUTPUT_RATE:
-            audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, OUTPUT_RATE).numpy()
-        length = int(settings.seconds * OUTPUT_RATE)  # crop or pad to the asked duration, as the recipe does
-        audio = np.pad(audio[:, :length], ((0, 0), (0, max(0, length - audio.shape[1]))))
-        if settings.demucs:
-            audio = demucs_instrumental(audio, OUTPUT_RATE, settings.demucs, settings.demucs_passes,
-                                       settings.demucs_repo)
-        return loudness_normalize(audio, OUTPUT_RATE, settings.target_lufs)
+        decoded = self.codec.decode_batch(latents)  # (N, C, S) at the codec's rate
+        out = []
+        for audio, seed in zip(decoded, seeds):
+            rate = self.codec.sample_rate
+            if rate != OUTPUT_RATE:
+                audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, OUTPUT_RATE).numpy()
+            length = int(settings.seconds * OUTPUT_RATE)  # crop or pad to the asked duration, as the recipe does
+            audio = np.pad(audio[:, :length], ((0, 0), (0, max(0, length - audio.shape[1]))))
+            if settings.demucs:
+                audio = demucs_instrumental(audio, OUTPUT_RATE, settings.demucs, settings.demucs_passes,
+                                           settings.demucs_repo, seed=seed)
+            out.append(loudness_normalize(audio, OUTPUT_RATE, settings.target_lufs))
+        return out
 
 
-def sample_prompts(checkpoint, prompts_file, out_dir: Path, settings: SampleSettings, clap_model=None,
-                   device="cpu", progress=None) -> list[dict]:
-    """Write one WAV per prompt and ``samples.jsonl``; returns the rows."""
-    generator = Generator(checkpoint, clap_model, device)
+# ------------------------------------------------------------------------ resumable generation
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip to make: prompt `index`·K + k, its id and seed."""
+
+    id: str
+    prompt: Prompt
+    prompt_index: int
+    k: int
+    seed: int
+
+
+def plan_clips(prompts: list[Prompt], seeds_per_prompt: int, seed_base: int) -> list[ClipJob]:
+    """Clip k of prompt i gets seed ``seed_base + i·K + k``: the same prompt and seed start from
+    the same noise in every checkpoint, so clips pair across training stages."""
+    from curate.publish import safe_file_stem
+
+    jobs = []
+    for index, prompt in enumerate(prompts):
+        for k in range(seeds_per_prompt):
+            seed = seed_base + index * seeds_per_prompt + k
+            jobs.append(ClipJob(f"{safe_file_stem(prompt.id)}_s{seed}", prompt, index, k, seed))
+    return jobs
+
+
+def generate_clips(generator: Generator, jobs: list[ClipJob], out_dir: Path, settings: SampleSettings,
+                   batch_size: int = 8, keep_latents: bool = False, row_extra: dict | None = None,
+                   progress=None) -> list[dict]:
+    """Write ``{id}.wav`` (and ``latents/{id}.npy``) per job plus one ``samples.jsonl`` row each.
+
+    Resumable per clip: jobs whose row is already in ``samples.jsonl`` (and whose WAV exists)
+    are skipped; a WAV is written atomically before its row is appended. Returns every row.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    table = out_dir / "samples.jsonl"
+    done = {row["id"]: row for row in _read_rows(table) if (out_dir / row["path"]).is_file()}
+    todo = [job for job in jobs if job.id not in done]
+    if keep_latents:
+        (out_dir / "latents").mkdir(exist_ok=True)
+    with open(table, "a", encoding="utf-8") as rows_file:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            seeds = [job.seed for job in batch]
+            latents = generator.latents([job.prompt.text for job in batch], seeds, settings)
+            for job, latent, audio in zip(batch, latents, generator.audio(latents, seeds, settings)):
+                path = out_dir / f"{job.id}.wav"
+                write_wav(path, audio)
+                row = {"id": job.id, "prompt_id": job.prompt.id, "prompt": job.prompt.text,
+                       "conditioning_text": settings.prefix + job.prompt.text, "prompt_index": job.prompt_index,
+                       "k": job.k, "seed": job.seed, "path": path.name, "seconds": audio.shape[1] / OUTPUT_RATE,
+                       **(row_extra or {}), **{k: v for k, v in asdict(settings).items() if k != "seed"},
+                       "seed_base": settings.seed}
+                if keep_latents:
+                    np.save(out_dir / "latents" / f"{job.id}.npy", latent.astype(np.float32))
+                    row["latent"] = f"latents/{job.id}.npy"
+                rows_file.write(json.dumps(row) + "\n")
+                rows_file.flush()
+                done[job.id] = row
+                if progress:
+                    progress(row)
+    return [done[job.id] for job in jobs]
+
+
+def write_wav(path: Path, audio: np.ndarray) -> None:
+    """(C, S) float32 at 44.1 kHz as an IEEE-float WAV, atomically. scipy writes no PEAK chunk
+    (libsndfile stamps one with the time), so the same audio gives the same bytes."""
+    from scipy.io import wavfile
+
+    tmp = path.with_name(f".{path.name}.tmp.wav")
+    wavfile.write(tmp, OUTPUT_RATE, np.ascontiguousarray(audio.T, dtype=np.float32))
+    os.replace(tmp, path)
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """The rows of samples.jsonl; a torn last line (a kill mid-write) is ignored."""
+    if not path.is_file():
+        return []
     rows = []
-    for index, row in enumerate(read_prompts(prompts_file)):
-        local = SampleSettings(**{**asdict(settings), "seed": settings.seed + index})
-        audio = generator.audio(row["prompt"], local)
-        path = out_dir / f"{row['id']}_{_slug(row['prompt'])}.wav"
-        tmp = path.with_name(f".{path.name}.tmp.wav")
-        sf.write(tmp, audio.T, OUTPUT_RATE, subtype="FLOAT")
-        os.replace(tmp, path)
-        rows.append({**row, "path": path.name, "seconds": audio.shape[1] / OUTPUT_RATE, **asdict(local)})
-        if progress:
-            progress(row)
-    with open(out_dir / "samples.jsonl", "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
     return rows
+
+
+# ------------------------------------------------------------------------------- a whole run
+@dataclass
+class GenerationRun:
+    """What `run_generation` made: the rows, how many were new, and where the files are."""
+
+    rows: list[dict]
+    generated: int
+    out_dir: Path
+    provenance: dict
+
+
+def run_generation(checkpoint: str | os.PathLike, prompts: list[Prompt], out_dir: Path, settings: SampleSettings,
+                   seeds_per_prompt: int = 1, batch_size: int = 8, keep_latents: bool = False,
+                   clap_model: str | None = None, device: str = "cpu", resume: bool = False,
+                   overwrite: bool = False, unsafe_pickle: bool = False, prompts_file: str | None = None,
+                   progress=None) -> GenerationRun:
+    """Generate every (prompt, seed) clip into `out_dir`, resumably, with a provenance sidecar.
+
+    The options that decide the clips (checkpoint hash, prompts, seeds, sampling settings) are
+    recorded when the run starts; an interrupted run continues only with ``resume`` and the
+    same options; a finished one is left alone unless ``overwrite`` (which starts over).
+    """
+    import datetime as dt
+    import shutil
+
+    from curate.io import StageError, atomic_write_text, config_changes, describe_input, library_versions
+
+    started = dt.datetime.now(dt.UTC)
+    jobs = plan_clips(prompts, seeds_per_prompt, settings.seed)
+    checkpoint_info = describe_input(checkpoint)
+    config = {"checkpoint_sha256": checkpoint_info["sha256"], "prompts": [[p.id, p.text] for p in prompts],
+              "seeds_per_prompt": seeds_per_prompt, "keep_latents": keep_latents, "clap_model": clap_model,
+              **asdict(settings)}
+    config = json.loads(json.dumps(config))
+    run_file, table = out_dir / "generation.json", out_dir / "samples.jsonl"
+    sidecar = out_dir / "samples.provenance.json"
+    if overwrite and out_dir.exists():
+        for path in (run_file, table, sidecar, *out_dir.glob("*.wav")):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "latents", ignore_errors=True)
+    if run_file.is_file():
+        before = json.loads(run_file.read_text())
+        changes = config_changes(before, config)
+        if changes:
+            raise StageError(f"{out_dir} holds clips made with other options ({'; '.join(changes[:6])}); "
+                             "pass --overwrite to start over")
+        done = {row["id"] for row in _read_rows(table)}
+        if not sidecar.is_file() and not resume and done:
+            raise StageError(f"an interrupted run left {len(done)} of {len(jobs)} clips in {out_dir}; pass "
+                             "--resume to continue it or --overwrite to start over")
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_file, json.dumps(config, indent=1))
+    done_before = {row["id"] for row in _read_rows(table) if (out_dir / row["path"]).is_file()}
+    todo = [job for job in jobs if job.id not in done_before]
+    if todo:
+        sidecar.unlink(missing_ok=True)  # not complete until this run ends
+        generator = Generator(checkpoint, clap_model, device, unsafe_pickle=unsafe_pickle)
+        rows = generate_clips(generator, jobs, out_dir, settings, batch_size, keep_latents,
+                              row_extra={"checkpoint": str(checkpoint), "checkpoint_sha256": checkpoint_info["sha256"]},
+                              progress=progress)
+        models = {"codec": generator.state["encode"]["codec"], "text_encoder": generator.text.model_id,
+                  "clap_model": generator.clap.model_id, "clap_weights": generator.clap.fingerprint}
+    else:
+        rows = [row for row in _read_rows(table) if row["id"] in {job.id for job in jobs}]
+        models = json.loads(sidecar.read_text()).get("models", {}) if sidecar.is_file() else {}
+    provenance = {"stage": "generate", "config": config, "checkpoint": checkpoint_info, "prompts_file": prompts_file,
+                  "models": models, "clips": len(rows), "generated_this_run": len(todo),
+                  "versions": library_versions("torch", "torchaudio", "transformers"),
+                  "started_at": started.isoformat(timespec="seconds"),
+                  "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    if todo or not sidecar.is_file():
+        atomic_write_text(sidecar, json.dumps(provenance, indent=1, default=str))
+    return GenerationRun(rows, len(todo), out_dir, provenance)

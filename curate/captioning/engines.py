@@ -158,13 +158,15 @@ class VllmEngine(Engine):
                 except Exception as exc:
                     ids.append(None)
                     yield index, EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300])
-        waiting = {rid: index for index, rid in enumerate(ids) if rid is not None}
+        # vLLM returns its internal id ("7-1a2b3c4d"); outputs carry the external one ("7")
+        waiting = {_external_id(rid): index for index, rid in enumerate(ids) if rid is not None}
         engine = self.llm.llm_engine
         try:
             while waiting and engine.has_unfinished_requests():
                 for output in engine.step():
-                    if output.finished and output.request_id in waiting:
-                        yield waiting.pop(output.request_id), output.outputs[0].text
+                    key = _external_id(output.request_id)
+                    if output.finished and key in waiting:
+                        yield waiting.pop(key), output.outputs[0].text
         except Exception as exc:  # the engine died mid-batch: what finished is kept, the rest is retried on --resume
             error = EngineFailure(f"vllm: {type(exc).__name__}: {exc}"[:300])
             for index in list(waiting.values()):
@@ -172,6 +174,12 @@ class VllmEngine(Engine):
             waiting.clear()
         for index in waiting.values():
             yield index, EngineFailure("vllm: the engine finished without answering")
+
+
+def _external_id(request_id: str) -> str:
+    """A request id without the random suffix vLLM appends internally."""
+    head, sep, tail = str(request_id).rpartition("-")
+    return head if sep and len(tail) == 8 and head else str(request_id)
 
 
 # ---------------------------------------------------------------------------- OpenAI

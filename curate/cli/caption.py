@@ -60,9 +60,8 @@ def caption(manifest: Path, stage: str, engine: str, model: str | None, base_url
     rerun with --resume to complete them. Afterwards rescore: score clap --caption-field caption.
     """
     from curate.captioning.engines import SamplingConfig, load_engine
-    from curate.io import StageError, count_lines, describe_input
+    from curate.io import StageError, count_lines, describe_input, weights_fingerprint
     from curate.manifests import check_input, read_cuts
-    from curate.scoring.clap import weights_fingerprint
     from curate.stages.caption import CaptionConfig, Failed, caption_cuts
 
     model = model or DEFAULT_MODELS[stage]

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curate.io import weights_fingerprint  # noqa: F401  (re-exported: the scorers' fingerprint)
 from curate.scoring.audio import repeat_pad
 
 SAMPLING_RATE = 48_000
@@ -61,16 +62,6 @@ class ClapEncoder:
     def text_key(self, text: str) -> str:
         """Storage key of a text embedding: same text and weights -> same key."""
         return hashlib.sha1(f"{self.fingerprint}\n{text}".encode()).hexdigest()[:20]
-
-
-def weights_fingerprint(path_or_id: str) -> str:
-    """A short identity of local weights (name, size, mtime) or of a hub id."""
-    path = Path(path_or_id)
-    if path.exists():
-        files = sorted(p for p in (path.rglob("*") if path.is_dir() else [path]) if p.is_file())
-        parts = [f"{p.name}:{p.stat().st_size}" for p in files]
-        return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:12]
-    return path_or_id
 
 
 # ---------------------------------------------------------------------- transformers

@@ -148,14 +148,21 @@ class MertEncoder:
     sampling_rate: int = MERT_SAMPLING_RATE
 
     @torch.inference_mode()
-    def embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        """Mean-pooled last hidden state of each mono 24 kHz clip: (N, dim)."""
+    def embed(self, clips: Sequence[np.ndarray], layers: str = "last") -> np.ndarray:
+        """Time-mean of the hidden states of each mono 24 kHz clip: (N, dim).
+
+        ``layers="last"``: the last hidden state (TuneJury's reward feature, and MAD's);
+        ``"all"``: the mean over every layer's output (TuneJury's FAD-MERT feature).
+        """
+        if layers not in ("last", "all"):
+            raise ValueError(f"layers={layers!r} not implemented (last | all)")
         out = []
         for clip in clips:  # clips differ in length; one at a time keeps padding out of the mean
             inputs = self.extractor(np.asarray(clip, dtype=np.float32), sampling_rate=self.sampling_rate,
                                     return_tensors="pt")
-            hidden = self.model(inputs["input_values"].to(self.device)).last_hidden_state  # (1, frames, dim)
-            out.append(hidden.mean(dim=1)[0].float().cpu().numpy())
+            result = self.model(inputs["input_values"].to(self.device), output_hidden_states=layers == "all")
+            hidden = torch.stack(result.hidden_states).mean(0) if layers == "all" else result.last_hidden_state
+            out.append(hidden.mean(dim=1)[0].float().cpu().numpy())  # (1, frames, dim) -> (dim,)
         return np.stack(out)
 
 

@@ -111,8 +111,8 @@ def test_a_prompt_vllm_refuses_fails_alone(segmented4, qwen2, tmp_path):
     output = result.stderr + result.stdout
     reason = next((line for line in output.splitlines() if line.strip().startswith(f"{cuts[2].id}:")), output[-2000:])
     assert "vllm:" in reason and "maximum context length" in reason, reason
-    kept = [r["id"] for r in read_jsonl(tmp_path / ".c.partial" / "cuts.jsonl")]
-    assert kept == [c.id for i, c in enumerate(cuts) if i != 2]
+    kept = [r["id"] for r in read_jsonl(tmp_path / ".c.partial" / "cuts.jsonl")]  # in the order they finished
+    assert sorted(kept) == sorted(c.id for i, c in enumerate(cuts) if i != 2)
 
 
 def free_port() -> int:

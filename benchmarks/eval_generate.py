@@ -1,0 +1,147 @@
+"""Generation throughput: `eval generate` against the common per-prompt loop, same checkpoint.
+
+The common loop (TangoFlux / ttm-humanpref inference scripts) takes one prompt at a time and, at
+every Euler step, calls the model twice: once with the prompt, once with the negative prompt;
+then decodes that clip. `eval generate` takes a batch of prompts, runs both CFG branches of all
+of them in one forward per step, and decodes the batch at once. Both use the same tiny
+checkpoint (trained here on the demo corpus for a few steps), the same prompts, seeds, steps
+and clip length, and post-process alike (44.1 kHz, −16.5 LUFS).
+
+    python benchmarks/eval_generate.py [--prompts 8] [--steps 25] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
+
+PROMPTS = ["A calm ambient piece with warm synth pads", "An energetic rock track with electric guitar and drums",
+           "Solo piano in a minor key, slow and sad", "Upbeat folk with acoustic guitar",
+           "A jazz trio with walking bass", "Electronic dance music with a four on the floor beat",
+           "A hip hop beat with piano chords", "String quartet playing a gentle classical theme"]
+
+
+def invoke(*args) -> None:
+    from click.testing import CliRunner
+
+    from scoreaware.cli import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+
+
+def tiny_checkpoint(work: Path) -> Path:
+    """Demo corpus → segment → tiny CLAP/T5 → score → encode → 20 steps of the tiny preset."""
+    from curate.synth import make_corpus
+    from scoreaware.tiny_models import make_tiny_clap, make_tiny_t5
+
+    make_corpus(work / "corpus", clips=8, duration=12.0, seed=0)
+    invoke("curate", "ingest", work / "corpus" / "audio", "-m", work / "corpus" / "metadata" / "captions.json",
+           "-o", work / "ingest.jsonl.gz")
+    invoke("curate", "segment", work / "ingest.jsonl.gz", "--window", "4", "-o", work / "segment.jsonl.gz")
+    clap, t5 = make_tiny_clap(work / "clap"), make_tiny_t5(work / "t5")
+    invoke("curate", "score", "clap", work / "segment.jsonl.gz", "--model", clap, "-j", "0", "-o",
+           work / "clap.jsonl.gz")
+    invoke("train", "encode", work / "clap.jsonl.gz", "--text-encoder", t5, "--clap-model", clap, "-o",
+           work / "encode.jsonl.gz")
+    invoke("train", "fit", "--preset", "tiny", "--set", f"manifest={work / 'encode.jsonl.gz'}", "--set",
+           f"run_dir={work / 'runs'}", "--set", "steps=20", "--set", "batch_size=4", "--set", "max_frames=64",
+           "--set", "score_head=global_adaln")
+    return sorted((work / "runs").glob("*/checkpoints/*.pt"))[-1]
+
+
+def common_loop(checkpoint: Path, prompts: list[str], steps: int, seconds: float) -> tuple[float, list, float]:
+    """One prompt at a time; conditional and unconditional forwards separately at every step.
+    Returns (total seconds, clips, seconds spent in the model)."""
+    from train.sample import Generator, SampleSettings
+
+    start = time.perf_counter()  # like `eval generate`, the time includes loading the checkpoint
+    generator = Generator(checkpoint)
+    settings = SampleSettings(steps=steps, seconds=seconds)
+    model = generator.model
+    clips, model_s = [], 0.0
+    for index, prompt in enumerate(prompts):
+        began = time.perf_counter()
+        cond = generator.conditioning([settings.prefix + prompt], settings.score)
+        null = generator.conditioning([settings.negative_prompt], None)
+        x = generator.noise([index], generator.codec.frames(seconds))
+        times = torch.linspace(1.0, 0.0, steps + 1)
+        with torch.no_grad():
+            for t_now, t_next in zip(times[:-1], times[1:]):
+                t = torch.full((1,), float(t_now))
+                v = settings.cfg * model(x, t, cond) + (1 - settings.cfg) * model(x, t, null)
+                x = x + (t_next - t_now) * v
+        mean, std = torch.tensor(generator.norm.latent_mean), torch.tensor(generator.norm.latent_std)
+        latent = (x * std + mean).numpy()
+        model_s += time.perf_counter() - began
+        clips += generator.audio(latent, [index], settings)  # one clip decoded at a time
+    return time.perf_counter() - start, clips, model_s
+
+
+def batched_model_seconds(checkpoint: Path, prompts: list[str], steps: int, seconds: float) -> float:
+    """Seconds in the model for the batched path alone (both CFG branches in one forward)."""
+    from train.sample import Generator, SampleSettings
+
+    generator = Generator(checkpoint)
+    start = time.perf_counter()
+    generator.latents(prompts, list(range(len(prompts))), SampleSettings(steps=steps, seconds=seconds))
+    return time.perf_counter() - start
+
+
+def ours(checkpoint: Path, prompts: list[str], steps: int, seconds: float, out: Path) -> float:
+    prompt_file = out.parent / "prompts.txt"
+    prompt_file.write_text("\n".join(prompts) + "\n")
+    start = time.perf_counter()
+    invoke("eval", "generate", checkpoint, "--prompts", prompt_file, "-o", out, "--steps", steps, "--seconds", seconds,
+           "--batch-size", len(prompts), "--overwrite")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 10.0],
+                        help="Clip lengths to measure (the cost per forward grows with the frames).")
+    args = parser.parse_args()
+    prompts = (PROMPTS * 4)[: args.prompts]
+    import soundfile as sf
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-eval-gen-") as tmp:
+        work = Path(tmp)
+        print("training a tiny checkpoint on the demo corpus ...", flush=True)
+        checkpoint = tiny_checkpoint(work)
+        ours(checkpoint, prompts[:1], 2, 1.0, work / "warmup")  # imports, model load paths, kernel caches
+        common_loop(checkpoint, prompts[:1], 2, 1.0)
+        for seconds in args.seconds:
+            loop_s, loop_clips, loop_model_s = common_loop(checkpoint, prompts, args.steps, seconds)
+            ours_s = ours(checkpoint, prompts, args.steps, seconds, work / f"ours_{seconds:g}")
+            ours_model_s = batched_model_seconds(checkpoint, prompts, args.steps, seconds)
+            ours_clips = [sf.read(p, always_2d=True)[0].T for p in sorted((work / f"ours_{seconds:g}").glob("*.wav"))]
+            gap = max(float(np.abs(a - b).max()) for a, b in zip(loop_clips, ours_clips))
+            results.append((seconds, loop_s, ours_s, loop_model_s, ours_model_s, gap))
+    n = len(prompts)
+    print(f"\n{n} prompts, {args.steps} Euler steps, CFG (2 branches), tiny preset, CPU; both times include "
+          "loading the checkpoint and encoders")
+    print(f"{'clip':>6} | {'per-prompt loop, 2 forwards/step':>33} | {'eval generate, batched':>23} | {'ratio':>6} | "
+          f"{'model-only ratio':>16} | max |Δ audio|")
+    for seconds, loop_s, ours_s, loop_model_s, ours_model_s, gap in results:
+        print(f"{seconds:>5g}s | {n / loop_s:>24.2f} clips/s | {n / ours_s:>14.2f} clips/s | "
+              f"{loop_s / ours_s:>5.2f}× | {loop_model_s / ours_model_s:>15.2f}× | {gap:.1e}")
+    print("target ≥ 3×. Batching pays where the cost of a forward is per call (short clips here, most clips on a "
+          "GPU); with 10 s clips the tiny model is compute-bound on these 2 cores (attention and convolutions "
+          "grow with the ~860 frames), so running 16 rows at once costs about what 16 single rows do. The same "
+          "seeds give the same clips; |Δ audio| is float rounding that Griffin-Lim amplifies.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""KAD against the closed form of MMD² between Gaussians; MAD through mauve-text."""
+
+import numpy as np
+import pytest
+
+from evaluate.distances import KAD_SCALE, kernel_distance, mauve_available, mauve_distance
+
+
+def test_the_core_environment_has_mauve():
+    assert mauve_available()  # tox installs the `mad` extra, so MAD is always tested
+
+
+def gaussian_mmd2(mu1, s1, mu2, s2, h, d):
+    """E k(x,x') + E k(y,y') − 2 E k(x,y) for x ~ N(μ1, s1²I), y ~ N(μ2, s2²I), Gaussian kernel width h."""
+    def mean_kernel(var, delta2):
+        return (h * h / (h * h + var)) ** (d / 2) * np.exp(-delta2 / (2 * (h * h + var)))
+
+    delta2 = float(np.sum((mu1 - mu2) ** 2))
+    return mean_kernel(2 * s1**2, 0.0) + mean_kernel(2 * s2**2, 0.0) - 2 * mean_kernel(s1**2 + s2**2, delta2)
+
+
+def test_kad_matches_the_closed_form_mmd():
+    rng = np.random.default_rng(0)
+    d, n, h = 3, 3000, 2.0
+    mu2 = np.full(d, 0.7)
+    x, y = rng.normal(0.0, 1.0, (n, d)), rng.normal(0.7, 1.3, (n, d))
+    expected = KAD_SCALE * gaussian_mmd2(np.zeros(d), 1.0, mu2, 1.3, h, d)
+    assert kernel_distance(x, y, bandwidth=h) == pytest.approx(expected, rel=0.1)
+
+
+def test_kad_is_near_zero_for_one_distribution_and_unbiased_in_n():
+    rng = np.random.default_rng(1)
+    reference = rng.normal(size=(400, 8))
+    values = [kernel_distance(rng.normal(size=(n, 8)), reference) for n in (20, 80, 320)]
+    assert all(abs(v) < 1.0 for v in values)  # scaled by 100: near 0, not growing as n shrinks
+    assert kernel_distance(rng.normal(1.0, 1.0, (80, 8)), reference) > 5 * max(abs(v) for v in values)
+
+
+def test_mad_is_small_for_one_distribution_and_large_for_another():
+    rng = np.random.default_rng(2)
+    reference = rng.normal(size=(200, 16))
+    same = mauve_distance(rng.normal(size=(200, 16)), reference)
+    other = mauve_distance(rng.normal(3.0, 1.0, (200, 16)), reference)
+    assert 0 <= same < 0.2 and other > 1.0

@@ -1,0 +1,44 @@
+"""Prompt files in the formats people have."""
+
+import json
+
+import pytest
+
+from train.prompts import PromptError, read_prompts
+
+
+@pytest.mark.parametrize("name, content", [
+    ("p.txt", "A calm piano piece\n\nAn energetic rock track\n"),
+    ("p.jsonl", json.dumps({"id": "a", "prompt": "A calm piano piece"}) + "\n"
+     + json.dumps({"id": "b", "caption": "An energetic rock track"}) + "\n"),
+    ("p.csv", 'id,prompt\r\na,A calm piano piece\r\nb,"An energetic rock track"\r\n'),
+    ("p.json", json.dumps(["A calm piano piece", {"id": "b", "text": "An energetic rock track"}])),
+    ("q.json", json.dumps({"a": "A calm piano piece", "b": "An energetic rock track"})),
+])
+def test_every_format(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+    prompts = read_prompts(path)
+    assert [p.text for p in prompts] == ["A calm piano piece", "An energetic rock track"]
+    assert len({p.id for p in prompts}) == 2
+
+
+def test_the_challenge_csv_keeps_its_ids(tmp_path):
+    path = tmp_path / "dry-run_prompts.csv"
+    path.write_text("id,prompt\n17,A slow ambient drone\n3,Upbeat folk with fiddle\n")
+    assert [(p.id, p.text) for p in read_prompts(path)] == [("17", "A slow ambient drone"),
+                                                              ("3", "Upbeat folk with fiddle")]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("bad.jsonl", '{"prompt": "x"}\n{oops\n', "bad.jsonl:2"),
+    ("empty.txt", "\n\n", "no prompts"),
+    ("dup.csv", "id,prompt\n1,a\n1,b\n", "used twice"),
+    ("nocol.csv", "id,words\n1,a\n", "needs a 'prompt'"),
+    ("blank.jsonl", '{"prompt": "  "}\n', "blank.jsonl:1"),
+])
+def test_bad_files_name_the_file_and_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(PromptError, match=message):
+        read_prompts(path)
