@@ -124,7 +124,7 @@ def reference_cmd(source: Path, output: Path, backend: str, model: str | None, a
     import datetime as dt
 
     from curate.cli.common import Timer
-    from curate.io import describe_input, library_versions
+    from curate.io import atomic_write_text, describe_input, library_versions
     from curate.scoring.clap import load_clap
     from evaluate.embeddings import audio_cuts, clap_embeddings, mert_embeddings, save_reference
 
@@ -143,9 +143,15 @@ def reference_cmd(source: Path, output: Path, backend: str, model: str | None, a
         sets["mert_last"] = mert_embeddings(kept, mert, "last", policy=policy)
         sets["mert_all"] = mert_embeddings(kept, mert, "all", policy=policy)
     described = describe_input(source) if source.is_file() else {"path": str(source)}
-    save_reference(output, sets, extra={"source": described, "rejected": [r.to_dict() for r in rejected],
-                                        "versions": library_versions("torch", "transformers"),
-                                        "made_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+    provenance = {"stage": "reference", "command": " ".join(sys.argv), "source": described,
+                  "options": {"backend": backend, "model": model, "amodel": amodel, "policy": policy,
+                              "mert_model": mert_model},
+                  "sets": {k: {"n": len(v.ids), "fingerprint": v.fingerprint} for k, v in sets.items()},
+                  "rejected": [r.to_dict() for r in rejected], "versions": library_versions("torch", "transformers"),
+                  "made_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    save_reference(output, sets, extra=provenance)
+    atomic_write_text(output.with_name(f"{output.stem}.provenance.json"), json.dumps(provenance, indent=1,
+                                                                                     default=str))
     payload = {"output": str(output), "clips": len(clap.ids), "rejected": len(rejected),
                "sets": {k: {"n": len(v.ids), "dim": int(v.embeddings.shape[1]), "fingerprint": v.fingerprint}
                         for k, v in sets.items()}}
@@ -172,12 +178,13 @@ def reference_cmd(source: Path, output: Path, backend: str, model: str | None, a
 @click.option("-j", "--workers", type=click.IntRange(0), default=2)
 @click.option("--device", default="cpu")
 @click.option("--unsafe-pickle", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Score again even if the scores are up to date.")
 @json_option
 @click.pass_context
 @stage_command
 def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpoint: str | None,
               mert_model: str | None, clap_model: str | None, trust_remote_code: bool, mad: bool, bootstrap: int,
-              batch_size: int, workers: int, device: str, unsafe_pickle: bool, as_json: bool) -> None:
+              batch_size: int, workers: int, device: str, unsafe_pickle: bool, overwrite: bool, as_json: bool) -> None:
     """Score the clips in SAMPLES (from `eval generate`) and their set against REFERENCE.
 
     Per clip: CLAP score against the prompt as written, reward (empty prompt). Per set: FAD-CLAP
@@ -188,7 +195,8 @@ def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
 
     with quiet_stdout(as_json):
         result = score_run(ctx, samples, reference, reward_checkpoint, mert_model, trust_remote_code, mad,
-                           bootstrap, batch_size, workers, device, unsafe_pickle, clap_model=clap_model)
+                           bootstrap, batch_size, workers, device, unsafe_pickle, clap_model=clap_model,
+                           overwrite=overwrite)
     metrics = result["metrics"]
 
     def line(name: str, label: str) -> str | None:
@@ -269,5 +277,11 @@ def compare_cmd(runs: tuple[Path, ...], names: str | None, output: Path | None, 
     figure = plot(comparison, output / "compare.png")
     payload = {**comparison_json(comparison), "outputs": {"markdown": str(output / "compare.md"),
                                                          "csv": str(output / "compare.csv"), "figure": str(figure)}}
+    from curate.io import atomic_write_text, library_versions
+
+    provenance = {"stage": "compare", "command": " ".join(sys.argv), "runs": [str(r) for r in runs],
+                  "names": [row["stage"] for row in comparison.rows], "bootstrap": bootstrap,
+                  "reference": comparison.runs[0].scores["reference"], "versions": library_versions("scipy")}
+    atomic_write_text(output / "compare.provenance.json", json.dumps(provenance, indent=1, default=str))
     emit(as_json, payload, "eval compare", [*table.splitlines(), f"→ {output}/ (compare.md, compare.csv, "
                                                                  "compare.png)"])

@@ -84,9 +84,13 @@ def clap_embeddings(cuts, encoder, policy: str = "first", batch_size: int = 16, 
 
     config = ClapScoreConfig(caption_field="__no_caption__", policy=policy, batch_size=batch_size,
                              num_workers=workers)
+    from curate.cli.common import progress
+
     ids, rows, rejected = [], [], []
-    with tempfile.TemporaryDirectory(prefix="scoreaware-embed-") as tmp:
+    total = len(cuts) if hasattr(cuts, "__len__") else None
+    with tempfile.TemporaryDirectory(prefix="scoreaware-embed-") as tmp, progress(total, "embed clap", "clip") as bar:
         for item in score_clap(cuts, encoder, ArrayStore(tmp), config):
+            bar.update(1)
             if hasattr(item, "reason"):
                 rejected.append(item)
                 continue

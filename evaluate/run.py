@@ -60,10 +60,22 @@ def write_clips_manifest(samples: Path, rows: list[dict], path: Path) -> Path:
 
 def score_run(ctx: click.Context, samples: Path, reference: Path, reward_checkpoint: str | None,
               mert_model: str | None, trust_remote_code: bool, mad: bool, bootstrap: int, batch_size: int,
-              workers: int, device: str, unsafe_pickle: bool, clap_model: str | None = None) -> dict:
+              workers: int, device: str, unsafe_pickle: bool, clap_model: str | None = None,
+              overwrite: bool = False) -> dict:
     from curate.cli.score import score_clap_cmd, score_reward_cmd
 
     started = dt.datetime.now(dt.UTC)
+    inputs = {"samples_sha256": describe_input(samples / "samples.jsonl")["sha256"] if (samples / "samples.jsonl")
+              .is_file() else None, "reference_sha256": describe_input(reference)["sha256"],
+              "reward_sha256": describe_input(reward_checkpoint)["sha256"] if reward_checkpoint else None,
+              "mert_model": mert_model, "clap_model": clap_model, "bootstrap": bootstrap, "mad": mad}
+    previous = samples / "eval" / "scores.json"
+    if previous.is_file() and not overwrite:
+        done = json.loads(previous.read_text())
+        if done.get("inputs") == inputs:
+            click.secho(f"✓ {previous} is up to date; nothing to do. Pass --overwrite to score again.", fg="green",
+                        err=True)
+            return done
     sets, meta = load_reference(reference)
     if "clap" not in sets:
         raise EmbeddingError(f"{reference}: has no CLAP embeddings")
@@ -103,7 +115,7 @@ def score_run(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
     write_clips_csv(folder / "clips.csv", clips)
     reference_info = describe_input(reference)
     payload = {
-        "format": SCORES_FORMAT, "samples": str(samples), "n": len(clips),
+        "format": SCORES_FORMAT, "samples": str(samples), "n": len(clips), "inputs": inputs,
         "reference": {"path": str(Path(reference).resolve()), "sha256": reference_info["sha256"],
                       "source": meta.get("source")},
         "fingerprints": {name: item.fingerprint for name, item in sets.items()},

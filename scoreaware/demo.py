@@ -192,6 +192,7 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_st
         batch = min(8, count_lines(manifests / "encode.jsonl.gz"))
         ctx.invoke(fit, preset="tiny", config_path=None, manifest=str(manifests / "encode.jsonl.gz"), resume_dir=None,
                    overrides=(f"run_dir={runs}", f"steps={train_steps}", f"batch_size={batch}", "timesteps=beta",
+                              f"ckpt_every={max(1, train_steps // 3)}",
                               "score_head=global_adaln", "repa=clap,muq",
                               f"val_manifest={manifests / 'encode.jsonl.gz'}", f"val_every={max(1, train_steps // 3)}"))
         done = sorted(runs.glob("*/checkpoints/*.pt"))
@@ -205,11 +206,49 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_st
                score=5.0, no_score=False, negative_prompt="noise, distortion, low quality", prefix="high quality "
                "instrumental music, ", seconds=10.0, lufs=-16.5, demucs=None, demucs_passes=3, clap_model=None,
                seed=0, device="cpu")
+    evaluate_checkpoints(ctx, workdir, manifests, models, {"early": done[0], "final": done[-1]})
     click.secho(f"\ndemo finished in {time.perf_counter() - start:.1f} s; everything is under {workdir}/",
                 bold=True, fg="green")
     click.echo(f"  report: {workdir / 'report' / 'index.html'}\n  dataset: {workdir / 'dataset'} "
                f"(datasets.load_dataset on that folder)\n  training run: {done[-1].parent.parent} (loss.png, tb/)\n"
-               f"  samples: {workdir / 'samples'}")
+               f"  samples: {workdir / 'samples'}\n  evaluation: {workdir / 'eval' / 'compare'} (compare.md, "
+               "compare.png)")
+
+
+EVAL_PROMPTS = ("id,prompt\n"
+                "ambient,A calm ambient piece with warm synth pads\n"
+                "rock,An energetic rock track with electric guitar and drums\n"
+                "piano,A slow classical piece for solo piano and strings\n"
+                "electronic,Electronic dance music with a steady four on the floor beat\n")
+
+
+def evaluate_checkpoints(ctx: click.Context, workdir: Path, manifests: Path, models: Path,
+                         checkpoints: dict[str, Path]) -> None:
+    """eval reference (the curated set) → eval generate/score per checkpoint → eval compare."""
+    from evaluate.cli import compare_cmd, generate_cmd, reference_cmd, score_cmd
+
+    folder = workdir / "eval"
+    folder.mkdir(exist_ok=True)
+    reference = folder / "reference.npz"
+    _banner("eval reference (the curated segments, first 10 s)")
+    if not reference.is_file():
+        ctx.invoke(reference_cmd, source=manifests / "filter.jsonl.gz", output=reference, model=str(models / "clap"),
+                   mert_model=str(models / "mert"), workers=0)
+    else:
+        click.echo(f"✓ {reference} already embedded")
+    prompts = folder / "prompts.csv"
+    prompts.write_text(EVAL_PROMPTS)
+    runs = []
+    for name, checkpoint in checkpoints.items():
+        _banner(f"eval generate + score ({name}: {checkpoint.name})")
+        run = folder / name
+        ctx.invoke(generate_cmd, checkpoint=str(checkpoint), prompts=str(prompts), output=run, seeds_per_prompt=2,
+                   seconds=4.0, resume=True)
+        ctx.invoke(score_cmd, samples=run, reference=reference, reward_checkpoint=str(models / "reward.pt"),
+                   mert_model=str(models / "mert"), workers=0, bootstrap=100)
+        runs.append(run)
+    _banner("eval compare (same prompts and seeds)")
+    ctx.invoke(compare_cmd, runs=tuple(runs), names=",".join(checkpoints), output=folder / "compare", bootstrap=100)
 
 
 def _caption_defaults() -> dict:

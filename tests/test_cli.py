@@ -11,7 +11,8 @@ COMMANDS = [[], ["curate"], ["curate", "ingest"], ["curate", "segment"], ["curat
             ["curate", "filter"], ["curate", "select"], ["curate", "report"], ["curate", "export"],
             ["curate", "publish"], ["curate", "import"],
             ["demo"], ["demo", "make-corpus"], ["demo", "make-models"], ["demo", "run"], ["train"],
-            ["train", "reward"], ["train", "encode"], ["train", "fit"], ["train", "sample"], ["eval"]]
+            ["train", "reward"], ["train", "encode"], ["train", "fit"], ["train", "sample"], ["eval"],
+            ["eval", "generate"], ["eval", "reference"], ["eval", "score"], ["eval", "fad"], ["eval", "compare"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
