@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
 
 from curate.io import StageError, atomic_write_text, describe_input, library_versions
 from evaluate.embeddings import EmbeddingError, load_reference, manifest_embeddings, mert_embeddings
@@ -41,9 +42,12 @@ def read_samples(samples: Path) -> list[dict]:
     return rows
 
 
-def write_clips_manifest(samples: Path, rows: list[dict], path: Path) -> Path:
-    """A cuts manifest of the generated clips; the caption is the prompt as written."""
+def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: bool = False) -> Path:
+    """A cuts manifest of the generated clips; the caption is the prompt as written. With
+    `latents`, each cut also carries the latent `eval generate --keep-latents` kept (a Lhotse
+    array), so training on it needs no decode and re-encode."""
     from lhotse import Recording
+    from lhotse.array import Array
     from lhotse.utils import fastcopy
 
     from curate.io import StageOutput
@@ -52,8 +56,16 @@ def write_clips_manifest(samples: Path, rows: list[dict], path: Path) -> Path:
     with out:
         for row in rows:
             recording = Recording.from_file(samples / row["path"], recording_id=row["id"])
-            custom = {"caption": row["prompt"], "prompt_id": str(row["prompt_id"]), "seed": int(row["seed"])}
-            out.write(fastcopy(recording.to_cut(), custom=custom))
+            custom = {"caption": row["prompt"], "prompt_id": str(row["prompt_id"]), "seed": int(row["seed"]),
+                      "generated_score": row.get("score")}
+            if latents:
+                if not row.get("latent"):
+                    raise StageError(f"{samples}: clip {row['id']} has no kept latent; generate with --keep-latents")
+                file = samples / row["latent"]
+                shape = list(np.load(file, mmap_mode="r").shape)
+                custom["latent"] = Array(storage_type="numpy_files", storage_path=str(file.parent.resolve()),
+                                         storage_key=file.name, shape=shape)
+            out.write(fastcopy(recording.to_cut(), custom={k: v for k, v in custom.items() if v is not None}))
     out.finalize(options={"samples": str(samples)}, inputs=[describe_input(samples / "samples.jsonl")])
     return path
 

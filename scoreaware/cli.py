@@ -74,6 +74,17 @@ def cli(seed: int, verbose: int) -> None:
         pass
 
 
+def _post_training_commands() -> None:
+    """Drivers that chain train, curate and evaluate commands sit above all three; they join
+    the `train` group here (lazy: importing them costs nothing until they run)."""
+    from scoreaware.crpo import crpo
+    from scoreaware.expert_iteration import expert_iteration
+
+    train.add_command(expert_iteration)
+    train.add_command(crpo)
+
+
+_post_training_commands()
 cli.add_command(curate)
 cli.add_command(train)
 cli.add_command(evaluate)

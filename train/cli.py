@@ -27,7 +27,8 @@ def train() -> None:
 @click.option("--epochs", type=click.IntRange(1), default=60)
 @click.option("--batch-size", type=click.IntRange(2), default=64)
 @click.option("--lr", type=float, default=1e-3)
-@click.option("--holdout", type=click.FloatRange(0.0, 0.9), default=0.2, help="Fraction of pairs held out.")
+@click.option("--holdout", type=click.FloatRange(0.0, 0.9), default=0.2,
+              help="Fraction of pairs held out; no clip is on both sides (pairs may carry a \"group\").")
 @click.option("--seed", type=int, default=0)
 def train_reward(pairs: Path, output: Path, manifest: str | None, clap_model: str | None, mert_model: str | None,
                  trust_remote_code: bool, prompt_protocol: str, epochs: int, batch_size: int, lr: float,
@@ -39,7 +40,7 @@ def train_reward(pairs: Path, output: Path, manifest: str | None, clap_model: st
     Reports held-out pairwise accuracy and calibration (ECE).
     """
     from curate.scoring.clap import load_transformers_clap
-    from curate.scoring.pairs import PairsError, pair_features
+    from curate.scoring.pairs import PairsError, feature_models, pair_features
     from curate.scoring.reward import TrainConfig, chance_interval, load_mert, save_reward, train_reward_head
 
     try:
@@ -49,14 +50,17 @@ def train_reward(pairs: Path, output: Path, manifest: str | None, clap_model: st
     except PairsError as exc:
         raise click.ClickException(str(exc)) from None
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, holdout=holdout, seed=seed)
-    result = train_reward_head(features.a, features.b, features.a_wins, features.clap_dim, features.mert_dim, config)
+    result = train_reward_head(features.a, features.b, features.a_wins, features.clap_dim, features.mert_dim, config,
+                               a_ids=features.a_ids, b_ids=features.b_ids, groups=features.groups)
+    result.head.features = feature_models(manifest, clap, mert)
     save_reward(output, result.head, metrics=result.metrics,
                 extra={"train_config": vars(config) | {"hidden": list(config.hidden)}, "history": result.history,
                        "prompt_protocol": prompt_protocol, "pairs": str(pairs)})
     plot = _plot_history(result.history, output.with_suffix(".png"))
     held = result.metrics["holdout"]
     click.secho("\ntrain reward", bold=True)
-    click.echo(f"  pairs {len(features.a)} (train {result.metrics['train']['pairs']}, held out {held['pairs']}); "
+    click.echo(f"  pairs {len(features.a)} (train {result.metrics['train']['pairs']}, held out {held['pairs']}, "
+               f"{result.metrics['dropped_pairs']} dropped: one clip on each side of the split); "
                f"features {features.a.shape[1]} = 2×{features.clap_dim} CLAP + {features.mert_dim} MERT")
     click.echo(f"  train accuracy {result.metrics['train']['accuracy']:.3f}")
     if held["pairs"]:
@@ -149,6 +153,16 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
     except StageError as exc:
         raise click.ClickException(str(exc)) from None
     timer = Timer()
+    from curate.publish import provenance_chain
+
+    scoring = next((p["options"] for p in provenance_chain(manifest) if p.get("stage") == "clap"), {})
+    clap_weights = weights_fingerprint(clap_model) if clap_model else scoring.get("weights")
+    if clap_model and scoring.get("weights") and clap_weights != scoring["weights"]:
+        raise click.ClickException(
+            f"--clap-model {clap_model} is not the CLAP that scored {manifest} ({scoring.get('model')}): the stored "
+            "text embeddings and the new ones would live in different spaces; pass the scoring model")
+    if not clap_model and scoring.get("backend") == "transformers" and Path(str(scoring.get("model"))).exists():
+        clap_model = scoring["model"]  # the scoring CLAP embeds the null and any caption without an embedding
     encoders = Encoders(
         codec=load_codec(codec, codec_model, device=device),
         text=load_text_encoder(text_encoder, device=device, max_tokens=max_text_tokens),
@@ -168,12 +182,10 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
         encoders.stats = whole_output_stats(out.partial_dir / "cuts.jsonl", output.parent)
     stats = encoders.stats.result() if encoders.stats.frames else None
     base = manifest_base(output)
-    from curate.publish import provenance_chain
-
-    scored_with = next((p["options"].get("model") for p in provenance_chain(manifest) if p.get("stage") == "clap"
-                        and p["options"].get("backend") == "transformers"), None)
     info = {"codec": encoders.codec.describe(), "latent_rate": encoders.codec.latent_rate,
-            "clap_model": clap_model or scored_with,
+            "clap_model": clap_model or scoring.get("model"), "clap_weights": clap_weights,
+            "null_clap": "CLAP of the empty string" if encoders.clap is not None else "zeros (no CLAP model)",
+            "muq_model": muq_model if "muq" in targets else None, "caption_field": caption_field,
             "latent_channels": encoders.codec.channels, "text_encoder": encoders.text.model_id,
             "text_dim": encoders.text.dim, "max_text_tokens": max_text_tokens,
             "clap_dim": int(nulls["clap_text"].shape[0]), "latent_stats": stats, "null": null_arrays,
@@ -195,7 +207,9 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
 @click.option("--manifest", default=None, help="Encoded training manifest (shortcut for --set manifest=...).")
 @click.option("--set", "overrides", multiple=True, help="key=value override; repeatable. Unknown keys fail.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Continue the latest checkpoint of this run folder exactly (--set steps=N to extend).")
+              help="Continue the latest checkpoint of this run folder exactly, with its saved configuration "
+                   "(--set steps=N to extend; only steps, log/val/ckpt intervals, val_manifest and device may "
+                   "change).")
 @click.option("--unsafe-pickle", is_flag=True,
               help="Allow checkpoints that need Python pickle (older scoreaware runs; pickle can run code).")
 def fit(config_path: str | None, preset: str | None, manifest: str | None, overrides: tuple[str, ...],
@@ -205,34 +219,87 @@ def fit(config_path: str | None, preset: str | None, manifest: str | None, overr
     Writes runs/{idx}-{model}/: config.json, checkpoints/{step}.pt, tb/ (TensorBoard), loss.png.
     """
     from curate.io import StageError
-    from train.config import ConfigError, parse_overrides, resolve
+    from train.config import ConfigError, TrainConfig, explicit_values, parse_overrides, validated
     from train.loop import main
 
     try:
         values = parse_overrides(overrides)
         if manifest:
             values["manifest"] = manifest
-        config = resolve(preset, config_path, values)
+        explicit = explicit_values(preset, config_path, values)
+        config = None if resume_dir is not None else validated(TrainConfig(**explicit))
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
-    if not config.manifest and resume_dir is None:
+    if config is not None and not config.manifest:
         raise click.UsageError("no training manifest: pass --manifest or set manifest in the config")
     try:
-        run_dir = main(config, resume_dir, unsafe_pickle=unsafe_pickle)
+        run_dir = main(config, resume_dir, unsafe_pickle=unsafe_pickle, explicit=explicit)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
     except (FileNotFoundError, ValueError, StageError) as exc:
         raise click.ClickException(str(exc)) from None
     if os.environ.get("RANK", "0") == "0":
         import json as _json
 
         history = _json.loads((run_dir / "history.json").read_text())
-        flows = [h["flow"] for h in history if "flow" in h]
         click.secho("\ntrain fit", bold=True)
-        if flows:
-            click.echo(f"  steps {history[-1]['step']}: flow loss {flows[0]:.4f} → {flows[-1]:.4f}")
-        vals = [h for h in history if "val_flow" in h]
-        if vals:
-            click.echo(f"  validation flow loss {vals[-1]['val_flow']:.4f}")
+        print_fit_summary(history)
         click.echo(f"  → {run_dir} (checkpoints/, tb/, loss.png)")
+
+
+def print_fit_summary(history: list[dict]) -> None:
+    """First → last of the logged losses, and the last validation (raw and EMA weights)."""
+    steps = [h for h in history if "loss" in h]
+    for key, label in (("flow", "flow loss"), ("crpo", "CRPO loss"), ("implicit_acc", "implicit accuracy")):
+        values = [h[key] for h in steps if key in h]
+        if values:
+            click.echo(f"  steps {steps[-1]['step']}: {label} {values[0]:.4f} → {values[-1]:.4f}")
+    vals = [h for h in history if any(k.startswith("val_") for k in h)]
+    if vals:
+        last = vals[-1]
+        shown = [f"{k.removeprefix('val_').replace('_', ' ')} {v:.4f}" for k, v in last.items()
+                 if k.startswith("val_") and isinstance(v, float)]
+        click.echo(f"  validation at step {last['step']}: " + ", ".join(shown))
+
+
+@train.command("cross-load", context_settings=dict(show_default=True))
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--score-head", type=click.Choice(["global_adaln", "input_add", "token"]), default="input_add",
+              help="The head the weights move to (v1 = global_adaln, v2 = input_add).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--probe-score", type=float, default=1.0, help="Score at which the divergence is reported.")
+@click.option("--unsafe-pickle", is_flag=True, help="Allow a checkpoint that needs pickle (older runs).")
+def cross_load_cmd(checkpoint: str, score_head: str, output: Path, probe_score: float, unsafe_pickle: bool) -> None:
+    """Move CHECKPOINT's weights from its score head to another (v1 GlobalAdaLN → v2 InputAdd).
+
+    Checks that both give identical outputs at the null score and reports how far they diverge
+    with a score. The result starts `train fit --set init_from=...` (CRPO) or `eval generate`.
+    """
+    import torch
+
+    from curate.checkpoints import load_checkpoint
+    from curate.io import StageError
+    from train.crossload import cross_load
+
+    try:
+        state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")
+        result = cross_load(state, score_head, probe_score)
+    except (ValueError, RuntimeError, StageError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.null_gap > 1e-6:
+        raise click.ClickException(f"the heads disagree at the null score (max |Δv| = {result.null_gap:.3g}); "
+                                   "not written")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    torch.save(result.state, tmp)
+    tmp.replace(output)
+    before = state["model_config"]["score_head"]
+    click.secho("\ntrain cross-load", bold=True)
+    if result.warning:
+        click.secho(f"  warning: {result.warning}", fg="yellow")
+    click.echo(f"  {before} → {score_head}: identical at the null score (max |Δv| {result.null_gap:.1e}); "
+               f"with score {probe_score:g} the outputs differ by {100 * result.divergence:.1f} % (mean |Δv| / |v|)")
+    click.echo(f"  → {output}")
 
 
 def sampling_options(fn):

@@ -32,10 +32,13 @@ class TrainConfig:
     repa_depth: int = 0  # 0: the preset's depth
     repa_width: int = 2048  # projector width (REPA's default)
     # objective
+    objective: str = "flow"  # flow (flow matching + REPA) | crpo (CLAP-ranked preference pairs)
     timesteps: str = "logit_normal"  # uniform | logit_normal | beta
     beta_lambda: float = 1.0
     text_dropout: float = 0.1
     score_dropout: float = 0.1
+    crpo_beta: float = 2000.0  # β of the DPO term (TangoFlux, ttm-humanpref)
+    crpo_lambda_fm: float = 1.0  # weight of the winner's flow-matching loss (the "DPO-FM + FM" stabilizer)
     # optimization
     steps: int = 1000
     batch_size: int = 16
@@ -46,7 +49,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     precision: str = "auto"  # auto (bf16 on supporting GPUs, else fp32) | fp32 | bf16
-    init_from: str = ""  # checkpoint whose weights start the run (expert iteration, cross-loading)
+    init_from: str = ""  # parent checkpoint: its EMA weights, normalization and encode info start the run
+    init_new_head: bool = False  # allow a score head the parent does not have (initialized to a no-op, reported)
     # bookkeeping
     run_dir: str = "runs"
     seed: int = 0
@@ -68,6 +72,10 @@ PRESETS: dict[str, dict] = {
     "L": dict(model="L", timesteps="beta", repa=("clap", "muq"), batch_size=64, steps=1_000_000, lr=1e-4,
               warmup=1000, max_frames=430, ckpt_every=10_000, log_every=100),
 }
+
+
+# keys a resumed run may change (with --set); the rest define what the run is and stay as saved
+RESUMABLE_KEYS = {"steps", "log_every", "val_every", "ckpt_every", "val_manifest", "num_workers", "device"}
 
 
 class ConfigError(ValueError):
@@ -96,8 +104,37 @@ def _coerce(name: str, kind, value):
         raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
 
 
+def explicit_values(preset: str | None = None, path: str | None = None, overrides: dict | None = None) -> dict:
+    """The keys a user set (preset, TOML, --set, in that order), coerced; unknown keys rejected."""
+    return _layers(preset, path, overrides)
+
+
 def resolve(preset: str | None = None, path: str | None = None, overrides: dict | None = None) -> TrainConfig:
     """Defaults → preset → TOML file → overrides, with unknown keys and bad types rejected."""
+    return validated(TrainConfig(**_layers(preset, path, overrides)))
+
+
+def resume_config(saved: dict, explicit: dict) -> tuple[TrainConfig, dict]:
+    """The saved run's config with the explicitly given keys applied: (config, applied changes).
+
+    Only `RESUMABLE_KEYS` may change; anything else would make the resumed run a different run.
+    """
+    config = config_from_dict(saved)
+    changes = {k: v for k, v in explicit.items() if getattr(config, k) != v}
+    fixed = sorted(set(changes) - RESUMABLE_KEYS)
+    if fixed:
+        raise ConfigError(f"a resumed run keeps its configuration; cannot change {fixed} "
+                          f"(start a new run with --set init_from=... to fine-tune instead)")
+    return dataclasses.replace(config, **changes), changes
+
+
+def validated(config: TrainConfig) -> TrainConfig:
+    if config.objective not in ("flow", "crpo"):
+        raise ConfigError(f"objective {config.objective!r} not implemented; choose flow or crpo")
+    return config
+
+
+def _layers(preset: str | None, path: str | None, overrides: dict | None) -> dict:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     hints = typing.get_type_hints(TrainConfig)
     values: dict = {}
@@ -117,7 +154,7 @@ def resolve(preset: str | None = None, path: str | None = None, overrides: dict 
             raise ConfigError(f"{source}: unknown keys {unknown}")
         for key, value in layer.items():
             values[key] = _coerce(key, hints[key], value)
-    return TrainConfig(**values)
+    return values
 
 
 def parse_overrides(pairs: tuple[str, ...]) -> dict:

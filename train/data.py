@@ -11,6 +11,7 @@ group, and the robust CLAP range that maps scores to S̃ ∈ [0, 1] for the Beta
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -80,9 +81,24 @@ def encode_info(manifest: str | Path) -> dict:
     raise FileNotFoundError(f"no .encode.json for {manifest}: train from a `scoreaware train encode` output")
 
 
+def check_finite(manifest: str | Path, fields: tuple[str, ...]) -> None:
+    """Refuse a training manifest whose score or CLAP values are NaN or infinite, naming the cuts:
+    one such value would poison every batch it lands in (NaN × 0 is NaN, even for a null score)."""
+    bad: dict[str, list[str]] = {}
+    for cut in read_cuts(manifest):
+        for name in fields:
+            value = (cut.custom or {}).get(name)
+            if value is not None and not math.isfinite(float(value)):
+                bad.setdefault(name, []).append(cut.id)
+    if bad:
+        listing = "; ".join(f"{name} of {len(ids)} cuts (first: {', '.join(ids[:3])})" for name, ids in bad.items())
+        raise ValueError(f"{manifest}: non-finite {listing}; filter or rescore them before training")
+
+
 def compute_normalization(manifest: str | Path, score_field: str, score_group_by: str,
                           clap_field: str) -> Normalization:
     """One pass over the manifest's scalar fields (no arrays are read)."""
+    check_finite(manifest, (score_field, clap_field))
     info = encode_info(manifest)
     stats = info.get("latent_stats") or {}
     channels = info["latent_channels"]
@@ -144,6 +160,34 @@ class LatentBatches(torch.utils.data.Dataset):
                 seqs = [s[: max(1, round(len(s) * lat.shape[0] / c.custom["latent_frames"]))]
                         for s, lat, c in zip(seqs, latents, cuts)]
                 batch[f"repa_{name}"], _ = pad_tokens(seqs)
+        return batch
+
+
+class PairBatches(LatentBatches):
+    """Preference pairs (CRPO): the winner as a training cut plus its loser's latent.
+
+    Each cut of a pairs manifest holds the winner's ``latent`` and the loser's
+    ``rejected_latent`` (same prompt, same length); the batch gains ``latent_l`` and
+    ``latent_l_mask``. The score both are conditioned on is the pair's ``pair_score`` (z-units,
+    the score the candidates were generated at), or null when absent.
+    """
+
+    def __getitem__(self, cuts: CutSet) -> dict:
+        cuts = list(cuts)
+        batch = super().__getitem__(CutSet.from_cuts(cuts))
+        losers = [torch.from_numpy(c.load_custom("rejected_latent")[: self.max_frames]) for c in cuts]
+        frames = batch["latent"].shape[1]
+        latent = torch.zeros(len(cuts), frames, losers[0].shape[1])
+        mask = torch.zeros(len(cuts), frames, dtype=torch.bool)
+        for i, x in enumerate(losers):
+            n = min(frames, x.shape[0])
+            latent[i, :n] = (x[:n] - self.mean) / self.std
+            mask[i, :n] = True
+        batch["latent_l"], batch["latent_l_mask"] = latent, mask
+        scores = [(c.custom or {}).get("pair_score") for c in cuts]
+        if any(s is not None for s in scores):
+            batch["score"] = torch.tensor([float(s) if s is not None else 0.0 for s in scores])
+            batch["score_mask"] = torch.tensor([s is not None for s in scores])
         return batch
 
 

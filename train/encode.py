@@ -2,7 +2,8 @@
 
 Per cut, stored as Lhotse arrays (``cut.load_custom(name)``):
 
-* ``latent`` (frames, channels): the codec's latent of the cut's audio;
+* ``latent`` (frames, channels): the codec's latent of the cut's audio (a cut that already
+  carries one, such as a generated clip, keeps it: no decode and re-encode);
 * ``text_tokens`` (tokens, text_dim): the T5-style encoding of the caption (once per distinct caption);
 * ``clap_text_emb`` (512,): kept from the scoring stage, else computed with ``clap``;
 * REPA targets when asked: ``repa_frames`` (frames', dim) from MuQ (or any frame encoder) and
@@ -57,7 +58,11 @@ def load_frame_encoder(model: str, device: str = "cpu") -> FrameEncoder:
             return mert.model(inputs["input_values"].to(device)).last_hidden_state[0].float().cpu().numpy()
 
         return FrameEncoder(model, mert.sampling_rate, encode_hf, mert.dim)
-    from muq import MuQ  # optional dependency: pip install muq
+    try:
+        from muq import MuQ  # optional dependency: pip install muq
+    except ImportError:
+        raise ValueError(f"the muq REPA target needs `pip install 'scoreaware[muq]'` for {model}, or a local "
+                         "transformers audio encoder folder as --muq-model") from None
 
     muq = MuQ.from_pretrained(model).to(device).eval()
 
@@ -143,14 +148,25 @@ def encode_cuts(cuts: Iterable[Cut], encoders: Encoders, store: ArrayStore, capt
             yield Rejection(cut.id, STAGE, "missing_clap_audio", "REPA target clap needs clap_audio_emb",
                             item=cut.to_dict())
             continue
-        try:
-            audio = np.atleast_2d(cut.load_audio()).astype(np.float32)  # (C, S)
-        except Exception as exc:
-            yield Rejection(cut.id, STAGE, "unreadable", f"{type(exc).__name__}: {exc}"[:300], item=cut.to_dict())
-            continue
-        latent = encoders.codec.encode(audio, cut.sampling_rate)  # (frames, channels)
+        kept = cut.has_custom("latent")  # generated clips carry their latent: no decode and re-encode
+        audio = None
+        if not kept or "muq" in encoders.repa:
+            try:
+                audio = np.atleast_2d(cut.load_audio()).astype(np.float32)  # (C, S)
+            except Exception as exc:
+                yield Rejection(cut.id, STAGE, "unreadable", f"{type(exc).__name__}: {exc}"[:300],
+                                item=cut.to_dict())
+                continue
+        if kept:
+            latent = cut.load_custom("latent")
+            if latent.ndim != 2 or latent.shape[1] != encoders.codec.channels:
+                yield Rejection(cut.id, STAGE, "latent_mismatch", f"stored latent {latent.shape} does not fit the "
+                                f"{encoders.codec.channels}-channel codec", item=cut.to_dict())
+                continue
+        else:
+            latent = encoders.codec.encode(audio, cut.sampling_rate)  # (frames, channels)
+            custom["latent"] = store.put("latent", cut.id, latent)
         encoders.stats.add(latent)
-        custom["latent"] = store.put("latent", cut.id, latent)
         custom["latent_frames"] = int(latent.shape[0])
         custom["text_tokens"] = encoders.text_tokens(store, caption)
         if "clap_text_emb" not in custom:

@@ -1,8 +1,16 @@
 """`train fit`: one explicit training loop (DiT/nanoGPT style), single process or torchrun/DDP.
 
-forward → loss → backward → clip → step → EMA → log → checkpoint. Checkpoints hold
-``{model, ema, opt, config, step, rng, sampler, norm, ...}`` and resume exactly: the sampler,
-the objective's generator and every RNG continue where they stopped.
+forward → loss → backward → clip → step → EMA → log → checkpoint. The objective is one call,
+``loss, logs = objective(net, batch)``, chosen by the config: flow matching (+ REPA) or CRPO on
+preference pairs; the loop never knows which. Checkpoints hold plain data only
+``{model, ema, opt, config, step, rng (every rank), sampler, norm, encode, null, parent, ...}``
+and resume exactly: the sampler, the objective's generator and every RNG continue where they
+stopped.
+
+A run started from a parent (``init_from``) inherits what the parent learned with: its latent and
+score normalization, its encode info (codec, text encoder, CLAP model) and its CFG null; a
+manifest encoded differently is refused, and the weights load strictly (a new score head only
+with ``init_new_head``, reported).
 """
 
 from __future__ import annotations
@@ -21,22 +29,37 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from train.config import TrainConfig, config_from_dict, save_config
-from train.data import LatentBatches, Normalization, compute_normalization, encode_info, make_sampler
+from train.config import TrainConfig, save_config
+from train.data import (
+    LatentBatches,
+    Normalization,
+    PairBatches,
+    check_finite,
+    compute_normalization,
+    encode_info,
+    make_sampler,
+)
 from train.flow import TimestepSampler
 from train.model import MODELS, FluxAudio, ModelConfig
 from train.objective import TIME_BINS, FlowObjective, NullConditioning, Trainable, time_bin_losses
+from train.preference import CRPOObjective, frozen_copy
 from train.repa import RepaLoss
+
+# encode-info fields a child run must share with its parent (the spaces the model lives in)
+INHERITED_ENCODE = ("codec", "latent_channels", "text_encoder", "text_dim", "clap_dim", "clap_model", "clap_weights")
 
 
 # ---------------------------------------------------------------------------------- helpers
 def setup_distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank); initializes the process group under torchrun."""
+    """(rank, world size, local rank); initializes the process group under torchrun and gives
+    each process its own GPU (NCCL ranks must not share one)."""
     if "RANK" not in os.environ:
         return 0, 1, 0
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend)
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size(), local_rank
 
 
 def pick_device(config: TrainConfig, local_rank: int) -> torch.device:
@@ -66,8 +89,8 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.lr
 
 
-def rng_state(objective: FlowObjective) -> dict:
-    """Every RNG the run draws from, as plain data (tensors, ints, lists) so the checkpoint
+def rng_state(objective) -> dict:
+    """Every RNG this process draws from, as plain data (tensors, ints, lists) so the checkpoint
     loads with ``weights_only=True``."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     return {"torch": torch.get_rng_state(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
@@ -75,12 +98,21 @@ def rng_state(objective: FlowObjective) -> dict:
             "python": random.getstate(), "objective": objective.generator.get_state()}
 
 
-def set_rng_state(state: dict, objective: FlowObjective) -> None:
+def set_rng_state(state: dict, objective) -> None:
     torch.set_rng_state(state["torch"])
     name, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
     objective.generator.set_state(state["objective"])
+
+
+def gather(value, world: int) -> list:
+    """`value` of every rank, in rank order (the value itself when not distributed)."""
+    if world == 1:
+        return [value]
+    out = [None] * world
+    dist.all_gather_object(out, value)
+    return out
 
 
 def new_run_dir(root: Path, model: str) -> Path:
@@ -114,6 +146,7 @@ def build(config: TrainConfig, info: dict) -> tuple[FluxAudio, RepaLoss | None, 
 
 
 def load_nulls(info: dict) -> NullConditioning:
+    """The CFG null (the empty string's features) recorded at encode time."""
     from lhotse.array import Array
 
     text = Array.from_dict(info["null"]["text_tokens"]).load()
@@ -121,13 +154,64 @@ def load_nulls(info: dict) -> NullConditioning:
     return NullConditioning(torch.from_numpy(text).float(), torch.from_numpy(clap).float())
 
 
+def nulls_from_checkpoint(state: dict) -> NullConditioning:
+    return NullConditioning(state["null"]["text_tokens"].float(), state["null"]["clap_text"].float())
+
+
+def check_inheritance(parent: dict, info: dict, manifest: str) -> None:
+    """Refuse to fine-tune a parent on data encoded into other spaces."""
+    theirs = parent.get("encode", {})
+    differ = [f"{k}: parent {theirs.get(k)!r}, manifest {info.get(k)!r}" for k in INHERITED_ENCODE
+              if k in theirs and k in info and theirs.get(k) != info.get(k)]
+    if differ:
+        raise ValueError(f"{manifest} was encoded differently from the parent checkpoint ({'; '.join(differ)}); "
+                         "encode it with the parent's codec, text encoder and CLAP model")
+
+
+def load_parent_weights(backbone: FluxAudio, repa: RepaLoss | None, parent: dict, allow_new_head: bool) -> list[str]:
+    """The parent's EMA into the backbone strictly (and its REPA projectors when they fit);
+    returns what was initialized fresh, to report."""
+    fresh = []
+    missing, unexpected = backbone.load_state_dict(parent["ema"], strict=False)
+    new_head = [k for k in missing if k.startswith("score_embed.")]
+    other = [k for k in missing if not k.startswith("score_embed.")]
+    if other or unexpected or (new_head and not allow_new_head):
+        raise ValueError(
+            "the parent checkpoint does not fit this model: "
+            + (f"missing {other[:4]} " if other else "") + (f"unexpected {unexpected[:4]} " if unexpected else "")
+            + (f"no score head in the parent ({new_head[0]}, ...): set init_new_head=true to add one "
+               "(it starts as a no-op)" if new_head and not allow_new_head else ""))
+    if new_head:
+        fresh.append("score head (zero-initialized output)")
+    if repa is not None:
+        theirs = {k.removeprefix("repa."): v for k, v in parent["model"].items() if k.startswith("repa.")}
+        ours = repa.state_dict()
+        if theirs.keys() == ours.keys() and all(theirs[k].shape == ours[k].shape for k in ours):
+            repa.load_state_dict(theirs)
+        else:
+            fresh.append("REPA projectors")
+    return fresh
+
+
 @torch.no_grad()
 def validate(net: torch.nn.Module, manifest: str, norm: Normalization, config: TrainConfig, nulls, device,
-             repa_spec) -> dict:
-    """Flow loss per timestep bin on a fixed grid of t and fixed noise (comparable across runs)."""
-    dataset = LatentBatches(norm, config.max_frames, repa_spec)
+             repa_spec, reference: torch.nn.Module | None = None) -> dict:
+    """Flow loss per timestep bin on a fixed grid of t and fixed noise (comparable across runs),
+    or, for CRPO, the implicit accuracy on held-out pairs (fixed noise and t)."""
+    crpo = config.objective == "crpo"
+    dataset = PairBatches(norm, config.max_frames) if crpo else LatentBatches(norm, config.max_frames, repa_spec)
     sampler = make_sampler(manifest, config.batch_size, seed=0, shuffle=False, drop_last=False)
     generator = torch.Generator().manual_seed(1234)
+    if crpo:
+        objective = CRPOObjective(reference, TimestepSampler("uniform"), nulls, config.crpo_beta,
+                                  config.crpo_lambda_fm, generator)
+        correct, total = 0.0, 0
+        for cuts in sampler:
+            batch = dataset[cuts]
+            _, logs = objective(net, batch, device)
+            correct += float(logs["implicit_acc"]) * batch["latent"].shape[0]
+            total += batch["latent"].shape[0]
+        return {"val_implicit_acc": correct / max(total, 1)}
     objective = FlowObjective(TimestepSampler("uniform"), nulls, 0.0, 0.0, config.repa_coeff, generator)
     centers = (torch.arange(TIME_BINS) + 0.5) / TIME_BINS
     sums, counts = torch.zeros(TIME_BINS), torch.zeros(TIME_BINS)
@@ -144,6 +228,14 @@ def validate(net: torch.nn.Module, manifest: str, norm: Normalization, config: T
     return {"val_flow": float(np.mean(per_bin)), "val_flow_per_bin": per_bin}
 
 
+def validate_both(net, ema, manifest, norm, config, nulls, device, repa_spec, reference) -> dict:
+    """Validation of the raw weights and of the EMA weights (which sampling uses)."""
+    raw = validate(net, manifest, norm, config, nulls, device, repa_spec, reference)
+    ema_net = Trainable(ema, getattr(net, "repa", None))
+    smooth = validate(ema_net, manifest, norm, config, nulls, device, repa_spec, reference)
+    return {**raw, **{f"{k.replace('val_', 'val_ema_')}": v for k, v in smooth.items()}}
+
+
 def plot_history(history: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -151,18 +243,25 @@ def plot_history(history: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    train = [(h["step"], h["flow"]) for h in history if "flow" in h]
-    if train:
-        ax.plot(*zip(*train), label="train flow loss")
-    repa = [(h["step"], h["repa"]) for h in history if "repa" in h]
-    if repa:
-        ax.plot(*zip(*repa), label="REPA (neg. cosine)")
-    val = [(h["step"], h["val_flow"]) for h in history if "val_flow" in h]
-    if val:
-        ax.plot(*zip(*val), "o-", label="validation flow loss")
+    for key, label, style in (("flow", "train flow loss", "-"), ("crpo", "CRPO preference loss", "-"),
+                              ("repa", "REPA (neg. cosine)", "-"), ("val_flow", "validation flow loss", "o-"),
+                              ("val_ema_flow", "validation flow loss (EMA)", "s--")):
+        points = [(h["step"], h[key]) for h in history if key in h]
+        if points:
+            ax.plot(*zip(*points), style, label=label)
+    accuracy = [(h["step"], h["implicit_acc"]) for h in history if "implicit_acc" in h]
+    if accuracy:
+        right = ax.twinx()
+        right.plot(*zip(*accuracy), color="tab:green", alpha=0.6, label="implicit accuracy")
+        held = [(h["step"], h["val_implicit_acc"]) for h in history if "val_implicit_acc" in h]
+        if held:
+            right.plot(*zip(*held), "o", color="tab:green", label="held-out accuracy")
+        right.set_ylim(0, 1)
+        right.set_ylabel("implicit accuracy")
+        right.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.legend()
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=100)
@@ -171,48 +270,80 @@ def plot_history(history: list[dict], path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ main
-def main(config: TrainConfig, resume_dir: Path | None = None, unsafe_pickle: bool = False) -> Path:
-    """Train; returns the run folder. With `resume_dir`, continue its latest checkpoint exactly."""
+def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pickle: bool = False,
+         explicit: dict | None = None) -> Path:
+    """Train; returns the run folder. With `resume_dir`, continue its latest checkpoint exactly
+    (the saved config, with only the `explicit` keys a resumed run may change applied)."""
     from curate.checkpoints import load_checkpoint
+    from curate.io import describe_input
+    from train.config import resume_config
 
     rank, world, local_rank = setup_distributed()
-    device = pick_device(config, local_rank)
-    checkpoint = None
+    checkpoint = parent = None
     if resume_dir is not None:
         path = latest_checkpoint(resume_dir)
         if path is None:
             raise FileNotFoundError(f"no checkpoint in {resume_dir}/checkpoints")
         checkpoint = load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="training checkpoint")
-        config = config_from_dict({**checkpoint["config"], "steps": config.steps})
+        config, changed = resume_config(checkpoint["config"], explicit or {})
+        if changed and rank == 0:
+            print(f"resuming {resume_dir} with {', '.join(f'{k}={v}' for k, v in changed.items())}", flush=True)
+    device = pick_device(config, local_rank)
     torch.manual_seed(config.seed + rank)
     np.random.seed(config.seed + rank)
     random.seed(config.seed + rank)
     info = encode_info(config.manifest)
-    norm = (Normalization.from_dict(checkpoint["norm"]) if checkpoint else
-            compute_normalization(config.manifest, config.score_field, config.score_group_by, config.clap_field))
+    if config.init_from:
+        parent = load_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
+        check_inheritance(parent, info, config.manifest)
+        info = {**info, **{k: parent["encode"][k] for k in INHERITED_ENCODE if k in parent.get("encode", {})}}
+    if checkpoint:
+        norm = Normalization.from_dict(checkpoint["norm"])
+    elif parent:  # the child sees its data as the parent did
+        check_finite(config.manifest, (config.score_field, config.clap_field))
+        norm = Normalization.from_dict(parent["norm"])
+    else:
+        norm = compute_normalization(config.manifest, config.score_field, config.score_group_by, config.clap_field)
     backbone, repa, model_config = build(config, info)
-    if config.init_from and not checkpoint:
-        init = load_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
-        backbone.load_state_dict(init["ema"], strict=False)  # v1 -> v2 cross-loading tolerates the head switch
+    fresh = []
+    if parent is not None and not checkpoint:
+        fresh = load_parent_weights(backbone, repa, parent, config.init_new_head)
+        if fresh and rank == 0:
+            print(f"from the parent {config.init_from}: initialized fresh: {', '.join(fresh)}", flush=True)
+    source = checkpoint or parent
+    nulls = nulls_from_checkpoint(source) if source and "null" in source else load_nulls(info)
     net = Trainable(backbone, repa).to(device)
     ema = copy.deepcopy(backbone).requires_grad_(False).eval()
+    reference = frozen_copy(backbone).to(device) if config.objective == "crpo" else None  # the starting weights
+    if config.objective == "crpo" and parent is None:
+        raise ValueError("CRPO needs a starting checkpoint: set init_from (the reference is its EMA)")
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    nulls = load_nulls(info)
     sampler_fn = TimestepSampler(config.timesteps, lam=config.beta_lambda)
-    objective = FlowObjective(sampler_fn, nulls, config.text_dropout, config.score_dropout, config.repa_coeff,
-                              torch.Generator().manual_seed(config.seed * 1000 + rank))
+    generator = torch.Generator().manual_seed(config.seed * 1000 + rank)
+    if config.objective == "crpo":
+        objective = CRPOObjective(reference, sampler_fn, nulls, config.crpo_beta, config.crpo_lambda_fm, generator)
+        dataset = PairBatches(norm, config.max_frames)
+    else:
+        objective = FlowObjective(sampler_fn, nulls, config.text_dropout, config.score_dropout, config.repa_coeff,
+                                  generator)
+        dataset = LatentBatches(norm, config.max_frames, {r: tuple(info["repa"][r]) for r in config.repa})
     repa_spec = {r: tuple(info["repa"][r]) for r in config.repa}
-    dataset = LatentBatches(norm, config.max_frames, repa_spec)
     sampler = make_sampler(config.manifest, config.batch_size // world, config.seed, world, rank)
     step, epoch, history = 0, 0, []
     run_dir = resume_dir
+    restored = False
     if checkpoint:
         net.load_state_dict(checkpoint["model"])
         ema.load_state_dict(checkpoint["ema"])
         optimizer.load_state_dict(checkpoint["opt"])
         step, epoch, history = checkpoint["step"], checkpoint["epoch"], checkpoint["history"]
-        sampler.load_state_dict(checkpoint["sampler"])
-        set_rng_state(checkpoint["rng"], objective)
+        samplers = checkpoint["sampler"] if isinstance(checkpoint["sampler"], list) else [checkpoint["sampler"]]
+        sampler.load_state_dict(copy.deepcopy(samplers[rank if rank < len(samplers) else 0]))
+        states = checkpoint["rng"] if isinstance(checkpoint["rng"], list) else [checkpoint["rng"]]
+        if len(states) != world:
+            raise ValueError(f"the checkpoint was written by {len(states)} processes; resume it with as many")
+        set_rng_state(states[rank], objective)
+        restored = True
     if rank == 0 and run_dir is None:
         run_dir = new_run_dir(Path(config.run_dir), config.model)
         (run_dir / "checkpoints").mkdir(parents=True)
@@ -227,8 +358,19 @@ def main(config: TrainConfig, resume_dir: Path | None = None, unsafe_pickle: boo
     writer = SummaryWriter(run_dir / "tb") if rank == 0 else None
     bins = defaultdict(lambda: [0.0, 0])
     plain = getattr(net, "module", net)  # validation on rank 0 only: bypass DDP (its forward syncs buffers)
+    lineage = {"parent": describe_input(config.init_from) if config.init_from else None, "fresh": fresh}
+    state_extra = {"model_config": asdict(model_config), "norm": norm.to_dict(), "encode": info,
+                   "null": {"text_tokens": nulls.text, "clap_text": nulls.clap}, "lineage": lineage}
+
+    def checkpoint_now() -> None:
+        save_checkpoint(run_dir, step, epoch, net, ema, optimizer, config, sampler, objective, history, rank, world,
+                        state_extra)
+
+    def validation() -> dict:
+        return validate_both(plain, ema, config.val_manifest, norm, config, nulls, device, repa_spec, reference)
+
     if config.val_manifest and step == 0 and rank == 0:  # the untrained point of the validation curve
-        history.append({"step": 0, **validate(plain, config.val_manifest, norm, config, nulls, device, repa_spec)})
+        history.append({"step": 0, **validation()})
     net.train()
     while step < config.steps:
         sampler.set_epoch(epoch)
@@ -251,7 +393,7 @@ def main(config: TrainConfig, resume_dir: Path | None = None, unsafe_pickle: boo
                 bins[b][1] += count
             if rank == 0 and (step % config.log_every == 0 or step == config.steps):
                 record = {"step": step, "epoch": epoch, "lr": lr_at(step - 1, config), "grad_norm": float(grad_norm),
-                          **{k: float(logs[k]) for k in ("loss", "flow", "repa") if k in logs}}
+                          **{k: float(v) for k, v in logs.items() if k not in ("per_sample", "t")}}
                 for name, value in record.items():
                     if name not in ("step", "epoch"):
                         writer.add_scalar(f"train/{name}", value, step)
@@ -260,25 +402,24 @@ def main(config: TrainConfig, resume_dir: Path | None = None, unsafe_pickle: boo
                 bins.clear()
                 history.append(record)
             if config.val_manifest and config.val_every and step % config.val_every == 0 and rank == 0:
-                history.append({"step": step, **validate(plain, config.val_manifest, norm, config, nulls, device,
-                                                         repa_spec)})
+                history.append({"step": step, **validation()})
             if step % config.ckpt_every == 0 or step == config.steps:
-                save_checkpoint(run_dir, step, epoch, net, ema, optimizer, config, model_config, norm, info,
-                                sampler, objective, history, rank)
+                checkpoint_now()
+            if os.environ.get("SCOREAWARE_CRASH_AT_STEP") == str(step):
+                os.kill(os.getpid(), 9)  # simulate a kill mid-training (tests only)
             if step >= config.steps:
                 break
         else:
-            if batches == 0:
+            if batches == 0 and not restored:
                 raise ValueError(f"{config.manifest} yields no full batch of {config.batch_size // world} cuts per "
                                  "rank: lower batch_size or add data")
-            epoch += 1
+            epoch += 1  # (a run resumed at the very end of an epoch finds that epoch empty: go on)
+        restored = False
     validated = bool(config.val_every) and step % config.val_every == 0  # the same answer on every rank
     if config.val_manifest and not validated:
         if rank == 0:
-            history.append({"step": step, **validate(plain, config.val_manifest, norm, config, nulls, device,
-                                                     repa_spec)})
-        save_checkpoint(run_dir, step, epoch, net, ema, optimizer, config, model_config, norm, info, sampler,
-                        objective, history, rank)  # every rank: it ends in a barrier
+            history.append({"step": step, **validation()})
+        checkpoint_now()  # every rank: it ends in a barrier
     if rank == 0:
         writer.close()
         plot_history(history, run_dir / "loss.png")
@@ -289,18 +430,20 @@ def main(config: TrainConfig, resume_dir: Path | None = None, unsafe_pickle: boo
     return run_dir
 
 
-def save_checkpoint(run_dir: Path, step: int, epoch: int, net, ema, optimizer, config: TrainConfig,
-                    model_config: ModelConfig, norm: Normalization, info: dict, sampler, objective, history, rank):
-    """`{run}/checkpoints/{step:07d}.pt`, written by rank 0 (atomically), then a barrier."""
+def save_checkpoint(run_dir: Path, step: int, epoch: int, net, ema, optimizer, config: TrainConfig, sampler,
+                    objective, history, rank: int, world: int, extra: dict) -> None:
+    """`{run}/checkpoints/{step:07d}.pt`: every rank's RNG and sampler state gathered, written by
+    rank 0 (atomically), then a barrier."""
+    rngs, samplers = gather(rng_state(objective), world), gather(sampler.state_dict(), world)
     if rank == 0:
         model = getattr(net, "module", net)
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": optimizer.state_dict(),
-                 "config": asdict(config), "model_config": asdict(model_config), "step": step, "epoch": epoch,
-                 "rng": rng_state(objective), "sampler": sampler.state_dict(), "norm": norm.to_dict(),
-                 "encode": info, "history": history}
+                 "config": asdict(config), "step": step, "epoch": epoch, "rng": rngs, "sampler": samplers,
+                 "history": history, **extra}
         path = run_dir / "checkpoints" / f"{step:07d}.pt"
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)
     if dist.is_initialized():
         dist.barrier()
+

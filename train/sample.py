@@ -146,11 +146,29 @@ class Generator:
         from curate.scoring.clap import load_transformers_clap
 
         self.clap = load_transformers_clap(clap_model, device)
+        trained_with = info.get("clap_weights")
+        if trained_with and self.clap.fingerprint != trained_with:
+            raise ValueError(f"the CLAP model {clap_model} ({self.clap.fingerprint}) is not the one the training data "
+                             f"was embedded with ({info.get('clap_model')}, {trained_with}); pass that one with "
+                             "--clap-model")
+        if "null" in self.state:  # the CFG null the run trained with: the empty string's features
+            self.null_text, self.null_clap = self.state["null"]["text_tokens"], self.state["null"]["clap_text"]
+        else:
+            from train.loop import load_nulls
+
+            nulls = load_nulls(info)
+            self.null_text, self.null_clap = nulls.text, nulls.clap
 
     def conditioning(self, texts: list[str], score: float | None) -> Conditioning:
-        """Text tokens, CLAP text embeddings and score of a batch of texts."""
-        tokens, mask = pad_tokens(self.text.encode(texts))
+        """Text tokens, CLAP text embeddings and score of a batch of texts; the empty string gets
+        exactly the null features training dropped conditions to (one definition of the null)."""
+        tokens = [self.null_text.numpy() if text == "" else encoded
+                  for text, encoded in zip(texts, self.text.encode(texts))]
+        tokens, mask = pad_tokens(tokens)
         clap = torch.from_numpy(self.clap.embed_text(texts))
+        for i, text in enumerate(texts):
+            if text == "":
+                clap[i] = self.null_clap.to(clap)
         n = len(texts)
         if score is None:
             s, keep = torch.zeros(n), torch.zeros(n, dtype=torch.bool)

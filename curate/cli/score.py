@@ -138,7 +138,7 @@ def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_rem
     Reuses the stored CLAP embeddings; computes and stores MERT features (mert_emb).
     """
     from curate.arrays import ArrayStore, arrays_dir
-    from curate.io import count_lines, describe_input
+    from curate.io import StageError, count_lines, describe_input
     from curate.manifests import check_input, read_cuts
     from curate.scoring.clap import weights_fingerprint
     from curate.scoring.reward import load_mert, load_reward
@@ -153,6 +153,14 @@ def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_rem
     timer = Timer()
     check_input(manifest)
     head = load_reward(checkpoint, unsafe_pickle=unsafe_pickle)
+    from curate.publish import provenance_chain
+    from curate.scoring.reward import check_feature_models
+
+    scored = next((p["options"] for p in provenance_chain(manifest) if p.get("stage") == "clap"), {})
+    try:
+        check_feature_models(head, scored.get("weights"), weights_fingerprint(mert_model))
+    except ValueError as exc:
+        raise StageError(f"{checkpoint}: {exc}") from None
     mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
     stage_config = RewardScoreConfig(prompt_protocol=prompt_protocol, batch_size=batch_size, num_workers=workers)
     rewards: list[float] = []

@@ -34,6 +34,9 @@ class PairFeatures:
     a_wins: np.ndarray
     clap_dim: int
     mert_dim: int
+    a_ids: list[str] | None = None  # which clip each side is (for a split by clip)
+    b_ids: list[str] | None = None
+    groups: list[str | None] | None = None  # an optional "group" per pair (e.g. the source clip)
 
 
 def _winner(row: dict, where: str) -> bool:
@@ -124,14 +127,41 @@ def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = 
             cache[key] = assemble(clap_audio, mert_feat, text)
         return cache[key]
 
-    a, b, wins = [], [], []
+    a, b, wins, a_ids, b_ids, groups = [], [], [], [], [], []
     for row, a_wins, _ in rows:
         if "cut_a" in row:
             a.append(from_cut(row["cut_a"]))
             b.append(from_cut(row["cut_b"]))
+            a_ids.append(str(row["cut_a"]))
+            b_ids.append(str(row["cut_b"]))
         else:
             prompt = row.get("prompt", "") or ""
             a.append(from_file(row["audio_a"], prompt))
             b.append(from_file(row["audio_b"], prompt))
+            a_ids.append(str(row["audio_a"]))
+            b_ids.append(str(row["audio_b"]))
+        groups.append(str(row["group"]) if row.get("group") is not None else None)
         wins.append(a_wins)
-    return PairFeatures(np.stack(a), np.stack(b), np.asarray(wins), dims["clap"], dims["mert"])
+    return PairFeatures(np.stack(a), np.stack(b), np.asarray(wins), dims["clap"], dims["mert"], a_ids, b_ids,
+                        groups if any(g is not None for g in groups) else None)
+
+
+def feature_models(manifest: str | os.PathLike | None, clap=None, mert=None) -> dict:
+    """Fingerprints of the CLAP and MERT weights the pair features came from."""
+    from curate.io import weights_fingerprint
+
+    found = {}
+    if manifest is not None:
+        from curate.publish import provenance_chain
+
+        for sidecar in provenance_chain(manifest):
+            options = sidecar.get("options", {})
+            if sidecar.get("stage") == "clap" and options.get("weights"):
+                found.setdefault("clap_weights", options["weights"])
+            if sidecar.get("stage") == "reward" and options.get("mert_weights"):
+                found.setdefault("mert_weights", options["mert_weights"])
+    if clap is not None:
+        found.setdefault("clap_weights", clap.fingerprint)
+    if mert is not None:
+        found.setdefault("mert_weights", weights_fingerprint(mert.model_id))
+    return found

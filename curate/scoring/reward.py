@@ -47,6 +47,7 @@ class RewardHead(nn.Module):
     def __init__(self, config: RewardConfig) -> None:
         super().__init__()
         self.config = config
+        self.features: dict = {}  # fingerprints of the feature models it was trained on, when known
         layers: list[nn.Module] = []
         width = config.input_dim
         for hidden in config.hidden:
@@ -74,7 +75,7 @@ def save_reward(path: str | os.PathLike, head: RewardHead, metrics: dict | None 
     tmp = path.with_name(f".{path.name}.tmp")
     config = asdict(head.config) | {"hidden": list(head.config.hidden)}
     torch.save({"format": FORMAT, "config": config, "state_dict": head.state_dict(), "metrics": metrics or {},
-                **(extra or {})}, tmp)
+                "features": dict(head.features), **(extra or {})}, tmp)
     os.replace(tmp, path)
 
 
@@ -93,6 +94,7 @@ def load_reward(path: str | os.PathLike, mert_dim: int | None = None, unsafe_pic
         config = RewardConfig(**{**blob["config"], "hidden": tuple(blob["config"]["hidden"])})
         head = RewardHead(config)
         head.load_state_dict(blob["state_dict"])
+        head.features = dict(blob.get("features") or {})  # which CLAP and MERT weights it was trained on
         return head.eval()
     state = blob
     for key in ("state_dict", "model_state_dict", "model"):
@@ -118,6 +120,15 @@ def load_reward(path: str | os.PathLike, mert_dim: int | None = None, unsafe_pic
         raise ValueError(f"{path}: layer shapes do not match the TuneJury head {list(config.hidden)}")
     head.load_state_dict({k: v for (k, _), (_, v) in zip(ours_used, theirs)}, strict=False)
     return head.eval()
+
+
+def check_feature_models(head: RewardHead, clap_weights: str | None, mert_weights: str | None) -> None:
+    """Refuse to score with features from other models than the head was trained on."""
+    for name, ours in (("CLAP", clap_weights), ("MERT", mert_weights)):
+        theirs = head.features.get(f"{name.lower()}_weights")
+        if theirs and ours and theirs != ours:
+            raise ValueError(f"the reward head was trained on {name} features of weights {theirs}, but these are "
+                             f"from {ours}: its scores would mean nothing; use the {name} model it was trained with")
 
 
 def assemble_features(clap_audio: np.ndarray, mert: np.ndarray, clap_text: np.ndarray | None) -> np.ndarray:
@@ -228,17 +239,45 @@ def pairwise_metrics(head: RewardHead, a: np.ndarray, b: np.ndarray, a_wins: np.
             "ece": expected_calibration_error(p, outcome)}
 
 
+def split_pairs(a_ids: list[str], b_ids: list[str], holdout: float, seed: int = 0,
+                groups: list[str | None] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(train indices, held-out indices, pairs dropped): no clip on both sides of the split.
+
+    With a group per pair (e.g. the source clip of a clean/degraded pair), a `holdout` share of
+    the groups is held out. Otherwise clips are held out with probability √holdout, so that
+    about `holdout` of the pairs have both clips held out; pairs with one clip on each side are
+    dropped, since scoring them would test on a clip the head trained on.
+    """
+    n = len(a_ids)
+    if n < 5 or holdout <= 0:
+        return np.arange(n), np.arange(0), 0
+    rng = np.random.default_rng(seed)
+    if groups is not None:
+        names = sorted({g if g is not None else f"pair{i}" for i, g in enumerate(groups)})
+        held = set(rng.permutation(names)[: int(round(len(names) * holdout))])
+        side = np.array([(g if g is not None else f"pair{i}") in held for i, g in enumerate(groups)])
+        return np.flatnonzero(~side), np.flatnonzero(side), 0
+    clips = sorted(set(a_ids) | set(b_ids))
+    held = {c for c, u in zip(clips, rng.random(len(clips))) if u < np.sqrt(holdout)}
+    in_a = np.array([c in held for c in a_ids])
+    in_b = np.array([c in held for c in b_ids])
+    return np.flatnonzero(~in_a & ~in_b), np.flatnonzero(in_a & in_b), int((in_a ^ in_b).sum())
+
+
 def train_reward_head(a: np.ndarray, b: np.ndarray, a_wins: np.ndarray, clap_dim: int, mert_dim: int,
-                      config: TrainConfig = TrainConfig(), progress=None) -> TrainResult:
+                      config: TrainConfig = TrainConfig(), progress=None, a_ids: list[str] | None = None,
+                      b_ids: list[str] | None = None, groups: list[str | None] | None = None) -> TrainResult:
     """Fit the head on pairs (features of A, features of B, whether A won); hold out a split.
 
     :param a, b: (pairs, 2·clap_dim + mert_dim) feature rows.
     :param a_wins: (pairs,) booleans.
+    :param a_ids, b_ids, groups: which clips the pairs hold; the held-out split never shares a
+        clip with training (`split_pairs`). Without ids every pair is its own clip pair.
     """
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(a))
-    n_hold = int(round(len(a) * config.holdout)) if len(a) >= 5 else 0
-    hold, fit = order[:n_hold], order[n_hold:]
+    a_ids = a_ids if a_ids is not None else [f"a{i}" for i in range(len(a))]
+    b_ids = b_ids if b_ids is not None else [f"b{i}" for i in range(len(b))]
+    fit, hold, dropped = split_pairs(a_ids, b_ids, config.holdout, config.seed, groups)
+    n_hold = len(hold)
     torch.manual_seed(config.seed)
     head = RewardHead(RewardConfig(clap_dim=clap_dim, mert_dim=mert_dim, hidden=tuple(config.hidden),
                                    dropout=config.dropout))
@@ -271,7 +310,7 @@ def train_reward_head(a: np.ndarray, b: np.ndarray, a_wins: np.ndarray, clap_dim
             progress(record)
     head.eval()
     metrics = {"train": pairwise_metrics(head, a[fit], b[fit], a_wins[fit]),
-               "holdout": pairwise_metrics(head, a[hold], b[hold], a_wins[hold])}
+               "holdout": pairwise_metrics(head, a[hold], b[hold], a_wins[hold]), "dropped_pairs": dropped}
     return TrainResult(head, metrics, history)
 
 
