@@ -46,6 +46,8 @@ from scoreaware.post_steps import (
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--manifest", "base", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Base training manifest of the mixture [default: the parent's].")
+@click.option("--data-free", is_flag=True,
+              help="Fine-tune on the keepers alone (TuneJury's mode 3), not on base + keepers (ttm-humanpref).")
 @click.option("--reward", required=True, type=click.Path(exists=True, dir_okay=False), help="Reward head.")
 @click.option("--mert-model", required=True, help="MERT of the reward head.")
 @click.option("--rounds", type=click.IntRange(1), default=1)
@@ -72,6 +74,7 @@ from scoreaware.post_steps import (
 @click.option("--unsafe-pickle", is_flag=True)
 @click.pass_context
 def expert_iteration(ctx: click.Context, checkpoint: Path, prompts: Path, output: Path, base: Path | None,
+                     data_free: bool,
                      reward: str, mert_model: str, rounds: int, k: int, score: float, cfg: float, sample_steps: int,
                      seconds: float, blend: str, per_prompt: bool, top: float, oversample: int, ft_steps: int,
                      lr: float, polish_steps: int, polish_lr: float, batch_size: int | None, reference: Path | None,
@@ -85,9 +88,9 @@ def expert_iteration(ctx: click.Context, checkpoint: Path, prompts: Path, output
                                        "--allow-overlap to accept that")
     output.mkdir(parents=True, exist_ok=True)
     parent = Parent.load(checkpoint, unsafe_pickle)
-    base = base or Path(parent.config["manifest"])
-    if not base.is_file():
-        raise click.ClickException(f"base training manifest {base} not found; pass --manifest")
+    base = None if data_free else (base or Path(parent.config["manifest"]))
+    if base is not None and not base.is_file():
+        raise click.ClickException(f"base training manifest {base} not found; pass --manifest (or --data-free)")
     guard = []
     if reference is not None and eval_prompts is not None:
         guard.append(fidelity(ctx, parent.path, eval_prompts, reference, output / "guard" / "round0", reward,
@@ -146,7 +149,7 @@ class RoundSettings:
     fit_changes: dict = field(default_factory=dict)
 
 
-def expert_round(ctx: click.Context, parent: Parent, prompts: Path, base: Path, folder: Path,
+def expert_round(ctx: click.Context, parent: Parent, prompts: Path, base: Path | None, folder: Path,
                  settings: RoundSettings, score_fn) -> dict:
     """One round: candidates → `score_fn(ctx, candidates_dir)` (a scored manifest with `reward` and
     `clap_score`) → select → encode the keepers → mixture → fine-tune (→ polish). Each step skips
@@ -166,16 +169,16 @@ def expert_round(ctx: click.Context, parent: Parent, prompts: Path, base: Path, 
     keepers = encode_like_parent(ctx, parent, selected, folder / "keepers.jsonl.gz")
     mixture = folder / "mixture.jsonl.gz"
     mix = StageOutput(mixture, stage="mixture", resume=True, schema_stage="mixture",
-                      config={"base_sha256": describe_input(base)["sha256"],
+                      config={"base_sha256": describe_input(base)["sha256"] if base else None,
                               "keepers_sha256": describe_input(keepers)["sha256"], "oversample": settings.oversample},
                       input_manifest=keepers)
     if mix.check() != "skip":
         with mix:
-            for cut in oversampled(read_cuts(base), read_cuts(keepers), settings.oversample):
+            for cut in oversampled(read_cuts(base) if base else [], read_cuts(keepers), settings.oversample):
                 mix.write(cut)
         write_encode_info_like(keepers, mixture)
-        mix.finalize(options={"base": str(base), "keepers": str(keepers)},
-                     inputs=[describe_input(keepers), describe_input(base)])
+        mix.finalize(options={"base": str(base) if base else "none (data-free)", "keepers": str(keepers)},
+                     inputs=[describe_input(keepers), *([describe_input(base)] if base else [])])
     keeper_count = sum(1 for _ in read_cuts(keepers))
     child = finetune(ctx, parent, mixture, folder / "finetune", settings.ft_steps, settings.lr,
                      **settings.fit_changes)

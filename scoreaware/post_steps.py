@@ -134,7 +134,8 @@ def finetune(ctx: click.Context, parent: Parent, manifest: Path, run_root: Path,
             return sorted((runs[-1] / "checkpoints").glob("*.pt"))[-1]
     overrides = model_overrides(parent, manifest=str(manifest), init_from=str(parent.path), lr=lr, warmup=warmup,
                                 lr_schedule="constant", steps=steps, run_dir=str(run_root),
-                                ckpt_every=max(1, min(steps, 500)), **changes)
+                                ckpt_every=max(1, min(steps // 4, 500)), log_every=max(1, min(steps // 20, 100)),
+                                **changes)
     ctx.invoke(fit, overrides=overrides, config_path=None, preset=None, manifest=None, resume_dir=None)
     run = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir())[-1]
     return sorted((run / "checkpoints").glob("*.pt"))[-1]

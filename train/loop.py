@@ -115,6 +115,17 @@ def gather(value, world: int) -> list:
     return out
 
 
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha1 of every parameter and buffer, in order (equal digests: bit-identical weights)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def new_run_dir(root: Path, model: str) -> Path:
     """``{root}/{idx:03d}-{model}`` (DiT)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -172,7 +183,11 @@ def load_parent_weights(backbone: FluxAudio, repa: RepaLoss | None, parent: dict
     """The parent's EMA into the backbone strictly (and its REPA projectors when they fit);
     returns what was initialized fresh, to report."""
     fresh = []
-    missing, unexpected = backbone.load_state_dict(parent["ema"], strict=False)
+    try:
+        missing, unexpected = backbone.load_state_dict(parent["ema"], strict=False)
+    except RuntimeError as exc:  # shapes differ: another preset, width or codec
+        mismatches = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise ValueError("the parent checkpoint does not fit this model: " + "; ".join(mismatches[:3])) from None
     new_head = [k for k in missing if k.startswith("score_embed.")]
     other = [k for k in missing if not k.startswith("score_embed.")]
     if other or unexpected or (new_head and not allow_new_head):
@@ -314,9 +329,14 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
     nulls = nulls_from_checkpoint(source) if source and "null" in source else load_nulls(info)
     net = Trainable(backbone, repa).to(device)
     ema = copy.deepcopy(backbone).requires_grad_(False).eval()
-    reference = frozen_copy(backbone).to(device) if config.objective == "crpo" else None  # the starting weights
-    if config.objective == "crpo" and parent is None:
-        raise ValueError("CRPO needs a starting checkpoint: set init_from (the reference is its EMA)")
+    reference = None
+    if config.objective == "crpo":  # the frozen starting weights: the parent's EMA, also when resuming
+        if parent is None:
+            raise ValueError("CRPO needs a starting checkpoint: set init_from (the reference is its EMA)")
+        reference = FluxAudio(model_config)
+        load_parent_weights(reference, None, parent, config.init_new_head)
+        reference = frozen_copy(reference).to(device)
+    reference_digest = weights_digest(reference) if reference is not None else None
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sampler_fn = TimestepSampler(config.timesteps, lam=config.beta_lambda)
     generator = torch.Generator().manual_seed(config.seed * 1000 + rank)
@@ -358,11 +378,14 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
     writer = SummaryWriter(run_dir / "tb") if rank == 0 else None
     bins = defaultdict(lambda: [0.0, 0])
     plain = getattr(net, "module", net)  # validation on rank 0 only: bypass DDP (its forward syncs buffers)
-    lineage = {"parent": describe_input(config.init_from) if config.init_from else None, "fresh": fresh}
+    lineage = {"parent": describe_input(config.init_from) if config.init_from else None, "fresh": fresh,
+               "reference_digest_at_start": reference_digest}
     state_extra = {"model_config": asdict(model_config), "norm": norm.to_dict(), "encode": info,
                    "null": {"text_tokens": nulls.text, "clap_text": nulls.clap}, "lineage": lineage}
 
     def checkpoint_now() -> None:
+        if reference is not None:  # proof that the DPO reference never moved
+            lineage["reference_digest"] = weights_digest(reference)
         save_checkpoint(run_dir, step, epoch, net, ema, optimizer, config, sampler, objective, history, rank, world,
                         state_extra)
 

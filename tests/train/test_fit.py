@@ -100,6 +100,10 @@ def test_torchrun_two_processes_complete(encoded, tmp_path):
     assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["0000002.pt", "0000004.pt"]
     history = json.loads((run / "history.json").read_text())
     assert [h["step"] for h in history if "val_flow" in h] == [0, 2, 4]  # rank 0 validated, nobody hung
+    assert all("val_ema_flow" in h for h in history if "val_flow" in h)  # the EMA weights are validated too
+    state = torch.load(run / "checkpoints" / "0000004.pt", weights_only=True)
+    assert len(state["rng"]) == 2  # every rank's RNG, so a resumed run does not draw the same noise twice
+    assert not torch.equal(state["rng"][0]["objective"], state["rng"][1]["objective"])
 
 
 def test_ddp_gradients_equal_single_process_gradients(encoded, tmp_path):

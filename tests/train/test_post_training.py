@@ -1,0 +1,468 @@
+"""Post-training: inheritance from a parent, cross-loading, CRPO and expert iteration on toys whose
+preferred property is known, and the drivers' resume."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from lhotse.utils import fastcopy
+
+from curate.arrays import ArrayStore
+from curate.io import StageOutput
+from curate.manifests import read_cuts
+from scoreaware.cli import cli
+from train.codecs import MelCodec
+
+BAND = slice(40, 64)  # high mel channels: the "preferred property" of the toys
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def fit(*sets):
+    args = ["train", "fit", "--preset", "tiny"]
+    for s in sets:
+        args += ["--set", s]
+    result = invoke(*args)
+    return Path(result.output.split("→ ")[-1].split(" (")[0].strip())
+
+
+def last_checkpoint(run: Path) -> Path:
+    return sorted((run / "checkpoints").glob("*.pt"))[-1]
+
+
+@pytest.fixture(scope="module")
+def rewarded(encoded, tmp_path_factory) -> Path:
+    """`encoded` with a reward per cut (its loudness), so the score head has something to learn."""
+    from scoreaware.post_steps import write_encode_info_like
+
+    out = tmp_path_factory.mktemp("rewarded") / "rewarded.jsonl.gz"
+    stage = StageOutput(out, stage="encode", schema_stage="ingest", input_manifest=encoded)
+    with stage:
+        for cut in read_cuts(encoded):
+            stage.write(fastcopy(cut, custom={**cut.custom, "reward": float(cut.custom["loudness_lufs"])}))
+    write_encode_info_like(encoded, out)
+    stage.finalize(options={})
+    return out
+
+
+@pytest.fixture(scope="module")
+def parent(rewarded, tmp_path_factory) -> Path:
+    """A tiny reward-conditioned (v1) model trained long enough to make structured latents."""
+    run = fit(f"manifest={rewarded}", f"run_dir={tmp_path_factory.mktemp('parent')}", "steps=150", "batch_size=4",
+              "max_frames=64", "score_head=global_adaln")
+    return last_checkpoint(run)
+
+
+# ------------------------------------------------------------------------- cross-loading
+def test_cross_load_is_identical_at_the_null_score_and_diverges_with_one(parent, tmp_path):
+    from train.crossload import cross_load, probe_outputs
+    from train.model import FluxAudio, ModelConfig
+
+    state = torch.load(parent, weights_only=True)
+    result = cross_load(state, "input_add")
+    assert result.null_gap == 0.0 and result.divergence > 0.0 and result.warning is None
+    v1 = FluxAudio(ModelConfig(**state["model_config"]))
+    v1.load_state_dict(state["ema"])
+    v2 = FluxAudio(ModelConfig(**result.state["model_config"]))
+    v2.load_state_dict(result.state["ema"])
+    assert v2.config.score_head == "input_add"
+    assert probe_outputs(v1, v2, state, 3.0)[0] == 0.0  # the null score: exactly the same velocity
+    out = tmp_path / "v2.pt"
+    printed = invoke("train", "cross-load", parent, "-o", out).output
+    assert "identical at the null score" in printed and "differ by" in printed
+    back = CliRunner().invoke(cli, ["train", "cross-load", str(out), "--score-head", "global_adaln", "-o",
+                                    str(tmp_path / "v1.pt")])
+    assert back.exit_code == 0 and "collapse" in back.output  # v2 → v1 is allowed, with the published warning
+
+
+def test_strict_loading_catches_a_wrong_architecture(parent, encoded, tmp_path):
+    from train.crossload import cross_load
+
+    state = torch.load(parent, weights_only=True)
+    wrong = {**state, "model_config": {**state["model_config"], "dim": 96, "heads": 4}}
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        cross_load(wrong, "input_add")
+    bigger = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--set", f"manifest={encoded}", "--set",
+                                      f"run_dir={tmp_path}", "--set", "steps=1", "--set", "batch_size=4",
+                                      "--set", "repa_depth=3", "--set", "score_head=global_adaln",
+                                      "--set", f"init_from={parent}", "--set", "model=S"])
+    assert bigger.exit_code == 1 and "does not fit this model" in bigger.output
+    new_head = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--set", f"manifest={encoded}", "--set",
+                                        f"run_dir={tmp_path}", "--set", "steps=1", "--set", "batch_size=4",
+                                        "--set", f"init_from={tiny_parent_without_head(encoded, tmp_path)}",
+                                        "--set", "score_head=global_adaln"])
+    assert new_head.exit_code == 1 and "init_new_head=true" in new_head.output
+
+
+def tiny_parent_without_head(encoded, tmp_path) -> Path:
+    return last_checkpoint(fit(f"manifest={encoded}", f"run_dir={tmp_path / 'nohead'}", "steps=1", "batch_size=4",
+                               "max_frames=32"))
+
+
+def test_a_child_inherits_normalization_and_refuses_other_encodings(parent, encoded, clap_scored, tiny_clap,
+                                                                     tmp_path):
+    child = last_checkpoint(fit(f"manifest={encoded}", f"run_dir={tmp_path}", "steps=2", "batch_size=4",
+                                "max_frames=64", "score_head=global_adaln", f"init_from={parent}"))
+    mother, daughter = torch.load(parent, weights_only=True), torch.load(child, weights_only=True)
+    assert daughter["norm"] == mother["norm"] and daughter["lineage"]["parent"]["sha256"]
+    assert torch.equal(daughter["null"]["clap_text"], mother["null"]["clap_text"])
+    from scoreaware.tiny_models import make_tiny_t5
+
+    other_t5 = make_tiny_t5(tmp_path / "t5_16", d_model=16)
+    other = tmp_path / "other.jsonl.gz"
+    invoke("train", "encode", clap_scored, "-o", other, "--text-encoder", other_t5, "--clap-model", tiny_clap)
+    refused = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--set", f"manifest={other}", "--set",
+                                       f"run_dir={tmp_path}", "--set", "steps=1", "--set", "batch_size=4",
+                                       "--set", "score_head=global_adaln", "--set", f"init_from={parent}"])
+    assert refused.exit_code == 1 and "encoded differently" in refused.output and "text_encoder" in refused.output
+
+
+# ---------------------------------------------------------------------------------- CRPO
+def test_the_crpo_reference_never_moves_and_costs_no_gradient(parent):
+    from train.data import PairBatches
+    from train.flow import TimestepSampler
+    from train.loop import load_parent_weights, nulls_from_checkpoint, weights_digest
+    from train.model import FluxAudio, ModelConfig
+    from train.objective import Trainable
+    from train.preference import CRPOObjective, frozen_copy
+
+    state = torch.load(parent, weights_only=True)
+    backbone = FluxAudio(ModelConfig(**state["model_config"]))
+    load_parent_weights(backbone, None, state, False)
+    reference = frozen_copy(backbone)
+    before = weights_digest(reference)
+    net = Trainable(backbone)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    objective = CRPOObjective(reference, TimestepSampler("logit_normal"), nulls_from_checkpoint(state))
+    g = torch.Generator().manual_seed(0)
+    n, frames, c = 2, 16, backbone.config.latent_channels
+    batch = {"latent": torch.randn(n, frames, c, generator=g), "latent_l": torch.randn(n, frames, c, generator=g),
+             "latent_mask": torch.ones(n, frames, dtype=torch.bool),
+             "latent_l_mask": torch.ones(n, frames, dtype=torch.bool),
+             "text": state["null"]["text_tokens"][None].expand(n, -1, -1).float(),
+             "text_mask": torch.ones(n, state["null"]["text_tokens"].shape[0], dtype=torch.bool),
+             "clap": state["null"]["clap_text"][None].expand(n, -1).float(), "score": torch.zeros(n),
+             "score_mask": torch.zeros(n, dtype=torch.bool), "s_tilde": torch.ones(n)}
+    for _ in range(3):
+        loss, logs = objective(net, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert all(p.grad is None and not p.requires_grad for p in reference.parameters())
+    assert weights_digest(reference) == before and weights_digest(backbone) != before
+    assert set(logs) >= {"loss", "implicit_acc", "inside", "model_w", "model_l", "ref_w", "ref_l"}
+    assert PairBatches  # the pairs dataset the loop uses with this objective
+
+
+@pytest.fixture(scope="module")
+def band_pairs(encoded, tmp_path_factory):
+    """A toy preference: each pair is one training latent with its high band raised (winner) and
+    lowered (loser), so the preferred property is known: energy in the high mel band."""
+    from scoreaware.post_steps import write_encode_info_like
+
+    root = tmp_path_factory.mktemp("pairs")
+    store = ArrayStore(root / "arrays")
+    paths = {}
+    cuts = list(read_cuts(encoded))
+    for name, part in (("pairs", cuts[:-4]), ("pairs_val", cuts[-4:])):
+        out = StageOutput(root / f"{name}.jsonl.gz", stage="pairs", schema_stage="ingest", input_manifest=encoded)
+        with out:
+            for cut in part:
+                latent = cut.load_custom("latent")
+                up, down = latent.copy(), latent.copy()
+                up[:, BAND] += 1.5
+                down[:, BAND] -= 1.5
+                out.write(fastcopy(cut, custom={**cut.custom, "latent": store.put("w", cut.id, up),
+                                                "rejected_latent": store.put("l", cut.id, down)}))
+        write_encode_info_like(encoded, root / f"{name}.jsonl.gz")
+        out.finalize(options={})
+        paths[name] = root / f"{name}.jsonl.gz"
+    return paths
+
+
+def high_band(checkpoint, prompts, seeds, tilt=False):
+    """Mean high-band log-mel of fresh samples (latents, or the audio's spectral tilt)."""
+    from train.sample import Generator, SampleSettings
+
+    generator = Generator(checkpoint)
+    settings = SampleSettings(steps=10, seconds=2.0, score=2.0, cfg=4.5)
+    latents = generator.latents(prompts, seeds, settings)
+    if not tilt:
+        return latents[:, :, BAND].mean(axis=(1, 2))
+    codec = MelCodec()
+    values = []
+    for audio in generator.audio(latents, seeds, settings):
+        mel = codec.encode(audio, 44100)
+        values.append(float(mel[:, BAND].mean() - mel.mean()))
+    return np.array(values)
+
+
+FRESH = ["A calm ambient piece", "An energetic rock song", "A jazz trio", "Solo piano", "Electronic beat",
+         "Folk guitar"]
+
+
+def test_crpo_on_a_toy_preference_moves_fresh_samples(parent, band_pairs, tmp_path):
+    run = fit(f"manifest={band_pairs['pairs']}", f"val_manifest={band_pairs['pairs_val']}", "val_every=30",
+              f"run_dir={tmp_path}", "objective=crpo", f"init_from={parent}", "steps=60", "lr=1e-4", "warmup=0",
+              "batch_size=4", "max_frames=64", "score_head=global_adaln", "log_every=5", "text_dropout=0",
+              "score_dropout=0")
+    history = json.loads((run / "history.json").read_text())
+    held = [h["val_implicit_acc"] for h in history if "val_implicit_acc" in h]
+    assert held[0] < 0.5 < held[-1]  # the model starts as its reference (ties) and learns the preference
+    steps = [h for h in history if "implicit_acc" in h]
+    assert steps[-1]["implicit_acc"] > 0.5 and "ref_w" in steps[-1]
+    child = last_checkpoint(run)
+    state = torch.load(child, weights_only=True)
+    assert state["lineage"]["reference_digest"] == state["lineage"]["reference_digest_at_start"]  # bit-identical
+    before, after = high_band(parent, FRESH, list(range(6))), high_band(child, FRESH, list(range(6)))
+    assert (after > before).all() and (after - before).mean() > 0.1  # the same prompts and seeds
+
+
+# ----------------------------------------------------------------------- expert iteration
+def tilt_reward_scorer(clap_model):
+    """Score candidates with CLAP, then give each the known reward: its spectral tilt."""
+    from scoreaware.post_steps import score_candidates
+
+    codec = MelCodec()
+
+    def score(ctx, samples):
+        clap = score_candidates(ctx, samples, clap_model, None, None)
+        out = samples / "scored" / "toy.jsonl.gz"
+        stage = StageOutput(out, stage="toy_reward", resume=True, input_manifest=clap, config={"reward": "tilt"})
+        if stage.check() != "skip":
+            with stage:
+                for cut in read_cuts(clap):
+                    mel = codec.encode(np.atleast_2d(cut.load_audio()), cut.sampling_rate)
+                    stage.write(fastcopy(cut, custom={**cut.custom, "reward": float(mel[:, BAND].mean() - mel.mean())}))
+            stage.finalize(options={})
+        return out
+
+    return score
+
+
+def test_expert_iteration_on_a_known_reward(parent, tmp_path):
+    from scoreaware.expert_iteration import RoundSettings, expert_round
+    from scoreaware.post_steps import Parent
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A calm ambient piece\nAn energetic rock song\nA jazz trio\nSolo piano\n")
+    mother = Parent.load(parent)
+    settings = RoundSettings(k=6, sample_steps=10, seconds=2.0, blend="reward=1,clap=0", top=0.25, oversample=1,
+                             ft_steps=60, lr=5e-4, fit_changes={"batch_size": 4, "max_frames": 64})
+    with click.Context(cli) as ctx:
+        record = expert_round(ctx, mother, prompts, None, tmp_path / "round1", settings,
+                              tilt_reward_scorer(mother.clap_model))
+    scored = {c.id: c.custom["reward"] for c in read_cuts(record["scored"])}
+    chosen = {c.id for c in read_cuts(record["selected_manifest"])}
+    top = sorted(scored, key=lambda i: (-scored[i], i))[: int(np.ceil(0.25 * len(scored)))]
+    assert chosen == set(top) and record["keepers"] == 6  # exactly the top fraction by the blend
+    seeds = list(range(12))
+    before = high_band(parent, (FRESH[:4] * 3), seeds, tilt=True)
+    after = high_band(Path(record["child"]), (FRESH[:4] * 3), seeds, tilt=True)
+    assert after.mean() > before.mean() + 0.03, (before.mean(), after.mean())
+
+
+@pytest.fixture(scope="module")
+def reward_head(tmp_path_factory):
+    from curate.scoring.reward import RewardConfig, RewardHead, save_reward
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("head") / "reward.pt"
+    save_reward(path, RewardHead(RewardConfig(mert_dim=1024, hidden=(16,))))
+    return path
+
+
+def run_module(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "scoreaware", *[str(a) for a in args]], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=900)
+
+
+def losses(run: Path) -> list[float]:
+    return [h["loss"] for h in json.loads((run / "history.json").read_text()) if "loss" in h]
+
+
+def test_expert_iteration_driver_resumes_a_killed_round_exactly(parent, reward_head, tiny_mert, ingested, tiny_clap,
+                                                                  tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A calm ambient piece\nA jazz trio\n")
+    guard = tmp_path / "guard.csv"
+    guard.write_text("id,prompt\ng1,Solo piano ballad\ng2,Electronic dance beat\n")
+    reference = tmp_path / "ref.npz"
+    invoke("eval", "reference", ingested, "-o", reference, "--model", tiny_clap, "--mert-model", tiny_mert, "-j", "0")
+    args = ["train", "expert-iteration", parent, "--prompts", prompts, "--reward", reward_head, "--mert-model",
+            tiny_mert, "--candidates", "2", "--top", "0.5", "--ft-steps", "8", "--batch-size", "2", "--seconds", "1",
+            "--steps", "3", "--data-free"]
+    full = invoke(*args, "-o", tmp_path / "full", "--reference", reference, "--eval-prompts", guard)
+    summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert [g["name"] for g in summary["guard"]] == ["round0", "round1"] and summary["rounds"][0]["keepers"] == 2
+    assert "fidelity guard" in full.output
+    killed = run_module(*args, "-o", tmp_path / "part", env={"OMP_NUM_THREADS": "1", "SCOREAWARE_CRASH_AT_STEP": "5"})
+    assert killed.returncode == -9
+    invoke(*args, "-o", tmp_path / "part")  # the same command again: every finished step is skipped
+    a = next((tmp_path / "full" / "round1" / "finetune").iterdir())
+    b = next((tmp_path / "part" / "round1" / "finetune").iterdir())
+    assert len(losses(a)) == 8 and np.allclose(losses(a), losses(b), rtol=1e-5, atol=1e-6)  # resumed exactly
+    overlap = CliRunner().invoke(cli, [str(a) for a in args] + ["--reference", str(reference), "--eval-prompts",
+                                                               str(prompts), "-o", str(tmp_path / "x")])
+    assert overlap.exit_code == 1 and "--allow-overlap" in overlap.output
+
+
+def test_reward_hacking_is_flagged():
+    from scoreaware.expert_iteration import hacking_flags
+
+    guard = [{"name": "round0", "reward": 0.1, "fad_clap": 0.40, "mad": 1.7},
+             {"name": "round1", "reward": 0.5, "fad_clap": 0.45, "mad": 1.6},
+             {"name": "round2", "reward": 0.6, "fad_clap": 0.44, "mad": 1.5}]
+    (flag,) = hacking_flags(guard)
+    assert flag.startswith("round1: reward rose") and "FAD-CLAP worsened" in flag
+
+
+def test_crpo_driver_builds_ranked_pairs_and_resumes_exactly(parent, tmp_path):
+    crossed = tmp_path / "v2.pt"
+    invoke("train", "cross-load", parent, "-o", crossed)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A calm ambient piece\nAn energetic rock song\nA jazz trio\nSolo piano\nFolk guitar\n")
+    args = ["train", "crpo", crossed, "--prompts", prompts, "--candidates", "3", "--seconds", "2", "--steps", "4",
+            "--train-steps", "8", "--warmup", "2", "--batch-size", "2", "--holdout", "0.3"]
+    one_thread = {"OMP_NUM_THREADS": "1"}  # β = 2000 magnifies float rounding: same threads in every run
+    full = run_module(*args, "-o", tmp_path / "full", env=one_thread)
+    assert full.returncode == 0, full.stderr[-2000:]
+    pairs = list(read_cuts(tmp_path / "full" / "pairs.jsonl.gz"))
+    scores = {c.id: c.custom["clap_score"] for c in read_cuts(tmp_path / "full" / "candidates" / "scored" /
+                                                               "clap.jsonl.gz")}
+    for cut in pairs:
+        same_prompt = [v for k, v in scores.items() if k.rsplit("_s", 1)[0] == cut.custom["prompt_id"]]
+        assert cut.custom["clap_score"] == max(same_prompt)  # best vs worst of the prompt's candidates
+        assert cut.custom["clap_margin"] == pytest.approx(max(same_prompt) - min(same_prompt))
+        assert cut.load_custom("rejected_latent").shape == cut.load_custom("latent").shape
+    killed = run_module(*args, "-o", tmp_path / "part", env={**one_thread, "SCOREAWARE_CRASH_AT_STEP": "5"})
+    assert killed.returncode == -9
+    resumed = run_module(*args, "-o", tmp_path / "part", env=one_thread)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = (next((tmp_path / name / "runs").iterdir()) for name in ("full", "part"))
+    assert len(losses(a)) == 8 and np.allclose(losses(a), losses(b), rtol=1e-5, atol=1e-6)
+    summary = json.loads((tmp_path / "part" / "summary.json").read_text())
+    assert summary["pairs"] + summary["held_out"] == 5 and summary["skipped"]["near_tie"] == 0
+
+
+def test_rank_pairs_skips_near_ties_and_single_candidates():
+    from scoreaware.crpo import rank_pairs
+
+    rows = [{"id": "a_s0", "prompt_id": "a", "seed": 0, "clap_score": 0.30},
+            {"id": "a_s1", "prompt_id": "a", "seed": 1, "clap_score": 0.10},
+            {"id": "b_s2", "prompt_id": "b", "seed": 2, "clap_score": 0.20},
+            {"id": "b_s3", "prompt_id": "b", "seed": 3, "clap_score": 0.199},
+            {"id": "c_s4", "prompt_id": "c", "seed": 4, "clap_score": 0.5}]
+    pairs, skipped = rank_pairs(rows, min_margin=0.01)
+    assert [(best["id"], worst["id"]) for best, worst in pairs] == [("a_s0", "a_s1")]
+    assert skipped == {"single_candidate": 1, "near_tie": 1}
+
+
+# -------------------------------------------------------------------------- the training fixes
+def test_resume_keeps_the_run_configuration(encoded, tmp_path):
+    run = fit(f"manifest={encoded}", f"run_dir={tmp_path}", "steps=4", "batch_size=4", "max_frames=32",
+              "ckpt_every=2", "lr=3e-3")
+    result = invoke("train", "fit", "--resume", run)  # no --preset, no steps: the saved run is the config
+    assert json.loads((run / "history.json").read_text())[-1]["step"] == 4 and "1000" not in result.output
+    refused = CliRunner().invoke(cli, ["train", "fit", "--resume", str(run), "--set", "lr=1.0"])
+    assert refused.exit_code == 2 and "cannot change ['lr']" in refused.output
+    longer = invoke("train", "fit", "--resume", run, "--set", "steps=6")
+    assert "resuming" in longer.output and "steps=6" in longer.output
+    assert torch.load(last_checkpoint(run), weights_only=True)["config"]["lr"] == 3e-3
+
+
+def test_resuming_at_the_end_of_an_epoch(encoded, tmp_path):
+    n = sum(1 for _ in read_cuts(encoded))
+    per_epoch = n // 4  # batches of 4, the last partial one dropped
+    run = fit(f"manifest={encoded}", f"run_dir={tmp_path}", f"steps={per_epoch}", "batch_size=4", "max_frames=32")
+    invoke("train", "fit", "--resume", run, "--set", f"steps={per_epoch + 2}")  # used to fail: "no full batch"
+    assert json.loads((run / "history.json").read_text())[-1]["step"] == per_epoch + 2
+
+
+def test_sampling_uses_the_null_training_used(parent):
+    from train.sample import Generator
+
+    generator = Generator(parent)
+    state = torch.load(parent, weights_only=True)
+    cond = generator.conditioning(["", "a calm piece"], None)
+    length = state["null"]["text_tokens"].shape[0]
+    assert torch.equal(cond.text[0, :length], state["null"]["text_tokens"]) and not cond.text_mask[0, length:].any()
+    assert torch.equal(cond.clap[0], state["null"]["clap_text"])
+
+
+def test_another_clap_is_refused_for_sampling_and_reward(parent, clap_scored, tiny_mert, tmp_path):
+    from curate.scoring.reward import RewardConfig, RewardHead, save_reward
+    from scoreaware.tiny_models import make_tiny_clap
+    from train.sample import Generator
+
+    other = make_tiny_clap(tmp_path / "other", size="small")
+    with pytest.raises(ValueError, match="not the one the training data was embedded with"):
+        Generator(parent, clap_model=str(other))
+    head = RewardHead(RewardConfig(mert_dim=1024, hidden=(8,)))
+    head.features = {"clap_weights": "some-other-clap"}
+    save_reward(tmp_path / "head.pt", head)
+    result = CliRunner().invoke(cli, ["curate", "score", "reward", str(clap_scored), "--checkpoint",
+                                      str(tmp_path / "head.pt"), "--mert-model", str(tiny_mert), "-j", "0", "-o",
+                                      str(tmp_path / "r.jsonl.gz")])
+    assert result.exit_code == 1 and "trained on CLAP features of weights some-other-clap" in result.output
+
+
+def test_non_finite_scores_are_refused_naming_the_cuts(encoded, tmp_path):
+    bad = tmp_path / "nan.jsonl.gz"
+    with gzip.open(encoded, "rt") as f:
+        lines = [json.loads(line) for line in f]
+    lines[1]["custom"]["reward"] = float("nan")
+    with gzip.open(bad, "wt") as f:
+        f.write("".join(json.dumps(line) + "\n" for line in lines))
+    (tmp_path / "nan.encode.json").write_text((encoded.parent / "encode.encode.json").read_text())
+    from train.data import check_finite
+
+    with pytest.raises(ValueError, match=f"reward of 1 cuts \\(first: {lines[1]['id']}\\)"):
+        check_finite(bad, ("reward", "clap_score"))
+
+
+def test_reward_pairs_split_by_clip():
+    from curate.scoring.reward import split_pairs
+
+    rng = np.random.default_rng(0)
+    clips = [f"c{i}" for i in range(40)]
+    a = [clips[i] for i in rng.integers(0, 40, 300)]
+    b = [clips[i] for i in rng.integers(0, 40, 300)]
+    train, held, dropped = split_pairs(a, b, 0.2, seed=0)
+    seen = {a[i] for i in train} | {b[i] for i in train}
+    assert held.size and not ({a[i] for i in held} | {b[i] for i in held}) & seen  # no clip on both sides
+    assert len(train) + len(held) + dropped == 300
+    groups = [f"g{i % 10}" for i in range(300)]
+    train, held, _ = split_pairs(a, b, 0.2, seed=0, groups=groups)
+    assert {groups[i] for i in train}.isdisjoint({groups[i] for i in held}) and len(held) == 60
+
+
+def test_demucs_post_processing_is_seeded(tmp_path_factory):
+    from demucs.hdemucs import HDemucs
+    from demucs.states import save_with_checksum
+
+    from train.sample import demucs_instrumental
+
+    torch.manual_seed(0)
+    model = HDemucs(sources=["drums", "bass", "other", "vocals"], channels=4)
+    args, kwargs = model._init_args_kwargs
+    repo = tmp_path_factory.mktemp("demucs_seeded")
+    save_with_checksum({"klass": HDemucs, "args": args, "kwargs": kwargs, "state": model.state_dict(),
+                        "training_args": {}}, repo / "tiny.th")
+    rate = 44100
+    audio = (0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * rate) / rate))[None].astype(np.float32)
+    one = demucs_instrumental(audio, rate, "tiny", passes=1, repo=str(repo), seed=3)
+    two = demucs_instrumental(audio, rate, "tiny", passes=1, repo=str(repo), seed=3)
+    assert np.array_equal(one, two)
