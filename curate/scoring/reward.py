@@ -272,10 +272,11 @@ def train_reward_head(a: np.ndarray, b: np.ndarray, a_wins: np.ndarray, clap_dim
     :param a, b: (pairs, 2·clap_dim + mert_dim) feature rows.
     :param a_wins: (pairs,) booleans.
     :param a_ids, b_ids, groups: which clips the pairs hold; the held-out split never shares a
-        clip with training (`split_pairs`). Without ids every pair is its own clip pair.
+        clip with training (`split_pairs`). Without ids the split is by pair.
     """
-    a_ids = a_ids if a_ids is not None else [f"a{i}" for i in range(len(a))]
-    b_ids = b_ids if b_ids is not None else [f"b{i}" for i in range(len(b))]
+    if a_ids is None or b_ids is None:  # unknown clips: each pair is its own group
+        a_ids, b_ids = [f"a{i}" for i in range(len(a))], [f"b{i}" for i in range(len(b))]
+        groups = groups if groups is not None else [f"pair{i}" for i in range(len(a))]
     fit, hold, dropped = split_pairs(a_ids, b_ids, config.holdout, config.seed, groups)
     n_hold = len(hold)
     torch.manual_seed(config.seed)

@@ -68,14 +68,15 @@ def test_resume_reproduces_the_uninterrupted_trajectory(encoded, tmp_path, optio
 def test_sample_writes_loudness_normalized_wavs(encoded, tmp_path):
     run = fit(f"manifest={encoded}", f"run_dir={tmp_path}", "steps=3", "batch_size=4", "max_frames=32",
               "score_head=input_add")
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("a calm piano piece\n" + json.dumps({"id": "rock", "prompt": "energetic rock"}) + "\n")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "a calm piano piece"}) + "\n"
+                       + json.dumps({"id": "rock", "prompt": "energetic rock"}) + "\n")
     out = tmp_path / "wav"
     result = CliRunner().invoke(cli, ["train", "sample", str(run / "checkpoints" / "0000003.pt"), "--prompts",
                                       str(prompts), "-o", str(out), "--steps", "4", "--seconds", "2"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["0001", "rock"]
+    assert [r["prompt_id"] for r in rows] == ["0001", "rock"]  # clip ids add the sample index: 0001_s0
     for row in rows:
         audio, rate = sf.read(out / row["path"], always_2d=True)
         assert rate == 44100 and audio.shape[0] == 2 * 44100

@@ -1,3 +1,4 @@
+import itertools
 import json
 import random
 
@@ -98,13 +99,14 @@ def reward_ckpt(clap_scored, tiny_mert, tmp_path_factory):
     random.seed(0)
     folder = tmp_path_factory.mktemp("reward")
     with open(folder / "pairs.jsonl", "w") as f:
-        for _ in range(120):
-            a, b = random.sample(cuts, 2)
+        for a, b in itertools.combinations(cuts, 2):  # every pair: the held-out clips still form some
+            a, b = random.sample([a, b], 2)
             winner = "a" if a.custom["loudness_lufs"] > b.custom["loudness_lufs"] else "b"
             f.write(json.dumps({"cut_a": a.id, "cut_b": b.id, "winner": winner}) + "\n")
     out = folder / "reward.pt"
     result = CliRunner().invoke(cli, ["train", "reward", str(folder / "pairs.jsonl"), "--manifest", str(clap_scored),
-                                      "--mert-model", str(tiny_mert), "-o", str(out), "--epochs", "40"])
+                                      "--mert-model", str(tiny_mert), "-o", str(out), "--epochs", "100",
+                                      "--holdout", "0.4"])
     assert result.exit_code == 0, result.output
     assert "held-out accuracy" in result.output and out.with_suffix(".png").is_file()
     return out
@@ -112,8 +114,9 @@ def reward_ckpt(clap_scored, tiny_mert, tmp_path_factory):
 
 def test_reward_trained_on_loudness_pairs_beats_chance(reward_ckpt):
     metrics = torch.load(reward_ckpt, weights_only=False)["metrics"]["holdout"]
-    assert metrics["pairs"] == 24
-    assert metrics["accuracy"] >= 0.75, metrics  # chance band for 24 pairs ends near 0.70
+    # held out by clip: no held-out pair shares a clip with training, so this is generalization
+    assert metrics["pairs"] >= 20, metrics
+    assert metrics["accuracy"] > chance_interval(metrics["pairs"]), metrics
 
 
 def test_score_reward_cli_writes_reward_and_mert_features(clap_scored, reward_ckpt, tiny_mert, tmp_path):
