@@ -132,6 +132,10 @@ def crpo(ctx: click.Context, checkpoint: Path, prompts: Path, output: Path, n: i
         outputs[name] = out.finalize(options={"min_margin": min_margin, "score": score},
                                      inputs=[describe_input(winners)])["outputs"]["cuts"]["items"]
     val = output / "pairs_val.jsonl.gz"
+    if outputs["pairs"] < batch_size:
+        click.secho(f"note: {outputs['pairs']} training pairs, fewer than --batch-size {batch_size}: batches of "
+                    f"{outputs['pairs']}", fg="yellow", err=True)
+        batch_size = outputs["pairs"]
     child = finetune(ctx, parent, output / "pairs.jsonl.gz", output / "runs", train_steps, lr, warmup,
                      objective="crpo", crpo_beta=beta, crpo_lambda_fm=lambda_fm, repa="", batch_size=batch_size,
                      timesteps="logit_normal", score_dropout=0.0, text_dropout=0.0,

@@ -120,6 +120,16 @@ def write_encode_info_like(source: Path, target: Path) -> None:
 def finetune(ctx: click.Context, parent: Parent, manifest: Path, run_root: Path, steps: int, lr: float,
              warmup: int = 0, **changes) -> Path:
     """`train fit` from the parent's EMA (resuming an interrupted run); the last checkpoint."""
+    overrides = model_overrides(parent, manifest=str(manifest), init_from=str(parent.path), lr=lr, warmup=warmup,
+                                lr_schedule="constant", steps=steps, run_dir=str(run_root),
+                                ckpt_every=max(1, min(steps // 4, 500)), log_every=max(1, min(steps // 20, 100)),
+                                **changes)
+    return fit_or_resume(ctx, run_root, overrides)
+
+
+def fit_or_resume(ctx: click.Context, run_root: Path, overrides: tuple[str, ...], preset: str | None = None) -> Path:
+    """`train fit` into `run_root` unless a run there finished (then its last checkpoint) or was
+    interrupted (then it resumes, with its saved configuration); the last checkpoint."""
     from train.cli import fit
 
     runs = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir()) if run_root.is_dir() else []
@@ -132,11 +142,7 @@ def finetune(ctx: click.Context, parent: Parent, manifest: Path, run_root: Path,
         if last:
             ctx.invoke(fit, resume_dir=runs[-1], overrides=(), config_path=None, preset=None, manifest=None)
             return sorted((runs[-1] / "checkpoints").glob("*.pt"))[-1]
-    overrides = model_overrides(parent, manifest=str(manifest), init_from=str(parent.path), lr=lr, warmup=warmup,
-                                lr_schedule="constant", steps=steps, run_dir=str(run_root),
-                                ckpt_every=max(1, min(steps // 4, 500)), log_every=max(1, min(steps // 20, 100)),
-                                **changes)
-    ctx.invoke(fit, overrides=overrides, config_path=None, preset=None, manifest=None, resume_dir=None)
+    ctx.invoke(fit, overrides=overrides, config_path=None, preset=preset, manifest=None, resume_dir=None)
     run = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir())[-1]
     return sorted((run / "checkpoints").glob("*.pt"))[-1]
 

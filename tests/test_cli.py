@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -64,17 +65,32 @@ def test_describe_prints_counts_histograms_and_writes_a_plot(ingested, tmp_path)
 
 def test_demo_run_end_to_end(tmp_path):
     workdir = tmp_path / "demo"
-    args = ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11", "--train-steps", "4"]
+    args = ["demo", "run", "--workdir", str(workdir), "--clips", "8", "--duration", "11", "--train-steps", "4",
+            "--post-steps", "2"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "clap.jsonl.gz", "reward.jsonl.gz", "verbose.jsonl.gz",
                  "caption.jsonl.gz", "rescored.jsonl.gz", "filter.jsonl.gz",
                  "select.jsonl.gz", "select.mixture.jsonl.gz", "scores.png", "models/reward.pt", "corpus/truth.jsonl",
                  "report/index.html", "report/beta_schedule.png", "dataset/README.md", "encode.jsonl.gz",
-                 "runs/000-tiny/loss.png", "runs/000-tiny/checkpoints/0000004.pt", "samples/samples.jsonl"):
+                 "runs/baseline/000-tiny/loss.png", "runs/score/000-tiny/checkpoints/0000004.pt",
+                 "samples/samples.jsonl", "post/ei/summary.json", "post/crossload.pt", "post/crpo/summary.json",
+                 "eval/compare/compare.md", "timing.json"):
         assert (workdir / name).is_file(), name
     assert "RewardScoredCuts" in result.output and "demo finished" in result.output
+    assert "where the time went" in result.output
     assert len(list((workdir / "samples").glob("*.wav"))) == 2
+    table = (workdir / "eval" / "compare" / "compare.md").read_text()
+    stages = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")][1:]
+    assert stages == ["baseline", "score_sft", "ei", "crossload", "crpo"], table
+    summary = json.loads((workdir / "post" / "ei" / "summary.json").read_text())
+    assert summary["rounds"][0]["keepers"] >= 1
+    first = json.loads((workdir / "timing.json").read_text())
+    assert {"train fit", "expert iteration", "crpo", "evaluation"} <= set(first["steps"])
+
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 0 and again.output.count("already complete") == 10
-    assert again.output.count("already trained") == 2 and "already exported" in again.output
+    assert again.exit_code == 0, again.output
+    assert "\ntrain fit\n  steps" not in again.output  # nothing trained again
+    generated = [line for line in again.output.splitlines() if "generated now" in line]
+    assert generated and all(", 0 generated now" in line for line in generated), generated
+    assert again.output.count("already trained") >= 4 and "already exported" in again.output
