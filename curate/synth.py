@@ -4,8 +4,10 @@ Each clip is procedurally composed from a genre (drum pattern, instrumentation, 
 a key and mode, and a mood that follows from mode and tempo; captions and Jamendo-style tags
 are derived from those attributes. On purpose, the corpus also holds the problems real
 collections have: some captions describe a different clip, a few clips are near-silent (one
-only in its middle), one file is truncated and one "mp3" is an HTML error page. The ground
-truth of every clip is written to ``truth.jsonl`` so tests and demos can check curation.
+only in its middle), one file is truncated and one "mp3" is an HTML error page, and a share of
+the clips carry a graded quality degradation their metadata does not mention (additive noise,
+clipping, a muffling low-pass, mains hum, dropouts). The ground truth of every clip is written
+to ``truth.jsonl`` so tests and demos can check curation.
 
 Layout written under DIR::
 
@@ -76,6 +78,8 @@ class ClipSpec:
     caption: str
     caption_matches_audio: bool = True
     defect: str | None = None  # near_silent, silent_middle, truncated, not_audio
+    degradation: str | None = None  # noise, clipping, lowpass, hum, dropouts (see DEGRADATIONS)
+    degradation_strength: int | None = None  # 1 mild, 2 clear, 3 severe
     target_lufs: float = -16.0
     lufs: float | None = None  # measured after rendering (before lossy encoding)
 
@@ -181,6 +185,59 @@ DRUM_PATTERNS = {  # (kind, positions in 16ths of a bar)
 }
 
 
+# --------------------------------------------------------------------------- degradations
+DEGRADATIONS = {  # kind: the parameter at strength 1, 2, 3 (mild, clear, severe)
+    "noise": (30.0, 18.0, 6.0),  # SNR of white noise, dB
+    "clipping": (0.5, 0.25, 0.08),  # hard-clip threshold as a fraction of the peak
+    "lowpass": (5000.0, 2000.0, 700.0),  # cutoff of an 8th-order Butterworth, Hz
+    "hum": (-30.0, -20.0, -8.0),  # 50 Hz mains hum and its harmonics relative to the music RMS, dB
+    "dropouts": (0.5, 1.5, 3.0),  # gaps of 60-250 ms per second
+}
+# how a caption of a training corpus says it (the demo corpus's metadata never does)
+DEGRADATION_WORDS = {
+    "noise": ("with loud background hiss", "buried in static noise", "with noisy hiss"),
+    "clipping": ("distorted by clipping", "with harsh clipping distortion", "badly clipped"),
+    "lowpass": ("with a muffled, dull sound", "sounding muffled", "muffled as if through a wall"),
+    "hum": ("with a loud electrical hum", "over a mains hum", "with a humming buzz"),
+    "dropouts": ("with audio dropouts", "with gaps of silence where the audio drops out", "with dropouts"),
+}
+
+
+def degrade(audio: np.ndarray, kind: str, strength: int, rng: np.random.Generator) -> np.ndarray:
+    """`audio` (channels, samples) at 44.1 kHz with a known degradation of grade 1-3; the
+    loudness is not restored (the caller normalizes)."""
+    level = DEGRADATIONS[kind][strength - 1]
+    rms = float(np.sqrt(np.mean(audio**2))) or 1e-4
+    if kind == "noise":
+        return audio + rng.standard_normal(audio.shape) * rms / 10 ** (level / 20)
+    if kind == "clipping":
+        limit = level * float(np.abs(audio).max())
+        return np.clip(audio, -limit, limit)
+    if kind == "lowpass":
+        return sosfilt(butter(8, level, "lowpass", fs=SR, output="sos"), audio, axis=-1)
+    if kind == "hum":
+        t = np.arange(audio.shape[-1]) / SR
+        hum = sum(np.sin(2 * np.pi * 50 * k * t + k) / k for k in range(1, 6))
+        hum *= rms * np.sqrt(2) / np.sqrt(np.mean(hum**2)) * 10 ** (level / 20)
+        return audio + hum[None]
+    if kind == "dropouts":
+        out = audio.copy()
+        seconds = audio.shape[-1] / SR
+        for start in rng.uniform(0, seconds, int(round(level * seconds))):
+            a = int(start * SR)
+            out[:, a: a + int(rng.uniform(0.06, 0.25) * SR)] = 0.0
+        return out
+    raise ValueError(f"degradation {kind!r} not implemented; choose from {sorted(DEGRADATIONS)}")
+
+
+def normalize(audio: np.ndarray, target_lufs: float) -> np.ndarray:
+    """To `target_lufs` integrated loudness, then a soft limiter that keeps peaks in full scale."""
+    loudness = window_loudness(audio, SR, [(0, audio.shape[-1])])[0]
+    if np.isfinite(loudness):
+        audio = audio * 10 ** ((target_lufs - loudness) / 20)
+    return 0.98 * np.tanh(audio / 0.98)
+
+
 # ----------------------------------------------------------------------------- composing
 def _add(track: np.ndarray, sound: np.ndarray, at: float, gain: float) -> None:
     i = int(at * SR)
@@ -243,10 +300,10 @@ def render(spec: ClipSpec, duration: float, rng: np.random.Generator) -> np.ndar
         left = sum(stems[k] * np.cos((pans[k] + 1) * np.pi / 4) for k in stems)
         right = sum(stems[k] * np.sin((pans[k] + 1) * np.pi / 4) for k in stems)
         audio = np.stack([left, right]) * np.sqrt(2)
-    audio = _fade(audio)
-    loudness = window_loudness(audio, SR, [(0, n)])[0]
-    audio = audio * 10 ** ((spec.target_lufs - loudness) / 20)
-    audio = 0.98 * np.tanh(audio / 0.98)  # soft limiter: peaks stay in full scale, loudness stays near target
+    audio = normalize(_fade(audio), spec.target_lufs)
+    if spec.degradation:  # its own stream: the music is the same with or without it
+        damage = np.random.default_rng([int(spec.id), len(spec.degradation), spec.degradation_strength])
+        audio = normalize(degrade(audio, spec.degradation, spec.degradation_strength, damage), spec.target_lufs)
     if spec.defect == "silent_middle":
         audio[:, int(n / 3): int(2 * n / 3)] *= 1e-4
     measured = window_loudness(audio, SR, [(0, n)])[0]
@@ -260,8 +317,12 @@ def _fade(audio: np.ndarray, seconds: float = 0.05) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------- corpus
-def plan_corpus(clips: int, seed: int) -> list[ClipSpec]:
-    """Attributes and planted defects of every clip (no audio yet)."""
+def plan_corpus(clips: int, seed: int, degraded: float = 0.25) -> list[ClipSpec]:
+    """Attributes and planted defects of every clip (no audio yet).
+
+    :param degraded: share of the clips (among those with a readable file and a matching
+        caption) that get a quality degradation: kinds in turn, strengths 1-3 in turn.
+    """
     rng = np.random.default_rng(seed)
     genres = list(GENRES)
     specs = []
@@ -301,6 +362,13 @@ def plan_corpus(clips: int, seed: int) -> list[ClipSpec]:
         if donor.genre != specs[index].genre and specs[index].defect is None:
             specs[index].caption = donor.caption
             specs[index].caption_matches_audio = False
+    # Degradations from their own stream, so adding them changes no other attribute.
+    eligible = [s for s in specs if s.defect is None and s.caption_matches_audio]
+    chosen = np.random.default_rng([seed, 7]).permutation(len(eligible))[: int(round(degraded * len(eligible)))]
+    kinds = list(DEGRADATIONS)
+    for turn, index in enumerate(sorted(chosen)):
+        eligible[index].degradation = kinds[turn % len(kinds)]
+        eligible[index].degradation_strength = 1 + (turn // len(kinds) + turn) % 3
     return specs
 
 
@@ -348,16 +416,17 @@ def write_metadata(specs: list[ClipSpec], root: Path, duration: float) -> None:
 
 
 def make_corpus(root: str | os.PathLike, clips: int = 40, duration: float = 30.0, seed: int = 0,
-                progress=None) -> list[ClipSpec]:
+                progress=None, degraded: float = 0.25) -> list[ClipSpec]:
     """Synthesize the corpus under `root`; returns the clip specs (the ground truth).
 
     :param clips: number of clips (at least 8 to plant every defect).
     :param duration: seconds per clip.
     :param seed: the corpus is a pure function of (clips, duration, seed).
     :param progress: optional callable invoked once per written clip.
+    :param degraded: share of clean clips with a planted quality degradation.
     """
     root = Path(root)
-    specs = plan_corpus(clips, seed)
+    specs = plan_corpus(clips, seed, degraded)
     for spec in specs:
         write_clip(spec, root / "audio", duration, seed)
         if progress:

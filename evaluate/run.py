@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from curate.io import StageError, atomic_write_text, describe_input, library_versions
+from curate.io import StageError, atomic_write_text, describe_input, library_versions, read_provenance
 from evaluate.embeddings import EmbeddingError, load_reference, manifest_embeddings, mert_embeddings
 from evaluate.score import SCORES_FORMAT, set_metrics, write_clips_csv
 
@@ -109,7 +109,7 @@ def score_run(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
             raise click.UsageError("--reward needs --mert-model (the reward's MERT features)")
         scored = folder / "reward.jsonl.gz"
         ctx.invoke(score_reward_cmd, manifest=clap_manifest, checkpoint=reward_checkpoint, mert_model=mert_model,
-                   trust_remote_code=trust_remote_code, prompt_protocol="empty", batch_size=batch_size,
+                   trust_remote_code=trust_remote_code, prompt_protocol=None, batch_size=batch_size,
                    workers=workers, device=device, unsafe_pickle=unsafe_pickle, output=scored, resume=False,
                    overwrite=True)
     clips = _clip_table(scored, rows)
@@ -135,7 +135,9 @@ def score_run(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
         "manifests": {"clips": clips_manifest.name, "clap": clap_manifest.name, "scored": scored.name},
         "models": {"reward_checkpoint": describe_input(reward_checkpoint) if reward_checkpoint else None,
                    "mert_model": mert_model},
-        "settings": {"bootstrap": bootstrap, "prompt_protocol": "empty", "mad": mad},
+        "settings": {"bootstrap": bootstrap, "mad": mad,
+                     "prompt_protocol": (read_provenance(scored) or {}).get("options", {}).get("prompt_protocol")
+                     if reward_checkpoint else None},
         "versions": library_versions("torch", "transformers", "scipy", "mauve-text"),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

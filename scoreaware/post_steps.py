@@ -88,7 +88,7 @@ def score_candidates(ctx: click.Context, samples: Path, clap_model: str, reward:
     if reward is None:
         return clap
     scored = folder / "reward.jsonl.gz"
-    ctx.invoke(score_reward_cmd, manifest=clap, checkpoint=reward, mert_model=mert_model, prompt_protocol="empty",
+    ctx.invoke(score_reward_cmd, manifest=clap, checkpoint=reward, mert_model=mert_model, prompt_protocol=None,
                workers=workers, output=scored, resume=True)
     return scored
 

@@ -179,12 +179,13 @@ CHATML_TEMPLATE = (
 QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]
 
 
-def make_chat_tokenizer(directory: str | os.PathLike, vocab_size: int = 2000):
-    """A byte-level BPE tokenizer with Qwen's special tokens and ChatML template, trained here."""
+def make_chat_tokenizer(directory: str | os.PathLike, vocab_size: int = 2000, corpus: list[str] | None = None):
+    """A byte-level BPE tokenizer with Qwen's special tokens and ChatML template, trained here
+    (on `corpus`, or on a small built-in set of music phrases)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    corpus = [
+    corpus = corpus or [
         f"{mood} {genre} music with {inst} at {bpm} BPM in {key}. The {inst} plays a {mood} melody."
         for mood in ("calm", "happy", "dark", "energetic", "sad", "dreamy") for genre in ("rock", "jazz", "ambient",
                                                                                          "folk", "classical")
@@ -203,23 +204,29 @@ def make_chat_tokenizer(directory: str | os.PathLike, vocab_size: int = 2000):
     return fast
 
 
-def make_tiny_qwen2(directory: str | os.PathLike, seed: int = 0) -> Path:
-    """A random 1-layer Qwen2 (hidden 128, 2 heads of 64: a shape vLLM's CPU kernels support)."""
+def build_qwen2(tokenizer, hidden: int = 128, layers: int = 1):
+    """A random Qwen2 causal LM over `tokenizer` (heads of 64: a shape vLLM's CPU kernels support)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64,
+                         head_dim=64, max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=True, torch_dtype="float32")
+    return Qwen2ForCausalLM(config)
+
+
+def make_tiny_qwen2(directory: str | os.PathLike, seed: int = 0) -> Path:
+    """A random 1-layer Qwen2 (hidden 128, 2 heads of 64: a shape vLLM's CPU kernels support)."""
     directory = Path(directory)
     tokenizer = make_chat_tokenizer(directory)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=4096,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, torch_dtype="float32")
     torch.manual_seed(seed)
-    Qwen2ForCausalLM(config).eval().save_pretrained(directory)
+    build_qwen2(tokenizer).eval().save_pretrained(directory)
     return directory
 
 
-def make_tiny_qwen2_audio(directory: str | os.PathLike, seed: int = 0) -> Path:
-    """A random Qwen2-Audio (Whisper-style encoder + 1-layer Qwen2) with its processor, built here."""
+def build_qwen2_audio(tokenizer, hidden: int = 128, layers: int = 1, audio_width: int = 64, audio_layers: int = 1):
+    """A random Qwen2-Audio (Whisper-style encoder + Qwen2) and its processor over `tokenizer`."""
     from transformers import (
         Qwen2AudioConfig,
         Qwen2AudioEncoderConfig,
@@ -229,22 +236,36 @@ def make_tiny_qwen2_audio(directory: str | os.PathLike, seed: int = 0) -> Path:
         WhisperFeatureExtractor,
     )
 
-    directory = Path(directory)
-    tokenizer = make_chat_tokenizer(directory)
-    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=1,
-                       num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=4096,
-                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    audio = Qwen2AudioEncoderConfig(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2,
-                                    encoder_ffn_dim=128, d_model=64, max_source_positions=1500)
+    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                       num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64,
+                       head_dim=64, max_position_embeddings=4096, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id)
+    audio = Qwen2AudioEncoderConfig(num_mel_bins=128, encoder_layers=audio_layers,
+                                    encoder_attention_heads=max(1, audio_width // 32), encoder_ffn_dim=2 * audio_width,
+                                    d_model=audio_width, max_source_positions=1500)
     config = Qwen2AudioConfig(audio_config=audio.to_dict(), text_config=text.to_dict(),
                               audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
-    torch.manual_seed(seed)
-    Qwen2AudioForConditionalGeneration(config).eval().save_pretrained(directory)
-    _legacy_qwen2_audio_keys(directory / "model.safetensors")
     processor = Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer,
                                     chat_template=CHATML_TEMPLATE)
+    return Qwen2AudioForConditionalGeneration(config), processor
+
+
+def save_qwen2_audio(model, processor, directory: str | os.PathLike) -> Path:
+    """`save_pretrained` in the released Qwen2-Audio layout (see `_legacy_qwen2_audio_keys`)."""
+    directory = Path(directory)
+    model.save_pretrained(directory)
+    _legacy_qwen2_audio_keys(directory / "model.safetensors")
     processor.save_pretrained(directory)
     return directory
+
+
+def make_tiny_qwen2_audio(directory: str | os.PathLike, seed: int = 0) -> Path:
+    """A random Qwen2-Audio (Whisper-style encoder + 1-layer Qwen2) with its processor, built here."""
+    directory = Path(directory)
+    tokenizer = make_chat_tokenizer(directory)
+    torch.manual_seed(seed)
+    model, processor = build_qwen2_audio(tokenizer)
+    return save_qwen2_audio(model.eval(), processor, directory)
 
 
 def _legacy_qwen2_audio_keys(path: Path) -> None:

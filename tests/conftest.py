@@ -15,11 +15,11 @@ TINY_DURATION = 12.0
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
-    """8 clips × 12 s with every planted defect (see curate.synth.plan_corpus)."""
+    """8 clips × 12 s with every planted metadata defect (see curate.synth.plan_corpus), no audio degradations."""
     from curate.synth import make_corpus
 
     root = tmp_path_factory.mktemp("corpus")
-    make_corpus(root, clips=TINY_CLIPS, duration=TINY_DURATION, seed=0)
+    make_corpus(root, clips=TINY_CLIPS, duration=TINY_DURATION, seed=0, degraded=0.0)  # degradations: test_synth
     return root
 
 

@@ -58,13 +58,21 @@ def describe(manifest: Path, plot: Path | None, bins: int) -> None:
               help="Folder for index.html and the figures.")
 @click.option("--lam", type=float, default=1.0, help="λ of the score-aware Beta timestep schedule shown.")
 @click.option("--examples", type=click.IntRange(1), default=8, help="Best/worst segments listed.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help='JSONL of {"id": cut or recording id, "label": ...}: histograms split by label and what '
+                   "filtering removed of each.")
 @stage_command
-def report(manifests: tuple[Path, ...], output: Path, lam: float, examples: int) -> None:
+def report(manifests: tuple[Path, ...], output: Path, lam: float, examples: int, labels: Path | None) -> None:
     """Write a self-contained HTML report of a curation run from its MANIFESTS (any stages)."""
+    from curate.io import StageError
     from curate.manifests import check_input
-    from curate.stages.report import build_report
+    from curate.stages.report import build_report, read_labels
 
     for manifest in manifests:
         check_input(manifest)
-    index = build_report(list(manifests), output, lam=lam, k=examples)
+    try:
+        known = read_labels(labels) if labels else None
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
+    index = build_report(list(manifests), output, lam=lam, k=examples, labels=known)
     click.echo(f"report → {index} (figures: {', '.join(p.name for p in sorted(output.glob('*.png')))})")

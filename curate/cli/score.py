@@ -122,15 +122,17 @@ def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str,
 @click.option("--mert-model", default="m-a-p/MERT-v1-330M", help="MERT hub id or local folder.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Allow the MERT repo's own model code to run (the Hub MERT needs it).")
-@click.option("--prompt-protocol", type=click.Choice(["empty", "caption"]), default="empty",
-              help="Text features: zeros (TuneJury's empty-prompt protocol) or the cut's CLAP text embedding.")
+@click.option("--prompt-protocol", type=click.Choice(["empty", "caption"]), default=None,
+              help="Text features: zeros (TuneJury's empty-prompt protocol) or the cut's CLAP text embedding "
+                   "[default: the protocol the head was trained with; empty for a released TuneJury head].")
 @click.option("--batch-size", type=click.IntRange(1), default=16, help="Cuts per reward batch.")
 @click.option("-j", "--workers", type=click.IntRange(0), default=2, help="DataLoader processes decoding audio.")
 @click.option("--device", default="cpu", help="torch device for MERT.")
 @unsafe_pickle_option
 @output_options("reward.jsonl.gz")
 @stage_command
-def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_remote_code: bool, prompt_protocol: str,
+def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_remote_code: bool,
+                     prompt_protocol: str | None,
                      batch_size: int, workers: int, device: str, unsafe_pickle: bool, output: Path, resume: bool,
                      overwrite: bool) -> None:
     """Add a TuneJury-compatible reward to every cut of MANIFEST (a `score clap` output).
@@ -145,6 +147,8 @@ def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_rem
     from curate.stages.score_reward import RewardScoreConfig, score_reward
 
     source, head_file = describe_input(manifest), describe_input(checkpoint)
+    head = load_reward(checkpoint, unsafe_pickle=unsafe_pickle)
+    prompt_protocol = prompt_protocol or head.prompt_protocol or "empty"
     config = dict(input_sha256=source["sha256"], checkpoint_sha256=head_file["sha256"], mert_model=mert_model,
                   mert_weights=weights_fingerprint(mert_model), prompt_protocol=prompt_protocol)
     out = prepare_output(output, "reward", resume, overwrite, config=config, input_manifest=manifest)
@@ -152,7 +156,6 @@ def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_rem
         return
     timer = Timer()
     check_input(manifest)
-    head = load_reward(checkpoint, unsafe_pickle=unsafe_pickle)
     from curate.publish import provenance_chain
     from curate.scoring.reward import check_feature_models
 
@@ -175,8 +178,8 @@ def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_rem
                 rewards.append(item.custom["reward"])
             bar.update(1)
     provenance = out.finalize(
-        options=dict(manifest=str(manifest), checkpoint=str(checkpoint), batch_size=batch_size, device=device,
-                     output=str(output), arrays=str(arrays_dir(output))),
+        options=dict(manifest=str(manifest), checkpoint=str(checkpoint), prompt_protocol=prompt_protocol,
+                     batch_size=batch_size, device=device, output=str(output), arrays=str(arrays_dir(output))),
         inputs=[source, head_file], extra_versions=("torch", "torchaudio", "transformers"),
     )
     print_summary("score reward", _summary("reward", out, manifest, timer, rewards, "reward"), provenance["outputs"])

@@ -48,6 +48,7 @@ class RewardHead(nn.Module):
         super().__init__()
         self.config = config
         self.features: dict = {}  # fingerprints of the feature models it was trained on, when known
+        self.prompt_protocol: str | None = None  # "empty" or "caption" when known (our checkpoints)
         layers: list[nn.Module] = []
         width = config.input_dim
         for hidden in config.hidden:
@@ -95,6 +96,7 @@ def load_reward(path: str | os.PathLike, mert_dim: int | None = None, unsafe_pic
         head = RewardHead(config)
         head.load_state_dict(blob["state_dict"])
         head.features = dict(blob.get("features") or {})  # which CLAP and MERT weights it was trained on
+        head.prompt_protocol = blob.get("prompt_protocol")  # the text features it was trained with
         return head.eval()
     state = blob
     for key in ("state_dict", "model_state_dict", "model"):

@@ -2,6 +2,10 @@
 
 Input: the manifests of one run (any order; sorted by their stage). Output: a self-contained
 ``index.html`` (figures embedded) plus the figures as PNG files, written atomically.
+
+With labels (a JSONL file of ``{"id": cut or recording id, "label": ...}``, e.g. the planted
+problems of a synthetic corpus or a hand-checked subset), the score histograms are split by
+label and a table shows what each filtering stage removed of every label.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ def load_stage(path: Path) -> StageRow:
 
     sidecar = read_provenance(path) or {}
     stage = sidecar.get("stage", "?")
-    columns = [c for c in TABLE_COLUMNS]
+    columns = [*TABLE_COLUMNS, "recording_id"]
     frames = [chunk.reindex(columns=[c for c in columns if c in chunk.columns])
               for chunk in iter_table_chunks(read_cuts(path))]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "duration"])
@@ -169,7 +173,80 @@ def _html_table(frame: pd.DataFrame) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def build_report(manifests: list[Path], out_dir: Path, lam: float = 1.0, k: int = 8) -> Path:
+def read_labels(path: Path) -> dict[str, str]:
+    """{cut or recording id: label} from JSONL rows ``{"id": ..., "label": ...}``."""
+    import json
+
+    labels = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                labels[str(row["id"])] = str(row["label"])
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: expected {{\"id\": ..., \"label\": ...}} ({exc})") from None
+    return labels
+
+
+def labelled(table: pd.DataFrame, labels: dict[str, str]) -> pd.Series:
+    """The label of every row: by cut id, else by recording id, else "unlabelled"."""
+    by_cut = table["id"].astype(str).map(labels)
+    if "recording_id" in table:
+        by_cut = by_cut.fillna(table["recording_id"].astype(str).map(labels))
+    return by_cut.fillna("unlabelled")
+
+
+def plot_by_label(rows: list[StageRow], column: str, label: str, labels: dict[str, str], out: Path) -> Path | None:
+    """Histograms of `column` as scored (before curation), one per label, overlaid."""
+    import matplotlib.pyplot as plt
+
+    shown = before_after_rows(rows, column)
+    if not shown:
+        return None
+    table = shown[0].table
+    values = pd.to_numeric(table[column], errors="coerce")
+    names = labelled(table, labels)
+    keep = values.notna()
+    edges = np.histogram_bin_edges(values[keep].to_numpy(), bins=30)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for name in sorted(names[keep].unique(), key=lambda n: (-int((names[keep] == n).sum()), n)):
+        part = values[keep & (names == name)].to_numpy()
+        ax.hist(part, bins=edges, alpha=0.55, label=f"{name}: {len(part)} (mean {part.mean():.3f})")
+    ax.set_xlabel(label)
+    ax.set_ylabel("segments")
+    ax.set_title(f"{label} by label, as scored ({shown[0].path.name.split('.')[0]})")
+    ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def removal_by_label(rows: list[StageRow], labels: dict[str, str]) -> str:
+    """HTML: for each filtering stage, how many segments of each label went in and were removed."""
+    from curate.manifests import read_cuts
+    from schemas.tables import iter_table_chunks
+
+    parts = []
+    for r in rows:
+        rejected_path = sibling(r.path, "rejected")
+        if r.stage != "filter" or not rejected_path.is_file():
+            continue
+        frames = list(iter_table_chunks(read_cuts(rejected_path)))
+        removed = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id"])
+        kept_labels = labelled(r.table, labels).value_counts() if len(r.table) else pd.Series(dtype=int)
+        removed_labels = labelled(removed, labels).value_counts() if len(removed) else pd.Series(dtype=int)
+        lines = []
+        for name in sorted(set(kept_labels.index) | set(removed_labels.index)):
+            gone, kept = int(removed_labels.get(name, 0)), int(kept_labels.get(name, 0))
+            lines.append(f"<tr><td>{html.escape(name)}</td><td>{gone + kept}</td><td>{gone}</td>"
+                         f"<td>{100 * gone / max(gone + kept, 1):.0f} %</td></tr>")
+        parts.append(f"<h3>{html.escape(r.path.name)}</h3><table><tr><th>label</th><th>in</th><th>removed</th>"
+                     f"<th>share removed</th></tr>{''.join(lines)}</table>")
+    return "".join(parts) or "<p>(no filtering stage among the manifests)</p>"
+
+
+def build_report(manifests: list[Path], out_dir: Path, lam: float = 1.0, k: int = 8,
+                 labels: dict[str, str] | None = None) -> Path:
     """Write ``out_dir/index.html`` and its PNG figures; returns the HTML path."""
     import matplotlib
 
@@ -183,6 +260,11 @@ def build_report(manifests: list[Path], out_dir: Path, lam: float = 1.0, k: int 
         fig = plot_before_after(rows, column, label, _figure_path(out_dir, f"{column}_hist"))
         if fig:
             figures.append((f"{label} before/after", fig))
+    if labels:
+        for column, label in (("clap_score", "CLAP score"), ("reward", "reward")):
+            fig = plot_by_label(rows, column, label, labels, _figure_path(out_dir, f"{column}_by_label"))
+            if fig:
+                figures.append((f"{label} by label", fig))
     clap_rows = [r for r in rows if "clap_score" in r.table and r.table["clap_score"].notna().any()]
     scores = pd.to_numeric(clap_rows[0].table["clap_score"]).dropna().to_numpy() if clap_rows else None
     figures.append(("Beta timestep schedule", plot_beta_schedule(scores, lam, _figure_path(out_dir, "beta_schedule"))))
@@ -210,6 +292,7 @@ figure{{display:inline-block;margin:0.5em}}img{{max-width:520px}}</style></head>
 <h2>Stages</h2><table><tr><th>stage</th><th>manifest</th><th>cuts</th><th>hours</th>
 <th>rejected / quarantined (reason count)</th></tr>{''.join(stage_lines)}</table>
 <h2>Distributions</h2>{images}
+{"<h2>What filtering removed, by label</h2>" + removal_by_label(rows, labels) if labels else ""}
 <h2>Best {k} segments by {html.escape(key or '—')}</h2>{_html_table(best)}
 <h2>Worst {k} segments by {html.escape(key or '—')}</h2>{_html_table(worst)}
 </body></html>

@@ -14,6 +14,7 @@ Which field is scored is an option, so the same stage rescores after captioning.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -83,31 +84,31 @@ def score_clap(
     :param config: caption field, window policy, windows per model batch, decoding workers.
     :param skip_ids: cuts already done (resume); they are not decoded.
     """
-    share_cores(config.num_workers)
-    dataset = WindowDataset(cuts, frozenset(skip_ids), encoder.sampling_rate, encoder.window, config.policy,
-                            encoder.preprocessor)
-    loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
-                        prefetch_factor=4 if config.num_workers else None)
-    text_cache: dict[str, tuple[np.ndarray, object]] = {}
-    pending: list = []  # rejections and (cut, inputs, windows, caption), kept in input order
-    windows_pending = 0
-    last_index = -1
-    for index, cut, inputs, count, error in loader:
-        assert index > last_index, f"scorer lost input order at item {index}"
-        last_index = index
-        caption = (cut.custom or {}).get(config.caption_field)
-        if not isinstance(caption, str) or not caption.strip():
-            caption = None  # embedded all the same (reward, FAD, REPA need it); no score
-        if error is not None:
-            pending.append(Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict()))
-        else:
-            pending.append((cut, inputs, count, caption))
-            windows_pending += count
-        if windows_pending >= config.batch_size:
+    with share_cores(config.num_workers):
+        dataset = WindowDataset(cuts, frozenset(skip_ids), encoder.sampling_rate, encoder.window, config.policy,
+                                encoder.preprocessor)
+        loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
+                            prefetch_factor=4 if config.num_workers else None)
+        text_cache: dict[str, tuple[np.ndarray, object]] = {}
+        pending: list = []  # rejections and (cut, inputs, windows, caption), kept in input order
+        windows_pending = 0
+        last_index = -1
+        for index, cut, inputs, count, error in loader:
+            assert index > last_index, f"scorer lost input order at item {index}"
+            last_index = index
+            caption = (cut.custom or {}).get(config.caption_field)
+            if not isinstance(caption, str) or not caption.strip():
+                caption = None  # embedded all the same (reward, FAD, REPA need it); no score
+            if error is not None:
+                pending.append(Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict()))
+            else:
+                pending.append((cut, inputs, count, caption))
+                windows_pending += count
+            if windows_pending >= config.batch_size:
+                yield from _flush(pending, encoder, store, text_cache)
+                pending, windows_pending = [], 0
+        if pending:
             yield from _flush(pending, encoder, store, text_cache)
-            pending, windows_pending = [], 0
-    if pending:
-        yield from _flush(pending, encoder, store, text_cache)
 
 
 def _flush(pending: list, encoder: ClapEncoder, store: ArrayStore, text_cache: dict):
@@ -139,8 +140,16 @@ def _flush(pending: list, encoder: ClapEncoder, store: ArrayStore, text_cache: d
 
 
 
-def share_cores(workers: int) -> None:
-    """Give the model the cores the decoding workers do not use (they run one thread each)."""
+@contextlib.contextmanager
+def share_cores(workers: int):
+    """While scoring, give the model the cores the decoding workers do not use (they run one
+    thread each); afterwards the process gets its threads back (a demo or a driver runs
+    training in the same process)."""
     import os
 
+    before = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

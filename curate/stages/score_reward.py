@@ -70,25 +70,25 @@ def score_reward(
     if head.config.mert_dim != mert.dim:
         raise ValueError(f"the reward head expects {head.config.mert_dim}-d MERT features, {mert.model_id} "
                          f"gives {mert.dim}")
-    share_cores(config.num_workers)
-    loader = DataLoader(MertAudioDataset(cuts, frozenset(skip_ids), mert.sampling_rate), batch_size=None,
-                        num_workers=config.num_workers, prefetch_factor=4 if config.num_workers else None)
-    pending: list = []  # rejections and (cut, audio), kept in input order
-    jobs = 0
-    for _, cut, audio, error in loader:
-        if error == "missing_clap_embedding":
-            pending.append(Rejection(cut.id, STAGE, "missing_clap_embedding",
-                                     "no clap_audio_emb: run `curate score clap` first", item=cut.to_dict()))
-        elif error is not None:
-            pending.append(Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict()))
-        else:
-            pending.append((cut, audio))
-            jobs += 1
-        if jobs >= config.batch_size:
+    with share_cores(config.num_workers):
+        loader = DataLoader(MertAudioDataset(cuts, frozenset(skip_ids), mert.sampling_rate), batch_size=None,
+                            num_workers=config.num_workers, prefetch_factor=4 if config.num_workers else None)
+        pending: list = []  # rejections and (cut, audio), kept in input order
+        jobs = 0
+        for _, cut, audio, error in loader:
+            if error == "missing_clap_embedding":
+                pending.append(Rejection(cut.id, STAGE, "missing_clap_embedding",
+                                         "no clap_audio_emb: run `curate score clap` first", item=cut.to_dict()))
+            elif error is not None:
+                pending.append(Rejection(cut.id, STAGE, "unreadable", error, item=cut.to_dict()))
+            else:
+                pending.append((cut, audio))
+                jobs += 1
+            if jobs >= config.batch_size:
+                yield from _flush(pending, head, mert, store, config)
+                pending, jobs = [], 0
+        if pending:
             yield from _flush(pending, head, mert, store, config)
-            pending, jobs = [], 0
-    if pending:
-        yield from _flush(pending, head, mert, store, config)
 
 
 def _flush(pending: list, head: RewardHead, mert: MertEncoder, store: ArrayStore, config: RewardScoreConfig):

@@ -152,6 +152,29 @@ def test_report_renders_every_section(scored, tmp_path):
         assert (tmp_path / "rep" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_with_labels_splits_histograms_and_counts_removals(scored, tmp_path):
+    kept = tmp_path / "kept.jsonl.gz"
+    # the bottom 20 % by CLAP (c00..c03) and the caption-less c07 are removed
+    assert CliRunner().invoke(cli, ["curate", "filter", str(scored), "-o", str(kept), "--clap-percentile", "20",
+                                    "--rejected", str(tmp_path / "kept.rejected.jsonl.gz")]).exit_code == 0
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"id": f"c{i:02d}", "label": "bad" if i < 5 else "good"}) + "\n"
+                              for i in range(20)))
+    result = CliRunner().invoke(cli, ["curate", "report", str(scored), str(kept), "-o", str(tmp_path / "rep"),
+                                      "--labels", str(labels)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "What filtering removed, by label" in page
+    # 5 bad went in, 4 removed (c00-c03; c04 kept); 15 good, 1 removed (c07, no caption)
+    assert "<tr><td>bad</td><td>5</td><td>4</td><td>80 %</td></tr>" in page
+    assert "<tr><td>good</td><td>15</td><td>1</td><td>7 %</td></tr>" in page
+    for png in ("clap_score_by_label", "reward_by_label"):
+        assert (tmp_path / "rep" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    labels.write_text('{"id": "c00"}\n')
+    bad = CliRunner().invoke(cli, ["curate", "report", str(kept), "--labels", str(labels), "-o", str(tmp_path / "r")])
+    assert bad.exit_code == 1 and "labels.jsonl:1:" in bad.output
+
+
 def test_before_after_histograms_compare_the_same_score():
     import pandas as pd
 

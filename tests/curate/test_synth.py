@@ -50,3 +50,50 @@ def test_audio_has_the_planned_loudness_and_format(tiny_corpus):
             assert abs(lufs - row["target_lufs"]) < 3.0, row["path"]  # the soft limiter
         elif row["defect"] == "near_silent":
             assert lufs < -60
+
+
+def _band_energy(audio, low, high):
+    spectrum = np.abs(np.fft.rfft(audio)) ** 2
+    freqs = np.fft.rfftfreq(audio.size, 1 / 44100)
+    return spectrum[(freqs >= low) & (freqs < high)].sum() / spectrum.sum()
+
+
+def test_each_degradation_leaves_its_mark_and_grows_with_strength():
+    from curate.synth import DEGRADATIONS, degrade, plan_corpus, render
+
+    spec = next(s for s in plan_corpus(16, seed=3, degraded=0.0) if s.defect is None and s.genre == "ambient")
+    clean = render(spec, 4.0, np.random.default_rng(0))
+    mono = clean.mean(0)
+    measures = {
+        # what each degradation does, measured on the mono mix (larger = more degraded)
+        "noise": lambda a: _band_energy(a, 12000, 22050),
+        "clipping": lambda a: np.mean(np.abs(a) >= 0.999 * np.abs(a).max()),
+        "lowpass": lambda a: -_band_energy(a, 3000, 22050),
+        "hum": lambda a: _band_energy(a, 45, 55),
+        "dropouts": lambda a: np.mean(np.abs(a) < 1e-9),
+    }
+    assert set(measures) == set(DEGRADATIONS)
+    for kind, measure in measures.items():
+        values = [measure(mono)] + [measure(degrade(clean, kind, s, np.random.default_rng(1)).mean(0))
+                                    for s in (1, 2, 3)]
+        assert values == sorted(values) and values[3] > values[0], (kind, values)
+
+
+def test_planted_degradations_are_in_the_truth_and_not_in_the_metadata(tmp_path):
+    specs = make_corpus(tmp_path, clips=16, duration=2.0, seed=4, degraded=0.5)
+    truth = {row["id"]: row for row in read_jsonl(tmp_path / "truth.jsonl")}
+    degraded = [s for s in specs if s.degradation]
+    eligible = [s for s in specs if s.defect is None and s.caption_matches_audio]
+    assert len(degraded) == round(0.5 * len(eligible))
+    assert all(s.defect is None and s.caption_matches_audio for s in degraded)
+    assert {truth[s.id]["degradation"] for s in degraded} >= {"noise", "clipping", "lowpass", "hum"}
+    assert all(truth[s.id]["degradation_strength"] in (1, 2, 3) for s in degraded)
+    metadata = (tmp_path / "metadata" / "captions.json").read_text() + (tmp_path / "metadata" /
+                                                                        "autotagging.tsv").read_text()
+    assert not any(word in metadata for word in ("noise", "clipping", "hum", "muffled", "dropout"))
+
+
+def test_degradations_do_not_change_the_other_attributes():
+    plain, damaged = plan_corpus(24, seed=2, degraded=0.0), plan_corpus(24, seed=2, degraded=0.4)
+    for a, b in zip(plain, damaged):
+        assert (a.genre, a.tempo, a.key, a.caption, a.defect) == (b.genre, b.tempo, b.key, b.caption, b.defect)

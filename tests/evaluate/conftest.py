@@ -52,4 +52,4 @@ def reward_checkpoint(tmp_path_factory):
 def scored(generated, eval_reference, reward_checkpoint, tiny_mert):
     result = invoke("eval", "score", generated, "--reference", eval_reference, "--reward", reward_checkpoint,
                     "--mert-model", tiny_mert, "-j", "0", "--bootstrap", "20", "--json")
-    return json.loads(result.output[result.output.index("{"):])
+    return json.loads(result.stdout[result.stdout.index("{"):])

@@ -93,7 +93,7 @@ def test_compare_cli_writes_table_csv_and_figure(tmp_path, generated, scored):
     result = CliRunner().invoke(cli, ["eval", "compare", str(generated), str(twin), "--names", "base,again", "-o",
                                       str(out), "--bootstrap", "20", "--json"])
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.output)
+    payload = json.loads(result.stdout)
     again = payload["stages"][1]
     assert again["d_clap_score"] == 0.0 and again["d_fad_clap"] == 0.0
     assert (out / "compare.md").read_text().startswith("| stage |")

@@ -131,9 +131,9 @@ def test_fad_cli_on_npy_npz_and_manifests(generated, scored, eval_reference, tmp
     clap = load_reference(eval_reference)[0]["clap"].embeddings
     np.save(tmp_path / "a.npy", clap)
     result = invoke("eval", "fad", tmp_path / "a.npy", eval_reference, "--json")
-    assert json.loads(result.output)["fad"] == pytest.approx(0.0, abs=1e-6)
+    assert json.loads(result.stdout)["fad"] == pytest.approx(0.0, abs=1e-6)
     result = invoke("eval", "fad", generated / "eval" / "clap.jsonl.gz", eval_reference, "--json")
-    assert json.loads(result.output)["fad"] == pytest.approx(scored["metrics"]["fad_clap"]["fad"], rel=1e-9)
+    assert json.loads(result.stdout)["fad"] == pytest.approx(scored["metrics"]["fad_clap"]["fad"], rel=1e-9)
 
 
 def test_fad_refuses_embeddings_of_another_model(generated, scored, ingested, tmp_path):

@@ -12,6 +12,18 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (a timeout test) makes the late reply hit a closed socket; the default
+    handler prints that traceback to whatever sys.stderr is at the time, possibly another test's
+    captured CLI output, so it is kept instead."""
+
+    errors: list[str] = []
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+        self.errors.append(repr(sys.exc_info()[1]))
+
+
 class FakeOpenAI:
     def __init__(self, mode: str = "normal", delay: float = 0.0, fail_first: int = 0,
                  slow: dict[str, float] | None = None) -> None:
@@ -60,7 +72,7 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -68,6 +68,18 @@ def test_same_manifest_scored_twice_is_identical_and_batch_size_does_not_matter(
     assert np.allclose([a[k] for k in a], [c[k] for k in a], atol=1e-5)
 
 
+def test_scoring_gives_the_process_its_threads_back(segmented4, encoder, tmp_path):
+    # scoring lends the model the cores its decoding workers leave; a demo or a driver trains
+    # afterwards in the same process and must get every thread back
+    torch.set_num_threads(2)
+    config = ClapScoreConfig(batch_size=8, num_workers=1)
+    scored = score_clap(read_cuts(segmented4), encoder, ArrayStore(tmp_path / "a"), config)
+    next(scored)
+    assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) - 1)
+    list(scored)
+    assert torch.get_num_threads() == 2
+
+
 @pytest.mark.parametrize("policy", ["first", "center", "mean"])
 def test_window_policies_are_deterministic(policy):
     audio = np.arange(240, dtype=np.float32)

@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from curate.arrays import ArrayStore
+from curate.io import read_provenance
 from curate.manifests import read_cuts
 from curate.scoring.reward import (
     RewardConfig,
@@ -134,6 +135,26 @@ def test_score_reward_cli_writes_reward_and_mert_features(clap_scored, reward_ck
     assert np.corrcoef(louder, rewards)[0, 1] > 0.3  # the head learned "louder wins"
     validate = CliRunner().invoke(cli, ["curate", "validate", str(out)])
     assert validate.exit_code == 0 and "RewardScoredCuts" in validate.output
+
+
+def test_score_reward_uses_the_prompt_protocol_the_head_was_trained_with(clap_scored, reward_ckpt, tiny_mert,
+                                                                          tmp_path):
+    blob = torch.load(reward_ckpt, weights_only=True)
+    caption_head = tmp_path / "caption_head.pt"
+    torch.save(blob | {"prompt_protocol": "caption"}, caption_head)
+
+    def run(checkpoint, *options):
+        out = tmp_path / f"{checkpoint.stem}{len(options)}.jsonl.gz"
+        result = CliRunner().invoke(cli, ["curate", "score", "reward", str(clap_scored), "--checkpoint",
+                                          str(checkpoint), "--mert-model", str(tiny_mert), "-o", str(out), *options])
+        assert result.exit_code == 0, result.output
+        return read_provenance(out)["options"]["prompt_protocol"], [c.custom["reward"] for c in read_cuts(out)]
+
+    protocol, by_caption = run(caption_head)
+    assert protocol == "caption"
+    protocol, by_empty = run(caption_head, "--prompt-protocol", "empty")
+    assert protocol == "empty" and not np.allclose(by_caption, by_empty)  # the text features took part
+    assert run(reward_ckpt)[0] == "empty"  # trained with the empty-prompt protocol
 
 
 def test_cut_without_clap_embedding_is_quarantined(tmp_path, tiny_mert, segmented4):
