@@ -1,0 +1,73 @@
+"""The shipped embedded default: small, reproducible, loaded by the real loaders, and meeting
+its targets on a corpus of a seed no model was trained or measured on."""
+
+import json
+
+import numpy as np
+import pytest
+
+from curate.io import weights_fingerprint
+from scoreaware.domain import targets
+from scoreaware.domain.build import DEFAULT_MODELS, PARTS
+from scoreaware.domain.corpus import DEMO_SEED, TRAIN_SEEDS
+
+UNSEEN_SEED = 301
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    assert UNSEEN_SEED not in (DEMO_SEED, targets.EVAL_SEED, *TRAIN_SEEDS.values())
+    return targets.fresh_clips(UNSEEN_SEED, 70)
+
+
+def test_shipped_models_are_small_and_say_how_they_were_made():
+    record = json.loads((DEFAULT_MODELS / "MODELS.json").read_text())
+    total = sum(f.stat().st_size for f in DEFAULT_MODELS.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    assert total <= 30 * 2**20, total
+    assert record["command"].startswith("scoreaware demo train-models")
+    assert set(record["recipes"]) == set(PARTS)
+    seeds = [record["recipes"][part]["seed"] for part in ("clap", "reward", "captioners")]
+    assert DEMO_SEED not in seeds and targets.EVAL_SEED not in seeds
+    assert record["targets"]["seed"] == targets.EVAL_SEED
+
+
+def test_every_model_loads_through_the_loader_of_the_model_it_stands_in_for():
+    from curate.captioning.engines import TransformersEngine
+    from curate.scoring.clap import load_clap
+    from curate.scoring.reward import check_feature_models, load_mert, load_reward
+
+    clap = load_clap("transformers", str(DEFAULT_MODELS / "clap"))
+    mert = load_mert(str(DEFAULT_MODELS / "mert"))
+    head = load_reward(DEFAULT_MODELS / "reward.pt")
+    assert head.config.clap_dim == clap.dim and head.config.mert_dim == mert.dim
+    assert head.prompt_protocol == "caption"
+    # trained on exactly these feature models, so `curate score reward` accepts them
+    check_feature_models(head, weights_fingerprint(str(DEFAULT_MODELS / "clap")),
+                         weights_fingerprint(str(DEFAULT_MODELS / "mert")))
+    assert head.features["clap_weights"] and head.features["mert_weights"]
+    for name, audio in (("qwen2_audio", True), ("qwen2", False)):
+        engine = TransformersEngine(str(DEFAULT_MODELS / name), audio=audio)
+        assert engine.tokenizer.chat_template and engine.tokenizer.eos_token == "<|im_end|>"
+
+
+def test_clap_tells_captions_apart_and_hears_the_genre(fresh):
+    found = targets.measure_clap(str(DEFAULT_MODELS / "clap"), fresh, UNSEEN_SEED)
+    assert found["auroc"] >= 0.9, found
+    assert found["genre_accuracy"] >= 0.8, found
+
+
+def test_reward_prefers_clean_audio_and_matching_captions(fresh):
+    clean = [clip for clip in fresh if clip[0].degradation is None]
+    found = targets.measure_reward(DEFAULT_MODELS, clean, UNSEEN_SEED)
+    assert found["accuracy"] >= 0.85, found
+    assert found["clean_above_degraded"] >= 0.85, found
+    # the severe version of every degradation is recognized
+    severe = [v for k, v in found["clean_above_degraded_by_kind"].items() if k.endswith("3")]
+    assert severe and np.mean(severe) >= 0.9, found
+
+
+def test_captioners_caption(fresh):
+    found = targets.measure_captioners(DEFAULT_MODELS, fresh[:28])
+    assert found["stage1_genre_accuracy_untagged"] >= 0.6, found  # it listens: no tags in the prompt
+    assert found["stage2_checks_passed"] >= 0.9, found
+    assert found["stage2_genre_kept"] >= 0.9, found
