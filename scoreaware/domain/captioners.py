@@ -111,33 +111,36 @@ def audio_examples(processor, specs_audio, rng: np.random.Generator) -> list[dic
     return examples
 
 
-def train_audio_captioner(model, processor, examples: list[dict], recipe: CaptionerRecipe, log) -> list[dict]:
-    pad = processor.tokenizer.pad_token_id
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.audio_lr, weight_decay=0.01)
-    steps = recipe.audio_epochs * math.ceil(len(examples) / recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.audio_lr, total_steps=steps, pct_start=0.05)
-    rng = np.random.default_rng(recipe.seed)
+def train_answers(model, examples: list[dict], pad: int, epochs: int, lr: float, batch_size: int, seed: int,
+                  name: str, log) -> list[dict]:
+    """Train `model` on prompt + answer token ids, the loss on the answer only (labels −100 on the
+    prompt); examples with "features" also feed the audio encoder. One-cycle AdamW; the loss history."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    steps = epochs * math.ceil(len(examples) / batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
+    rng = np.random.default_rng(seed)
     history = []
     model.train()
-    for epoch in range(recipe.audio_epochs):
+    for epoch in range(epochs):
         losses = []
-        for index in _batches(len(examples), recipe.batch_size, rng):
+        for index in _batches(len(examples), batch_size, rng):
             batch = [examples[i] for i in index]
             ids = [e["prompt"] + e["answer"] for e in batch]
             labels = [[-100] * len(e["prompt"]) + e["answer"] for e in batch]
-            input_ids = _pad(ids, pad)
-            out = model(input_ids=input_ids, attention_mask=(_pad([[1] * len(r) for r in ids], 0)),
-                        input_features=torch.stack([e["features"] for e in batch]).float(),
-                        feature_attention_mask=torch.stack([e["feature_mask"] for e in batch]),
-                        labels=_pad(labels, -100))
+            inputs = dict(input_ids=_pad(ids, pad), attention_mask=_pad([[1] * len(r) for r in ids], 0),
+                          labels=_pad(labels, -100))
+            if "features" in batch[0]:
+                inputs |= dict(input_features=torch.stack([e["features"] for e in batch]).float(),
+                               feature_attention_mask=torch.stack([e["feature_mask"] for e in batch]))
+            loss = model(**inputs).loss
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
-            losses.append(out.loss.item())
+            losses.append(loss.item())
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
-        log(f"  stage 1 epoch {epoch + 1}/{recipe.audio_epochs}: loss {history[-1]['loss']:.4f}")
+        log(f"  {name} epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.4f}")
     return history
 
 
@@ -160,33 +163,6 @@ def rewrite_examples(tokenizer, recipe: CaptionerRecipe, rng: np.random.Generato
     return examples
 
 
-def train_rewriter(model, tokenizer, examples: list[dict], recipe: CaptionerRecipe, log) -> list[dict]:
-    pad = tokenizer.pad_token_id
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.rewrite_lr, weight_decay=0.01)
-    steps = recipe.rewrite_epochs * math.ceil(len(examples) / (2 * recipe.batch_size))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.rewrite_lr, total_steps=steps, pct_start=0.05)
-    rng = np.random.default_rng(recipe.seed + 2)
-    history = []
-    model.train()
-    for epoch in range(recipe.rewrite_epochs):
-        losses = []
-        for index in _batches(len(examples), 2 * recipe.batch_size, rng):
-            batch = [examples[i] for i in index]
-            ids = [e["prompt"] + e["answer"] for e in batch]
-            labels = [[-100] * len(e["prompt"]) + e["answer"] for e in batch]
-            out = model(input_ids=_pad(ids, pad), attention_mask=_pad([[1] * len(r) for r in ids], 0),
-                        labels=_pad(labels, -100))
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(out.loss.item())
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
-        log(f"  stage 2 epoch {epoch + 1}/{recipe.rewrite_epochs}: loss {history[-1]['loss']:.4f}")
-    return history
-
-
 def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log=print) -> dict:
     """Train both stages; save them to `out/qwen2_audio` and `out/qwen2`; the loss histories."""
     from scoreaware.tiny_models import build_qwen2, build_qwen2_audio, make_chat_tokenizer, save_qwen2_audio
@@ -206,13 +182,15 @@ def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log
     examples = audio_examples(processor, clips, rng)
     log(f"stage 1: {len(examples)} examples, {sum(p.numel() for p in audio_model.parameters()) / 1e6:.2f}M "
         "parameters")
-    audio_history = train_audio_captioner(audio_model, processor, examples, recipe, log)
+    audio_history = train_answers(audio_model, examples, processor.tokenizer.pad_token_id, recipe.audio_epochs,
+                                  recipe.audio_lr, recipe.batch_size, recipe.seed, "stage 1", log)
     save_qwen2_audio(audio_model.eval(), processor, out / "qwen2_audio")
     rewriter = build_qwen2(tokenizer, hidden=recipe.hidden, layers=recipe.layers)
     text_examples = rewrite_examples(tokenizer, recipe, rng)
     log(f"stage 2: {len(text_examples)} examples, {sum(p.numel() for p in rewriter.parameters()) / 1e6:.2f}M "
         "parameters")
-    rewrite_history = train_rewriter(rewriter, tokenizer, text_examples, recipe, log)
+    rewrite_history = train_answers(rewriter, text_examples, tokenizer.pad_token_id, recipe.rewrite_epochs,
+                                    recipe.rewrite_lr, 2 * recipe.batch_size, recipe.seed + 2, "stage 2", log)
     rewriter.eval().save_pretrained(out / "qwen2")
     tokenizer.save_pretrained(out / "qwen2")
     import shutil
