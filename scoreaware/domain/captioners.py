@@ -46,6 +46,7 @@ class CaptionerRecipe:
     layers: int = 2
     audio_width: int = 128
     audio_layers: int = 2
+    audio_seconds: int = 10  # the encoder's window: the demo's segments are 10 s (see build_qwen2_audio)
     seed: int = TRAIN_SEEDS["captioners"]
 
 
@@ -174,7 +175,8 @@ def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log
     tokenizer = make_chat_tokenizer(work, recipe.vocab_size, corpus=tokenizer_corpus(specs, rng))
     log(f"stage 1: rendering {len(specs)} clips × {recipe.seconds:g} s (seed {recipe.seed})")
     audio_model, processor = build_qwen2_audio(tokenizer, hidden=recipe.hidden, layers=recipe.layers,
-                                               audio_width=recipe.audio_width, audio_layers=recipe.audio_layers)
+                                               audio_width=recipe.audio_width, audio_layers=recipe.audio_layers,
+                                               audio_seconds=recipe.audio_seconds)
     from tqdm import tqdm
 
     clips = tqdm(rendered(specs, recipe.seconds, recipe.seed), total=len(specs), desc="render", unit="clip",
