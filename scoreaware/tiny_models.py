@@ -249,8 +249,8 @@ def build_qwen2_audio(tokenizer, hidden: int = 128, layers: int = 1, audio_width
                                     d_model=audio_width, max_source_positions=50 * audio_seconds)
     config = Qwen2AudioConfig(audio_config=audio.to_dict(), text_config=text.to_dict(),
                               audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
-    processor = Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128, chunk_length=audio_seconds),
-                                    tokenizer=tokenizer,
+    extractor = WhisperFeatureExtractor(feature_size=128, chunk_length=audio_seconds)
+    processor = Qwen2AudioProcessor(feature_extractor=extractor, tokenizer=tokenizer,
                                     chat_template=CHATML_TEMPLATE)
     return Qwen2AudioForConditionalGeneration(config), processor
 
