@@ -22,8 +22,8 @@ from lhotse.dataset import DynamicCutSampler
 
 from curate.io import manifest_base
 from curate.manifests import read_cuts
+from curate.schedule import normalize_scores, robust_range
 from train.text import pad_tokens
-from train.timesteps import normalize_scores, robust_range
 
 
 @dataclass

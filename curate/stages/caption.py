@@ -60,9 +60,13 @@ class Failed:
     error: str
 
 
-def _tags(cut: Cut) -> str:
-    tags = (cut.custom or {}).get("tags") or []
+def format_tags(tags: list[str]) -> str:
+    """The prompt's {tags}: Jamendo ``genre---rock`` as ``genre: rock``, comma-separated; "none" if empty."""
     return ", ".join(t.replace("---", ": ") for t in tags) or "none"
+
+
+def _tags(cut: Cut) -> str:
+    return format_tags((cut.custom or {}).get("tags") or [])
 
 
 def build_request(cut: Cut, config: CaptionConfig) -> tuple[ChatRequest, dict] | Rejection:

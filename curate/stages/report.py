@@ -110,7 +110,7 @@ def plot_beta_schedule(scores: np.ndarray | None, lam: float, out: Path) -> Path
     """Score-aware Beta timestep densities for S̃ ∈ {0, .25, .5, .75, 1} (and the data's quantiles)."""
     import matplotlib.pyplot as plt
 
-    from train.timesteps import beta_alpha, beta_density, normalize_scores, robust_range
+    from curate.schedule import beta_alpha, beta_density, normalize_scores, robust_range
 
     t = np.linspace(0.0, 1.0, 201)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))

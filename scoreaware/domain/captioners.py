@@ -53,15 +53,17 @@ class CaptionerRecipe:
 def prompt_tags(spec: ClipSpec, rng: np.random.Generator) -> str:
     """The {tags} of a prompt as `curate caption` formats them: true (40 %), none (40 %) or
     those of another genre (20 %)."""
+    from curate.stages.caption import format_tags
+
     roll = rng.random()
     if roll < 0.4:
-        return ", ".join(t.replace("---", ": ") for t in tags_of(spec))
+        return format_tags(tags_of(spec))
     if roll < 0.8:
         return "none"
     other = [g for g in GENRES if g != spec.genre][int(rng.integers(len(GENRES) - 1))]
     style = GENRES[other]
     instruments = list(dict.fromkeys([style["lead"], style["chords"], "bass", *(["drums"] if style["drums"] else [])]))
-    return ", ".join(t.replace("---", ": ") for t in tags_of(replace(spec, genre=other, instruments=instruments)))
+    return format_tags(tags_of(replace(spec, genre=other, instruments=instruments)))
 
 
 def templates(stage: str) -> tuple[str, str]:

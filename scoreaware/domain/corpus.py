@@ -7,7 +7,7 @@ stages' business, not the models').
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -25,13 +25,10 @@ def training_specs(clips: int, seed: int, degraded: float) -> list[ClipSpec]:
     return specs[:clips]
 
 
-def rendered(specs: list[ClipSpec], seconds: float, seed: int,
-             progress: Callable[[ClipSpec], None] | None = None) -> Iterator[tuple[ClipSpec, np.ndarray]]:
+def rendered(specs: list[ClipSpec], seconds: float, seed: int) -> Iterator[tuple[ClipSpec, np.ndarray]]:
     """(spec, mono float32 audio at 44.1 kHz) for every spec."""
     for spec in specs:
         audio = render(spec, seconds, np.random.default_rng([seed, int(spec.id)])).mean(0)
-        if progress:
-            progress(spec)
         yield spec, audio.astype(np.float32)
 
 

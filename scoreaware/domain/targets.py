@@ -39,19 +39,19 @@ def windows_48k(clips: list[tuple[ClipSpec, np.ndarray]]) -> list[np.ndarray]:
         return [resampler(SR, 48_000)(torch.from_numpy(a)).numpy()[: 480_000] for _, a in clips]
 
 
-def clap_embeddings(model: str, clips: list[tuple[ClipSpec, np.ndarray]], batch: int = 16):
-    from curate.scoring.clap import load_transformers_clap
-
-    encoder = load_transformers_clap(model)
+def clap_embeddings(encoder, clips: list[tuple[ClipSpec, np.ndarray]], batch: int = 16) -> np.ndarray:
+    """(clips, dim) audio embeddings of the clips' first 10 s by a loaded CLAP `encoder`."""
     windows = windows_48k(clips)
-    audio = np.concatenate([encoder.embed_audio(encoder.preprocessor(windows[i: i + batch]))
-                            for i in range(0, len(windows), batch)])
-    return encoder, audio
+    return np.concatenate([encoder.embed_audio(encoder.preprocessor(windows[i: i + batch]))
+                           for i in range(0, len(windows), batch)])
 
 
 def measure_clap(model: str, clips: list[tuple[ClipSpec, np.ndarray]], seed: int) -> dict:
     """AUROC of own vs mismatched caption and zero-shot genre accuracy (with the confusion)."""
-    encoder, audio = clap_embeddings(model, clips)
+    from curate.scoring.clap import load_transformers_clap
+
+    encoder = load_transformers_clap(model)
+    audio = clap_embeddings(encoder, clips)
     rng = np.random.default_rng(seed)
     specs = [spec for spec, _ in clips]
     own = [caption_of(spec, rng) for spec in specs]
@@ -93,22 +93,10 @@ def genre_named(text: str, genre: str) -> bool:
     return says(genre) and not any(says(g) for g in GENRES if g != genre)
 
 
-def write_clips(clips: list[tuple[ClipSpec, np.ndarray]], folder: Path) -> list[Path]:
-    """WAV files of the clips (for commands that read files)."""
-    import soundfile as sf
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for spec, audio in clips:
-        path = folder / f"{spec.id}.wav"
-        sf.write(path, audio, SR, subtype="PCM_16")
-        paths.append(path)
-    return paths
-
-
 def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: int) -> dict:
     """Accuracy of the shipped reward on pairs with a known answer, scored as `curate score
     reward` scores (CLAP audio + MERT + CLAP caption text, the head in eval mode)."""
+    from curate.scoring.clap import load_transformers_clap
     from curate.scoring.reward import assemble_features, load_mert, load_reward, score_features
     from curate.synth import DEGRADATIONS, degrade, normalize
 
@@ -116,15 +104,15 @@ def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed:
     head = load_reward(models / "reward.pt")
     mert = load_mert(str(models / "mert"))
     kinds = list(DEGRADATIONS)
-    clean = [(spec, audio) for spec, audio in clips]
+    clean = list(clips)
     damaged, labels = [], []
     for index, (spec, audio) in enumerate(clean):
         kind, strength = kinds[index % len(kinds)], 1 + (index // len(kinds)) % 3
         damaged.append((spec, normalize(degrade(audio[None], kind, strength, rng), spec.target_lufs)[0]
                         .astype(np.float32)))
         labels.append((kind, strength))
-    encoder, clean_clap = clap_embeddings(str(models / "clap"), clean)
-    _, damaged_clap = clap_embeddings(str(models / "clap"), damaged)
+    encoder = load_transformers_clap(str(models / "clap"))
+    clean_clap, damaged_clap = clap_embeddings(encoder, clean), clap_embeddings(encoder, damaged)
     captions = [caption_of(spec, rng) for spec, _ in clean]
     text = encoder.embed_text(captions)
 
@@ -155,7 +143,7 @@ def measure_captioners(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], m
     outputs: checks passed and the genre word kept. Through the transformers engine."""
     from curate.captioning.checks import caption_problems, clean
     from curate.captioning.engines import ChatRequest, SamplingConfig, TransformersEngine
-    from curate.stages.caption import CaptionConfig
+    from curate.stages.caption import CaptionConfig, format_tags
     from curate.synth import tags_of
 
     sampling = SamplingConfig(max_tokens=max_tokens)
@@ -166,7 +154,7 @@ def measure_captioners(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], m
     for name, tagged in (("untagged", False), ("tagged", True)):
         requests = []
         for spec, audio in clips:
-            tags = ", ".join(t.replace("---", ": ") for t in tags_of(spec)) if tagged else "none"
+            tags = format_tags(tags_of(spec)) if tagged else "none"
             requests.append(ChatRequest(spec.id, audio_cfg.system_template, audio_cfg.user_template.format(tags=tags),
                                         (audio, SR)))
         texts = [clean(t) if isinstance(t, str) else "" for t in listener.generate(requests, sampling)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from curate.synth import DEGRADATION_WORDS, INSTRUMENT_WORDS, TEMPLATES, ClipSpec
+from curate.synth import DEGRADATION_WORDS, GENRES, INSTRUMENT_WORDS, TEMPLATES, ClipSpec
 
 GENRE_WORDS = {
     "rock": ("rock",), "electronic": ("electronic", "electronic dance", "EDM"), "ambient": ("ambient",),
@@ -76,9 +76,9 @@ def describe(spec: ClipSpec, rng: np.random.Generator) -> Description:
             mood=mood, Mood=mood.capitalize(), genre=genre, tempo=spec.tempo, key=f"{spec.key} {spec.mode}",
             instruments=_listed([INSTRUMENT_WORDS[i] for i in spec.instruments])),
          claims_g | claims_m | {"instruments": frozenset(spec.instruments), "tempo": spec.tempo}),
-        (verbose_caption(spec, rng), claims_g | claims_m | {"instruments": frozenset(spec.instruments)}
+        (verbose_caption(spec), claims_g | claims_m | {"instruments": frozenset(spec.instruments)}
          | _quality_claim(spec)),
-        (concise_caption(spec, rng), claims_g | claims_m | {"instruments": frozenset(spec.instruments)}),
+        (concise_caption(spec), claims_g | claims_m | {"instruments": frozenset(spec.instruments)}),
     ]
     text, claims = choices[int(rng.integers(len(choices)))]
     claims = dict(claims)
@@ -127,10 +127,8 @@ QUALITY_SENTENCES = {
 }
 
 
-def verbose_caption(spec: ClipSpec, rng: np.random.Generator | None = None) -> str:
+def verbose_caption(spec: ClipSpec) -> str:
     """Stage 1's style: several sentences on genre, instruments, tempo, key, mood and the sound."""
-    from curate.synth import GENRES
-
     style = GENRES[spec.genre]
     lead, chords = LEADS[style["lead"]], CHORDS[style["chords"]]
     rhythm = f", over {DRUM_WORDS[spec.genre]}" if spec.genre in DRUM_WORDS else " with no drums"
@@ -139,7 +137,7 @@ def verbose_caption(spec: ClipSpec, rng: np.random.Generator | None = None) -> s
             f"{spec.mode}. {QUALITY_SENTENCES[spec.degradation]}")
 
 
-def concise_caption(spec: ClipSpec, rng: np.random.Generator | None = None) -> str:
+def concise_caption(spec: ClipSpec) -> str:
     """Stage 2's style: one sentence naming genre, main instruments, tempo feel and mood."""
     feel = "fast" if spec.tempo >= 120 else "mid-tempo" if spec.tempo >= 90 else "slow"
     words = _listed([INSTRUMENT_WORDS[i] for i in spec.instruments])

@@ -192,7 +192,7 @@ def test_before_after_histograms_compare_the_same_score():
 
 
 def test_beta_density_integrates_to_one_and_mean_matches():
-    from train.timesteps import beta_alpha, beta_density, normalize_scores, robust_range
+    from curate.schedule import beta_alpha, beta_density, normalize_scores, robust_range
 
     t = np.linspace(0, 1, 20001)
     for s in (0.0, 0.3, 1.0):

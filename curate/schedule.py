@@ -1,4 +1,5 @@
-"""Score-aware timestep distributions (shared by training and the curation report).
+"""Score-aware timestep distributions: defined here, below both the curation report that plots
+them and the training that samples them (`train.flow`, `train.data`).
 
 Time convention (see `train.flow`): t ∈ [0, 1], t = 0 is data, t = 1 is noise.
 
