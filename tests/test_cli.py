@@ -71,7 +71,8 @@ def test_demo_run_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     for name in ("ingest.jsonl.gz", "segment.jsonl.gz", "clap.jsonl.gz", "reward.jsonl.gz", "verbose.jsonl.gz",
                  "caption.jsonl.gz", "rescored.jsonl.gz", "filter.jsonl.gz",
-                 "select.jsonl.gz", "select.mixture.jsonl.gz", "scores.png", "corpus/truth.jsonl", "filter_metadata.jsonl.gz",
+                 "select.jsonl.gz", "select.mixture.jsonl.gz", "scores.png", "corpus/truth.jsonl",
+                 "filter_metadata.jsonl.gz",
                  "truth.json", "report/clap_score_by_label.png", "report/reward_by_label.png",
                  "report/index.html", "report/beta_schedule.png", "dataset/README.md", "encode.jsonl.gz",
                  "runs/baseline/000-tiny/loss.png", "runs/score/000-tiny/checkpoints/0000004.pt",

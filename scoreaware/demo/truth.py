@@ -93,7 +93,7 @@ def captions_fixed(truth: Truth, captioned: Path) -> dict:
 def beta_times(truth: Truth, scored: Path, training: Path, lam: float = 1.0) -> dict:
     """Mean E[t] of the score-aware Beta schedule for matched and mismatched segments of `scored`,
     with S̃ normalized over the training set's CLAP scores (as `train fit` does)."""
-    from train.timesteps import beta_alpha, normalize_scores, robust_range
+    from curate.schedule import beta_alpha, normalize_scores, robust_range
 
     train_scores = np.array([c.custom["clap_score"] for c in read_cuts(training)
                              if (c.custom or {}).get("clap_score") is not None])
