@@ -37,10 +37,14 @@ def _is_local(path: object) -> bool:
 
 
 def relativize(path: str, root: Path) -> str:
-    """An absolute local path as seen from `root` (``..`` allowed); other paths unchanged."""
-    if _is_local(path) and os.path.isabs(path):
+    """A local path as seen from `root` (``..`` allowed); URLs unchanged.
+
+    An in-memory Lhotse object's relative path means "from the working directory" (that is how
+    Lhotse opens it; `resolve` makes every path read from a manifest absolute), so it is made
+    absolute from there first: written as it is, it would be read back from `root` instead."""
+    if _is_local(path):
         try:
-            return os.path.relpath(path, root)
+            return os.path.relpath(os.path.abspath(path), root)
         except ValueError:  # another drive on Windows: keep it absolute
             return path
     return path

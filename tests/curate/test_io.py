@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,16 @@ def test_schema_failure_keeps_the_partial_output(tmp_path, cuts):
     assert not (tmp_path / "o.jsonl.gz").exists()
     lines = (tmp_path / ".o.partial" / "cuts.jsonl").read_text().splitlines()
     assert json.loads(lines[0])["custom"]["clap_score"] == 7.5
+
+
+def test_working_directory_relative_sources_are_read_back_from_the_same_file(tmp_path, monkeypatch):
+    # A cut built in memory from a relative path means "from the working directory" (as Lhotse
+    # opens it); written into a manifest in another folder, it must still name the same file.
+    monkeypatch.chdir(tmp_path)
+    write_audio(tmp_path / "clips" / "a.wav", tone(1.0))
+    cut = file_cut(Path("clips/a.wav"), cut_id="rel", caption="x")
+    out = StageOutput(tmp_path / "deeper" / "scored" / "o.jsonl.gz", stage="ingest")
+    write_all(out, [cut])
+    [back] = read_cuts(tmp_path / "deeper" / "scored" / "o.jsonl.gz")
+    assert back.recording.sources[0].source == str(tmp_path / "clips" / "a.wav")
+    assert back.load_audio().shape[-1] == cut.num_samples
