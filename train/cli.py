@@ -182,14 +182,15 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
         encoders.stats = whole_output_stats(out.partial_dir / "cuts.jsonl", output.parent)
     stats = encoders.stats.result() if encoders.stats.frames else None
     base = manifest_base(output)
+    clap_dim = int(nulls["clap_text"].shape[0])  # the REPA CLAP target has the model's width (128 for the demo's)
     info = {"codec": encoders.codec.describe(), "latent_rate": encoders.codec.latent_rate,
             "clap_model": clap_model or scoring.get("model"), "clap_weights": clap_weights,
             "null_clap": "CLAP of the empty string" if encoders.clap is not None else "zeros (no CLAP model)",
             "muq_model": muq_model if "muq" in targets else None, "caption_field": caption_field,
             "latent_channels": encoders.codec.channels, "text_encoder": encoders.text.model_id,
             "text_dim": encoders.text.dim, "max_text_tokens": max_text_tokens,
-            "clap_dim": int(nulls["clap_text"].shape[0]), "latent_stats": stats, "null": null_arrays,
-            "repa": {t: (("global", 512) if t == "clap" else ("frames", encoders.frames.dim)) for t in targets}}
+            "clap_dim": clap_dim, "latent_stats": stats, "null": null_arrays,
+            "repa": {t: ("global", clap_dim) if t == "clap" else ("frames", encoders.frames.dim) for t in targets}}
     write_encode_info(base.with_name(f"{base.name}.encode.json"), info)
     provenance = out.finalize(options=dict(manifest=str(manifest), device=device, output=str(output)),
                               inputs=[source], extra_versions=("torch", "transformers", "diffusers"))

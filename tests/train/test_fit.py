@@ -169,3 +169,22 @@ def test_sample_with_demucs_from_a_local_repo(encoded, demucs_repo, tmp_path):
     assert rate == 44100 and audio.shape == (2 * 44100, 2) and np.isfinite(audio).all()
     result = CliRunner().invoke(cli, [*args, "--demucs", "missing", "--demucs-repo", str(demucs_repo)])
     assert result.exit_code != 0 and "missing" in result.output
+
+
+def test_repa_clap_target_takes_the_clap_models_width(segmented4, tiny_t5, tmp_path):
+    # The shipped domain CLAP projects to 128 dims, not the released models' 512: the REPA
+    # projector must be sized from the model, or validation fails on the first batch.
+    from scoreaware.tiny_models import make_tiny_clap
+
+    clap = make_tiny_clap(tmp_path / "clap128", projection_dim=128)
+    scored, out = tmp_path / "clap.jsonl.gz", tmp_path / "encode.jsonl.gz"
+    for args in (["curate", "score", "clap", str(segmented4), "--model", str(clap), "-o", str(scored), "-j", "0"],
+                 ["train", "encode", str(scored), "-o", str(out), "--text-encoder", str(tiny_t5), "--clap-model",
+                  str(clap), "--repa", "clap"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "encode.encode.json").read_text())
+    assert info["repa"] == {"clap": ["global", 128]}
+    run = fit(f"manifest={out}", f"run_dir={tmp_path / 'runs'}", "steps=2", "batch_size=4", "max_frames=32",
+              "repa=clap", f"val_manifest={out}", "val_every=2")
+    assert [h["step"] for h in json.loads((run / "history.json").read_text()) if "val_flow" in h] == [0, 2]
