@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from curate.cli.common import executor_options
+
 
 @click.group()
 def train() -> None:
@@ -113,26 +115,38 @@ def _plot_history(history: list[dict], out: Path) -> Path:
 @click.option("--device", default="cpu")
 @click.option("--resume", is_flag=True)
 @click.option("--overwrite", is_flag=True)
+@executor_options
 def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, text_encoder: str, max_text_tokens: int,
            clap_model: str | None, repa: str, muq_model: str, caption_field: str, device: str, resume: bool,
-           overwrite: bool) -> None:
+           overwrite: bool, executor=None) -> None:
     """Precompute latents, text tokens, CLAP text and REPA targets of MANIFEST for training."""
+    import functools
+
     from curate.arrays import ArrayStore, arrays_dir
-    from curate.cli.common import Timer, done_line, prepare_output, print_summary, progress, rejected_line
+    from curate.cli.common import (
+        Timer,
+        done_line,
+        drive,
+        prepare_output,
+        print_summary,
+        progress,
+        ray_line,
+        rejected_line,
+    )
+    from curate.executors import ExecutorOptions
     from curate.io import StageError, count_lines, describe_input, manifest_base
-    from curate.manifests import check_input, read_cuts
-    from curate.scoring.clap import load_transformers_clap, weights_fingerprint
-    from train.codecs import load_codec
+    from curate.manifests import check_input
+    from curate.scoring.clap import weights_fingerprint
     from train.encode import (
         REPA_TARGETS,
-        Encoders,
-        encode_cuts,
-        load_frame_encoder,
+        encode_job,
+        load_encoders,
         null_features,
         whole_output_stats,
         write_encode_info,
     )
-    from train.text import load_text_encoder
+
+    executor = executor or ExecutorOptions()
 
     targets = tuple(t for t in repa.split(",") if t)
     unknown = set(targets) - set(REPA_TARGETS)
@@ -163,22 +177,20 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
             "text embeddings and the new ones would live in different spaces; pass the scoring model")
     if not clap_model and scoring.get("backend") == "transformers" and Path(str(scoring.get("model"))).exists():
         clap_model = scoring["model"]  # the scoring CLAP embeds the null and any caption without an embedding
-    encoders = Encoders(
-        codec=load_codec(codec, codec_model, device=device),
-        text=load_text_encoder(text_encoder, device=device, max_tokens=max_text_tokens),
-        clap=load_transformers_clap(clap_model, device) if clap_model else None,
-        frames=load_frame_encoder(muq_model, device) if "muq" in targets else None,
-        repa=targets,
-    )
+    setup = functools.partial(load_encoders, codec, codec_model, text_encoder, max_text_tokens, clap_model, muq_model,
+                              targets, device)
+    encoders = setup()  # here too: the null features and the encode info come from these models
     store = ArrayStore(arrays_dir(output))
     nulls = null_features(encoders)
     null_arrays = {k: store.put("null", k, v).to_dict() for k, v in nulls.items()}
     with out, progress(count_lines(manifest), "encode", "cut") as bar:
         bar.update(out.resumed_items)
-        for item in encode_cuts(read_cuts(manifest), encoders, store, caption_field, skip_ids=out.done_ids):
-            out.reject(item) if hasattr(item, "reason") else out.write(item)
-            bar.update(1)
-    if out.resumed_items:  # the statistics must cover every cut, the ones an earlier run encoded too
+        job = encode_job(setup if executor.on_ray else lambda: encoders, caption_field, arrays_dir(output))
+        try:
+            report = drive(job, manifest, out, executor, bar)
+        except StageError as exc:  # Ray shards failed: the rest is kept for --resume
+            raise click.ClickException(str(exc)) from None
+    if out.resumed_items or executor.on_ray:  # the statistics must cover every cut (earlier runs', the actors')
         encoders.stats = whole_output_stats(out.partial_dir / "cuts.jsonl", output.parent)
     stats = encoders.stats.result() if encoders.stats.frames else None
     base = manifest_base(output)
@@ -197,6 +209,7 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
     lines = [done_line(out, "encoded") + f", {stats['frames'] if stats else 0} latent frames "
              f"({encoders.codec.channels} channels at {encoders.codec.latent_rate:.1f} Hz)",
              rejected_line(out.summary.rejected), f"took {timer.seconds:.1f} s",
+             *[line for line in [ray_line(report)] if line],
              f"→ {base.with_name(base.name + '.encode.json')} (latent stats, null features)"]
     print_summary("train encode", lines, provenance["outputs"])
 

@@ -15,6 +15,7 @@ features go into the sidecar and ``<out>.encode.json``; training normalizes with
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 
 from curate.arrays import ArrayStore
+from curate.executors import StageJob
 from curate.io import Rejection
 
 STAGE = "encode"
@@ -118,6 +120,34 @@ class Encoders:
             emb = self.clap.embed_text([caption])[0]
             self._clap_cache[caption] = store.put("clap_text", self.clap.text_key(caption), emb)
         return self._clap_cache[caption]
+
+
+def load_encoders(codec: str, codec_model: str | None, text_encoder: str, max_text_tokens: int,
+                  clap_model: str | None, muq_model: str, targets: tuple[str, ...], device: str = "cpu") -> Encoders:
+    """Every model `encode_cuts` needs: a `StageJob` setup (once per process or Ray actor)."""
+    from curate.scoring.clap import load_transformers_clap
+    from train.codecs import load_codec
+    from train.text import load_text_encoder
+
+    return Encoders(
+        codec=load_codec(codec, codec_model, device=device),
+        text=load_text_encoder(text_encoder, device=device, max_tokens=max_text_tokens),
+        clap=load_transformers_clap(clap_model, device) if clap_model else None,
+        frames=load_frame_encoder(muq_model, device) if "muq" in targets else None,
+        repa=targets,
+    )
+
+
+def encode_job(setup, caption_field: str, arrays: Path) -> StageJob:
+    """`encode_cuts` as a `StageJob` for either executor (latents and features go to `arrays`).
+    On Ray the latent statistics are taken from the written output (`whole_output_stats`)."""
+    return StageJob("train encode", setup, functools.partial(_encode, caption_field=caption_field,
+                                                             arrays=str(arrays)))
+
+
+def _encode(encoders: Encoders, cuts: Iterable[Cut], skip_ids: frozenset[str], *, caption_field: str,
+            arrays: str) -> Iterator[Cut | Rejection]:
+    return encode_cuts(cuts, encoders, ArrayStore(arrays), caption_field, skip_ids)
 
 
 def null_features(encoders: Encoders) -> dict[str, np.ndarray]:

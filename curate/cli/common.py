@@ -38,6 +38,76 @@ def workers_option(fn: Callable) -> Callable:
                         help="Decoding threads.")(fn)
 
 
+def executor_options(fn: Callable) -> Callable:
+    """``--executor local|ray`` and the Ray settings, handed to the command as one
+    `curate.executors.ExecutorOptions` named ``executor`` (GPUs per actor follow ``--device``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, executor: str, ray_address: str | None, ray_actors: int, shard_size: int,
+                cpus_per_actor: float, **kwargs):
+        from curate.executors import ExecutorOptions
+
+        device = str(kwargs.get("device") or "cpu")
+        options = ExecutorOptions(executor, ray_address, ray_actors, shard_size, cpus_per_actor,
+                                  1.0 if device.startswith("cuda") else 0.0)
+        return fn(*args, executor=options, **kwargs)
+
+    for option in reversed([
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+                     help="Run in this process, or on a Ray cluster: Shar shards of the manifest on an actor pool, "
+                          "models loaded once per actor, results joined into the same outputs."),
+        click.option("--ray-address", default=None,
+                     help="Ray cluster to join ('auto', 'ray://head:10001') [default: start a local one]."),
+        click.option("--ray-actors", type=click.IntRange(1), default=2,
+                     help="Ray executor: actors (model copies; one GPU each with --device cuda)."),
+        click.option("--shard-size", type=click.IntRange(1), default=64,
+                     help="Ray executor: cuts per Shar shard (the unit of work, of failure and of resume)."),
+        click.option("--cpus-per-actor", type=click.FloatRange(0.25), default=1.0,
+                     help="Ray executor: CPUs reserved per actor (its torch threads)."),
+    ]):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def drive(job, manifest: Path, out, executor, bar, on_cut: Callable | None = None,
+          on_other: Callable | None = None) -> dict:
+    """Run `job` on the chosen executor into `out`: cuts written, rejections quarantined,
+    anything else (a caption's `Failed`) given to `on_other`. Returns the executor's report.
+
+    :raises StageError: after the loop, when Ray shards failed (the rest stays in the partial
+        output, so --resume redoes only their cuts).
+    """
+    from curate.executors import ShardFailure, failures_error, run_stage
+
+    failures, report = [], {}
+    for item in run_stage(job, manifest, out.done_ids, executor, out.partial_dir, report):
+        if isinstance(item, ShardFailure):
+            failures.append(item)
+            continue
+        if hasattr(item, "reason"):
+            out.reject(item)
+        elif hasattr(item, "custom"):
+            out.write(item)
+            if on_cut:
+                on_cut(item)
+        elif on_other:
+            on_other(item)
+        bar.update(1)
+    if failures:  # raised inside the caller's `with out`: the partial output is closed and kept
+        raise failures_error(failures, out.path)
+    return report
+
+
+def ray_line(report: dict) -> str | None:
+    """'ray: 12 of 12 shards on 2 actors, …' for a stage summary (None for the local executor)."""
+    if "shards" not in report:
+        return None
+    seconds = report.get("shard_seconds") or []
+    line = (f"ray: {report['shards_run']} of {report['shards']} shards on {report['actors']} actors, "
+            f"{sum(seconds):.1f} s in the stage's code, {report.get('wall_seconds', 0.0):.1f} s wall")
+    return line + (f"; {report['failed']} shard(s) failed" if report.get("failed") else "")
+
+
 def stage_command(fn: Callable) -> Callable:
     """Turn library errors into clean CLI errors (exit 1, message, no traceback)."""
 

@@ -9,11 +9,14 @@ import click
 from curate.cli.common import (
     Timer,
     done_line,
+    drive,
+    executor_options,
     manifest_path,
     output_options,
     prepare_output,
     print_summary,
     progress,
+    ray_line,
     rejected_line,
     stage_command,
 )
@@ -59,23 +62,28 @@ def unsafe_pickle_option(fn):
 @click.option("-j", "--workers", type=click.IntRange(0), default=2, help="DataLoader processes decoding audio.")
 @click.option("--device", default="cpu", help="torch device, e.g. cuda:0.")
 @unsafe_pickle_option
+@executor_options
 @output_options("clap.jsonl.gz")
 @stage_command
 def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str, caption_field: str, policy: str,
                    batch_size: int, workers: int, device: str, unsafe_pickle: bool, output: Path, resume: bool,
-                   overwrite: bool) -> None:
+                   overwrite: bool, executor=None) -> None:
     """Add clap_score (and stored audio/text embeddings) to every cut of MANIFEST.
 
     Cuts without a caption are embedded too (the reward, FAD and REPA use the embedding) but
     get no score; `curate filter` decides about them. Rescoring after captioning:
     --caption-field caption on the captioned manifest.
     """
-    from curate.arrays import ArrayStore, arrays_dir
-    from curate.io import count_lines, describe_input
-    from curate.manifests import check_input, read_cuts
-    from curate.scoring.clap import DEFAULT_MODELS, load_clap, weights_fingerprint
-    from curate.stages.score_clap import ClapScoreConfig, score_clap
+    import functools
 
+    from curate.arrays import arrays_dir
+    from curate.executors import ExecutorOptions
+    from curate.io import count_lines, describe_input
+    from curate.manifests import check_input
+    from curate.scoring.clap import DEFAULT_MODELS, load_clap, weights_fingerprint
+    from curate.stages.score_clap import ClapScoreConfig, clap_job
+
+    executor = executor or ExecutorOptions()
     source = describe_input(manifest)
     model_id = model or DEFAULT_MODELS[backend]
     config = dict(input_sha256=source["sha256"], backend=backend, model=model_id,
@@ -86,29 +94,28 @@ def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str,
         return
     timer = Timer()
     check_input(manifest)
-    encoder = load_clap(backend, model, device=device, amodel=amodel, unsafe_pickle=unsafe_pickle)
+    setup = functools.partial(load_clap, backend, model, device=device, amodel=amodel, unsafe_pickle=unsafe_pickle)
     stage_config = ClapScoreConfig(caption_field=caption_field, policy=policy, batch_size=batch_size,
-                                   num_workers=workers)
+                                   num_workers=0 if executor.on_ray else workers)  # on Ray the actors decode
     scores: list[float] = []
+
+    def keep_score(cut) -> None:
+        if cut.custom.get("clap_score") is not None:
+            scores.append(cut.custom["clap_score"])
+
     with out, progress(count_lines(manifest), "score clap", "cut") as bar:
         bar.update(out.resumed_items)
-        items = score_clap(read_cuts(manifest), encoder, ArrayStore(arrays_dir(output)), stage_config,
-                           skip_ids=out.done_ids)
-        for item in items:
-            if hasattr(item, "reason"):
-                out.reject(item)
-            else:
-                out.write(item)
-                if item.custom.get("clap_score") is not None:
-                    scores.append(item.custom["clap_score"])
-            bar.update(1)
+        report = drive(clap_job(setup, stage_config, arrays_dir(output)), manifest, out, executor, bar, keep_score)
+    encoder = report.get("state")
     provenance = out.finalize(
-        options=dict(manifest=str(manifest), sampling_rate=encoder.sampling_rate, window_samples=encoder.window,
-                     batch_size=batch_size, device=device, output=str(output), arrays=str(arrays_dir(output))),
-        inputs=[source], extra_versions=("torch", "torchaudio", "transformers", "laion-clap"),
+        options=dict(manifest=str(manifest), sampling_rate=getattr(encoder, "sampling_rate", None),
+                     window_samples=getattr(encoder, "window", None), batch_size=batch_size, device=device,
+                     output=str(output), arrays=str(arrays_dir(output)), executor=executor.kind),
+        inputs=[source], extra_versions=("torch", "torchaudio", "transformers", "laion-clap", "ray"),
         tallies={"without_caption": lambda cut: (cut.get("custom") or {}).get("clap_score") is None},
     )
     lines = _summary("clap", out, manifest, timer, scores, "clap_score")
+    lines += [line for line in [ray_line(report)] if line]
     if out.summary.tallies["without_caption"]:
         lines.insert(1, f"{out.summary.tallies['without_caption']} cuts have no {caption_field}: embedded, not "
                         "scored (filter's caption rule decides)")
@@ -129,23 +136,28 @@ def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str,
 @click.option("-j", "--workers", type=click.IntRange(0), default=2, help="DataLoader processes decoding audio.")
 @click.option("--device", default="cpu", help="torch device for MERT.")
 @unsafe_pickle_option
+@executor_options
 @output_options("reward.jsonl.gz")
 @stage_command
 def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_remote_code: bool,
                      prompt_protocol: str | None,
                      batch_size: int, workers: int, device: str, unsafe_pickle: bool, output: Path, resume: bool,
-                     overwrite: bool) -> None:
+                     overwrite: bool, executor=None) -> None:
     """Add a TuneJury-compatible reward to every cut of MANIFEST (a `score clap` output).
 
     Reuses the stored CLAP embeddings; computes and stores MERT features (mert_emb).
     """
-    from curate.arrays import ArrayStore, arrays_dir
-    from curate.io import StageError, count_lines, describe_input
-    from curate.manifests import check_input, read_cuts
-    from curate.scoring.clap import weights_fingerprint
-    from curate.scoring.reward import load_mert, load_reward
-    from curate.stages.score_reward import RewardScoreConfig, score_reward
+    import functools
 
+    from curate.arrays import arrays_dir
+    from curate.executors import ExecutorOptions
+    from curate.io import StageError, count_lines, describe_input
+    from curate.manifests import check_input
+    from curate.scoring.clap import weights_fingerprint
+    from curate.scoring.reward import load_reward
+    from curate.stages.score_reward import RewardScoreConfig, load_reward_models, reward_job
+
+    executor = executor or ExecutorOptions()
     source, head_file = describe_input(manifest), describe_input(checkpoint)
     head = load_reward(checkpoint, unsafe_pickle=unsafe_pickle)
     prompt_protocol = prompt_protocol or head.prompt_protocol or "empty"
@@ -164,22 +176,20 @@ def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_rem
         check_feature_models(head, scored.get("weights"), weights_fingerprint(mert_model))
     except ValueError as exc:
         raise StageError(f"{checkpoint}: {exc}") from None
-    mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
-    stage_config = RewardScoreConfig(prompt_protocol=prompt_protocol, batch_size=batch_size, num_workers=workers)
+    setup = functools.partial(load_reward_models, checkpoint, mert_model, device=device,
+                              trust_remote_code=trust_remote_code, unsafe_pickle=unsafe_pickle)
+    stage_config = RewardScoreConfig(prompt_protocol=prompt_protocol, batch_size=batch_size,
+                                     num_workers=0 if executor.on_ray else workers)  # on Ray the actors decode
     rewards: list[float] = []
     with out, progress(count_lines(manifest), "score reward", "cut") as bar:
         bar.update(out.resumed_items)
-        for item in score_reward(read_cuts(manifest), head, mert, ArrayStore(arrays_dir(output)), stage_config,
-                                 skip_ids=out.done_ids):
-            if hasattr(item, "reason"):
-                out.reject(item)
-            else:
-                out.write(item)
-                rewards.append(item.custom["reward"])
-            bar.update(1)
+        report = drive(reward_job(setup, stage_config, arrays_dir(output)), manifest, out, executor, bar,
+                       lambda cut: rewards.append(cut.custom["reward"]))
     provenance = out.finalize(
         options=dict(manifest=str(manifest), checkpoint=str(checkpoint), prompt_protocol=prompt_protocol,
-                     batch_size=batch_size, device=device, output=str(output), arrays=str(arrays_dir(output))),
-        inputs=[source, head_file], extra_versions=("torch", "torchaudio", "transformers"),
+                     batch_size=batch_size, device=device, output=str(output), arrays=str(arrays_dir(output)),
+                     executor=executor.kind),
+        inputs=[source, head_file], extra_versions=("torch", "torchaudio", "transformers", "ray"),
     )
-    print_summary("score reward", _summary("reward", out, manifest, timer, rewards, "reward"), provenance["outputs"])
+    lines = _summary("reward", out, manifest, timer, rewards, "reward") + [line for line in [ray_line(report)] if line]
+    print_summary("score reward", lines, provenance["outputs"])

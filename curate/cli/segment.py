@@ -9,11 +9,14 @@ import click
 from curate.cli.common import (
     Timer,
     done_line,
+    drive,
+    executor_options,
     manifest_path,
     output_options,
     prepare_output,
     print_summary,
     progress,
+    ray_line,
     rejected_line,
     stage_command,
     workers_option,
@@ -31,18 +34,21 @@ from curate.cli.common import (
               help="Windows quieter than this integrated loudness are quarantined as near-silent.")
 @output_options("segment.jsonl.gz")
 @workers_option
+@executor_options
 @stage_command
 def segment(manifest: Path, window: float, hop: float | None, min_duration: float | None, min_lufs: float,
-            output: Path, resume: bool, overwrite: bool, workers: int) -> None:
+            output: Path, resume: bool, overwrite: bool, workers: int, executor=None) -> None:
     """Cut every cut of MANIFEST into fixed windows with loudness and provenance.
 
     Window ids are {recording}_{start_ms}. Captions and tags are carried to every window.
     Near-silent windows and sources too short for a window go to the quarantine manifest.
     """
+    from curate.executors import ExecutorOptions
     from curate.io import count_lines, describe_input
     from curate.manifests import check_input, read_cuts
-    from curate.stages.segment import SegmentConfig
-    from curate.stages.segment import segment as run_segment
+    from curate.stages.segment import SegmentConfig, segment_job
+
+    executor = executor or ExecutorOptions()
 
     if min_duration is not None and min_duration > window:
         raise click.BadParameter(f"{min_duration} exceeds --window {window}", param_hint="--min-duration")
@@ -56,20 +62,19 @@ def segment(manifest: Path, window: float, hop: float | None, min_duration: floa
     check_input(manifest)
     segment_config = SegmentConfig(window=window, hop=hop, min_duration=min_duration, min_lufs=min_lufs)
     sources = count_lines(manifest)
-    with out, progress(sources, "segment", "source") as bar:
-        for item in run_segment(read_cuts(manifest), segment_config, workers=workers, is_done=out.is_done,
-                                on_source=lambda _: bar.update(1)):
-            if hasattr(item, "reason"):
-                out.reject(item)
-            else:
-                out.write(item)
+    windows = sum(len(segment_config.output_ids(cut)) for cut in read_cuts(manifest))  # the bar's total
+    with out, progress(windows, "segment", "window") as bar:
+        bar.update(out.resumed_items)
+        job = segment_job(segment_config, max(1, int(executor.cpus_per_actor)) if executor.on_ray else workers)
+        report = drive(job, manifest, out, executor, bar)
     out.summary.extra.update(sources=sources)
-    provenance = out.finalize(options=dict(manifest=str(manifest), output=str(output), workers=workers),
-                              inputs=[source])
+    provenance = out.finalize(options=dict(manifest=str(manifest), output=str(output), workers=workers,
+                                           executor=executor.kind), inputs=[source])
     rate = out.summary.this_run["kept"] * window / timer.seconds if timer.seconds else 0.0
     print_summary("segment", [
         f"sources {sources}  →  windows " + done_line(out) + f" ({out.summary.hours:.3f} h)"
         + ("; the input is empty, so is the output" if sources == 0 else ""),
         rejected_line(out.summary.rejected),
         f"took {timer.seconds:.1f} s ({rate:.0f}× real time)",
+        *[line for line in [ray_line(report)] if line],
     ], provenance["outputs"])

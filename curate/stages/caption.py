@@ -14,6 +14,7 @@ Audio longer than the model accepts (30 s for Qwen2-Audio) is cropped to its fir
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from lhotse.utils import fastcopy
 
 from curate.captioning.checks import caption_problems, clean
 from curate.captioning.engines import ChatRequest, EngineFailure, SamplingConfig
+from curate.executors import StageJob
 from curate.io import Rejection
 
 STAGES = ("audio", "rewrite")
@@ -112,6 +114,16 @@ def caption_cuts(cuts: Iterable[Cut], engine, config: CaptionConfig,
             batch = []
     if batch:
         yield from _run_batch(batch, engine, config)
+
+
+def caption_job(setup, config: CaptionConfig) -> StageJob:
+    """`caption_cuts` as a `StageJob` for either executor: `setup` builds the engine (a vLLM
+    engine per Ray actor, so each actor batches its own shards exactly as the local run does)."""
+    return StageJob(f"caption {config.stage}", setup, functools.partial(_caption, config=config))
+
+
+def _caption(engine, cuts: Iterable[Cut], skip_ids: frozenset[str], *, config: CaptionConfig):
+    return caption_cuts(cuts, engine, config, skip_ids)
 
 
 def _run_batch(batch, engine, config: CaptionConfig):

@@ -15,8 +15,10 @@ Which field is scored is an option, so the same stage rescores after captioning.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +27,7 @@ from lhotse.utils import fastcopy
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from curate.arrays import ArrayStore
+from curate.executors import StageJob
 from curate.io import Rejection
 from curate.scoring.audio import mono_resampled, policy_windows
 from curate.scoring.clap import ClapEncoder, stack_inputs
@@ -111,6 +114,17 @@ def score_clap(
             yield from _flush(pending, encoder, store, text_cache)
 
 
+def clap_job(setup: Callable[[], ClapEncoder], config: ClapScoreConfig, arrays: Path) -> StageJob:
+    """`score_clap` as a `StageJob` for either executor: `setup` loads the CLAP (a picklable
+    callable: Ray calls it once per actor), embeddings go to the `arrays` folder."""
+    return StageJob("score clap", setup, functools.partial(_score_cuts, config=config, arrays=str(arrays)))
+
+
+def _score_cuts(encoder: ClapEncoder, cuts: Iterable[Cut], skip_ids: frozenset[str], *, config: ClapScoreConfig,
+                arrays: str) -> Iterator[Cut | Rejection]:
+    return score_clap(cuts, encoder, ArrayStore(arrays), config, skip_ids)
+
+
 def _flush(pending: list, encoder: ClapEncoder, store: ArrayStore, text_cache: dict):
     """Embed one batch of windows (and any new captions); yield scored cuts and rejections in order."""
     jobs = [p for p in pending if not isinstance(p, Rejection)]
@@ -142,13 +156,11 @@ def _flush(pending: list, encoder: ClapEncoder, store: ArrayStore, text_cache: d
 
 @contextlib.contextmanager
 def share_cores(workers: int):
-    """While scoring, give the model the cores the decoding workers do not use (they run one
-    thread each); afterwards the process gets its threads back (a demo or a driver runs
-    training in the same process)."""
-    import os
-
+    """While scoring, give the model the threads of this process (all cores, or a Ray actor's
+    CPUs) that the decoding workers do not use (they run one thread each); afterwards the
+    process gets its threads back (a demo or a driver runs training in the same process)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    torch.set_num_threads(max(1, before - workers))
     try:
         yield
     finally:

@@ -9,8 +9,10 @@ running MERT again).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from lhotse.cut import Cut
@@ -18,9 +20,17 @@ from lhotse.utils import fastcopy
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from curate.arrays import ArrayStore
+from curate.executors import StageJob
 from curate.io import Rejection
 from curate.scoring.audio import mono_resampled
-from curate.scoring.reward import MertEncoder, RewardHead, assemble_features, score_features
+from curate.scoring.reward import (
+    MertEncoder,
+    RewardHead,
+    assemble_features,
+    load_mert,
+    load_reward,
+    score_features,
+)
 from curate.stages.score_clap import share_cores
 
 STAGE = "reward"
@@ -89,6 +99,24 @@ def score_reward(
                 pending, jobs = [], 0
         if pending:
             yield from _flush(pending, head, mert, store, config)
+
+
+def load_reward_models(checkpoint: str, mert_model: str, device: str = "cpu", trust_remote_code: bool = False,
+                       unsafe_pickle: bool = False) -> tuple[RewardHead, MertEncoder]:
+    """The reward head and MERT: a `StageJob` setup (once per process or Ray actor)."""
+    return (load_reward(checkpoint, unsafe_pickle=unsafe_pickle),
+            load_mert(mert_model, device=device, trust_remote_code=trust_remote_code))
+
+
+def reward_job(setup, config: RewardScoreConfig, arrays: Path) -> StageJob:
+    """`score_reward` as a `StageJob` for either executor (MERT features go to `arrays`)."""
+    return StageJob("score reward", setup, functools.partial(_score_cuts, config=config, arrays=str(arrays)))
+
+
+def _score_cuts(models: tuple[RewardHead, MertEncoder], cuts: Iterable[Cut], skip_ids: frozenset[str], *,
+                config: RewardScoreConfig, arrays: str) -> Iterator[Cut | Rejection]:
+    head, mert = models
+    return score_reward(cuts, head, mert, ArrayStore(arrays), config, skip_ids)
 
 
 def _flush(pending: list, head: RewardHead, mert: MertEncoder, store: ArrayStore, config: RewardScoreConfig):

@@ -11,6 +11,7 @@ output cut stays a plain MonoCut/MultiCut.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 
 from curate.audio import load_cut_audio
+from curate.executors import StageJob
 from curate.io import Rejection
 from curate.loudness import window_loudness
 from curate.parallel import ordered_map
@@ -37,6 +39,10 @@ class SegmentConfig:
 
     def plan(self, cut: Cut) -> list[Window]:
         return plan_windows(cut.duration, self.window, self.hop, self.min_duration)
+
+    def output_ids(self, cut: Cut) -> list[str]:
+        """The ids `cut` becomes: its windows', or its own when it is too short for one."""
+        return [window_id(cut.recording_id, cut.start, w) for w in self.plan(cut)] or [cut.id]
 
 
 def window_cut(cut: Cut, w: Window, loudness: float) -> Cut:
@@ -103,9 +109,7 @@ def segment(
     """
 
     def todo(cut: Cut) -> bool:
-        windows = config.plan(cut)
-        ids = [window_id(cut.recording_id, cut.start, w) for w in windows] or [cut.id]
-        if all(is_done(i) for i in ids):
+        if all(is_done(i) for i in config.output_ids(cut)):
             if on_source:
                 on_source(cut)
             return False
@@ -116,3 +120,18 @@ def segment(
         yield from outcomes
         if on_source:
             on_source(cut)
+
+
+def segment_job(config: SegmentConfig, workers: int) -> StageJob:
+    """`segment` as a `StageJob` for either executor (nothing to load; `workers` decoding threads)."""
+    return StageJob("segment", _no_models, functools.partial(_segment_cuts, config=config, workers=workers),
+                    output_ids=config.output_ids)
+
+
+def _no_models() -> None:
+    return None
+
+
+def _segment_cuts(_: None, cuts: Iterable[Cut], skip_ids: frozenset[str], *, config: SegmentConfig,
+                  workers: int) -> Iterator[Cut | Rejection]:
+    return segment(cuts, config, workers=workers, is_done=skip_ids.__contains__)
