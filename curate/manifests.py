@@ -161,7 +161,8 @@ _CUT_FIELDS = [
     (("id",), lambda v: isinstance(v, str) and bool(v), "non-empty text"),
     (("start",), _is_number, "a number"),
     (("duration",), _is_number, "a number"),
-    (("channel",), lambda v: v is None or _is_int(v) or (isinstance(v, list) and all(map(_is_int, v))),
+    # null is no channel: Lhotse reads it, then writes the cut without the field it requires
+    (("channel",), lambda v: _is_int(v) or (isinstance(v, list) and bool(v) and all(map(_is_int, v))),
      "a channel index or a list of them"),
     (("custom",), lambda v: v is None or isinstance(v, dict), "an object"),
     (("supervisions",), lambda v: v is None or isinstance(v, list), "a list"),
