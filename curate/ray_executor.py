@@ -25,6 +25,7 @@ from typing import Any
 
 from curate.executors import ExecutorOptions, ShardFailure, StageJob
 from curate.io import StageError, describe_input
+from curate.manifests import read_cuts
 
 SHARD_INDEX = "index.json"
 
@@ -39,8 +40,6 @@ def shard_manifest(manifest: Path, folder: Path, shard_size: int) -> list[Path]:
     import shutil
 
     from lhotse.serialization import SequentialJsonlWriter
-
-    from curate.manifests import read_cuts
 
     key = {"manifest_sha256": describe_input(manifest)["sha256"], "shard_size": shard_size}
     index = folder / SHARD_INDEX
@@ -68,12 +67,6 @@ def shard_manifest(manifest: Path, folder: Path, shard_size: int) -> list[Path]:
     return [folder / name for name in shards]
 
 
-def _shard_cuts(path: str | Path):
-    from curate.manifests import read_cuts
-
-    return read_cuts(path)
-
-
 class _ShardWorker:
     """A Ray Data actor: the stage's `setup` once, then `process` per shard (rows of one batch)."""
 
@@ -89,7 +82,7 @@ class _ShardWorker:
         for shard, path, skip in zip(batch["shard"], batch["path"], batch["skip"]):
             started = time.perf_counter()
             try:
-                items = list(self.job.process(self.state, _shard_cuts(path), frozenset(json.loads(skip))))
+                items = list(self.job.process(self.state, read_cuts(path), frozenset(json.loads(skip))))
                 error = ""
             except Exception as exc:  # the shard fails, the run goes on; --resume redoes its cuts
                 items, error = [], f"{type(exc).__name__}: {exc}"[:500]
@@ -116,7 +109,7 @@ def run_on_ray(job: StageJob, manifest: Path, skip_ids: set[str], options: Execu
     shards = shard_manifest(manifest, work_dir / "shar", options.shard_size)
     rows, shard_ids = [], {}
     for number, path in enumerate(shards):
-        ids = [i for cut in _shard_cuts(path) for i in job.output_ids(cut)]
+        ids = [i for cut in read_cuts(path) for i in job.output_ids(cut)]
         done = [i for i in ids if i in skip_ids]
         if len(done) < len(ids):
             rows.append({"shard": number, "path": str(path), "skip": json.dumps(done)})
