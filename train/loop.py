@@ -394,6 +394,11 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
 
     if config.val_manifest and step == 0 and rank == 0:  # the untrained point of the validation curve
         history.append({"step": 0, **validation()})
+    from tqdm import tqdm
+
+    # stderr, rank 0, on a terminal only (disable=None); a resumed run starts at its step
+    bar = tqdm(total=config.steps, initial=step, desc="train fit", unit="step", dynamic_ncols=True, leave=False,
+               disable=None if rank == 0 else True)
     net.train()
     while step < config.steps:
         sampler.set_epoch(epoch)
@@ -411,6 +416,7 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
             optimizer.step()
             update_ema(ema, backbone, config.ema_decay)
             step += 1
+            bar.update(1)
             for b, (total, count) in time_bin_losses(logs["t"].cpu(), logs["per_sample"].cpu()).items():
                 bins[b][0] += total
                 bins[b][1] += count
@@ -424,6 +430,7 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
                     writer.add_scalar(f"flow_by_t/bin{b}", total / max(count, 1), step)
                 bins.clear()
                 history.append(record)
+                bar.set_postfix(loss=f"{record.get('loss', float('nan')):.3f}", refresh=False)
             if config.val_manifest and config.val_every and step % config.val_every == 0 and rank == 0:
                 history.append({"step": step, **validation()})
             if step % config.ckpt_every == 0 or step == config.steps:
@@ -438,6 +445,7 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
                                  "rank: lower batch_size or add data")
             epoch += 1  # (a run resumed at the very end of an epoch finds that epoch empty: go on)
         restored = False
+    bar.close()
     validated = bool(config.val_every) and step % config.val_every == 0  # the same answer on every rank
     if config.val_manifest and not validated:
         if rank == 0:

@@ -113,6 +113,10 @@ def _from_table(path: Path, text: str, delimiter: str) -> list[Prompt]:
     prompts = []
     try:
         for row in reader:
+            if None in row:  # DictReader's restkey: more fields than the header names
+                raise PromptError(f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(row[None])} fields where "
+                                  f"the header has {len(reader.fieldnames)}; quote a prompt that holds "
+                                  f"{'a comma' if delimiter == ',' else 'a tab'}")
             row = {(k or "").strip(): v for k, v in row.items()}
             prompts.append(_prompt(row, f"{path}:{reader.line_num}", f"{len(prompts) + 1:04d}"))
     except csv.Error as exc:

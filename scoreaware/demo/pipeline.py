@@ -32,13 +32,13 @@ PROMPTS = ("A calm ambient piece with warm synth pads and piano\n"
 
 # one prompt per genre: the table's prompts, and the genre the domain CLAP should hear
 EVAL_PROMPTS = ("id,prompt\n"
-                "rock,An energetic rock track with guitar, bass and drums\n"
+                'rock,"An energetic rock track with guitar, bass and drums"\n'
                 "electronic,An electronic dance track with a lead synthesizer and a four on the floor beat\n"
                 "ambient,A calm ambient piece with warm synth pads and piano\n"
-                "jazz,A happy jazz tune with piano, walking bass and a swinging ride cymbal\n"
+                'jazz,"A happy jazz tune with piano, walking bass and a swinging ride cymbal"\n'
                 "classical,A melancholic classical piece with strings and piano\n"
                 "folk,A happy folk song with acoustic guitar and light percussion\n"
-                "hiphop,A laid-back hiphop beat with piano, bass and boom bap drums\n")
+                'hiphop,"A laid-back hiphop beat with piano, bass and boom bap drums"\n')
 
 # candidate prompts of expert iteration and CRPO: not the evaluation prompts (the guard and the
 # table must measure prompts the post-training did not select on)

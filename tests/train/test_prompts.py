@@ -35,6 +35,8 @@ def test_the_challenge_csv_keeps_its_ids(tmp_path):
     ("empty.txt", "\n\n", "no prompts"),
     ("dup.csv", "id,prompt\n1,a\n1,b\n", "used twice"),
     ("nocol.csv", "id,words\n1,a\n", "needs a 'prompt'"),
+    # an unquoted comma would cut the prompt short at "guitar" (it did, in the demo's prompts)
+    ("comma.csv", "id,prompt\n1,a calm piece\n2,rock with guitar, bass and drums\n", "comma.csv:3: 3 fields"),
     ("blank.jsonl", '{"prompt": "  "}\n', "blank.jsonl:1"),
 ])
 def test_bad_files_name_the_file_and_line(tmp_path, name, content, message):
