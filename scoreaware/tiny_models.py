@@ -256,6 +256,35 @@ def build_qwen2_audio(tokenizer, hidden: int = 128, layers: int = 1, audio_width
     return Qwen2AudioForConditionalGeneration(config), processor
 
 
+def widen_audio_window(model, processor, seconds: int = 30, seed: int = 0) -> None:
+    """Give a Qwen2-Audio trained on a shorter window the released one (30 s: 3000 mel frames,
+    1500 encoder positions), in place. vLLM's Qwen2-Audio fixes its input at 3000 frames, so a
+    stand-in must have the released window to load there.
+
+    A clip no longer than the trained window is captioned as before: the processor pads its
+    features to the window and the encoder masks the padding (the LM gets the same audio tokens).
+    The positions past the trained ones (never seen in training; the embedding is frozen) get the
+    initializer's N(0, σ) values from `seed`."""
+    from torch import nn
+    from transformers import WhisperFeatureExtractor
+
+    tower = model.model.audio_tower
+    trained = tower.embed_positions.weight.data  # (positions, d_model)
+    positions = 50 * seconds  # 100 mel frames per s, halved by the encoder's stride-2 conv
+    if positions <= trained.shape[0]:
+        return
+    generator = torch.Generator().manual_seed(seed)
+    extra = torch.randn(positions - trained.shape[0], trained.shape[1], generator=generator)
+    embedding = nn.Embedding(positions, trained.shape[1])
+    embedding.weight.data = torch.cat([trained, extra * float(tower.config.initializer_range)])
+    tower.embed_positions = embedding.requires_grad_(False)
+    tower.max_source_positions = tower.config.max_source_positions = positions
+    old = processor.feature_extractor
+    processor.feature_extractor = WhisperFeatureExtractor(
+        feature_size=old.feature_size, sampling_rate=old.sampling_rate, hop_length=old.hop_length,
+        chunk_length=seconds, n_fft=old.n_fft, padding_value=old.padding_value, dither=old.dither)
+
+
 def save_qwen2_audio(model, processor, directory: str | os.PathLike) -> Path:
     """`save_pretrained` in the released Qwen2-Audio layout (see `_legacy_qwen2_audio_keys`)."""
     directory = Path(directory)

@@ -46,7 +46,8 @@ class CaptionerRecipe:
     layers: int = 2
     audio_width: int = 128
     audio_layers: int = 2
-    audio_seconds: int = 10  # the encoder's window: the demo's segments are 10 s (see build_qwen2_audio)
+    audio_seconds: int = 10  # the encoder's window in training: the demo's segments are 10 s (see build_qwen2_audio)
+    served_audio_seconds: int = 30  # the window it is saved with: the released one, which vLLM requires
     seed: int = TRAIN_SEEDS["captioners"]
 
 
@@ -168,7 +169,13 @@ def rewrite_examples(tokenizer, recipe: CaptionerRecipe, rng: np.random.Generato
 
 def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log=print) -> dict:
     """Train both stages; save them to `out/qwen2_audio` and `out/qwen2`; the loss histories."""
-    from scoreaware.tiny_models import build_qwen2, build_qwen2_audio, make_chat_tokenizer, save_qwen2_audio
+    from scoreaware.tiny_models import (
+        build_qwen2,
+        build_qwen2_audio,
+        make_chat_tokenizer,
+        save_qwen2_audio,
+        widen_audio_window,
+    )
 
     rng = np.random.default_rng(recipe.seed)
     torch.manual_seed(recipe.seed)
@@ -188,6 +195,7 @@ def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log
         "parameters")
     audio_history = train_answers(audio_model, examples, processor.tokenizer.pad_token_id, recipe.audio_epochs,
                                   recipe.audio_lr, recipe.batch_size, recipe.seed, "stage 1", log)
+    widen_audio_window(audio_model, processor, seconds=recipe.served_audio_seconds, seed=recipe.seed)
     save_qwen2_audio(audio_model.eval(), processor, out / "qwen2_audio")
     rewriter = build_qwen2(tokenizer, hidden=recipe.hidden, layers=recipe.layers)
     text_examples = rewrite_examples(tokenizer, recipe, rng)

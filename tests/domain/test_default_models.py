@@ -48,6 +48,11 @@ def test_every_model_loads_through_the_loader_of_the_model_it_stands_in_for():
     for name, audio in (("qwen2_audio", True), ("qwen2", False)):
         engine = TransformersEngine(str(DEFAULT_MODELS / name), audio=audio)
         assert engine.tokenizer.chat_template and engine.tokenizer.eos_token == "<|im_end|>"
+    # the released audio window (30 s, 3000 mel frames): vLLM's Qwen2-Audio accepts no other
+    config = json.loads((DEFAULT_MODELS / "qwen2_audio" / "config.json").read_text())
+    assert config["audio_config"]["max_source_positions"] == 1500
+    extractor = TransformersEngine(str(DEFAULT_MODELS / "qwen2_audio"), audio=True).processor.feature_extractor
+    assert (extractor.chunk_length, extractor.nb_max_frames) == (30, 3000)
 
 
 def test_clap_tells_captions_apart_and_hears_the_genre(fresh):

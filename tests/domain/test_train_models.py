@@ -34,3 +34,39 @@ def test_train_models_builds_every_part_and_records_its_numbers(tmp_path):
 def test_unknown_part_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "train-models", "-o", str(tmp_path), "--only", "vae"])
     assert result.exit_code == 2 and "'vae'" in result.output
+
+
+def test_a_widened_audio_window_captions_a_short_clip_as_before(tmp_path):
+    """A Qwen2-Audio trained on 10 s, widened to the released 30 s window (what vLLM loads):
+    for a 10 s clip the padding and the new positions are masked out, so the LM gets the same
+    audio tokens; the only change is the STFT's last frame (reflect vs zero padding)."""
+    import numpy as np
+    import torch
+
+    from scoreaware.tiny_models import build_qwen2_audio, make_chat_tokenizer, widen_audio_window
+
+    tokenizer = make_chat_tokenizer(tmp_path / "tok")
+    torch.manual_seed(0)
+    model, processor = build_qwen2_audio(tokenizer, audio_seconds=10)
+    model.eval()
+    clip = 0.3 * np.sin(2 * np.pi * 440 * np.arange(160_000) / 16_000).astype(np.float32)  # 10 s at 16 kHz
+    text = "<|audio_bos|><|AUDIO|><|audio_eos|>describe"
+
+    def run(inputs):
+        with torch.no_grad():
+            return model(**inputs).logits[0]  # (tokens, vocab)
+
+    short = processor(text=text, audio=[clip], sampling_rate=16_000, return_tensors="pt")
+    before = run(short)
+    widen_audio_window(model, processor, seconds=30, seed=1)
+    wide = processor(text=text, audio=[clip], sampling_rate=16_000, return_tensors="pt")
+    assert (short["input_features"].shape[-1], wide["input_features"].shape[-1]) == (1000, 3000)
+    assert model.config.audio_config.max_source_positions == 1500
+    assert torch.equal(wide["input_features"][..., :999], short["input_features"][..., :999])
+    # the same 1000 frames padded to 30 s with the zeros the 10 s encoder's convolutions pad with:
+    # the masked padding and the new positions ≥ 500 change nothing
+    same = dict(wide, input_features=torch.zeros_like(wide["input_features"]))
+    same["input_features"][..., :1000] = short["input_features"]
+    assert torch.allclose(run(same), before, atol=1e-5)
+    after = run(wide)  # as served: the last frames' convolutions see the extractor's padding value
+    assert after.shape == before.shape and torch.equal(after.argmax(-1), before.argmax(-1))
