@@ -127,13 +127,13 @@ def describe_targets(record: dict) -> list[str]:
               help="Where the corpus, manifests, runs and plots go.")
 @click.option("--clips", type=click.IntRange(8), default=40, help="Clips in the synthetic corpus.")
 @click.option("--duration", type=click.FloatRange(1.0), default=30.0, help="Seconds per clip.")
-@click.option("--train-steps", type=click.IntRange(1), default=300,
-              help="Steps of each tiny training run (baseline and score-aware).")
-@click.option("--post-steps", type=click.IntRange(1), default=None,
-              help="Steps of the expert-iteration fine-tune and of CRPO [default: a third of --train-steps].")
+@click.option("--train-steps", type=click.IntRange(1), default=1000,
+              help="Steps of each tiny training run (baseline and score-aware), batch 16.")
+@click.option("--post-steps", type=click.IntRange(1), default=100,
+              help="Steps of the expert-iteration fine-tune and of CRPO.")
 @click.option("--overwrite", is_flag=True, help="Redo every step, corpus included.")
 @click.pass_context
-def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_steps: int, post_steps: int | None,
+def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_steps: int, post_steps: int,
         overwrite: bool) -> None:
     """Run the whole pipeline on the embedded synthetic corpus and print what happened."""
     import json
@@ -143,8 +143,7 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_st
     from scoreaware.domain.build import default_models
 
     timeline = Timeline()
-    settings = DemoSettings(workdir, clips, duration, train_steps, post_steps or max(1, train_steps // 3), overwrite,
-                            default_models())
+    settings = DemoSettings(workdir, clips, duration, train_steps, post_steps, overwrite, default_models())
     curation(ctx, timeline, settings)
     checkpoints = training(ctx, timeline, settings)
     checkpoints |= post_training(ctx, timeline, settings, checkpoints["score_sft"])
