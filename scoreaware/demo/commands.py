@@ -127,7 +127,7 @@ def describe_targets(record: dict) -> list[str]:
               help="Where the corpus, manifests, runs and plots go.")
 @click.option("--clips", type=click.IntRange(8), default=40, help="Clips in the synthetic corpus.")
 @click.option("--duration", type=click.FloatRange(1.0), default=30.0, help="Seconds per clip.")
-@click.option("--train-steps", type=click.IntRange(1), default=1000,
+@click.option("--train-steps", type=click.IntRange(1), default=1200,
               help="Steps of each tiny training run (baseline and score-aware), batch 16.")
 @click.option("--post-steps", type=click.IntRange(1), default=100,
               help="Steps of the expert-iteration fine-tune and of CRPO.")
