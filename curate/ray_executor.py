@@ -71,15 +71,22 @@ class _ShardWorker:
     """A Ray Data actor: the stage's `setup` once, then `process` per shard (rows of one batch)."""
 
     def __init__(self, job: StageJob, threads: int) -> None:
+        created = time.time()  # wall clock: compared with the driver's (same node, or NTP across nodes)
         import torch
 
         torch.set_num_threads(max(1, threads))  # the actor's CPUs, not the node's: actors share it
         self.job = job
         self.state = job.setup()
+        self.ready_at, self.setup_seconds = time.time(), time.time() - created
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        out: dict[str, list] = {"shard": [], "items": [], "error": [], "seconds": []}
+        out: dict[str, list] = {"shard": [], "items": [], "error": [], "seconds": [], "ready_at": [],
+                                "setup_seconds": []}
         for shard, path, skip in zip(batch["shard"], batch["path"], batch["skip"]):
+            # the actor's start-up goes out once, with its first shard
+            out["ready_at"].append(self.ready_at)
+            out["setup_seconds"].append(self.setup_seconds)
+            self.setup_seconds = 0.0
             started = time.perf_counter()
             try:
                 items = list(self.job.process(self.state, read_cuts(path), frozenset(json.loads(skip))))
@@ -115,7 +122,8 @@ def run_on_ray(job: StageJob, manifest: Path, skip_ids: set[str], options: Execu
             rows.append({"shard": number, "path": str(path), "skip": json.dumps(done)})
             shard_ids[number] = ids
     stats = report if report is not None else {}
-    stats.update(shards=len(shards), shards_run=len(rows), actors=options.actors, shard_seconds=[], failed=0)
+    stats.update(shards=len(shards), shards_run=len(rows), actors=options.actors, shard_seconds=[], failed=0,
+                 setup_seconds=[], ready_after=[])
     if not rows:
         return
     started_here = not ray.is_initialized()
@@ -123,6 +131,7 @@ def run_on_ray(job: StageJob, manifest: Path, skip_ids: set[str], options: Execu
         ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", configure_logging=True)
     try:
+        submitted = time.time()
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # the manifest comes out in input order
         context.enable_progress_bars = False  # the stage's own bar counts cuts
@@ -132,6 +141,9 @@ def run_on_ray(job: StageJob, manifest: Path, skip_ids: set[str], options: Execu
             num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor or None)
         for row in dataset.iter_rows():
             stats["shard_seconds"].append(float(row["seconds"]))
+            if row["setup_seconds"]:  # an actor's first shard: how long it took to be ready
+                stats["setup_seconds"].append(float(row["setup_seconds"]))
+                stats["ready_after"].append(float(row["ready_at"]) - submitted)
             if row["error"]:
                 stats["failed"] += 1
                 yield ShardFailure(int(row["shard"]), shard_ids[int(row["shard"])], row["error"])

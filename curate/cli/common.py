@@ -105,6 +105,9 @@ def ray_line(report: dict) -> str | None:
     seconds = report.get("shard_seconds") or []
     line = (f"ray: {report['shards_run']} of {report['shards']} shards on {report['actors']} actors, "
             f"{sum(seconds):.1f} s in the stage's code, {report.get('wall_seconds', 0.0):.1f} s wall")
+    if report.get("ready_after"):  # actor start-up: process, imports and the stage's setup (models)
+        line += (f"; actors ready after {max(report['ready_after']):.1f} s "
+                 f"(setup {max(report['setup_seconds']):.1f} s of it)")
     return line + (f"; {report['failed']} shard(s) failed" if report.get("failed") else "")
 
 
