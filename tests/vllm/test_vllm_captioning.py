@@ -3,7 +3,8 @@
 Runs in the `vllm` tox environment. Most tests use random-init Qwen2 / Qwen2-Audio built
 locally, so the captions are noise: they check the pipeline (every cut captioned or flagged,
 resume, provenance), not the words. The last one runs the shipped domain captioners (the
-embedded default, with their 10 s audio window) through vLLM and checks the words.
+embedded default, trained on a 10 s audio window and saved with the released 30 s one) through
+vLLM and checks the words.
 """
 
 from __future__ import annotations
