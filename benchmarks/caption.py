@@ -40,7 +40,8 @@ def main() -> None:
     from curate.captioning.engines import ChatRequest, SamplingConfig, TransformersEngine, VllmEngine
     from scoreaware.tiny_models import make_tiny_qwen2
 
-    model = make_tiny_qwen2(Path(tempfile.mkdtemp(prefix="bench-caption-")) / "qwen2")
+    scratch = tempfile.TemporaryDirectory(prefix="bench-caption-")  # removed when main returns
+    model = make_tiny_qwen2(Path(scratch.name) / "qwen2")
     template = Path(__file__).resolve().parents[1] / "curate" / "captioning" / "templates"
     system = (template / "rewrite_system.txt").read_text().strip()
     user = (template / "rewrite_user.txt").read_text().strip()

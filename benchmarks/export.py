@@ -54,7 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     from curate.publish import export_dataset
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-export-"))
+    # Without --workdir the corpus is scratch: removed when main returns (it can be GBs).
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="bench-export-")
+    workdir = args.workdir or Path(scratch.name)
     workdir.mkdir(parents=True, exist_ok=True)
     export_dataset(synthetic_manifest(workdir, 50), workdir / "warmup")  # imports
     print(f"{'rows':>7} {'seconds':>8} {'rows/s':>8} {'MiB written':>12} {'anon RSS +MiB':>14} "

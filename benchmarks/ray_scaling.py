@@ -88,7 +88,9 @@ def main() -> None:
 
     import ray
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ray_scaling_"))
+    # Without --workdir the corpus is scratch: removed when main returns (it can be GBs).
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="ray_scaling_")
+    workdir = args.workdir or Path(scratch.name)
     started = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     cluster_start = time.perf_counter() - started

@@ -96,7 +96,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-clap-"))
+    # Without --workdir the corpus is scratch: removed when main returns (it can be GBs).
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="bench-clap-")
+    workdir = args.workdir or Path(scratch.name)
     workdir.mkdir(parents=True, exist_ok=True)
     from scoreaware.tiny_models import make_tiny_clap
 

@@ -102,7 +102,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="Thread counts to measure.")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep the corpus here between runs.")
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-segment-"))
+    # Without --workdir the corpus is scratch: removed when main returns (it can be GBs).
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="bench-segment-")
+    workdir = args.workdir or Path(scratch.name)
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"cpu cores: {os.cpu_count()}   corpus: {args.clips} clips × {args.duration:g} s (mp3/flac/wav)")
     print(f"{'sources':>8} {'audio h':>8} {'bare decode h/s':>16} {'workers':>8} {'segment h/s':>12} "

@@ -6,13 +6,16 @@ folder. HF_HOME must be set before transformers/huggingface_hub are imported.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 HF_HOME = Path(tempfile.mkdtemp(prefix="laion-hf-"))
+atexit.register(shutil.rmtree, HF_HOME, ignore_errors=True)  # a seeded cache per run: do not leave it behind
 os.environ["HF_HOME"] = str(HF_HOME)
 os.environ["HF_HUB_OFFLINE"] = "1"
 
