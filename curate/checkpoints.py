@@ -40,27 +40,26 @@ def load_checkpoint(path: str | os.PathLike, *, unsafe_pickle: bool = False, wha
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        if unsafe_pickle:
-            return _load_with_pickle(path)
-        raise CheckpointError(
-            f"{path}: this {what} holds Python objects that only pickle can load, and unpickling runs whatever "
-            f"code the file carries ({reason}). If you trust where it came from, pass --unsafe-pickle") from None
+        if not unsafe_pickle:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(
+                f"{path}: this {what} holds Python objects that only pickle can load, and unpickling runs "
+                f"whatever code the file carries ({reason}). If you trust where it came from, pass --unsafe-pickle"
+            ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).strip()[:200]})") from None
-
-
-def _load_with_pickle(path: str | os.PathLike) -> Any:
-    """Only ever reached with the user's explicit ``--unsafe-pickle``: unpickling can run code."""
-    import torch
-
+        raise _unreadable(path, exc) from None
+    # Here only when the weights-only load refused the file and the user passed --unsafe-pickle:
+    # `weights_only` is that flag's negation, so the one pickle load names what allows it.
     log.warning("loading %s with pickle because --unsafe-pickle was given: it can run code", path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).strip()[:200]})") from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: str | os.PathLike, exc: BaseException) -> CheckpointError:
+    return CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
+                           f"{str(exc).strip()[:200]})")
 
 
 def forced_weights_only():
