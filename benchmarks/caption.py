@@ -16,9 +16,12 @@ Run in the vllm environment:  tox -e bench-vllm   (or python benchmarks/caption.
 from __future__ import annotations
 
 import argparse
-import tempfile
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scratch import workdir_or_scratch  # noqa: E402
 
 
 def timed(engine, requests, sampling) -> tuple[float, int]:
@@ -40,8 +43,7 @@ def main() -> None:
     from curate.captioning.engines import ChatRequest, SamplingConfig, TransformersEngine, VllmEngine
     from scoreaware.tiny_models import make_tiny_qwen2
 
-    scratch = tempfile.TemporaryDirectory(prefix="bench-caption-")  # removed when main returns
-    model = make_tiny_qwen2(Path(scratch.name) / "qwen2")
+    model = make_tiny_qwen2(workdir_or_scratch(None, "bench-caption-") / "qwen2")
     template = Path(__file__).resolve().parents[1] / "curate" / "captioning" / "templates"
     system = (template / "rewrite_system.txt").read_text().strip()
     user = (template / "rewrite_user.txt").read_text().strip()

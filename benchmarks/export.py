@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
 from memory import PeakMemory  # noqa: E402
+from scratch import workdir_or_scratch  # noqa: E402
 
 
 def synthetic_manifest(workdir: Path, rows: int) -> Path:
@@ -54,10 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     from curate.publish import export_dataset
 
-    # Without --workdir the corpus is scratch: removed when main returns (it can be GBs).
-    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="bench-export-")
-    workdir = args.workdir or Path(scratch.name)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir_or_scratch(args.workdir, "bench-export-")
     export_dataset(synthetic_manifest(workdir, 50), workdir / "warmup")  # imports
     print(f"{'rows':>7} {'seconds':>8} {'rows/s':>8} {'MiB written':>12} {'anon RSS +MiB':>14} "
           f"{'file RSS +MiB':>14}")

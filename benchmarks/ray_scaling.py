@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
 sys.path.insert(0, str(Path(__file__).parent))
+from scratch import workdir_or_scratch  # noqa: E402
 
 
 def score(manifest: Path, out: Path, *extra: str) -> tuple[float, str]:
@@ -88,9 +88,7 @@ def main() -> None:
 
     import ray
 
-    # Without --workdir the corpus is scratch: removed when main returns (it can be GBs).
-    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="ray_scaling_")
-    workdir = args.workdir or Path(scratch.name)
+    workdir = workdir_or_scratch(args.workdir, "ray_scaling_")
     started = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     cluster_start = time.perf_counter() - started

@@ -21,11 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import tempfile
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scratch import workdir_or_scratch  # noqa: E402
 
 os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
 
@@ -96,10 +99,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
-    # Without --workdir the corpus is scratch: removed when main returns (it can be GBs).
-    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="bench-clap-")
-    workdir = args.workdir or Path(scratch.name)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir_or_scratch(args.workdir, "bench-clap-")
     from scoreaware.tiny_models import make_tiny_clap
 
     manifest = segments(workdir, args.clips)

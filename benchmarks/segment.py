@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
 sys.path.insert(0, str(Path(__file__).parent))
 from memory import PeakMemory  # noqa: E402
+from scratch import workdir_or_scratch  # noqa: E402
 
 
 def build_sources(workdir: Path, clips: int, duration: float, scale: int) -> Path:
@@ -102,10 +102,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="Thread counts to measure.")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep the corpus here between runs.")
     args = parser.parse_args()
-    # Without --workdir the corpus is scratch: removed when main returns (it can be GBs).
-    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="bench-segment-")
-    workdir = args.workdir or Path(scratch.name)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir_or_scratch(args.workdir, "bench-segment-")
     print(f"cpu cores: {os.cpu_count()}   corpus: {args.clips} clips × {args.duration:g} s (mp3/flac/wav)")
     print(f"{'sources':>8} {'audio h':>8} {'bare decode h/s':>16} {'workers':>8} {'segment h/s':>12} "
           f"{'ratio':>6} {'peak RSS +MiB':>14}")
