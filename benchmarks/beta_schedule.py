@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--lam", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
 
     work = args.workdir
     if not (work / "reward.jsonl.gz").is_file():
@@ -55,7 +55,7 @@ def main() -> None:
     filtered = out / "encode_filtered.jsonl.gz"
     if not filtered.is_file():
         run(cli, ["curate", "filter", str(everything), "-o", str(filtered)])
-    from curate.io import count_lines
+    from scoreaware.core.files import count_lines
 
     batch = min(8, count_lines(filtered))
     variants = {"beta": (everything, "beta"), "logit_normal": (everything, "logit_normal"),

@@ -40,11 +40,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     args = parser.parse_args()
 
-    from curate.captioning.engines import ChatRequest, SamplingConfig, TransformersEngine, VllmEngine
-    from scoreaware.tiny_models import make_tiny_qwen2
+    from scoreaware.curate.captioning.engines import ChatRequest, SamplingConfig, TransformersEngine, VllmEngine
+    from scoreaware.demo.tiny_models import make_tiny_qwen2
 
     model = make_tiny_qwen2(workdir_or_scratch(None, "bench-caption-") / "qwen2")
-    template = Path(__file__).resolve().parents[1] / "curate" / "captioning" / "templates"
+    from scoreaware.curate.stages.caption import TEMPLATES as template
     system = (template / "rewrite_system.txt").read_text().strip()
     user = (template / "rewrite_user.txt").read_text().strip()
     requests = [ChatRequest(f"cut{i}", system, user.format(caption_verbose=f"A slow ambient piece number {i} with "

@@ -31,11 +31,11 @@ from memory import PeakMemory  # noqa: E402
 
 
 def setup(args):
-    from train.codecs import MelCodec
-    from train.flow import TimestepSampler
-    from train.model import FluxAudio, ModelConfig
-    from train.objective import NullConditioning, Trainable
-    from train.preference import CRPOObjective, frozen_copy
+    from scoreaware.train.codecs import MelCodec
+    from scoreaware.train.flow import TimestepSampler
+    from scoreaware.train.model import FluxAudio, ModelConfig
+    from scoreaware.train.objective import NullConditioning, Trainable
+    from scoreaware.train.preference import CRPOObjective, frozen_copy
 
     torch.manual_seed(0)
     model = FluxAudio(ModelConfig(latent_channels=64, text_dim=32, clap_dim=512, dim=args.width, heads=args.heads,
@@ -117,10 +117,10 @@ def naive_loss(objective, net, batch, reference: bool = True):
     reference, the flow-matching loss of both clips (the memory floor)."""
     import torch.nn.functional as F
 
-    from train.flow import interpolate, target_velocity
-    from train.model import Conditioning
-    from train.objective import batch_conditioning
-    from train.preference import _masked_mse
+    from scoreaware.train.flow import interpolate, target_velocity
+    from scoreaware.train.model import Conditioning
+    from scoreaware.train.objective import batch_conditioning
+    from scoreaware.train.preference import _masked_mse
 
     draws = objective.draw(batch)
     x_w, x_l, noise, t = batch["latent"], batch["latent_l"], draws["noise"], draws["t"]

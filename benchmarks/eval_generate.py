@@ -32,7 +32,7 @@ PROMPTS = ["A calm ambient piece with warm synth pads", "An energetic rock track
 def invoke(*args) -> None:
     from click.testing import CliRunner
 
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
 
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, result.output
@@ -40,8 +40,8 @@ def invoke(*args) -> None:
 
 def tiny_checkpoint(work: Path) -> Path:
     """Demo corpus → segment → tiny CLAP/T5 → score → encode → 20 steps of the tiny preset."""
-    from curate.synth import make_corpus
-    from scoreaware.tiny_models import make_tiny_clap, make_tiny_t5
+    from scoreaware.demo.synth import make_corpus
+    from scoreaware.demo.tiny_models import make_tiny_clap, make_tiny_t5
 
     make_corpus(work / "corpus", clips=8, duration=12.0, seed=0)
     invoke("curate", "ingest", work / "corpus" / "audio", "-m", work / "corpus" / "metadata" / "captions.json",
@@ -61,7 +61,7 @@ def tiny_checkpoint(work: Path) -> Path:
 def common_loop(checkpoint: Path, prompts: list[str], steps: int, seconds: float) -> tuple[float, list, float]:
     """One prompt at a time; conditional and unconditional forwards separately at every step.
     Returns (total seconds, clips, seconds spent in the model)."""
-    from train.sample import Generator, SampleSettings
+    from scoreaware.train.sample import Generator, SampleSettings
 
     start = time.perf_counter()  # like `eval generate`, the time includes loading the checkpoint
     generator = Generator(checkpoint)
@@ -88,7 +88,7 @@ def common_loop(checkpoint: Path, prompts: list[str], steps: int, seconds: float
 
 def batched_model_seconds(checkpoint: Path, prompts: list[str], steps: int, seconds: float) -> float:
     """Seconds in the model for the batched path alone (both CFG branches in one forward)."""
-    from train.sample import Generator, SampleSettings
+    from scoreaware.train.sample import Generator, SampleSettings
 
     generator = Generator(checkpoint)
     start = time.perf_counter()

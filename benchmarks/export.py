@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--rows", default="1000,10000")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
-    from curate.publish import export_dataset
+    from scoreaware.curate.publish import export_dataset
 
     workdir = workdir_or_scratch(args.workdir, "bench-export-")
     export_dataset(synthetic_manifest(workdir, 50), workdir / "warmup")  # imports

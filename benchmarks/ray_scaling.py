@@ -34,8 +34,8 @@ from scratch import workdir_or_scratch  # noqa: E402
 def score(manifest: Path, out: Path, *extra: str) -> tuple[float, str]:
     from click.testing import CliRunner
 
-    from scoreaware.cli import cli
-    from scoreaware.domain.build import default_models
+    from scoreaware.cli.main import cli
+    from scoreaware.demo.domain.build import default_models
 
     started = time.perf_counter()
     result = CliRunner().invoke(cli, ["curate", "score", "clap", str(manifest), "--model",
@@ -59,8 +59,8 @@ def ray_report(output: str) -> dict:
 def measure(workdir: Path, clips: int, shard_size: int, repeats: int, address: str) -> dict:
     from score_clap import segments
 
-    from curate.manifests import read_cuts
-    from testing.parity import same_manifest
+    from scoreaware.core.manifests import read_cuts
+    from scoreaware.testing.parity import same_manifest
 
     folder = workdir / f"clips{clips}"
     manifest = segments(folder, clips)

@@ -37,8 +37,8 @@ def segments(workdir: Path, clips: int) -> Path:
     """The demo corpus, ingested and cut into 10 s windows."""
     from click.testing import CliRunner
 
-    from curate.synth import make_corpus
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
+    from scoreaware.demo.synth import make_corpus
 
     seg = workdir / "segment.jsonl.gz"
     if not seg.exists():
@@ -57,8 +57,8 @@ def per_clip(manifest: Path, model_dir: Path) -> tuple[float, dict[str, float]]:
     import torch
     from transformers import ClapModel, ClapProcessor
 
-    from curate.manifests import read_cuts
-    from curate.scoring.audio import mono_resampled, policy_windows
+    from scoreaware.core.manifests import read_cuts
+    from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
 
     processor = ClapProcessor.from_pretrained(model_dir)
     model = ClapModel.from_pretrained(model_dir).eval()
@@ -80,8 +80,8 @@ def per_clip(manifest: Path, model_dir: Path) -> tuple[float, dict[str, float]]:
 def ours(manifest: Path, model_dir: Path, out: Path, batch_size: int, workers: int) -> tuple[float, dict[str, float]]:
     from click.testing import CliRunner
 
-    from curate.manifests import read_cuts
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
+    from scoreaware.core.manifests import read_cuts
 
     start = time.perf_counter()
     result = CliRunner().invoke(cli, ["curate", "score", "clap", str(manifest), "--model", str(model_dir), "-o",
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     workdir = workdir_or_scratch(args.workdir, "bench-clap-")
-    from scoreaware.tiny_models import make_tiny_clap
+    from scoreaware.demo.tiny_models import make_tiny_clap
 
     manifest = segments(workdir, args.clips)
     n = sum(1 for _ in open_lines(manifest))

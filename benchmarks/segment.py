@@ -31,9 +31,9 @@ def build_sources(workdir: Path, clips: int, duration: float, scale: int) -> Pat
     from lhotse import CutSet
     from lhotse.utils import fastcopy
 
-    from curate.manifests import read_cuts
-    from curate.synth import make_corpus
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
+    from scoreaware.core.manifests import read_cuts
+    from scoreaware.demo.synth import make_corpus
 
     corpus = workdir / "corpus"
     ingested = workdir / "ingest.jsonl.gz"
@@ -57,7 +57,7 @@ def bare_decode(manifest: Path) -> tuple[float, float]:
     """(seconds, audio hours) of decoding every source with soundfile, nothing else."""
     import soundfile as sf
 
-    from curate.manifests import read_cuts
+    from scoreaware.core.manifests import read_cuts
 
     paths = [c.recording.sources[0].source for c in read_cuts(manifest)]
     start = time.perf_counter()
@@ -72,8 +72,8 @@ def ours(manifest: Path, out: Path, workers: int) -> tuple[float, float, float]:
     """(seconds, audio hours, peak MiB) of the segment command."""
     from click.testing import CliRunner
 
-    from curate.manifests import read_cuts
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
+    from scoreaware.core.manifests import read_cuts
 
     hours = sum(c.duration for c in read_cuts(manifest)) / 3600
     with PeakMemory() as memory:
@@ -87,7 +87,7 @@ def ours(manifest: Path, out: Path, workers: int) -> tuple[float, float, float]:
 
 def warm_up(manifest: Path, workdir: Path) -> None:
     """Run the stage once on two sources so imports and caches are not timed."""
-    from curate.manifests import read_cuts
+    from scoreaware.core.manifests import read_cuts
 
     small = workdir / "warmup.jsonl.gz"
     read_cuts(manifest).subset(first=2).to_file(small)

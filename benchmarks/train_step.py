@@ -23,7 +23,7 @@ from memory import PeakMemory  # noqa: E402
 
 
 def ours(args, mlp_kernel: int = 3, input_kernel: int = 7):
-    from train.model import Conditioning, FluxAudio, ModelConfig
+    from scoreaware.train.model import Conditioning, FluxAudio, ModelConfig
 
     model = FluxAudio(ModelConfig(latent_channels=64, text_dim=args.text_dim, clap_dim=512, dim=args.width,
                                   heads=args.heads, joint_depth=args.joint, single_depth=args.single,

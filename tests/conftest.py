@@ -16,7 +16,7 @@ TINY_DURATION = 12.0
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """8 clips × 12 s with every planted metadata defect (see curate.synth.plan_corpus), no audio degradations."""
-    from curate.synth import make_corpus
+    from scoreaware.demo.synth import make_corpus
 
     root = tmp_path_factory.mktemp("corpus")
     make_corpus(root, clips=TINY_CLIPS, duration=TINY_DURATION, seed=0, degraded=0.0)  # degradations: test_synth
@@ -34,7 +34,7 @@ def ingested(tiny_corpus, corpus_metadata, tmp_path_factory) -> Path:
     """The tiny corpus ingested through the CLI (read-only for tests)."""
     from click.testing import CliRunner
 
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
 
     out = tmp_path_factory.mktemp("ingested") / "ingest.jsonl.gz"
     args = ["curate", "ingest", str(tiny_corpus / "audio"), "-o", str(out)]
@@ -48,7 +48,7 @@ def ingested(tiny_corpus, corpus_metadata, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clap(tmp_path_factory) -> Path:
     """A random ClapModel + ClapProcessor saved with save_pretrained (loaded by path in tests)."""
-    from scoreaware.tiny_models import make_tiny_clap
+    from scoreaware.demo.tiny_models import make_tiny_clap
 
     return make_tiny_clap(tmp_path_factory.mktemp("tiny_clap"))
 
@@ -56,7 +56,7 @@ def tiny_clap(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_mert(tmp_path_factory) -> Path:
     """A random 1-layer HubertModel (1024-d, 24 kHz) standing in for MERT."""
-    from scoreaware.tiny_models import make_tiny_mert
+    from scoreaware.demo.tiny_models import make_tiny_mert
 
     return make_tiny_mert(tmp_path_factory.mktemp("tiny_mert"))
 
@@ -66,7 +66,7 @@ def segmented4(ingested, tmp_path_factory) -> Path:
     """The tiny corpus cut into 4 s windows (about 20 cuts)."""
     from click.testing import CliRunner
 
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
 
     out = tmp_path_factory.mktemp("seg4") / "segment.jsonl.gz"
     result = CliRunner().invoke(cli, ["curate", "segment", str(ingested), "--window", "4", "-o", str(out)])
@@ -79,7 +79,7 @@ def clap_scored(segmented4, tiny_clap, tmp_path_factory) -> Path:
     """`segmented4` scored by the tiny CLAP through the CLI."""
     from click.testing import CliRunner
 
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
 
     out = tmp_path_factory.mktemp("clap") / "clap.jsonl.gz"
     result = CliRunner().invoke(cli, ["curate", "score", "clap", str(segmented4), "--model", str(tiny_clap),
@@ -91,7 +91,7 @@ def clap_scored(segmented4, tiny_clap, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_t5(tmp_path_factory) -> Path:
     """A 1-layer random T5 encoder with the BERT tokenizer (stands in for flan-t5-large)."""
-    from scoreaware.tiny_models import make_tiny_t5
+    from scoreaware.demo.tiny_models import make_tiny_t5
 
     return make_tiny_t5(tmp_path_factory.mktemp("tiny_t5"))
 
@@ -101,7 +101,7 @@ def encoded(clap_scored, tiny_clap, tiny_t5, tiny_mert, tmp_path_factory) -> Pat
     """`clap_scored` encoded for training (mel latents, T5 tokens, REPA clap + frame targets)."""
     from click.testing import CliRunner
 
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
 
     out = tmp_path_factory.mktemp("encoded") / "encode.jsonl.gz"
     result = CliRunner().invoke(cli, ["train", "encode", str(clap_scored), "-o", str(out), "--text-encoder",
@@ -116,7 +116,7 @@ def tiny_checkpoint(encoded, tmp_path_factory) -> Path:
     """A tiny FluxAudio trained for a few steps on `encoded` (reward-conditioned, global AdaLN)."""
     from click.testing import CliRunner
 
-    from scoreaware.cli import cli
+    from scoreaware.cli.main import cli
 
     run_dir = tmp_path_factory.mktemp("runs")
     args = ["train", "fit", "--preset", "tiny", "--set", f"manifest={encoded}", "--set", f"run_dir={run_dir}",

@@ -5,7 +5,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from scoreaware.cli import cli
+from scoreaware.cli.main import cli
 
 COMMANDS = [[], ["curate"], ["curate", "ingest"], ["curate", "segment"], ["curate", "validate"],
             ["curate", "describe"], ["curate", "score"], ["curate", "score", "clap"], ["curate", "score", "reward"],
@@ -24,7 +24,7 @@ def test_help(command):
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = ("import sys; from scoreaware.cli import cli; "
+    code = ("import sys; from scoreaware.cli.main import cli; "
             "heavy = [m for m in ('lhotse', 'torch', 'pandera', 'pandas', 'matplotlib') if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from curate.audio import AudioProblem, declared_wav_frames, probe_audio
-from testing.dummies import SR, tone, write_audio
+from scoreaware.curate.audio import AudioProblem, declared_wav_frames, probe_audio
+from scoreaware.testing.dummies import SR, tone, write_audio
 
 
 def test_probe_measures_the_file(tmp_path):

@@ -7,12 +7,12 @@ import pytest
 from click.testing import CliRunner
 from lhotse import CutSet
 
-from curate.io import read_provenance
-from curate.manifests import read_cuts
-from curate.stages.filter import FilterConfig, apply_filter, resolve_thresholds
-from curate.stages.select import SelectConfig, combine, score_table
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.provenance import read_provenance
+from scoreaware.curate.stages.filter import FilterConfig, apply_filter, resolve_thresholds
+from scoreaware.curate.stages.select import SelectConfig, combine, score_table
+from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def test_report_with_labels_splits_histograms_and_counts_removals(scored, tmp_pa
 def test_before_after_histograms_compare_the_same_score():
     import pandas as pd
 
-    from curate.stages.report import StageRow, before_after_rows
+    from scoreaware.curate.stages.report import StageRow, before_after_rows
 
     def row(stage, **columns):
         return StageRow(Path(stage), stage, pd.DataFrame(columns), {}, 0.0)
@@ -192,7 +192,7 @@ def test_before_after_histograms_compare_the_same_score():
 
 
 def test_beta_density_integrates_to_one_and_mean_matches():
-    from curate.schedule import beta_alpha, beta_density, normalize_scores, robust_range
+    from scoreaware.core.schedule import beta_alpha, beta_density, normalize_scores, robust_range
 
     t = np.linspace(0, 1, 20001)
     for s in (0.0, 0.3, 1.0):

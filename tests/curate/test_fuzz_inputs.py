@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lhotse import CutSet
 
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])

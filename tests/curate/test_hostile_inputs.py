@@ -11,11 +11,13 @@ import pytest
 from click.testing import CliRunner
 from lhotse import CutSet
 
-from curate.io import read_jsonl, read_provenance, sibling
-from curate.manifests import read_cuts
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
-from testing.hostile import edit_lines, truncate_gzip
+from scoreaware.cli.main import cli
+from scoreaware.core.files import read_jsonl
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.output import sibling
+from scoreaware.core.provenance import read_provenance
+from scoreaware.testing.dummies import file_cut, tone, write_audio
+from scoreaware.testing.hostile import edit_lines, truncate_gzip
 
 
 def invoke(*args):
@@ -56,7 +58,7 @@ def test_more_than_five_channels_segment_and_resume(tmp_path):
 
 
 def test_one_source_that_breaks_segment_is_quarantined_not_fatal(tmp_path, monkeypatch):
-    import curate.stages.segment as segment_stage
+    import scoreaware.curate.stages.segment as segment_stage
 
     cuts = [file_cut(write_audio(tmp_path / f"{n}.wav", tone(2.0)), cut_id=n) for n in ("a", "b")]
     original = segment_stage.segment_cut
@@ -193,7 +195,7 @@ def test_a_curated_folder_can_move(segmented4, clap_scored, tiny_mert, tmp_path)
 
 
 def reward_head(tmp_path):
-    from curate.scoring.reward import RewardConfig, RewardHead, save_reward
+    from scoreaware.curate.scoring.reward import RewardConfig, RewardHead, save_reward
 
     path = tmp_path / "head.pt"
     save_reward(path, RewardHead(RewardConfig(mert_dim=1024, hidden=(8,))))

@@ -5,11 +5,12 @@ import pytest
 from click.testing import CliRunner
 from lhotse import RecordingSet, SupervisionSet
 
-from curate.io import read_jsonl, read_provenance
-from curate.manifests import read_cuts
-from curate.synth import SR
-from scoreaware.cli import cli
-from testing.dummies import tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.core.files import read_jsonl
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.provenance import read_provenance
+from scoreaware.demo.synth import SR
+from scoreaware.testing.dummies import tone, write_audio
 
 
 def truth(corpus):

@@ -3,9 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from curate.io import Rejection, StageError, StageOutput, _repair_jsonl_tail, manifest_base, read_provenance, sibling
-from curate.manifests import read_cuts
-from testing.dummies import file_cut, tone, write_audio
+from scoreaware.core.errors import StageError
+from scoreaware.core.files import repair_jsonl_tail
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.output import Rejection, StageOutput, sibling
+from scoreaware.core.provenance import manifest_base, read_provenance
+from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 
 @pytest.fixture
@@ -71,10 +74,10 @@ def test_partial_output_needs_resume_or_overwrite(tmp_path, cuts):
 def test_torn_last_line_is_cut_off(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "c", "dur')
-    assert _repair_jsonl_tail(path) == len('{"id": "c", "dur')
+    assert repair_jsonl_tail(path) == len('{"id": "c", "dur')
     assert path.read_text() == '{"id": "a"}\n{"id": "b"}\n'
     path.write_text('{"id": "x"')  # nothing complete at all
-    _repair_jsonl_tail(path)
+    repair_jsonl_tail(path)
     assert path.read_text() == ""
 
 

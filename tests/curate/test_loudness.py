@@ -2,7 +2,7 @@ import numpy as np
 import pyloudnorm as pyln
 import pytest
 
-from curate.loudness import window_loudness
+from scoreaware.curate.loudness import window_loudness
 
 SR = 44100
 

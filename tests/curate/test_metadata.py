@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from curate.metadata import MetadataError, MetadataIndex, detect_format, read_metadata
+from scoreaware.curate.metadata import MetadataError, MetadataIndex, detect_format, read_metadata
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from curate.io import read_provenance
-from curate.manifests import read_cuts
-from curate.metadata import MetadataError, MetadataIndex, read_metadata
-from scoreaware.cli import cli
-from testing.dummies import tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.provenance import read_provenance
+from scoreaware.curate.metadata import MetadataError, MetadataIndex, read_metadata
+from scoreaware.testing.dummies import tone, write_audio
 
 ROWS = [
     {"id": "1", "path": "a/1.wav", "caption": 'A "quoted" word, and a comma', "tags": "['rock', 'guitar']"},

@@ -7,10 +7,10 @@ from click.testing import CliRunner
 from datasets import Audio, load_dataset
 from lhotse import CutSet
 
-from curate.manifests import read_cuts
-from curate.publish import PublishError, export_dataset, infer_columns, publish
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.core.manifests import read_cuts
+from scoreaware.curate.publish import PublishError, export_dataset, infer_columns, publish
+from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 
 @pytest.fixture

@@ -14,11 +14,12 @@ import pytest
 from click.testing import CliRunner
 from lhotse import CutSet
 
-from curate.io import read_provenance, sibling
-from curate.manifests import read_cuts
-from curate.publish import export_dataset
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.output import sibling
+from scoreaware.core.provenance import read_provenance
+from scoreaware.curate.publish import export_dataset
+from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 sys.path.insert(0, str(Path(__file__).parent / "captioning"))
 from fake_openai import FakeOpenAI  # noqa: E402

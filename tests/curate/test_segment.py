@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from curate.io import read_jsonl, read_provenance
-from curate.manifests import read_cuts
-from curate.stages.segment import SegmentConfig, segment, segment_cut
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.core.files import read_jsonl
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.provenance import read_provenance
+from scoreaware.curate.stages.segment import SegmentConfig, segment, segment_cut
+from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 
 @pytest.fixture(scope="module")

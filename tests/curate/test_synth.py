@@ -3,9 +3,9 @@ import hashlib
 import numpy as np
 import soundfile as sf
 
-from curate.io import read_jsonl
-from curate.loudness import window_loudness
-from curate.synth import make_corpus, mood_of, plan_corpus, tags_of
+from scoreaware.core.files import read_jsonl
+from scoreaware.curate.loudness import window_loudness
+from scoreaware.demo.synth import make_corpus, mood_of, plan_corpus, tags_of
 
 
 def digest(root):
@@ -59,7 +59,7 @@ def _band_energy(audio, low, high):
 
 
 def test_each_degradation_leaves_its_mark_and_grows_with_strength():
-    from curate.synth import DEGRADATIONS, degrade, plan_corpus, render
+    from scoreaware.demo.synth import DEGRADATIONS, degrade, plan_corpus, render
 
     spec = next(s for s in plan_corpus(16, seed=3, degraded=0.0) if s.defect is None and s.genre == "ambient")
     clean = render(spec, 4.0, np.random.default_rng(0))

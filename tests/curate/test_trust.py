@@ -11,14 +11,14 @@ import torch
 from click.testing import CliRunner
 from lhotse import CutSet
 
-from curate.arrays import ArrayStore, safe_key
-from curate.checkpoints import CheckpointError, load_checkpoint
-from curate.manifests import read_cuts
-from curate.publish import export_dataset, safe_file_stem
-from curate.scoring.reward import RewardConfig, RewardHead, load_reward, save_reward
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
-from testing.hostile import save_pickled_checkpoint
+from scoreaware.cli.main import cli
+from scoreaware.core.arrays import ArrayStore, safe_key
+from scoreaware.core.checkpoints import CheckpointError, load_checkpoint
+from scoreaware.core.manifests import read_cuts
+from scoreaware.curate.publish import export_dataset, safe_file_stem
+from scoreaware.curate.scoring.reward import RewardConfig, RewardHead, load_reward, save_reward
+from scoreaware.testing.dummies import file_cut, tone, write_audio
+from scoreaware.testing.hostile import save_pickled_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent / "captioning"))
 from fake_openai import FakeOpenAI  # noqa: E402

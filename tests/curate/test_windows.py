@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curate.windows import Window, plan_windows, to_ms, window_id
+from scoreaware.curate.windows import Window, plan_windows, to_ms, window_id
 
 
 @pytest.mark.parametrize(

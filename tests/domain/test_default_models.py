@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from curate.io import weights_fingerprint
-from scoreaware.domain import targets
-from scoreaware.domain.build import DEFAULT_MODELS, PARTS
-from scoreaware.domain.corpus import DEMO_SEED, TRAIN_SEEDS
+from scoreaware.core.provenance import weights_fingerprint
+from scoreaware.demo.domain import targets
+from scoreaware.demo.domain.build import DEFAULT_MODELS, PARTS
+from scoreaware.demo.domain.corpus import DEMO_SEED, TRAIN_SEEDS
 
 UNSEEN_SEED = 301
 
@@ -32,9 +32,9 @@ def test_shipped_models_are_small_and_say_how_they_were_made():
 
 
 def test_every_model_loads_through_the_loader_of_the_model_it_stands_in_for():
-    from curate.captioning.engines import TransformersEngine
-    from curate.scoring.clap import load_clap
-    from curate.scoring.reward import check_feature_models, load_mert, load_reward
+    from scoreaware.curate.captioning.engines import TransformersEngine
+    from scoreaware.curate.scoring.clap import load_clap
+    from scoreaware.curate.scoring.reward import check_feature_models, load_mert, load_reward
 
     clap = load_clap("transformers", str(DEFAULT_MODELS / "clap"))
     mert = load_mert(str(DEFAULT_MODELS / "mert"))

@@ -3,10 +3,10 @@
 import pytest
 from click.testing import CliRunner
 
-from curate.synth import make_corpus
-from scoreaware.cli import cli
+from scoreaware.cli.main import cli
+from scoreaware.demo.domain.build import DEFAULT_MODELS
+from scoreaware.demo.synth import make_corpus
 from scoreaware.demo.truth import Truth, filtering
-from scoreaware.domain.build import DEFAULT_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_reward_ranks_the_planted_degradations_low(demo_scored):
                                       str(DEFAULT_MODELS / "reward.pt"), "--mert-model", str(DEFAULT_MODELS / "mert"),
                                       "-o", str(root / "reward.jsonl.gz")])
     assert result.exit_code == 0, result.output
-    from curate.manifests import read_cuts
+    from scoreaware.core.manifests import read_cuts
 
     truth = Truth.load(root / "corpus" / "truth.jsonl")
     rewards = {truth.label(c.recording_id): [] for c in read_cuts(root / "reward.jsonl.gz")}

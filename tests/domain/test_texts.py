@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from curate.synth import GENRES, plan_corpus
-from scoreaware.domain.clap import make_tokenizer, soft_clip_loss
-from scoreaware.domain.texts import compatible, concise_caption, describe, verbose_caption
+from scoreaware.demo.domain.clap import make_tokenizer, soft_clip_loss
+from scoreaware.demo.domain.texts import compatible, concise_caption, describe, verbose_caption
+from scoreaware.demo.synth import GENRES, plan_corpus
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import json
 
 from click.testing import CliRunner
 
-from curate.scoring.clap import load_clap
-from curate.scoring.reward import load_reward
-from scoreaware.cli import cli
+from scoreaware.cli.main import cli
+from scoreaware.curate.scoring.clap import load_clap
+from scoreaware.curate.scoring.reward import load_reward
 
 
 def test_train_models_builds_every_part_and_records_its_numbers(tmp_path):
@@ -43,7 +43,7 @@ def test_a_widened_audio_window_captions_a_short_clip_as_before(tmp_path):
     import numpy as np
     import torch
 
-    from scoreaware.tiny_models import build_qwen2_audio, make_chat_tokenizer, widen_audio_window
+    from scoreaware.demo.tiny_models import build_qwen2_audio, make_chat_tokenizer, widen_audio_window
 
     tokenizer = make_chat_tokenizer(tmp_path / "tok")
     torch.manual_seed(0)

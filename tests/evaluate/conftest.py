@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from scoreaware.cli import cli
+from scoreaware.cli.main import cli
 
 
 def invoke(*args):
@@ -41,7 +41,7 @@ def eval_reference(ingested, tiny_clap, tiny_mert, tmp_path_factory):
 def reward_checkpoint(tmp_path_factory):
     import torch
 
-    from curate.scoring.reward import RewardConfig, RewardHead, save_reward
+    from scoreaware.curate.scoring.reward import RewardConfig, RewardHead, save_reward
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("reward") / "reward.pt"
     save_reward(path, RewardHead(RewardConfig(mert_dim=1024, hidden=(32,))))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from evaluate.compare import Run, compare_runs, paired_keys, to_markdown
-from evaluate.embeddings import EmbeddingError, EmbeddingSet, save_reference
-from scoreaware.cli import cli
+from scoreaware.cli.main import cli
+from scoreaware.evaluate.compare import Run, compare_runs, paired_keys, to_markdown
+from scoreaware.evaluate.embeddings import EmbeddingError, EmbeddingSet, save_reference
 
 FINGERPRINT = {"weights": "w", "policy": "first", "sampling_rate": 48000, "window": 480000}
 
@@ -18,8 +18,8 @@ def make_run(name, clap_scores, rewards, embeddings, reference_path, sha="r"):
     keys = [(f"p{i}", i) for i in range(len(clap_scores))]
     clips = {k: {"id": f"{k[0]}_s{k[1]}", "prompt_id": k[0], "seed": k[1], "clap_score": float(c),
                  "reward": float(r)} for k, c, r in zip(keys, clap_scores, rewards)}
-    from evaluate.embeddings import load_reference
-    from evaluate.frechet import Stats, bootstrap_frechet, frechet_from_stats
+    from scoreaware.evaluate.embeddings import load_reference
+    from scoreaware.evaluate.frechet import Stats, bootstrap_frechet, frechet_from_stats
 
     reference = load_reference(reference_path)[0]["clap"]
     fad = frechet_from_stats(Stats.of(embeddings), reference.stats)

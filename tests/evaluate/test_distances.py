@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evaluate.distances import KAD_SCALE, kernel_distance, mauve_available, mauve_distance
+from scoreaware.evaluate.distances import KAD_SCALE, kernel_distance, mauve_available, mauve_distance
 
 
 def test_the_core_environment_has_mauve():

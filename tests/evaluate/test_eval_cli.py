@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from lhotse import CutSet, Recording
 from lhotse.utils import fastcopy
 
-from curate.manifests import read_cuts
-from scoreaware.cli import cli
+from scoreaware.cli.main import cli
+from scoreaware.core.manifests import read_cuts
 
 
 def invoke(*args):
@@ -73,7 +73,7 @@ def test_train_sample_is_the_same_implementation(tiny_checkpoint, eval_prompts, 
 def test_cfg_branches_in_one_forward_equal_two_forwards(tiny_checkpoint):
     import torch
 
-    from train.sample import Generator
+    from scoreaware.train.sample import Generator
 
     generator = Generator(tiny_checkpoint)
     cond = generator.conditioning(["a calm piece", "a loud piece"], 5.0)
@@ -87,7 +87,7 @@ def test_cfg_branches_in_one_forward_equal_two_forwards(tiny_checkpoint):
 
 
 def test_reference_stores_embeddings_stats_and_fingerprint(eval_reference, tiny_clap):
-    from evaluate.embeddings import load_reference
+    from scoreaware.evaluate.embeddings import load_reference
 
     sets, meta = load_reference(eval_reference)
     clap = sets["clap"]
@@ -118,7 +118,7 @@ def test_clip_scores_equal_what_curation_gives_for_the_same_audio(generated, sco
     invoke("curate", "score", "reward", tmp_path / "clap.jsonl.gz", "--checkpoint", reward_checkpoint,
            "--mert-model", tiny_mert, "-j", "0", "-o", tmp_path / "reward.jsonl.gz")
     curated = {c.id: c.custom for c in read_cuts(tmp_path / "reward.jsonl.gz")}
-    from evaluate.score import read_clips_csv
+    from scoreaware.evaluate.score import read_clips_csv
 
     for clip in read_clips_csv(generated / "eval" / "clips.csv"):
         assert clip["clap_score"] == curated[clip["id"]]["clap_score"]
@@ -126,7 +126,7 @@ def test_clip_scores_equal_what_curation_gives_for_the_same_audio(generated, sco
 
 
 def test_fad_cli_on_npy_npz_and_manifests(generated, scored, eval_reference, tmp_path):
-    from evaluate.embeddings import load_reference
+    from scoreaware.evaluate.embeddings import load_reference
 
     clap = load_reference(eval_reference)[0]["clap"].embeddings
     np.save(tmp_path / "a.npy", clap)
@@ -137,7 +137,7 @@ def test_fad_cli_on_npy_npz_and_manifests(generated, scored, eval_reference, tmp
 
 
 def test_fad_refuses_embeddings_of_another_model(generated, scored, ingested, tmp_path):
-    from scoreaware.tiny_models import make_tiny_clap
+    from scoreaware.demo.tiny_models import make_tiny_clap
 
     other = make_tiny_clap(tmp_path / "other_clap", size="small")
     invoke("eval", "reference", ingested, "-o", tmp_path / "other.npz", "--model", other, "-j", "0")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evaluate.frechet import (
+from scoreaware.evaluate.frechet import (
     Stats,
     bootstrap_frechet,
     frechet_distance,
@@ -62,7 +62,7 @@ def test_fewer_clips_than_dimensions_is_finite_with_a_warning():
 
 
 def test_a_non_finite_sqrtm_falls_back_to_the_eigen_form(monkeypatch):
-    import evaluate.frechet as frechet
+    import scoreaware.evaluate.frechet as frechet
 
     rng = np.random.default_rng(6)
     x, y = rng.normal(size=(200, 8)), rng.normal(1.0, 1.5, size=(200, 8))

@@ -22,13 +22,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 @pytest.fixture(scope="session")
 def seeded_cache() -> Path:
-    from scoreaware.tiny_models import seed_laion_hf_cache
+    from scoreaware.demo.tiny_models import seed_laion_hf_cache
 
     return seed_laion_hf_cache(HF_HOME)
 
 
 @pytest.fixture(scope="session")
 def laion_checkpoint(seeded_cache, tmp_path_factory) -> Path:
-    from scoreaware.tiny_models import make_tiny_laion_checkpoint
+    from scoreaware.demo.tiny_models import make_tiny_laion_checkpoint
 
     return make_tiny_laion_checkpoint(tmp_path_factory.mktemp("laion") / "tiny_music.pt", amodel="HTSAT-tiny")

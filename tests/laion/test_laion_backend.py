@@ -3,10 +3,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from curate.manifests import read_cuts
-from curate.scoring.audio import mono_resampled, policy_windows
-from curate.scoring.clap import load_clap
-from scoreaware.cli import cli
+from scoreaware.cli.main import cli
+from scoreaware.core.manifests import read_cuts
+from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
+from scoreaware.curate.scoring.clap import load_clap
 
 
 def test_laion_clap_imports_and_builds_offline(seeded_cache):

@@ -4,9 +4,9 @@ the same order, same fields, scores and arrays to 1e-5, captions equal under see
 import numpy as np
 import pytest
 
-from curate.manifests import read_cuts
-from scoreaware.domain.build import default_models
-from testing.parity import run, same_manifest
+from scoreaware.core.manifests import read_cuts
+from scoreaware.demo.domain.build import default_models
+from scoreaware.testing.parity import run, same_manifest
 
 RAY = ["--executor", "ray", "--ray-actors", "2", "--shard-size", "3"]  # several shards per actor
 

@@ -10,12 +10,12 @@ import sys
 
 import ray
 
-from curate.executors import ExecutorOptions, ShardFailure, StageJob
-from curate.io import Rejection
-from curate.manifests import read_cuts
-from curate.ray_executor import run_on_ray
-from scoreaware.domain.build import default_models
-from testing.parity import run, same_manifest
+from scoreaware.core.jobs import ExecutorOptions, ShardFailure, StageJob
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.output import Rejection
+from scoreaware.core.ray_executor import run_on_ray
+from scoreaware.demo.domain.build import default_models
+from scoreaware.testing.parity import run, same_manifest
 
 
 def run_cli(*args, env=None):

@@ -6,12 +6,12 @@ import pytest
 from click.testing import CliRunner
 from lhotse import CutSet
 
-from curate.manifests import read_cuts
-from schemas.models import SCHEMAS, infer_stage
-from schemas.tables import cut_to_row, cuts_to_table
-from schemas.validation import validate_manifest
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.core.manifests import read_cuts
+from scoreaware.schemas.models import SCHEMAS, infer_stage
+from scoreaware.schemas.tables import cut_to_row, cuts_to_table
+from scoreaware.schemas.validation import validate_manifest
+from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 
 @pytest.fixture

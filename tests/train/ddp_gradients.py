@@ -9,12 +9,12 @@ import torch.distributed as dist
 from lhotse import CutSet
 from torch.nn.parallel import DistributedDataParallel
 
-from curate.manifests import read_cuts
-from train.config import resolve
-from train.data import LatentBatches, compute_normalization, encode_info
-from train.flow import TimestepSampler
-from train.loop import build, load_nulls
-from train.objective import FlowObjective, Trainable
+from scoreaware.core.manifests import read_cuts
+from scoreaware.train.config import resolve
+from scoreaware.train.data import LatentBatches, compute_normalization, encode_info
+from scoreaware.train.flow import TimestepSampler
+from scoreaware.train.loop import build, load_nulls
+from scoreaware.train.objective import FlowObjective, Trainable
 
 manifest, out = sys.argv[1], sys.argv[2]
 distributed = "RANK" in os.environ

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from train.codecs import MelCodec, OobleckCodec, codec_from_description, load_codec
+from scoreaware.train.codecs import MelCodec, OobleckCodec, codec_from_description, load_codec
 
 
 def chirp(seconds=2.0, rate=22050):
@@ -29,7 +29,7 @@ def test_mel_encodes_other_rates_and_stereo():
 
 
 def test_oobleck_runs_through_the_diffusers_loading_code(tmp_path):
-    from scoreaware.tiny_models import make_tiny_oobleck
+    from scoreaware.demo.tiny_models import make_tiny_oobleck
 
     folder = make_tiny_oobleck(tmp_path / "vae")
     codec = load_codec("oobleck", str(folder))

@@ -1,6 +1,6 @@
 import pytest
 
-from train.config import PRESETS, ConfigError, parse_overrides, resolve
+from scoreaware.train.config import PRESETS, ConfigError, parse_overrides, resolve
 
 
 def test_layers_apply_in_order(tmp_path):

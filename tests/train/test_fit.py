@@ -10,8 +10,8 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from curate.manifests import read_cuts
-from scoreaware.cli import cli
+from scoreaware.cli.main import cli
+from scoreaware.core.manifests import read_cuts
 
 
 def fit(*sets, resume=None):
@@ -145,7 +145,7 @@ def demucs_repo(tmp_path_factory):
 
 
 def test_demucs_instrumental_pass_loads_a_local_model(demucs_repo):
-    from train.sample import demucs_instrumental
+    from scoreaware.train.sample import demucs_instrumental
 
     rate = 44100
     t = np.arange(3 * rate) / rate
@@ -174,7 +174,7 @@ def test_sample_with_demucs_from_a_local_repo(encoded, demucs_repo, tmp_path):
 def test_repa_clap_target_takes_the_clap_models_width(segmented4, tiny_t5, tmp_path):
     # The shipped domain CLAP projects to 128 dims, not the released models' 512: the REPA
     # projector must be sized from the model, or validation fails on the first batch.
-    from scoreaware.tiny_models import make_tiny_clap
+    from scoreaware.demo.tiny_models import make_tiny_clap
 
     clap = make_tiny_clap(tmp_path / "clap128", projection_dim=128)
     scored, out = tmp_path / "clap.jsonl.gz", tmp_path / "encode.jsonl.gz"

@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import stats
 
-from train.flow import TimestepSampler, euler_sample, flow_loss, interpolate, target_velocity
+from scoreaware.train.flow import TimestepSampler, euler_sample, flow_loss, interpolate, target_velocity
 
 
 def test_time_convention_t0_is_data_t1_is_noise():

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from train.model import MODELS, Conditioning, build_model
-from train.objective import NullConditioning, Trainable
-from train.repa import RepaLoss, align_frames
+from scoreaware.train.model import MODELS, Conditioning, build_model
+from scoreaware.train.objective import NullConditioning, Trainable
+from scoreaware.train.repa import RepaLoss, align_frames
 
 C, D_TEXT = 8, 32
 

@@ -15,11 +15,11 @@ import torch
 from click.testing import CliRunner
 from lhotse.utils import fastcopy
 
-from curate.arrays import ArrayStore
-from curate.io import StageOutput
-from curate.manifests import read_cuts
-from scoreaware.cli import cli
-from train.codecs import MelCodec
+from scoreaware.cli.main import cli
+from scoreaware.core.arrays import ArrayStore
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.output import StageOutput
+from scoreaware.train.codecs import MelCodec
 
 BAND = slice(40, 64)  # high mel channels: the "preferred property" of the toys
 
@@ -45,7 +45,7 @@ def last_checkpoint(run: Path) -> Path:
 @pytest.fixture(scope="module")
 def rewarded(encoded, tmp_path_factory) -> Path:
     """`encoded` with a reward per cut (its loudness), so the score head has something to learn."""
-    from scoreaware.post_steps import write_encode_info_like
+    from scoreaware.posttrain.steps import write_encode_info_like
 
     out = tmp_path_factory.mktemp("rewarded") / "rewarded.jsonl.gz"
     stage = StageOutput(out, stage="encode", schema_stage="ingest", input_manifest=encoded)
@@ -67,8 +67,8 @@ def parent(rewarded, tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------------- cross-loading
 def test_cross_load_is_identical_at_the_null_score_and_diverges_with_one(parent, tmp_path):
-    from train.crossload import cross_load, probe_outputs
-    from train.model import FluxAudio, ModelConfig
+    from scoreaware.posttrain.crossload import cross_load, probe_outputs
+    from scoreaware.train.model import FluxAudio, ModelConfig
 
     state = torch.load(parent, weights_only=True)
     result = cross_load(state, "input_add")
@@ -88,7 +88,7 @@ def test_cross_load_is_identical_at_the_null_score_and_diverges_with_one(parent,
 
 
 def test_strict_loading_catches_a_wrong_architecture(parent, encoded, tmp_path):
-    from train.crossload import cross_load
+    from scoreaware.posttrain.crossload import cross_load
 
     state = torch.load(parent, weights_only=True)
     wrong = {**state, "model_config": {**state["model_config"], "dim": 96, "heads": 4}}
@@ -118,7 +118,7 @@ def test_a_child_inherits_normalization_and_refuses_other_encodings(parent, enco
     mother, daughter = torch.load(parent, weights_only=True), torch.load(child, weights_only=True)
     assert daughter["norm"] == mother["norm"] and daughter["lineage"]["parent"]["sha256"]
     assert torch.equal(daughter["null"]["clap_text"], mother["null"]["clap_text"])
-    from scoreaware.tiny_models import make_tiny_t5
+    from scoreaware.demo.tiny_models import make_tiny_t5
 
     other_t5 = make_tiny_t5(tmp_path / "t5_16", d_model=16)
     other = tmp_path / "other.jsonl.gz"
@@ -131,12 +131,12 @@ def test_a_child_inherits_normalization_and_refuses_other_encodings(parent, enco
 
 # ---------------------------------------------------------------------------------- CRPO
 def test_the_crpo_reference_never_moves_and_costs_no_gradient(parent):
-    from train.data import PairBatches
-    from train.flow import TimestepSampler
-    from train.loop import load_parent_weights, nulls_from_checkpoint, weights_digest
-    from train.model import FluxAudio, ModelConfig
-    from train.objective import Trainable
-    from train.preference import CRPOObjective, frozen_copy
+    from scoreaware.train.data import PairBatches
+    from scoreaware.train.flow import TimestepSampler
+    from scoreaware.train.loop import load_parent_weights, nulls_from_checkpoint, weights_digest
+    from scoreaware.train.model import FluxAudio, ModelConfig
+    from scoreaware.train.objective import Trainable
+    from scoreaware.train.preference import CRPOObjective, frozen_copy
 
     state = torch.load(parent, weights_only=True)
     backbone = FluxAudio(ModelConfig(**state["model_config"]))
@@ -170,7 +170,7 @@ def test_the_crpo_reference_never_moves_and_costs_no_gradient(parent):
 def band_pairs(encoded, tmp_path_factory):
     """A toy preference: each pair is one training latent with its high band raised (winner) and
     lowered (loser), so the preferred property is known: energy in the high mel band."""
-    from scoreaware.post_steps import write_encode_info_like
+    from scoreaware.posttrain.steps import write_encode_info_like
 
     root = tmp_path_factory.mktemp("pairs")
     store = ArrayStore(root / "arrays")
@@ -194,7 +194,7 @@ def band_pairs(encoded, tmp_path_factory):
 
 def high_band(checkpoint, prompts, seeds, tilt=False):
     """Mean high-band log-mel of fresh samples (latents, or the audio's spectral tilt)."""
-    from train.sample import Generator, SampleSettings
+    from scoreaware.train.sample import Generator, SampleSettings
 
     generator = Generator(checkpoint)
     settings = SampleSettings(steps=10, seconds=2.0, score=2.0, cfg=4.5)
@@ -233,7 +233,7 @@ def test_crpo_on_a_toy_preference_moves_fresh_samples(parent, band_pairs, tmp_pa
 # ----------------------------------------------------------------------- expert iteration
 def tilt_reward_scorer(clap_model):
     """Score candidates with CLAP, then give each the known reward: its spectral tilt."""
-    from scoreaware.post_steps import score_candidates
+    from scoreaware.posttrain.steps import score_candidates
 
     codec = MelCodec()
 
@@ -253,8 +253,8 @@ def tilt_reward_scorer(clap_model):
 
 
 def test_expert_iteration_on_a_known_reward(parent, tmp_path):
-    from scoreaware.expert_iteration import RoundSettings, expert_round
-    from scoreaware.post_steps import Parent
+    from scoreaware.posttrain.expert_iteration import RoundSettings, expert_round
+    from scoreaware.posttrain.steps import Parent
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("A calm ambient piece\nAn energetic rock song\nA jazz trio\nSolo piano\n")
@@ -276,7 +276,7 @@ def test_expert_iteration_on_a_known_reward(parent, tmp_path):
 
 @pytest.fixture(scope="module")
 def reward_head(tmp_path_factory):
-    from curate.scoring.reward import RewardConfig, RewardHead, save_reward
+    from scoreaware.curate.scoring.reward import RewardConfig, RewardHead, save_reward
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("head") / "reward.pt"
@@ -320,7 +320,7 @@ def test_expert_iteration_driver_resumes_a_killed_round_exactly(parent, reward_h
 
 
 def test_reward_hacking_is_flagged():
-    from scoreaware.expert_iteration import hacking_flags
+    from scoreaware.posttrain.expert_iteration import hacking_flags
 
     guard = [{"name": "round0", "reward": 0.1, "fad_clap": 0.40, "mad": 1.7},
              {"name": "round1", "reward": 0.5, "fad_clap": 0.45, "mad": 1.6},
@@ -358,7 +358,7 @@ def test_crpo_driver_builds_ranked_pairs_and_resumes_exactly(parent, tmp_path):
 
 
 def test_rank_pairs_skips_near_ties_and_single_candidates():
-    from scoreaware.crpo import rank_pairs
+    from scoreaware.posttrain.crpo import rank_pairs
 
     rows = [{"id": "a_s0", "prompt_id": "a", "seed": 0, "clap_score": 0.30},
             {"id": "a_s1", "prompt_id": "a", "seed": 1, "clap_score": 0.10},
@@ -392,7 +392,7 @@ def test_resuming_at_the_end_of_an_epoch(encoded, tmp_path):
 
 
 def test_sampling_uses_the_null_training_used(parent):
-    from train.sample import Generator
+    from scoreaware.train.sample import Generator
 
     generator = Generator(parent)
     state = torch.load(parent, weights_only=True)
@@ -403,9 +403,9 @@ def test_sampling_uses_the_null_training_used(parent):
 
 
 def test_another_clap_is_refused_for_sampling_and_reward(parent, clap_scored, tiny_mert, tmp_path):
-    from curate.scoring.reward import RewardConfig, RewardHead, save_reward
-    from scoreaware.tiny_models import make_tiny_clap
-    from train.sample import Generator
+    from scoreaware.curate.scoring.reward import RewardConfig, RewardHead, save_reward
+    from scoreaware.demo.tiny_models import make_tiny_clap
+    from scoreaware.train.sample import Generator
 
     other = make_tiny_clap(tmp_path / "other", size="small")
     with pytest.raises(ValueError, match="not the one the training data was embedded with"):
@@ -427,14 +427,14 @@ def test_non_finite_scores_are_refused_naming_the_cuts(encoded, tmp_path):
     with gzip.open(bad, "wt") as f:
         f.write("".join(json.dumps(line) + "\n" for line in lines))
     (tmp_path / "nan.encode.json").write_text((encoded.parent / "encode.encode.json").read_text())
-    from train.data import check_finite
+    from scoreaware.train.data import check_finite
 
     with pytest.raises(ValueError, match=f"reward of 1 cuts \\(first: {lines[1]['id']}\\)"):
         check_finite(bad, ("reward", "clap_score"))
 
 
 def test_reward_pairs_split_by_clip():
-    from curate.scoring.reward import split_pairs
+    from scoreaware.curate.scoring.reward import split_pairs
 
     rng = np.random.default_rng(0)
     clips = [f"c{i}" for i in range(40)]
@@ -453,7 +453,7 @@ def test_demucs_post_processing_is_seeded(tmp_path_factory):
     from demucs.hdemucs import HDemucs
     from demucs.states import save_with_checksum
 
-    from train.sample import demucs_instrumental
+    from scoreaware.train.sample import demucs_instrumental
 
     torch.manual_seed(0)
     model = HDemucs(sources=["drums", "bass", "other", "vocals"], channels=4)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from train.prompts import PromptError, read_prompts
+from scoreaware.train.prompts import PromptError, read_prompts
 
 
 @pytest.mark.parametrize("name, content", [

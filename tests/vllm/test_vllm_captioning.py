@@ -22,22 +22,23 @@ import urllib.request
 import pytest
 from lhotse import CutSet
 
-from curate.io import read_jsonl, read_provenance
-from curate.manifests import read_cuts
+from scoreaware.core.files import read_jsonl
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.provenance import read_provenance
 
 ENV = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 @pytest.fixture(scope="module")
 def qwen2(tmp_path_factory):
-    from scoreaware.tiny_models import make_tiny_qwen2
+    from scoreaware.demo.tiny_models import make_tiny_qwen2
 
     return make_tiny_qwen2(tmp_path_factory.mktemp("qwen2"))
 
 
 @pytest.fixture(scope="module")
 def qwen2_audio(tmp_path_factory):
-    from scoreaware.tiny_models import make_tiny_qwen2_audio
+    from scoreaware.demo.tiny_models import make_tiny_qwen2_audio
 
     return make_tiny_qwen2_audio(tmp_path_factory.mktemp("qwen2_audio"))
 
@@ -166,11 +167,11 @@ def test_the_shipped_captioners_caption_through_vllm(tmp_path):
     (target ≥ 0.6) and stage 2 passes the output checks (≥ 0.9) and keeps the genre word."""
     from click.testing import CliRunner
 
-    from curate.captioning.checks import caption_problems
-    from curate.synth import GENRES, make_corpus
-    from scoreaware.cli import cli
-    from scoreaware.domain.build import DEFAULT_MODELS
-    from scoreaware.domain.targets import genre_named
+    from scoreaware.cli.main import cli
+    from scoreaware.curate.captioning.checks import caption_problems
+    from scoreaware.demo.domain.build import DEFAULT_MODELS
+    from scoreaware.demo.domain.targets import genre_named
+    from scoreaware.demo.synth import GENRES, make_corpus
 
     specs = {s.id: s for s in make_corpus(tmp_path / "corpus", clips=21, duration=10.0, seed=302, degraded=0.0)}
     ingested = tmp_path / "ingest.jsonl.gz"  # the audio only: no tags or captions to lean on

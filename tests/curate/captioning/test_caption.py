@@ -6,16 +6,16 @@ import pytest
 from click.testing import CliRunner
 from lhotse import CutSet
 
-from curate.captioning.engines import ChatRequest, OpenAIEngine, SamplingConfig
-from curate.io import read_provenance
-from curate.stages.caption import CaptionConfig, build_request
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.core.provenance import read_provenance
+from scoreaware.curate.captioning.engines import ChatRequest, OpenAIEngine, SamplingConfig
+from scoreaware.curate.stages.caption import CaptionConfig, build_request
+from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai import FakeOpenAI  # noqa: E402
 
-from curate.manifests import read_cuts
+from scoreaware.core.manifests import read_cuts
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_long_audio_is_cropped_deliberately(tmp_path):
 
 
 def test_stage_one_and_two_with_the_transformers_engine(verbose_manifest, tmp_path):
-    from scoreaware.tiny_models import make_tiny_qwen2, make_tiny_qwen2_audio
+    from scoreaware.demo.tiny_models import make_tiny_qwen2, make_tiny_qwen2_audio
 
     audio_model, text_model = make_tiny_qwen2_audio(tmp_path / "qa"), make_tiny_qwen2(tmp_path / "q")
     stage1 = tmp_path / "v.jsonl.gz"

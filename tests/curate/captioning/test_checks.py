@@ -1,6 +1,6 @@
 import pytest
 
-from curate.captioning.checks import caption_problems, clean
+from scoreaware.curate.captioning.checks import caption_problems, clean
 
 
 @pytest.mark.parametrize("text, expected", [

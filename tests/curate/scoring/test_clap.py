@@ -7,14 +7,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from curate.arrays import ArrayStore
-from curate.io import read_jsonl, read_provenance
-from curate.manifests import read_cuts
-from curate.scoring.audio import mono_resampled, policy_windows, repeat_pad
-from curate.scoring.clap import _laion_batch, load_clap, load_laion_state
-from curate.stages.score_clap import ClapScoreConfig, score_clap
-from scoreaware.cli import cli
-from testing.dummies import file_cut, tone, write_audio
+from scoreaware.cli.main import cli
+from scoreaware.core.arrays import ArrayStore
+from scoreaware.core.files import read_jsonl
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.provenance import read_provenance
+from scoreaware.curate.scoring.audio import mono_resampled, policy_windows, repeat_pad
+from scoreaware.curate.scoring.clap import _laion_batch, load_clap, load_laion_state
+from scoreaware.curate.stages.score_clap import ClapScoreConfig, score_clap
+from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +200,7 @@ def test_laion_checkpoint_of_the_wrong_model_is_refused(tmp_path):
 def test_torch_log_mel_matches_the_transformers_feature_extractor(tiny_clap, fusion):
     from transformers import ClapProcessor
 
-    from curate.scoring.clap import ClapLogMel, hf_features
+    from scoreaware.curate.scoring.clap import ClapLogMel, hf_features
 
     extractor = ClapProcessor.from_pretrained(tiny_clap).feature_extractor
     rng = np.random.default_rng(0)

@@ -7,10 +7,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from curate.arrays import ArrayStore
-from curate.io import read_provenance
-from curate.manifests import read_cuts
-from curate.scoring.reward import (
+from scoreaware.cli.main import cli
+from scoreaware.core.arrays import ArrayStore
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.provenance import read_provenance
+from scoreaware.curate.scoring.reward import (
     RewardConfig,
     RewardHead,
     TrainConfig,
@@ -23,9 +24,8 @@ from curate.scoring.reward import (
     score_features,
     train_reward_head,
 )
-from curate.stages.score_reward import RewardScoreConfig, score_reward
-from scoreaware.cli import cli
-from testing.dummies import tone, write_audio
+from scoreaware.curate.stages.score_reward import RewardScoreConfig, score_reward
+from scoreaware.testing.dummies import tone, write_audio
 
 
 def test_head_has_the_tunejury_architecture():

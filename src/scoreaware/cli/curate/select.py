@@ -1,0 +1,85 @@
+"""`scoreaware curate filter` and `scoreaware curate select`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from scoreaware.cli.options import (
+    manifest_path,
+    output_options,
+    print_result,
+    stage_command,
+)
+
+
+@click.command("filter", context_settings=dict(show_default=True))
+@click.argument("manifest", type=manifest_path())
+@click.option("--clap-percentile", type=click.FloatRange(0, 100, max_open=True), default=None,
+              help="Drop cuts below this percentile of the manifest's CLAP scores [default: 10 unless --min-clap].")
+@click.option("--min-clap", type=click.FloatRange(-1, 1), default=None, help="Absolute CLAP threshold instead.")
+@click.option("--min-duration", type=float, default=None, help="Drop cuts shorter than this (s).")
+@click.option("--max-duration", type=float, default=None, help="Drop cuts longer than this (s).")
+@click.option("--min-lufs", type=float, default=None, help="Drop cuts quieter than this loudness.")
+@click.option("--require-caption/--allow-no-caption", default=True, help="Drop cuts without a caption.")
+@click.option("--caption-field", default="caption")
+@click.option("--rejected", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where the rejected cuts go [default: OUTPUT's .rejected.jsonl.gz sibling].")
+@output_options("filter.jsonl.gz")
+@stage_command
+def filter_cmd(manifest: Path, clap_percentile: float | None, min_clap: float | None, min_duration: float | None,
+               max_duration: float | None, min_lufs: float | None, require_caption: bool, caption_field: str,
+               rejected: Path | None, output: Path, resume: bool, overwrite: bool) -> None:
+    """Keep the cuts of MANIFEST that pass every rule; rejected cuts keep the rule and value.
+
+    The CLAP percentile threshold is computed over the whole manifest in one streaming pass.
+    """
+    from scoreaware.curate.runs.select import run_filter
+    from scoreaware.curate.stages.filter import FilterConfig
+
+    if clap_percentile is None and min_clap is None:
+        clap_percentile = 10.0
+    try:
+        filter_config = FilterConfig(clap_percentile=clap_percentile, min_clap=min_clap, min_duration=min_duration,
+                                     max_duration=max_duration, min_lufs=min_lufs, require_caption=require_caption,
+                                     caption_field=caption_field)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    print_result(run_filter(manifest, output, filter_config, rejected=rejected, resume=resume, overwrite=overwrite))
+
+def _weights(value: str) -> dict[str, float]:
+    weights = {}
+    for part in value.split(","):
+        name, _, number = part.partition("=")
+        try:
+            weights[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"expected name=weight pairs like reward=1,clap=1, got {value!r}") from None
+    return weights
+
+
+@click.command("select", context_settings=dict(show_default=True))
+@click.argument("manifest", type=manifest_path())
+@click.option("--top", type=click.FloatRange(0, 1, min_open=True), default=0.1, help="Fraction of cuts selected.")
+@click.option("--weights", default="reward=1,clap=1", help="Weights of the z-normalized scores.")
+@click.option("--group-by", default=None, help="custom field whose groups are z-normalized separately (e.g. dataset).")
+@click.option("--oversample", type=click.IntRange(1), default=None,
+              help="Also write a mixture: the base manifest plus the selected cuts this many times.")
+@click.option("--mixture", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Mixture output [default: OUTPUT's .mixture.jsonl.gz sibling].")
+@click.option("--mixture-base", type=manifest_path(), default=None, help="Base of the mixture [default: MANIFEST].")
+@output_options("select.jsonl.gz")
+@stage_command
+def select_cmd(manifest: Path, top: float, weights: str, group_by: str | None, oversample: int | None,
+               mixture: Path | None, mixture_base: Path | None, output: Path, resume: bool, overwrite: bool) -> None:
+    """Select the top fraction of MANIFEST by z-blended reward and CLAP score (expert iteration)."""
+    from scoreaware.curate.runs.select import run_select
+    from scoreaware.curate.stages.select import SelectConfig
+
+    try:
+        select_config = SelectConfig(top=top, weights=_weights(weights), group_by=group_by)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    print_result(run_select(manifest, output, select_config, oversample=oversample, mixture=mixture,
+                            mixture_base=mixture_base, resume=resume, overwrite=overwrite))

@@ -1,0 +1,160 @@
+"""The `demo` group: make-corpus, make-models and run (the pipeline is in `pipeline.py`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+DEFAULT_WORKDIR = Path("manifests") / "demo"
+
+
+@click.group()
+def demo() -> None:
+    """The embedded demo: a synthetic corpus and the pipeline run on it."""
+
+
+@demo.command("make-corpus", context_settings=dict(show_default=True))
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--clips", type=click.IntRange(8), default=40, help="Number of clips (≥ 8 plants every defect).")
+@click.option("--duration", type=click.FloatRange(1.0), default=30.0, help="Seconds per clip.")
+@click.option("--seed", type=int, default=0, help="The corpus is a pure function of clips, duration and seed.")
+def make_corpus(directory: Path, clips: int, duration: float, seed: int) -> None:
+    """Synthesize a small music corpus with captions, tags and planted defects into DIRECTORY."""
+    from scoreaware.core.progress import progress
+    from scoreaware.demo.synth import make_corpus as synthesize
+
+    start = time.perf_counter()
+    with progress(clips, "make-corpus", "clip") as bar:
+        specs = synthesize(directory, clips=clips, duration=duration, seed=seed, progress=lambda _: bar.update(1))
+    defects = [s for s in specs if s.defect]
+    mismatched = sum(not s.caption_matches_audio for s in specs)
+    degraded = [s for s in specs if s.degradation]
+    click.secho("\nmake-corpus", bold=True)
+    click.echo(f"  {clips} clips × {duration:g} s at 44.1 kHz (mp3, flac, wav; stereo and mono)")
+    click.echo(f"  planted: {mismatched} mismatched captions, "
+               + ", ".join(f"{s.defect} {s.path}" for s in defects))
+    click.echo(f"  degraded (not in the metadata): {len(degraded)} clips — "
+               + ", ".join(f"{s.degradation} {s.degradation_strength}" for s in degraded))
+    click.echo(f"  → {directory}/audio, {directory}/metadata (autotagging.tsv, captions.json, tracks.csv), "
+               f"{directory}/truth.jsonl   [{time.perf_counter() - start:.1f} s]")
+
+
+@demo.command("make-models", context_settings=dict(show_default=True))
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=0)
+def make_models(directory: Path, seed: int) -> None:
+    """Build tiny random-init CLAP, MERT, T5, Qwen2-Audio and Qwen2 into DIRECTORY, saved like real ones."""
+    from scoreaware.demo.tiny_models import (
+        make_tiny_clap,
+        make_tiny_mert,
+        make_tiny_qwen2,
+        make_tiny_qwen2_audio,
+        make_tiny_t5,
+    )
+
+    builders = (("clap", make_tiny_clap), ("mert", make_tiny_mert), ("t5", make_tiny_t5),
+                ("qwen2_audio", make_tiny_qwen2_audio), ("qwen2", make_tiny_qwen2))
+    for name, build in builders:
+        if not (directory / name / "config.json").is_file():
+            build(directory / name, seed=seed)
+    click.echo(f"  → {directory}/clap (ClapModel + ClapProcessor), {directory}/mert (HubertModel, 24 kHz), "
+               f"{directory}/t5 (T5 encoder), {directory}/qwen2_audio and {directory}/qwen2 (captioners)")
+
+
+@demo.command("train-models", context_settings=dict(show_default=True))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the models (the shipped ones: src/scoreaware/demo/default_models).")
+@click.option("--only", default=None, help="Comma-separated parts to (re)train: mert, clap, reward, captioners "
+              "[default: all]. The reward needs the CLAP and MERT in the folder.")
+@click.option("--quick", is_flag=True, help="Tiny recipes that test the command, not models worth shipping.")
+@click.option("--eval-clips", type=click.IntRange(14), default=140, help="Clips of the fresh corpus measured on.")
+@click.option("--json", "as_json", is_flag=True, help="Print MODELS.json (the recipes and measured targets).")
+@click.pass_context
+def train_models(ctx: click.Context, output: Path, only: str | None, quick: bool, eval_clips: int,
+                 as_json: bool) -> None:
+    """Train the embedded default's models on synthetic corpora and measure them on a fresh one.
+
+    A random-init MERT stand-in; a domain CLAP (contrastive, on seed 101); the TuneJury reward
+    head trained by `train reward` on clean/degraded and matched/mismatched pairs (seed 102);
+    Qwen2-Audio and Qwen2 captioners (seed 103). The targets are measured on seed 201 and
+    written with the recipes to OUTPUT/MODELS.json. About an hour on 2 CPU cores.
+    """
+    import json
+
+    from scoreaware.demo.domain.build import PARTS, build
+
+    parts = tuple(p.strip() for p in only.split(",")) if only else PARTS
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise click.BadParameter(f"{unknown[0]!r}: choose from {', '.join(PARTS)}", param_hint="--only")
+    from scoreaware.cli.eval import quiet_stdout
+
+    with quiet_stdout(as_json):  # with --json, stdout is only the record
+        record = build(ctx, output, parts, quick, eval_clips)
+    if as_json:
+        click.echo(json.dumps(record, indent=1))
+        return
+    click.secho("\ndemo train-models", bold=True)
+    for line in describe_targets(record):
+        click.echo(f"  {line}")
+    click.echo(f"  {record['total_mb']} MB in all → {output}/ (MODELS.json)")
+
+
+def describe_targets(record: dict) -> list[str]:
+    """The measured targets as lines (what the README and the summary print)."""
+    found, lines = record.get("targets", {}), []
+    if "clap" in found:
+        c = found["clap"]
+        lines.append(f"CLAP: own vs mismatched caption AUROC {c['auroc']:.3f} (target ≥ 0.9); zero-shot genre "
+                     f"accuracy {c['genre_accuracy']:.3f} (≥ 0.8) on {c['clips']} fresh clips")
+    if "reward" in found:
+        r = found["reward"]
+        lines.append(f"reward: pairwise accuracy {r['accuracy']:.3f} (≥ 0.85): clean above degraded "
+                     f"{r['clean_above_degraded']:.3f}, matched above mismatched caption "
+                     f"{r['matched_above_mismatched']:.3f}")
+    if "captioners" in found:
+        k = found["captioners"]
+        lines.append(f"stage 1 names the genre {k['stage1_genre_accuracy_untagged']:.3f} without tags (≥ 0.6), "
+                     f"{k['stage1_genre_accuracy_tagged']:.3f} with them; stage 2 passes the checks "
+                     f"{k['stage2_checks_passed']:.3f} (≥ 0.9), keeps the genre {k['stage2_genre_kept']:.3f}")
+    return lines
+
+
+@demo.command("run", context_settings=dict(show_default=True))
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORKDIR,
+              help="Where the corpus, manifests, runs and plots go.")
+@click.option("--clips", type=click.IntRange(8), default=40, help="Clips in the synthetic corpus.")
+@click.option("--duration", type=click.FloatRange(1.0), default=30.0, help="Seconds per clip.")
+@click.option("--train-steps", type=click.IntRange(1), default=1200,
+              help="Steps of each tiny training run (baseline and score-aware), batch 16.")
+@click.option("--post-steps", type=click.IntRange(1), default=100,
+              help="Steps of the expert-iteration fine-tune and of CRPO.")
+@click.option("--overwrite", is_flag=True, help="Redo every step, corpus included.")
+@click.pass_context
+def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_steps: int, post_steps: int,
+        overwrite: bool) -> None:
+    """Run the whole pipeline on the embedded synthetic corpus and print what happened."""
+    import json
+
+    from scoreaware.demo.domain.build import default_models
+    from scoreaware.demo.pipeline import DemoSettings, curation, evaluation, post_training, training
+    from scoreaware.demo.timeline import Timeline
+
+    timeline = Timeline()
+    settings = DemoSettings(workdir, clips, duration, train_steps, post_steps, overwrite, default_models())
+    curation(ctx, timeline, settings)
+    checkpoints = training(ctx, timeline, settings)
+    checkpoints |= post_training(ctx, timeline, settings, checkpoints["score_sft"])
+    evaluation(ctx, timeline, settings, checkpoints)
+    (workdir / "timing.json").write_text(json.dumps(timeline.as_dict(), indent=1) + "\n")
+    click.secho(f"\ndemo finished in {timeline.total:.1f} s; everything is under {workdir}/", bold=True, fg="green")
+    click.echo("  where the time went:")
+    for line in timeline.table():
+        click.echo(f"    {line}")
+    click.echo(f"  report: {workdir / 'report' / 'index.html'}\n  dataset: {workdir / 'dataset'} "
+               f"(datasets.load_dataset on that folder)\n  training runs: {workdir / 'runs'} (loss.png, tb/)\n"
+               f"  post-training: {workdir / 'post'} (expert iteration, cross-load, CRPO)\n"
+               f"  samples: {workdir / 'samples'}\n  evaluation: {workdir / 'eval' / 'compare'} (compare.md, "
+               "compare.png)")

@@ -1,0 +1,289 @@
+"""`scoreaware eval`: generate for evaluation, embed a reference, score runs, FAD, compare stages.
+
+Every command records what it used (a provenance sidecar or ``scores.json``), shows progress,
+ends with a summary, and with ``--json`` prints its result as one JSON object on stdout (the
+human summary then goes to stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from scoreaware.cli.options import stage_command
+from scoreaware.cli.train import sampling_options, settings_from
+
+CONTEXT = dict(show_default=True)
+
+
+@click.group(name="eval")
+def evaluate() -> None:
+    """Evaluate generated audio: FAD-CLAP, CLAP score, reward, MAD, KAD, per-stage tables."""
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")(fn)
+
+
+def emit(as_json: bool, payload: dict, title: str, lines: list[str]) -> None:
+    """The end of every eval command: JSON for scripts, or a summary for people."""
+    from scoreaware.evaluate.compare import sanitized
+
+    if as_json:
+        click.echo(json.dumps(sanitized(payload), indent=1, default=str))
+        return
+    click.secho(f"\n{title}", bold=True)
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+@contextlib.contextmanager
+def quiet_stdout(as_json: bool):
+    """With --json, what nested commands print goes to stderr, so stdout is only the JSON."""
+    if not as_json:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+# ------------------------------------------------------------------------------- generate
+@evaluate.command("generate", context_settings=CONTEXT)
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--prompts", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Text lines, JSONL, a CSV with id,prompt (the challenge's), or a JSON list.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the WAVs and samples.jsonl.")
+@click.option("--seeds", "seeds_per_prompt", type=click.IntRange(1), default=1, help="Clips per prompt (K).")
+@click.option("--keep-latents", is_flag=True, help="Also keep each clip's latent (latents/ID.npy).")
+@sampling_options
+@click.option("--resume", is_flag=True, help="Continue an interrupted run with the same options.")
+@click.option("--overwrite", is_flag=True, help="Start over (deletes the folder's clips).")
+@json_option
+@stage_command
+def generate_cmd(checkpoint: str, prompts: str, output: Path, seeds_per_prompt: int, keep_latents: bool, steps: int,
+                 cfg: float, score: float, no_score: bool, negative_prompt: str, prefix: str, seconds: float,
+                 lufs: float, demucs: str | None, demucs_passes: int, demucs_repo: str | None, clap_model: str | None,
+                 seed: int, batch_size: int, device: str, unsafe_pickle: bool, resume: bool, overwrite: bool,
+                 as_json: bool) -> None:
+    """Generate one clip per (prompt, seed) from CHECKPOINT for evaluation.
+
+    Clip k of prompt i starts from the noise of seed = --seed + i·K + k, so the same prompt and
+    seed pair up across checkpoints. Both CFG branches of a batch go through the model in one
+    forward. Resumes per clip.
+    """
+    from scoreaware.core.progress import Timer, progress
+    from scoreaware.train.prompts import read_prompts
+    from scoreaware.train.sample import run_generation
+
+    items = read_prompts(prompts)
+    settings = settings_from(steps, cfg, score, no_score, negative_prompt, prefix, seconds, lufs, demucs,
+                             demucs_passes, demucs_repo, seed)
+    timer = Timer()
+    with progress(len(items) * seeds_per_prompt, "generate", "clip") as bar:
+        run = run_generation(checkpoint, items, output, settings, seeds_per_prompt, batch_size, keep_latents,
+                             clap_model, device, resume, overwrite, unsafe_pickle, prompts_file=str(prompts),
+                             progress=lambda _: bar.update(1))
+    rate = run.generated / timer.seconds if timer.seconds else 0.0
+    emit(as_json, {"output": str(output), "clips": len(run.rows), "generated": run.generated,
+                   "seconds": round(timer.seconds, 2), "clips_per_second": rate},
+         "eval generate", [f"{len(run.rows)} clips ({len(items)} prompts × {seeds_per_prompt} seeds), "
+                           f"{run.generated} generated now ({rate:.2f} clips/s), {steps} steps, cfg {cfg:g}, "
+                           f"score {'none' if no_score else score}", f"→ {output}/ (WAVs, samples.jsonl)"])
+
+
+# ------------------------------------------------------------------------------ reference
+@evaluate.command("reference", context_settings=CONTEXT)
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="REF.npz")
+@click.option("--backend", type=click.Choice(["transformers", "laion"]), default="transformers")
+@click.option("--model", default=None, help="CLAP model [default: laion/larger_clap_music | the music .pt].")
+@click.option("--amodel", default="HTSAT-base", help="laion_clap audio model.")
+@click.option("--policy", type=click.Choice(["first", "center", "mean"]), default="first",
+              help="Which 10 s of longer clips are embedded (the challenge evaluates the first 10 s).")
+@click.option("--mert-model", default=None, help="Also MERT features (FAD-MERT, MAD).")
+@click.option("--trust-remote-code", is_flag=True, help="Allow the MERT repo's own model code to run.")
+@click.option("--batch-size", type=click.IntRange(1), default=16)
+@click.option("-j", "--workers", type=click.IntRange(0), default=2)
+@click.option("--device", default="cpu")
+@click.option("--unsafe-pickle", is_flag=True, help="Allow a laion_clap checkpoint that needs pickle.")
+@json_option
+@stage_command
+def reference_cmd(source: Path, output: Path, backend: str, model: str | None, amodel: str, policy: str,
+                  mert_model: str | None, trust_remote_code: bool, batch_size: int, workers: int, device: str,
+                  unsafe_pickle: bool, as_json: bool) -> None:
+    """Embed a reference set once (SOURCE: a manifest or a folder of audio) into REF.npz.
+
+    Stores every clip's CLAP audio embedding (and MERT features), their mean and covariance,
+    and the fingerprint (model, weights, crop policy, sample rate) later comparisons check.
+    """
+    import datetime as dt
+
+    from scoreaware.core.files import atomic_write_text
+    from scoreaware.core.progress import Timer
+    from scoreaware.core.provenance import describe_input, library_versions
+    from scoreaware.curate.scoring.clap import load_clap
+    from scoreaware.evaluate.embeddings import audio_cuts, clap_embeddings, mert_embeddings, save_reference
+
+    timer = Timer()
+    cuts = audio_cuts(source)
+    encoder = load_clap(backend, model, device=device, amodel=amodel, unsafe_pickle=unsafe_pickle)
+    clap, rejected = clap_embeddings(cuts, encoder, policy, batch_size, workers, source=model)
+    if len(clap.embeddings) < 2:
+        raise click.ClickException(f"{source}: {len(clap.embeddings)} readable clips; a reference needs at least 2")
+    sets = {"clap": clap}
+    if mert_model:
+        from scoreaware.curate.scoring.reward import load_mert
+
+        mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
+        kept = [c for c in cuts if c.id in set(clap.ids)]
+        sets["mert_last"] = mert_embeddings(kept, mert, "last", policy=policy)
+        sets["mert_all"] = mert_embeddings(kept, mert, "all", policy=policy)
+    described = describe_input(source) if source.is_file() else {"path": str(source)}
+    provenance = {"stage": "reference", "command": " ".join(sys.argv), "source": described,
+                  "options": {"backend": backend, "model": model, "amodel": amodel, "policy": policy,
+                              "mert_model": mert_model},
+                  "sets": {k: {"n": len(v.ids), "fingerprint": v.fingerprint} for k, v in sets.items()},
+                  "rejected": [r.to_dict() for r in rejected], "versions": library_versions("torch", "transformers"),
+                  "made_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    save_reference(output, sets, extra=provenance)
+    atomic_write_text(output.with_name(f"{output.stem}.provenance.json"), json.dumps(provenance, indent=1,
+                                                                                     default=str))
+    payload = {"output": str(output), "clips": len(clap.ids), "rejected": len(rejected),
+               "sets": {k: {"n": len(v.ids), "dim": int(v.embeddings.shape[1]), "fingerprint": v.fingerprint}
+                        for k, v in sets.items()}}
+    emit(as_json, payload, "eval reference", [
+        f"{len(clap.ids)} clips embedded ({', '.join(sets)}), {len(rejected)} unreadable; crop {policy} "
+        f"{encoder.window / encoder.sampling_rate:g} s at {encoder.sampling_rate} Hz; took {timer.seconds:.1f} s",
+        f"CLAP: {encoder.model_id} ({encoder.fingerprint})", f"→ {output}"])
+
+
+# ---------------------------------------------------------------------------------- score
+@evaluate.command("score", context_settings=CONTEXT)
+@click.argument("samples", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--reference", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="REF.npz from `eval reference`.")
+@click.option("--reward", "reward_checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Reward head checkpoint (empty-prompt protocol, TuneJury's).")
+@click.option("--mert-model", default=None, help="MERT for the reward, FAD-MERT and MAD.")
+@click.option("--clap-model", default=None,
+              help="Where the reference's CLAP weights are here [default: where they were when it was made].")
+@click.option("--trust-remote-code", is_flag=True)
+@click.option("--mad/--no-mad", default=True, help="−ln MAUVE on MERT features (needs the mad extra).")
+@click.option("--bootstrap", type=click.IntRange(10), default=200, help="Resamples for the intervals.")
+@click.option("--batch-size", type=click.IntRange(1), default=16)
+@click.option("-j", "--workers", type=click.IntRange(0), default=2)
+@click.option("--device", default="cpu")
+@click.option("--unsafe-pickle", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Score again even if the scores are up to date.")
+@json_option
+@click.pass_context
+@stage_command
+def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpoint: str | None,
+              mert_model: str | None, clap_model: str | None, trust_remote_code: bool, mad: bool, bootstrap: int,
+              batch_size: int, workers: int, device: str, unsafe_pickle: bool, overwrite: bool, as_json: bool) -> None:
+    """Score the clips in SAMPLES (from `eval generate`) and their set against REFERENCE.
+
+    Per clip: CLAP score against the prompt as written, reward (empty prompt). Per set: FAD-CLAP
+    with a bootstrap interval and n, KAD, FAD-MERT and MAD when MERT is given. Writes
+    SAMPLES/eval/ (scored manifests, clips.csv, scores.json).
+    """
+    from scoreaware.evaluate.run import score_run
+
+    with quiet_stdout(as_json):
+        result = score_run(ctx, samples, reference, reward_checkpoint, mert_model, trust_remote_code, mad,
+                           bootstrap, batch_size, workers, device, unsafe_pickle, clap_model=clap_model,
+                           overwrite=overwrite)
+    metrics = result["metrics"]
+
+    def line(name: str, label: str) -> str | None:
+        item = metrics.get(name)
+        if not item:
+            return None
+        value = item.get("fad", item.get("value", item.get("mean")))
+        ci = item.get("ci")
+        return f"{label}: {value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "") + f"  (n={item.get('n')})"
+
+    lines = [x for x in (line("fad_clap", "FAD-CLAP"), line("kad_clap", "KAD-CLAP"), line("clap_score", "CLAP score"),
+                         line("reward", "reward"), line("fad_mert", "FAD-MERT"), line("mad", "MAD")) if x]
+    lines += [f"note: {w}" for w in result["warnings"]]
+    lines.append(f"→ {samples / 'eval'} (scores.json, clips.csv)")
+    emit(as_json, result, "eval score", lines)
+
+
+# ------------------------------------------------------------------------------------ fad
+@evaluate.command("fad", context_settings=CONTEXT)
+@click.argument("generated", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("reference", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--embedding", type=click.Choice(["clap", "mert_all", "mert_last", "mert"]), default="clap",
+              help="Which embeddings of an .npz or manifest.")
+@click.option("--bootstrap", type=click.IntRange(0), default=0, help="Resamples for an interval (0: none).")
+@json_option
+@stage_command
+def fad_cmd(generated: Path, reference: Path, embedding: str, bootstrap: int, as_json: bool) -> None:
+    """The Fréchet distance between two embedding sets.
+
+    Each is an .npy matrix (rows = clips), an .npz from `eval reference`, or a scored manifest
+    with stored embeddings. Fewer clips than dimensions gives a finite value and a warning.
+    """
+    from scoreaware.evaluate.embeddings import check_compatible, load_embedding_set
+    from scoreaware.evaluate.frechet import bootstrap_frechet, frechet_from_stats
+
+    a, b = load_embedding_set(generated, embedding), load_embedding_set(reference, embedding)
+    check_compatible(a.fingerprint, b.fingerprint)
+    result = frechet_from_stats(a.stats, b.stats)
+    payload = result.to_dict()
+    if bootstrap:
+        payload["ci"] = list(bootstrap_frechet(a.embeddings, b.stats, resamples=bootstrap))
+    lines = [f"FAD {result.value:.6f}  (n={result.n_a} vs {result.n_b}, d={result.dim}, {result.method})"]
+    if bootstrap:
+        lines.append(f"95% interval over clips [{payload['ci'][0]:.6f}, {payload['ci'][1]:.6f}]")
+    lines += [f"warning: {w}" for w in result.warnings]
+    emit(as_json, payload, "eval fad", lines)
+
+
+# -------------------------------------------------------------------------------- compare
+@evaluate.command("compare", context_settings=CONTEXT)
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--names", default=None, help="Comma-separated stage names [default: the folder names].")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for compare.md, compare.csv, compare.png [default: next to the first run].")
+@click.option("--bootstrap", type=click.IntRange(10), default=200)
+@json_option
+@stage_command
+def compare_cmd(runs: tuple[Path, ...], names: str | None, output: Path | None, bootstrap: int,
+                as_json: bool) -> None:
+    """The per-stage decomposition table of RUN_A RUN_B ... (scored samples folders, in order).
+
+    For each stage FAD-CLAP (with its interval), mean CLAP score and reward; between consecutive
+    stages the deltas with paired tests over the same prompts and seeds.
+    """
+    from scoreaware.evaluate.compare import as_json as comparison_json
+    from scoreaware.evaluate.compare import compare_runs, load_run, plot, to_markdown, write_csv
+
+    labels = names.split(",") if names else [None] * len(runs)
+    if len(labels) != len(runs):
+        raise click.BadParameter(f"{len(labels)} names for {len(runs)} runs", param_hint="--names")
+    comparison = compare_runs([load_run(r, n) for r, n in zip(runs, labels)], bootstrap=bootstrap)
+    output = output or runs[0].parent / "compare"
+    output.mkdir(parents=True, exist_ok=True)
+    table = to_markdown(comparison)
+    (output / ".compare.md.tmp").write_text(table + "\n")
+    (output / ".compare.md.tmp").replace(output / "compare.md")
+    write_csv(comparison, output / "compare.csv")
+    figure = plot(comparison, output / "compare.png")
+    payload = {**comparison_json(comparison), "outputs": {"markdown": str(output / "compare.md"),
+                                                         "csv": str(output / "compare.csv"), "figure": str(figure)}}
+    from scoreaware.core.files import atomic_write_text
+    from scoreaware.core.provenance import library_versions
+
+    provenance = {"stage": "compare", "command": " ".join(sys.argv), "runs": [str(r) for r in runs],
+                  "names": [row["stage"] for row in comparison.rows], "bootstrap": bootstrap,
+                  "reference": comparison.runs[0].scores["reference"], "versions": library_versions("scipy")}
+    atomic_write_text(output / "compare.provenance.json", json.dumps(provenance, indent=1, default=str))
+    emit(as_json, payload, "eval compare", [*table.splitlines(), f"→ {output}/ (compare.md, compare.csv, "
+                                                                 "compare.png)"])

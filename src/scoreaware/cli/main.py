@@ -1,0 +1,95 @@
+"""The `scoreaware` console script: one root group, explicit subgroups.
+
+Heavy libraries (lhotse, torch, pandera) are imported inside commands, so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import click
+
+from scoreaware import __version__
+from scoreaware.cli.curate import curate
+from scoreaware.cli.demo import demo
+from scoreaware.cli.eval import evaluate
+from scoreaware.cli.train import train
+
+CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"], max_content_width=100)
+
+
+class GuardedGroup(click.Group):
+    """The root group: no traceback reaches the user.
+
+    Errors the code anticipates (bad input, a stage that cannot run) already end as one-line
+    messages. Anything else that escapes a command is reported as an internal error with its
+    type and message and exit code 1; ``-vv`` shows the traceback. Click's own exits, usage
+    errors and Ctrl-C keep their behaviour.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            raise click.ClickException(_describe_error(exc)) from None
+
+
+def _describe_error(exc: Exception) -> str:
+    from scoreaware.core.errors import StageError
+    from scoreaware.curate.metadata import MetadataError
+
+    if isinstance(exc, (StageError, MetadataError)):
+        return str(exc)
+    if isinstance(exc, EOFError):  # click would print a bare "Aborted!"
+        return f"input ended early: {exc or 'unexpected end of file'} (a truncated file?)"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    detail = " ".join(str(exc).split())[:400]
+    return (f"internal error: {type(exc).__name__}: {detail}\n"
+            "(rerun with -vv to see the traceback; please report it)")
+
+
+@click.group(cls=GuardedGroup, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="scoreaware")
+@click.option("--seed", type=int, default=42, help="Seed for Python, NumPy and torch RNGs.")
+@click.option("-v", "--verbose", count=True, help="-v for INFO logs, -vv for DEBUG.")
+def cli(seed: int, verbose: int) -> None:
+    """Curate score-annotated Lhotse manifests for text-to-music, and train from them."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover - numpy is a core dependency
+        pass
+
+
+def _post_training_commands() -> None:
+    """Drivers that chain train, curate and evaluate commands sit above all three; they join
+    the `train` group here (lazy: importing them costs nothing until they run)."""
+    from scoreaware.posttrain.crpo import crpo
+    from scoreaware.posttrain.expert_iteration import expert_iteration
+
+    train.add_command(expert_iteration)
+    train.add_command(crpo)
+
+
+_post_training_commands()
+cli.add_command(curate)
+cli.add_command(train)
+cli.add_command(evaluate)
+cli.add_command(demo)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,112 @@
+"""Small file helpers every layer uses: atomic text writes, JSON-lines reading and writing
+(one reader, with line numbers), line counts, digests."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from scoreaware.core.errors import ManifestError
+
+Pathlike = str | os.PathLike
+
+
+def file_digest(path: Pathlike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_text(path: Pathlike, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def repair_jsonl_tail(path: Path) -> int:
+    """Cut a torn last line (a write killed midway) off `path`; returns bytes removed."""
+    size = path.stat().st_size
+    with open(path, "rb+") as f:
+        end = size
+        while end > 0:  # scan backwards in 64 KiB chunks for the last newline
+            begin = max(0, end - (1 << 16))
+            f.seek(begin)
+            newline = f.read(end - begin).rfind(b"\n")
+            if newline >= 0:
+                end = begin + newline + 1
+                break
+            end = begin
+        if end < size:
+            f.truncate(end)
+        return size - end
+
+
+def count_lines(path: Pathlike) -> int:
+    """Number of JSONL items in a (possibly gzipped) manifest, without parsing them."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def write_jsonl_gz(path: Pathlike, rows: Iterable[Mapping]) -> None:
+    """Write small JSONL(.gz) files atomically (reports, tables)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(tmp, "wt") as f:
+        for row in rows:
+            f.write(json.dumps(row, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Pathlike) -> Iterator[dict]:
+    """The objects of a JSONL(.gz) file (`iter_json_lines` without the line numbers)."""
+    for _, data in iter_json_lines(path):
+        yield data
+
+
+def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSONL(.gz) file.
+
+    :raises ManifestError: on the first line that is not UTF-8 JSON object, or when a gzip
+        stream ends early (a copy or download cut off).
+    """
+    path = Path(path)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    number = 0
+    try:
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                yield number, parse_line(raw, path, number)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ManifestError(f"{path}:{number + 1}: the file ends early or is not valid gzip "
+                            f"({type(exc).__name__}: {exc}); it was probably cut off while copying") from None
+
+
+def parse_line(raw: bytes, path: Path, number: int) -> dict:
+    """One manifest line as a dict, or a `ManifestError` naming the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}:{number}: not UTF-8 text (byte {exc.start} of the line)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}:{number}: not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+

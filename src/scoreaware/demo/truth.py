@@ -1,0 +1,141 @@
+"""What the demo did, checked against the synthetic corpus's ground truth (`truth.jsonl`).
+
+The corpus knows which clips have a caption of another clip (``caption_matches_audio``) and
+which carry a planted degradation, so the curation stages can be scored: precision and recall
+of what filtering removed, how many wrong metadata captions the captioners fixed, and where the
+score-aware Beta schedule puts the training time of matched and mismatched segments.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scoreaware.core.files import read_jsonl
+from scoreaware.core.manifests import read_cuts
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Ground truth per recording id."""
+
+    rows: dict[str, dict]
+
+    @staticmethod
+    def load(path: Path) -> Truth:
+        return Truth({str(row["id"]): row for row in read_jsonl(path)})
+
+    def label(self, recording_id: str) -> str:
+        row = self.rows.get(recording_id)
+        if row is None:
+            return "unknown"
+        if not row["caption_matches_audio"]:
+            return "mismatched caption"
+        if row.get("degradation"):
+            return f"degraded: {row['degradation']}"
+        return "clean"
+
+    def mismatched(self, recording_id: str) -> bool:
+        return not self.rows.get(recording_id, {}).get("caption_matches_audio", True)
+
+    def degraded(self, recording_id: str) -> bool:
+        return bool(self.rows.get(recording_id, {}).get("degradation"))
+
+    def write_labels(self, out: Path) -> Path:
+        """`curate report --labels` input: one label per recording."""
+        out.write_text("".join(json.dumps({"id": rid, "label": self.label(rid)}) + "\n" for rid in self.rows))
+        return out
+
+
+def precision_recall(removed: set[str], positives: set[str]) -> dict:
+    """Of the removed segments, the share that are positives; of the positives, the share removed."""
+    hit = len(removed & positives)
+    return {"removed": len(removed), "positives": len(positives), "hit": hit,
+            "precision": hit / len(removed) if removed else None,
+            "recall": hit / len(positives) if positives else None}
+
+
+def filtering(truth: Truth, scored: Path, rejected: Path) -> dict:
+    """Precision/recall of a filter's removals (`rejected`, from the input `scored`) against the
+    planted mismatches, and against mismatches or degradations."""
+    recordings = {c.id: c.recording_id for c in read_cuts(scored)}
+    removed = {c.id for c in read_cuts(rejected)} if rejected.is_file() else set()
+    mismatched = {cid for cid, rid in recordings.items() if truth.mismatched(rid)}
+    problems = mismatched | {cid for cid, rid in recordings.items() if truth.degraded(rid)}
+    return {"segments": len(recordings), "mismatched": precision_recall(removed, mismatched),
+            "mismatched_or_degraded": precision_recall(removed, problems)}
+
+
+def captions_fixed(truth: Truth, captioned: Path) -> dict:
+    """Of the segments whose metadata caption described another clip, how many now carry a
+    caption that names their own genre (and not the donor's)."""
+    from scoreaware.demo.domain.targets import genre_named
+
+    fixed = total = right_overall = segments = 0
+    for cut in read_cuts(captioned):
+        row = truth.rows.get(cut.recording_id)
+        caption = (cut.custom or {}).get("caption") or ""
+        if row is None or not caption:
+            continue
+        segments += 1
+        right = genre_named(caption, row["genre"])
+        right_overall += right
+        if not row["caption_matches_audio"]:
+            total += 1
+            fixed += right
+    return {"mismatched_segments": total, "fixed": fixed, "segments": segments,
+            "final_caption_names_the_genre": right_overall / segments if segments else None}
+
+
+def beta_times(truth: Truth, scored: Path, training: Path, lam: float = 1.0) -> dict:
+    """Mean E[t] of the score-aware Beta schedule for matched and mismatched segments of `scored`,
+    with S̃ normalized over the training set's CLAP scores (as `train fit` does)."""
+    from scoreaware.core.schedule import beta_alpha, normalize_scores, robust_range
+
+    train_scores = np.array([c.custom["clap_score"] for c in read_cuts(training)
+                             if (c.custom or {}).get("clap_score") is not None])
+    low, high = robust_range(train_scores)
+    groups: dict[str, list[float]] = {"matched": [], "mismatched": []}
+    for cut in read_cuts(scored):
+        score = (cut.custom or {}).get("clap_score")
+        if score is None or cut.recording_id not in truth.rows:
+            continue
+        alpha = float(beta_alpha(normalize_scores(np.array([score]), low, high)[0], lam))
+        groups["mismatched" if truth.mismatched(cut.recording_id) else "matched"].append(alpha / (alpha + 1))
+    return {name: {"segments": len(v), "mean_t": float(np.mean(v)) if v else None} for name, v in groups.items()}
+
+
+def caption_examples(captioned: Path, n: int = 3) -> list[dict]:
+    """A few segments with their metadata caption, stage 1's description and the final caption."""
+    rows = []
+    for cut in read_cuts(captioned):
+        custom = cut.custom or {}
+        if custom.get("caption_verbose") and custom.get("caption_previous"):
+            rows.append({"id": cut.id, "metadata": custom["caption_previous"], "verbose": custom["caption_verbose"],
+                         "final": custom["caption"]})
+        if len(rows) == n:
+            break
+    return rows
+
+
+def sample_genres(run: Path, clap_model: str) -> dict:
+    """Zero-shot genre accuracy of generated clips whose prompt id is their genre: the domain
+    CLAP's audio embedding (stored by `eval score`) against "{genre} music" for the 7 genres."""
+    from scoreaware.curate.scoring.clap import load_transformers_clap
+    from scoreaware.demo.domain.targets import GENRE_PROMPT
+    from scoreaware.demo.synth import GENRES
+
+    genres = list(GENRES)
+    encoder = load_transformers_clap(clap_model)
+    prompts = encoder.embed_text([GENRE_PROMPT.format(genre=g) for g in genres])
+    hits, total = 0, 0
+    for cut in read_cuts(run / "eval" / "clap.jsonl.gz"):
+        genre = (cut.custom or {}).get("prompt_id")
+        if genre not in genres or not cut.has_custom("clap_audio_emb"):
+            continue
+        total += 1
+        hits += genres[int(np.argmax(prompts @ cut.load_custom("clap_audio_emb")))] == genre
+    return {"clips": total, "accuracy": hits / total if total else None, "chance": 1 / len(genres)}

@@ -1,0 +1,216 @@
+"""The per-stage decomposition table: runs in order, their metrics, and paired tests between
+consecutive stages (baseline → score-conditioned → expert iteration → cross-load → CRPO).
+
+Clips pair across runs by (prompt id, seed): the same prompt from the same starting noise.
+Per-prompt metrics (CLAP score, reward) are compared with `scipy.stats.ttest_rel`; FAD is a
+set metric, so its change is tested by a paired bootstrap over the clip pairs against one
+fixed reference. A clip present in one run and missing in another is an error that names it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from scoreaware.evaluate.embeddings import EmbeddingError, check_compatible, load_reference, manifest_embeddings
+from scoreaware.evaluate.frechet import paired_bootstrap_frechet
+from scoreaware.evaluate.score import SCORES_FORMAT, read_clips_csv
+
+
+@dataclass
+class Run:
+    """One scored run of generated clips."""
+
+    name: str
+    path: Path
+    scores: dict
+    clips: dict[tuple[str, int], dict]
+    clap: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+
+
+def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
+    """A samples folder that `eval score` has scored (``eval/scores.json``, ``eval/clips.csv``)."""
+    path = Path(path)
+    scores_file = path / "eval" / "scores.json"
+    if not scores_file.is_file():
+        raise EmbeddingError(f"{path}: not scored yet (no eval/scores.json); run `scoreaware eval score {path} "
+                             "--reference REF.npz` first")
+    scores = json.loads(scores_file.read_text())
+    if scores.get("format") != SCORES_FORMAT:
+        raise EmbeddingError(f"{scores_file}: not a scoreaware scores file")
+    rows = read_clips_csv(path / "eval" / "clips.csv")
+    clips = {(row["prompt_id"], row["seed"]): row for row in rows}
+    embeddings = manifest_embeddings(path / "eval" / scores["manifests"]["clap"])
+    by_id = dict(zip(embeddings.ids, embeddings.embeddings))
+    clap = {key: by_id[row["id"]] for key, row in clips.items() if row["id"] in by_id}
+    return Run(name or path.name, path, scores, clips, clap)
+
+
+def paired_keys(a: Run, b: Run) -> list[tuple[str, int]]:
+    """The clip keys both runs hold; an error naming the first clips one of them lacks."""
+    only_a, only_b = sorted(a.clips.keys() - b.clips.keys()), sorted(b.clips.keys() - a.clips.keys())
+    if only_a or only_b:
+        missing = [f"prompt {p} seed {s} is in {a.name} but not in {b.name}" for p, s in only_a[:3]]
+        missing += [f"prompt {p} seed {s} is in {b.name} but not in {a.name}" for p, s in only_b[:3]]
+        raise EmbeddingError("the runs do not hold the same clips, so they cannot be paired: " + "; ".join(missing)
+                             + " — generate every run with the same prompts, --seeds and --seed")
+    return sorted(a.clips)
+
+
+def _paired_test(a: list[float | None], b: list[float | None]) -> dict | None:
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    if len(pairs) < 2:
+        return None
+    x, y = np.array(pairs).T
+    diff = y - x
+    if np.allclose(diff, 0.0):
+        return {"delta": 0.0, "p": 1.0, "n": len(pairs)}
+    return {"delta": float(diff.mean()), "p": float(scipy_stats.ttest_rel(y, x).pvalue), "n": len(pairs)}
+
+
+@dataclass
+class Comparison:
+    runs: list[Run]
+    rows: list[dict]
+
+
+def compare_runs(runs: list[Run], bootstrap: int = 200, seed: int = 0) -> Comparison:
+    """Metrics per run and tests between consecutive runs (all against one reference)."""
+    if len(runs) < 1:
+        raise EmbeddingError("give at least one run")
+    reference_path = runs[0].scores["reference"]["path"]
+    for run in runs[1:]:
+        if run.scores["reference"]["sha256"] != runs[0].scores["reference"]["sha256"]:
+            raise EmbeddingError(f"{run.name} was scored against another reference than {runs[0].name}; "
+                                 "score every run against the same REF.npz")
+        check_compatible(run.scores["fingerprints"]["clap"], runs[0].scores["fingerprints"]["clap"],
+                         f"CLAP embeddings of {run.name} and {runs[0].name}")
+    reference = load_reference(_resolve(reference_path, runs[0].path))[0]["clap"]
+    rows = []
+    for index, run in enumerate(runs):
+        metrics = run.scores["metrics"]
+        row = {"stage": run.name, "n": metrics["fad_clap"]["n"], "fad_clap": metrics["fad_clap"]["fad"],
+               "fad_clap_ci": metrics["fad_clap"]["ci"], "clap_score": metrics["clap_score"]["mean"],
+               "clap_score_ci": metrics["clap_score"]["ci"], "reward": (metrics.get("reward") or {}).get("mean"),
+               "reward_ci": (metrics.get("reward") or {}).get("ci")}
+        if index:
+            before = runs[index - 1]
+            keys = paired_keys(before, run)
+            clap = _paired_test([before.clips[k]["clap_score"] for k in keys], [run.clips[k]["clap_score"]
+                                                                                 for k in keys])
+            reward = _paired_test([before.clips[k]["reward"] for k in keys], [run.clips[k]["reward"] for k in keys])
+            fad = paired_bootstrap_frechet(np.stack([before.clap[k] for k in keys]),
+                                           np.stack([run.clap[k] for k in keys]), reference.stats, bootstrap, seed)
+            row.update(d_fad_clap=fad["delta"], d_fad_clap_ci=list(fad["ci"]), p_fad_clap=fad["p"],
+                       d_clap_score=clap and clap["delta"], p_clap_score=clap and clap["p"],
+                       d_reward=reward and reward["delta"], p_reward=reward and reward["p"])
+        rows.append(row)
+    return Comparison(runs, rows)
+
+
+def _resolve(path: str, run_dir: Path) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else (run_dir / "eval" / candidate).resolve()
+
+
+# ---------------------------------------------------------------------------------- output
+def _fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:+.{digits}f}" if isinstance(value, float) and value < 0 else f"{value:.{digits}f}"
+
+
+def _delta(value, p) -> str:
+    if value is None:
+        return "—"
+    stars = "" if p is None else (" *" if p < 0.05 else "")
+    return f"{value:+.4f} (p={p:.3g}){stars}" if p is not None else f"{value:+.4f}"
+
+
+def to_markdown(comparison: Comparison) -> str:
+    """The decomposition table: metrics per stage, deltas and paired p-values (* p < 0.05)."""
+    lines = ["| stage | n | FAD-CLAP [95% CI] | ΔFAD-CLAP | CLAP score | ΔCLAP | reward | Δreward |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in comparison.rows:
+        ci = row["fad_clap_ci"]
+        lines.append(f"| {row['stage']} | {row['n']} | {_fmt(row['fad_clap'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
+                     f"{_delta(row.get('d_fad_clap'), row.get('p_fad_clap'))} | {_fmt(row['clap_score'])} | "
+                     f"{_delta(row.get('d_clap_score'), row.get('p_clap_score'))} | {_fmt(row['reward'])} | "
+                     f"{_delta(row.get('d_reward'), row.get('p_reward'))} |")
+    lines.append("")
+    lines.append("Δ: this stage minus the previous one, on the same prompts and seeds. CLAP and reward: paired t-test "
+                 "over clips; FAD: paired bootstrap over clips against one reference (FAD is biased by n: every "
+                 "stage has the same n).")
+    return "\n".join(lines)
+
+
+CSV_COLUMNS = ["stage", "n", "fad_clap", "fad_clap_ci", "d_fad_clap", "d_fad_clap_ci", "p_fad_clap", "clap_score",
+               "clap_score_ci", "d_clap_score", "p_clap_score", "reward", "reward_ci", "d_reward", "p_reward"]
+
+
+def write_csv(comparison: Comparison, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in comparison.rows:
+            writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()})
+    tmp.replace(path)
+    return path
+
+
+def plot(comparison: Comparison, path: Path) -> Path:
+    """One panel per metric, stages left to right, 95% intervals (the submission's layout)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("fad_clap", "FAD-CLAP (lower is better)"), ("clap_score", "CLAP score"), ("reward", "reward")]
+    panels = [p for p in panels if any(r.get(p[0]) is not None for r in comparison.rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    names = [r["stage"] for r in comparison.rows]
+    x = np.arange(len(names))
+    for ax, (key, title) in zip(axes[0], panels):
+        values = np.array([r.get(key) if r.get(key) is not None else np.nan for r in comparison.rows], dtype=float)
+        cis = [r.get(f"{key}_ci") for r in comparison.rows]
+        low = np.array([v - c[0] if c else 0.0 for v, c in zip(values, cis)])
+        high = np.array([c[1] - v if c else 0.0 for v, c in zip(values, cis)])
+        ax.errorbar(x, values, yerr=[np.clip(low, 0, None), np.clip(high, 0, None)], fmt="o-", capsize=4)
+        for i, row in enumerate(comparison.rows[1:], start=1):
+            p = row.get(f"p_{key}")
+            if p is not None and p < 0.05:
+                ax.annotate("*", (x[i], values[i]), textcoords="offset points", xytext=(6, 6), color="tab:red")
+        ax.set_xticks(x, names, rotation=20, ha="right")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.suptitle("per-stage decomposition (same prompts and seeds; * p < 0.05 vs the previous stage)", fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def as_json(comparison: Comparison) -> dict:
+    return {"stages": comparison.rows}
+
+
+def sanitized(value):
+    """JSON-safe: NaN and infinities become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: sanitized(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitized(v) for v in value]
+    return value
+

@@ -1,0 +1,173 @@
+"""`eval score` as a library call: build the clips manifest, score it with the curation stages,
+compute the set metrics against the reference, and write ``eval/scores.json``.
+
+The CLAP score and the reward of each clip come from `curate score clap` and `curate score
+reward` themselves (invoked, not re-implemented), with the reference's CLAP model and crop, so a
+generated clip and a curated segment are scored by one code path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from scoreaware.core.errors import StageError
+from scoreaware.core.files import atomic_write_text
+from scoreaware.core.provenance import describe_input, library_versions, read_provenance
+from scoreaware.evaluate.embeddings import EmbeddingError, load_reference, manifest_embeddings, mert_embeddings
+from scoreaware.evaluate.score import SCORES_FORMAT, set_metrics, write_clips_csv
+
+
+def read_samples(samples: Path) -> list[dict]:
+    """The rows of ``samples.jsonl`` (from `eval generate`), each with its WAV present."""
+    table = samples / "samples.jsonl"
+    if not table.is_file():
+        raise StageError(f"{samples}: no samples.jsonl; generate with `scoreaware eval generate` first")
+    rows = []
+    for number, line in enumerate(table.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise StageError(f"{table}:{number}: not JSON (an interrupted generation? rerun it with --resume)") \
+                from None
+        if not (samples / row["path"]).is_file():
+            raise StageError(f"{table}:{number}: {row['path']} is missing")
+        rows.append(row)
+    if not rows:
+        raise StageError(f"{table}: no clips")
+    return rows
+
+
+def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: bool = False) -> Path:
+    """A cuts manifest of the generated clips; the caption is the prompt as written. With
+    `latents`, each cut also carries the latent `eval generate --keep-latents` kept (a Lhotse
+    array), so training on it needs no decode and re-encode."""
+    from lhotse import Recording
+    from lhotse.array import Array
+    from lhotse.utils import fastcopy
+
+    from scoreaware.core.output import StageOutput
+
+    out = StageOutput(path, stage="ingest", overwrite=True)
+    with out:
+        for row in rows:
+            recording = Recording.from_file(samples / row["path"], recording_id=row["id"])
+            custom = {"caption": row["prompt"], "prompt_id": str(row["prompt_id"]), "seed": int(row["seed"]),
+                      "generated_score": row.get("score")}
+            if latents:
+                if not row.get("latent"):
+                    raise StageError(f"{samples}: clip {row['id']} has no kept latent; generate with --keep-latents")
+                file = samples / row["latent"]
+                shape = list(np.load(file, mmap_mode="r").shape)
+                custom["latent"] = Array(storage_type="numpy_files", storage_path=str(file.parent.resolve()),
+                                         storage_key=file.name, shape=shape)
+            out.write(fastcopy(recording.to_cut(), custom={k: v for k, v in custom.items() if v is not None}))
+    out.finalize(options={"samples": str(samples)}, inputs=[describe_input(samples / "samples.jsonl")])
+    return path
+
+
+def score_run(ctx: click.Context, samples: Path, reference: Path, reward_checkpoint: str | None,
+              mert_model: str | None, trust_remote_code: bool, mad: bool, bootstrap: int, batch_size: int,
+              workers: int, device: str, unsafe_pickle: bool, clap_model: str | None = None,
+              overwrite: bool = False) -> dict:
+    from scoreaware.cli.curate.score import score_clap_cmd, score_reward_cmd
+
+    started = dt.datetime.now(dt.UTC)
+    inputs = {"samples_sha256": describe_input(samples / "samples.jsonl")["sha256"] if (samples / "samples.jsonl")
+              .is_file() else None, "reference_sha256": describe_input(reference)["sha256"],
+              "reward_sha256": describe_input(reward_checkpoint)["sha256"] if reward_checkpoint else None,
+              "mert_model": mert_model, "clap_model": clap_model, "bootstrap": bootstrap, "mad": mad}
+    previous = samples / "eval" / "scores.json"
+    if previous.is_file() and not overwrite:
+        done = json.loads(previous.read_text())
+        if done.get("inputs") == inputs:
+            click.secho(f"✓ {previous} is up to date; nothing to do. Pass --overwrite to score again.", fg="green",
+                        err=True)
+            return done
+    sets, meta = load_reference(reference)
+    if "clap" not in sets:
+        raise EmbeddingError(f"{reference}: has no CLAP embeddings")
+    fingerprint = sets["clap"].fingerprint
+    rows = read_samples(samples)
+    folder = samples / "eval"
+    folder.mkdir(exist_ok=True)
+    clips_manifest = write_clips_manifest(samples, rows, folder / "clips.jsonl.gz")
+    clap_manifest = folder / "clap.jsonl.gz"
+    ctx.invoke(score_clap_cmd, manifest=clips_manifest, backend=fingerprint.get("backend", "transformers"),
+               model=clap_model or fingerprint.get("source") or fingerprint["model"], amodel=_amodel(fingerprint),
+               caption_field="caption",
+               policy=fingerprint["policy"], batch_size=batch_size, workers=workers, device=device,
+               unsafe_pickle=unsafe_pickle, output=clap_manifest, resume=False, overwrite=True)
+    clap = manifest_embeddings(clap_manifest, "clap")
+    scored = clap_manifest
+    if reward_checkpoint:
+        if not mert_model:
+            raise click.UsageError("--reward needs --mert-model (the reward's MERT features)")
+        scored = folder / "reward.jsonl.gz"
+        ctx.invoke(score_reward_cmd, manifest=clap_manifest, checkpoint=reward_checkpoint, mert_model=mert_model,
+                   trust_remote_code=trust_remote_code, prompt_protocol=None, batch_size=batch_size,
+                   workers=workers, device=device, unsafe_pickle=unsafe_pickle, output=scored, resume=False,
+                   overwrite=True)
+    clips = _clip_table(scored, rows)
+    mert_all = mert_last = None
+    if mert_model and ("mert_all" in sets or "mert_last" in sets):
+        from scoreaware.core.manifests import read_cuts
+        from scoreaware.curate.scoring.reward import load_mert
+
+        mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
+        cuts = list(read_cuts(clips_manifest))
+        policy = sets.get("mert_all", sets.get("mert_last")).fingerprint.get("policy", "first")
+        mert_all = mert_embeddings(cuts, mert, "all", policy=policy) if "mert_all" in sets else None
+        mert_last = mert_embeddings(cuts, mert, "last", policy=policy) if "mert_last" in sets else None
+    result = set_metrics(clap, sets, clips, bootstrap, mert_all, mert_last, mad)
+    write_clips_csv(folder / "clips.csv", clips)
+    reference_info = describe_input(reference)
+    payload = {
+        "format": SCORES_FORMAT, "samples": str(samples), "n": len(clips), "inputs": inputs,
+        "reference": {"path": str(Path(reference).resolve()), "sha256": reference_info["sha256"],
+                      "source": meta.get("source")},
+        "fingerprints": {name: item.fingerprint for name, item in sets.items()},
+        "metrics": result.metrics, "warnings": result.warnings,
+        "manifests": {"clips": clips_manifest.name, "clap": clap_manifest.name, "scored": scored.name},
+        "models": {"reward_checkpoint": describe_input(reward_checkpoint) if reward_checkpoint else None,
+                   "mert_model": mert_model},
+        "settings": {"bootstrap": bootstrap, "mad": mad,
+                     "prompt_protocol": (read_provenance(scored) or {}).get("options", {}).get("prompt_protocol")
+                     if reward_checkpoint else None},
+        "versions": library_versions("torch", "transformers", "scipy", "mauve-text"),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    from scoreaware.evaluate.compare import sanitized
+
+    atomic_write_text(folder / "scores.json", json.dumps(sanitized(payload), indent=1, default=str))
+    return sanitized(payload)
+
+
+def _amodel(fingerprint: dict) -> str:
+    model = str(fingerprint.get("model", ""))
+    return model[model.rfind("(") + 1 : -1] if fingerprint.get("backend") == "laion" and "(" in model \
+        else "HTSAT-base"
+
+
+def _clip_table(scored: Path, rows: list[dict]) -> list[dict]:
+    from scoreaware.core.manifests import read_cuts
+
+    by_id = {row["id"]: row for row in rows}
+    table = []
+    for cut in read_cuts(scored):
+        row = by_id[cut.id]
+        table.append({"id": cut.id, "prompt_id": str(row["prompt_id"]), "seed": int(row["seed"]),
+                      "prompt": row["prompt"], "clap_score": cut.custom.get("clap_score"),
+                      "reward": cut.custom.get("reward")})
+    missing = sorted(by_id.keys() - {row["id"] for row in table})
+    if missing:
+        raise StageError(f"{len(missing)} clips could not be scored (first: {missing[:3]}); see the quarantine of "
+                         f"{scored}")
+    return table

@@ -1,0 +1,102 @@
+"""Set-level metrics of one scored run of generated clips, against a reference.
+
+Per clip, the CLAP score (against the prompt as written, without the generation prefix) and
+the reward come from `curate score clap` / `curate score reward` run on the clips (the same
+code path as curation). Per set: FAD-CLAP (with a bootstrap interval over clips and n beside
+it), KAD-CLAP, and when MERT is given FAD-MERT (all-layer mean, as TuneJury) and MAD
+(−ln MAUVE on last-layer MERT, when `mauve-text` is installed).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from scoreaware.evaluate.distances import bootstrap_interval, kernel_distance, mauve_available, mauve_distance
+from scoreaware.evaluate.embeddings import EmbeddingSet, check_compatible
+from scoreaware.evaluate.frechet import bootstrap_frechet, frechet_from_stats
+
+SCORES_FORMAT = "scoreaware.scores/1"
+CLIP_COLUMNS = ["id", "prompt_id", "seed", "prompt", "clap_score", "reward"]
+
+
+def mean_interval(values: np.ndarray, level: float = 0.95) -> dict:
+    """Mean with a t interval; n beside it."""
+    values = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(values) == 0:
+        return {"mean": None, "ci": None, "n": 0}
+    if len(values) == 1:
+        return {"mean": float(values[0]), "ci": None, "n": 1}
+    half = scipy_stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return {"mean": float(values.mean()), "ci": [float(values.mean() - half), float(values.mean() + half)],
+            "n": int(len(values))}
+
+
+@dataclass
+class RunMetrics:
+    """What `eval score` reports for one run."""
+
+    metrics: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def set_metrics(clap: EmbeddingSet, reference: dict[str, EmbeddingSet], clips: list[dict], bootstrap: int = 200,
+                mert_all: EmbeddingSet | None = None, mert_last: EmbeddingSet | None = None, mad: bool = True,
+                seed: int = 0) -> RunMetrics:
+    """Per-set metrics of generated embeddings against the reference sets."""
+    out = RunMetrics()
+    ref = reference["clap"]
+    check_compatible(clap.fingerprint, ref.fingerprint, "CLAP embeddings of the clips and of the reference")
+    fad = frechet_from_stats(clap.stats, ref.stats)
+    low, high = bootstrap_frechet(clap.embeddings, ref.stats, resamples=bootstrap, seed=seed)
+    out.metrics["fad_clap"] = {**fad.to_dict(), "ci": [low, high]}
+    out.warnings += fad.warnings
+    kad = kernel_distance(clap.embeddings, ref.embeddings)
+    out.metrics["kad_clap"] = {"value": kad, "ci": list(bootstrap_interval(
+        lambda x: kernel_distance(x, ref.embeddings), clap.embeddings, resamples=min(bootstrap, 100), seed=seed)),
+        "n": len(clap.embeddings)}
+    out.metrics["clap_score"] = mean_interval([c.get("clap_score") for c in clips])
+    rewards = [c.get("reward") for c in clips]
+    if any(r is not None for r in rewards):
+        out.metrics["reward"] = mean_interval(rewards)
+    if mert_all is not None and "mert_all" in reference:
+        check_compatible(mert_all.fingerprint, reference["mert_all"].fingerprint, "MERT features")
+        fad_mert = frechet_from_stats(mert_all.stats, reference["mert_all"].stats)
+        low, high = bootstrap_frechet(mert_all.embeddings, reference["mert_all"].stats, resamples=bootstrap,
+                                      seed=seed)
+        out.metrics["fad_mert"] = {**fad_mert.to_dict(), "ci": [low, high]}
+    if mad and mert_last is not None and "mert_last" in reference:
+        if mauve_available():
+            check_compatible(mert_last.fingerprint, reference["mert_last"].fingerprint, "MERT features")
+            out.metrics["mad"] = {"value": mauve_distance(mert_last.embeddings, reference["mert_last"].embeddings),
+                                  "n": len(mert_last.embeddings)}
+        else:
+            out.warnings.append("MAD skipped: `pip install 'scoreaware[mad]'` (mauve-text, GPL-3) to compute it")
+    return out
+
+
+def write_clips_csv(path: Path, clips: list[dict]) -> Path:
+    """The per-clip table (what `eval compare` pairs across runs)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CLIP_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for clip in clips:
+            writer.writerow(clip)
+    tmp.replace(path)
+    return path
+
+
+def read_clips_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for name in ("clap_score", "reward"):
+            row[name] = float(row[name]) if row.get(name) not in (None, "") else None
+        row["seed"] = int(row["seed"])
+    return rows

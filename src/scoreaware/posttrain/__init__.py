@@ -1,0 +1,1 @@
+"""Post-training drivers: expert iteration, cross-load, CRPO."""

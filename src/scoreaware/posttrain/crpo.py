@@ -1,0 +1,160 @@
+"""`scoreaware train crpo`: CLAP-ranked preference pairs, then preference fine-tuning.
+
+TangoFlux's CRPO as the reward-conditioned submission ran it (ttm-humanpref
+`train_crpo_A_from_FT_expert.sh`): N = 5 candidates per prompt from the starting checkpoint
+(the expert-iteration weights, cross-loaded to the v2 head), scored by CLAP against their prompt;
+per prompt the best and the worst form a pair (near-ties under `--min-margin` are skipped and
+counted); then `train fit` with ``objective=crpo`` (`train/preference.py`): β = 2000, λ_FM = 1,
+lr 1e-6 constant after 100 warmup steps, the reference a frozen copy of the starting EMA. The
+pairs manifest keeps both latents, so training never decodes or re-encodes.
+
+Layout of ``-o OUT``::
+
+    OUT/candidates/          eval generate (WAVs, latents/, samples.jsonl, scored/)
+    OUT/winners.jsonl.gz     the winners, encoded like the parent
+    OUT/pairs.jsonl.gz       winner cuts + rejected_latent + pair_score + clap_margin (training)
+    OUT/pairs_val.jsonl.gz   held-out pairs (implicit accuracy at validation)
+    OUT/runs/                the train fit run
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import click
+
+from scoreaware.posttrain.steps import (
+    Parent,
+    encode_like_parent,
+    finetune,
+    generate,
+    score_candidates,
+    write_encode_info_like,
+)
+
+
+def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, dict]], dict]:
+    """Best vs worst CLAP candidate per prompt; (pairs, counts of what was skipped and why)."""
+    by_prompt: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row.get("clap_score") is not None:
+            by_prompt[row["prompt_id"]].append(row)
+    pairs, skipped = [], {"single_candidate": 0, "near_tie": 0}
+    for prompt_id in sorted(by_prompt):
+        candidates = sorted(by_prompt[prompt_id], key=lambda r: (-r["clap_score"], r["seed"]))
+        if len(candidates) < 2:
+            skipped["single_candidate"] += 1
+            continue
+        best, worst = candidates[0], candidates[-1]
+        if best["clap_score"] - worst["clap_score"] < min_margin:
+            skipped["near_tie"] += 1
+            continue
+        pairs.append((best, worst))
+    return pairs, skipped
+
+
+@click.command("crpo", context_settings=dict(show_default=True))
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--prompts", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--candidates", "n", type=click.IntRange(2), default=5, help="Candidates per prompt (N).")
+@click.option("--score", type=float, default=2.0, help="Score the candidates are generated (and trained) at.")
+@click.option("--cfg", type=float, default=4.5)
+@click.option("--steps", "sample_steps", type=click.IntRange(1), default=25, help="Euler steps of generation.")
+@click.option("--seconds", type=click.FloatRange(0.5), default=10.0)
+@click.option("--clap-backend", type=click.Choice(["transformers", "laion"]), default="transformers")
+@click.option("--clap-model", default=None, help="CLAP that ranks the candidates [default: the parent's].")
+@click.option("--min-margin", type=click.FloatRange(0), default=0.0, help="Skip pairs closer than this in CLAP.")
+@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.1, help="Share of pairs held out.")
+@click.option("--train-steps", type=click.IntRange(1), default=5000, help="CRPO steps (published: 5k).")
+@click.option("--lr", type=float, default=1e-6)
+@click.option("--warmup", type=click.IntRange(0), default=100)
+@click.option("--beta", type=float, default=2000.0)
+@click.option("--lambda-fm", type=float, default=1.0)
+@click.option("--batch-size", type=click.IntRange(1), default=8)
+@click.option("--unsafe-pickle", is_flag=True)
+@click.pass_context
+def crpo(ctx: click.Context, checkpoint: Path, prompts: Path, output: Path, n: int, score: float, cfg: float,
+         sample_steps: int, seconds: float, clap_backend: str, clap_model: str | None, min_margin: float,
+         holdout: float, train_steps: int, lr: float, warmup: int, beta: float, lambda_fm: float, batch_size: int,
+         unsafe_pickle: bool) -> None:
+    """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning."""
+    import numpy as np
+    from lhotse.utils import fastcopy
+
+    from scoreaware.core.manifests import read_cuts
+    from scoreaware.core.output import StageOutput
+    from scoreaware.core.provenance import describe_input
+
+    output.mkdir(parents=True, exist_ok=True)
+    parent = Parent.load(checkpoint, unsafe_pickle)
+    if parent.state["model_config"]["score_head"] != "input_add":
+        click.secho(f"note: {checkpoint.name} uses the {parent.state['model_config']['score_head']} head; the "
+                    "published CRPO ran on v2 (input_add): `scoreaware train cross-load` moves it", fg="yellow",
+                    err=True)
+    candidates = output / "candidates"
+    generate(ctx, parent.path, prompts, candidates, n, score, cfg, sample_steps, seconds, keep_latents=True)
+    scored = score_candidates(ctx, candidates, clap_model or parent.clap_model, None, None, backend=clap_backend)
+    rows = [{"id": c.id, "prompt_id": c.custom["prompt_id"], "seed": c.custom["seed"],
+             "clap_score": c.custom.get("clap_score"), "cut": c} for c in read_cuts(scored)]
+    pairs, skipped = rank_pairs(rows, min_margin)
+    if not pairs:
+        raise click.ClickException(f"no pair: {skipped['near_tie']} near-ties under --min-margin {min_margin}, "
+                                   f"{skipped['single_candidate']} prompts with one scored candidate")
+    winners_manifest = output / "winners_raw.jsonl.gz"
+    raw = StageOutput(winners_manifest, stage="winners", resume=True, input_manifest=scored,
+                      config={"scored_sha256": describe_input(scored)["sha256"], "min_margin": min_margin})
+    if raw.check() != "skip":
+        with raw:
+            for best, _ in pairs:
+                raw.write(best["cut"])
+        raw.finalize(options={}, inputs=[describe_input(scored)])
+    winners = encode_like_parent(ctx, parent, winners_manifest, output / "winners.jsonl.gz")
+    encoded = {c.id: c for c in read_cuts(winners)}
+    losers = {best["id"]: worst for best, worst in pairs}
+    rng = np.random.default_rng(0)
+    held = {best["id"] for best, _ in pairs if rng.random() < holdout} if len(pairs) >= 4 else set()
+    outputs = {}
+    for name, keep in (("pairs", lambda i: i not in held), ("pairs_val", lambda i: i in held)):
+        out = StageOutput(output / f"{name}.jsonl.gz", stage="pairs", overwrite=True, schema_stage="ingest",
+                          input_manifest=winners)
+        with out:
+            for winner_id, worst in losers.items():
+                if winner_id not in encoded or not keep(winner_id):
+                    continue
+                loser_latent = worst["cut"].custom["latent"]
+                margin = float(encoded[winner_id].custom["clap_score"] - worst["clap_score"])
+                custom = {**encoded[winner_id].custom, "rejected_latent": loser_latent,
+                          "rejected_id": worst["id"], "clap_margin": margin, "pair_score": score}
+                out.write(fastcopy(encoded[winner_id], custom=custom))
+        write_encode_info_like(winners, output / f"{name}.jsonl.gz")
+        outputs[name] = out.finalize(options={"min_margin": min_margin, "score": score},
+                                     inputs=[describe_input(winners)])["outputs"]["cuts"]["items"]
+    val = output / "pairs_val.jsonl.gz"
+    if outputs["pairs"] < batch_size:
+        click.secho(f"note: {outputs['pairs']} training pairs, fewer than --batch-size {batch_size}: batches of "
+                    f"{outputs['pairs']}", fg="yellow", err=True)
+        batch_size = outputs["pairs"]
+    child = finetune(ctx, parent, output / "pairs.jsonl.gz", output / "runs", train_steps, lr, warmup,
+                     objective="crpo", crpo_beta=beta, crpo_lambda_fm=lambda_fm, repa="", batch_size=batch_size,
+                     timesteps="logit_normal", score_dropout=0.0, text_dropout=0.0,
+                     **({"val_manifest": str(val), "val_every": max(1, train_steps // 4)} if outputs["pairs_val"]
+                        else {}))
+    history = json.loads((child.parent.parent / "history.json").read_text())
+    accuracy = [h["implicit_acc"] for h in history if "implicit_acc" in h]
+    held_out = [h["val_implicit_acc"] for h in history if "val_implicit_acc" in h]
+    margins = [float(best["clap_score"] - worst["clap_score"]) for best, worst in pairs]
+    summary = {"pairs": outputs["pairs"], "held_out": outputs["pairs_val"], "skipped": skipped,
+               "mean_clap_margin": float(np.mean(margins)), "implicit_acc": accuracy[-1] if accuracy else None,
+               "held_out_implicit_acc": held_out[-1] if held_out else None, "checkpoint": str(child)}
+    (output / "summary.json").write_text(json.dumps(summary, indent=1))
+    click.secho("\ntrain crpo", bold=True)
+    click.echo(f"  {len(pairs)} pairs from {len(rows)} candidates ({outputs['pairs']} train, {outputs['pairs_val']} "
+               f"held out); skipped {skipped['near_tie']} near-ties (< {min_margin:g}) and "
+               f"{skipped['single_candidate']} prompts with one candidate; mean CLAP margin {np.mean(margins):.4f}")
+    if accuracy:
+        click.echo(f"  implicit accuracy {accuracy[0]:.3f} → {accuracy[-1]:.3f}"
+                   + (f"; held-out {held_out[0]:.3f} → {held_out[-1]:.3f}" if held_out else ""))
+    click.echo(f"  → {child}\n  → {output / 'summary.json'}")
