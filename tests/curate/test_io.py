@@ -8,6 +8,7 @@ from scoreaware.core.files import repair_jsonl_tail
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import Rejection, StageOutput, sibling
 from scoreaware.core.provenance import manifest_base, read_provenance
+from scoreaware.schemas.validation import validate_manifest
 from scoreaware.testing.dummies import file_cut, tone, write_audio
 
 
@@ -33,7 +34,7 @@ def test_names_of_sibling_files(tmp_path):
 
 
 def test_final_file_appears_only_on_completion(tmp_path, cuts):
-    out = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest")
+    out = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", validator=validate_manifest)
     with out:
         out.write(cuts[0])
         assert not (tmp_path / "o.jsonl.gz").exists()
@@ -45,23 +46,24 @@ def test_final_file_appears_only_on_completion(tmp_path, cuts):
 
 
 def test_complete_output_is_not_redone_without_overwrite(tmp_path, cuts):
-    write_all(StageOutput(tmp_path / "o.jsonl.gz", stage="ingest"), cuts[:2])
-    again = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest")
+    write_all(StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", validator=validate_manifest), cuts[:2])
+    again = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", validator=validate_manifest)
     assert again.check() == "skip"
     with pytest.raises(StageError, match="already complete"):
         again.__enter__()
-    write_all(StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", overwrite=True), cuts[2:])
+    write_all(StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", overwrite=True, validator=validate_manifest),
+              cuts[2:])
     assert [c.id for c in read_cuts(tmp_path / "o.jsonl.gz")] == ["c2", "c3", "c4"]
 
 
 def test_partial_output_needs_resume_or_overwrite(tmp_path, cuts):
-    out = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest")
+    out = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", validator=validate_manifest)
     with out:
         out.write(cuts[0])
         out.reject(Rejection("c1", "ingest", "corrupt", "bad bytes"))
     with pytest.raises(StageError, match="--resume"):
-        StageOutput(tmp_path / "o.jsonl.gz", stage="ingest").check()
-    resumed = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", resume=True)
+        StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", validator=validate_manifest).check()
+    resumed = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest", resume=True, validator=validate_manifest)
     with resumed:
         assert resumed.is_done("c0") and resumed.is_done("c1") and not resumed.is_done("c2")
         for cut in cuts:
@@ -83,7 +85,7 @@ def test_torn_last_line_is_cut_off(tmp_path):
 
 def test_schema_failure_keeps_the_partial_output(tmp_path, cuts):
     bad = cuts[0].with_custom("clap_score", 7.5)  # out of [-1, 1]
-    out = StageOutput(tmp_path / "o.jsonl.gz", stage="clap")
+    out = StageOutput(tmp_path / "o.jsonl.gz", stage="clap", validator=validate_manifest)
     with pytest.raises(StageError) as caught:
         write_all(out, [bad])
     assert "line 1  id=c0  clap_score" in str(caught.value)
@@ -99,7 +101,7 @@ def test_working_directory_relative_sources_are_read_back_from_the_same_file(tmp
     monkeypatch.chdir(tmp_path)
     write_audio(tmp_path / "clips" / "a.wav", tone(1.0))
     cut = file_cut(Path("clips/a.wav"), cut_id="rel", caption="x")
-    out = StageOutput(tmp_path / "deeper" / "scored" / "o.jsonl.gz", stage="ingest")
+    out = StageOutput(tmp_path / "deeper" / "scored" / "o.jsonl.gz", stage="ingest", validator=validate_manifest)
     write_all(out, [cut])
     [back] = read_cuts(tmp_path / "deeper" / "scored" / "o.jsonl.gz")
     assert back.recording.sources[0].source == str(tmp_path / "clips" / "a.wav")

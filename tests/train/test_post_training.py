@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 import torch
@@ -19,6 +18,7 @@ from scoreaware.cli.main import cli
 from scoreaware.core.arrays import ArrayStore
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import StageOutput
+from scoreaware.schemas.validation import validate_manifest
 from scoreaware.train.codecs import MelCodec
 
 BAND = slice(40, 64)  # high mel channels: the "preferred property" of the toys
@@ -48,7 +48,8 @@ def rewarded(encoded, tmp_path_factory) -> Path:
     from scoreaware.posttrain.steps import write_encode_info_like
 
     out = tmp_path_factory.mktemp("rewarded") / "rewarded.jsonl.gz"
-    stage = StageOutput(out, stage="encode", schema_stage="ingest", input_manifest=encoded)
+    stage = StageOutput(out, stage="encode", schema_stage="ingest", input_manifest=encoded,
+                        validator=validate_manifest)
     with stage:
         for cut in read_cuts(encoded):
             stage.write(fastcopy(cut, custom={**cut.custom, "reward": float(cut.custom["loudness_lufs"])}))
@@ -177,7 +178,8 @@ def band_pairs(encoded, tmp_path_factory):
     paths = {}
     cuts = list(read_cuts(encoded))
     for name, part in (("pairs", cuts[:-4]), ("pairs_val", cuts[-4:])):
-        out = StageOutput(root / f"{name}.jsonl.gz", stage="pairs", schema_stage="ingest", input_manifest=encoded)
+        out = StageOutput(root / f"{name}.jsonl.gz", stage="pairs", schema_stage="ingest", input_manifest=encoded,
+                          validator=validate_manifest)
         with out:
             for cut in part:
                 latent = cut.load_custom("latent")
@@ -237,10 +239,11 @@ def tilt_reward_scorer(clap_model):
 
     codec = MelCodec()
 
-    def score(ctx, samples):
-        clap = score_candidates(ctx, samples, clap_model, None, None)
+    def score(samples):
+        clap = score_candidates(samples, clap_model, None, None)
         out = samples / "scored" / "toy.jsonl.gz"
-        stage = StageOutput(out, stage="toy_reward", resume=True, input_manifest=clap, config={"reward": "tilt"})
+        stage = StageOutput(out, stage="toy_reward", resume=True, input_manifest=clap, config={"reward": "tilt"},
+                            validator=validate_manifest)
         if stage.check() != "skip":
             with stage:
                 for cut in read_cuts(clap):
@@ -261,9 +264,7 @@ def test_expert_iteration_on_a_known_reward(parent, tmp_path):
     mother = Parent.load(parent)
     settings = RoundSettings(k=6, sample_steps=10, seconds=2.0, blend="reward=1,clap=0", top=0.25, oversample=1,
                              ft_steps=60, lr=5e-4, fit_changes={"batch_size": 4, "max_frames": 64})
-    with click.Context(cli) as ctx:
-        record = expert_round(ctx, mother, prompts, None, tmp_path / "round1", settings,
-                              tilt_reward_scorer(mother.clap_model))
+    record = expert_round(mother, prompts, None, tmp_path / "round1", settings, tilt_reward_scorer(mother.clap_model))
     scored = {c.id: c.custom["reward"] for c in read_cuts(record["scored"])}
     chosen = {c.id for c in read_cuts(record["selected_manifest"])}
     top = sorted(scored, key=lambda i: (-scored[i], i))[: int(np.ceil(0.25 * len(scored)))]

@@ -195,7 +195,7 @@ def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
     from scoreaware.evaluate.run import score_run
 
     with quiet_stdout(as_json):
-        result = score_run(ctx, samples, reference, reward_checkpoint, mert_model, trust_remote_code, mad,
+        result = score_run(samples, reference, reward_checkpoint, mert_model, trust_remote_code, mad,
                            bootstrap, batch_size, workers, device, unsafe_pickle, clap_model=clap_model,
                            overwrite=overwrite)
     metrics = result["metrics"]

@@ -15,6 +15,7 @@ from scoreaware import __version__
 from scoreaware.cli.curate import curate
 from scoreaware.cli.demo import demo
 from scoreaware.cli.eval import evaluate
+from scoreaware.cli.posttrain import posttrain
 from scoreaware.cli.train import train
 
 CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"], max_content_width=100)
@@ -74,19 +75,21 @@ def cli(seed: int, verbose: int) -> None:
         pass
 
 
-def _post_training_commands() -> None:
-    """Drivers that chain train, curate and evaluate commands sit above all three; they join
-    the `train` group here (lazy: importing them costs nothing until they run)."""
-    from scoreaware.posttrain.crpo import crpo
-    from scoreaware.posttrain.expert_iteration import expert_iteration
+def _old_names() -> None:
+    """The post-training commands answered under `train` before they had their own group:
+    hidden copies there, so existing scripts keep working."""
+    import copy
 
-    train.add_command(expert_iteration)
-    train.add_command(crpo)
+    for command in posttrain.commands.values():
+        alias = copy.copy(command)
+        alias.hidden = True
+        train.add_command(alias)
 
 
-_post_training_commands()
+_old_names()
 cli.add_command(curate)
 cli.add_command(train)
+cli.add_command(posttrain)
 cli.add_command(evaluate)
 cli.add_command(demo)
 

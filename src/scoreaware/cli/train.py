@@ -152,21 +152,12 @@ def fit(config_path: str | None, preset: str | None, manifest: str | None, overr
     Writes runs/{idx}-{model}/: config.json, checkpoints/{step}.pt, tb/ (TensorBoard), loss.png.
     """
     from scoreaware.core.errors import StageError
-    from scoreaware.train.config import ConfigError, TrainConfig, explicit_values, parse_overrides, validated
-    from scoreaware.train.loop import main
+    from scoreaware.train.config import ConfigError
+    from scoreaware.train.fit import fit as run_fit
 
     try:
-        values = parse_overrides(overrides)
-        if manifest:
-            values["manifest"] = manifest
-        explicit = explicit_values(preset, config_path, values)
-        config = None if resume_dir is not None else validated(TrainConfig(**explicit))
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if config is not None and not config.manifest:
-        raise click.UsageError("no training manifest: pass --manifest or set manifest in the config")
-    try:
-        run_dir = main(config, resume_dir, unsafe_pickle=unsafe_pickle, explicit=explicit)
+        run_dir = run_fit(overrides, preset=preset, config_path=config_path, manifest=manifest, resume_dir=resume_dir,
+                          unsafe_pickle=unsafe_pickle)
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
     except (FileNotFoundError, ValueError, StageError) as exc:
@@ -193,46 +184,6 @@ def print_fit_summary(history: list[dict]) -> None:
         shown = [f"{k.removeprefix('val_').replace('_', ' ')} {v:.4f}" for k, v in last.items()
                  if k.startswith("val_") and isinstance(v, float)]
         click.echo(f"  validation at step {last['step']}: " + ", ".join(shown))
-
-
-@train.command("cross-load", context_settings=dict(show_default=True))
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("--score-head", type=click.Choice(["global_adaln", "input_add", "token"]), default="input_add",
-              help="The head the weights move to (v1 = global_adaln, v2 = input_add).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--probe-score", type=float, default=1.0, help="Score at which the divergence is reported.")
-@click.option("--unsafe-pickle", is_flag=True, help="Allow a checkpoint that needs pickle (older runs).")
-def cross_load_cmd(checkpoint: str, score_head: str, output: Path, probe_score: float, unsafe_pickle: bool) -> None:
-    """Move CHECKPOINT's weights from its score head to another (v1 GlobalAdaLN → v2 InputAdd).
-
-    Checks that both give identical outputs at the null score and reports how far they diverge
-    with a score. The result starts `train fit --set init_from=...` (CRPO) or `eval generate`.
-    """
-    import torch
-
-    from scoreaware.core.checkpoints import load_checkpoint
-    from scoreaware.core.errors import StageError
-    from scoreaware.posttrain.crossload import cross_load
-
-    try:
-        state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")
-        result = cross_load(state, score_head, probe_score)
-    except (ValueError, RuntimeError, StageError) as exc:
-        raise click.ClickException(str(exc)) from None
-    if result.null_gap > 1e-6:
-        raise click.ClickException(f"the heads disagree at the null score (max |Δv| = {result.null_gap:.3g}); "
-                                   "not written")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    torch.save(result.state, tmp)
-    tmp.replace(output)
-    before = state["model_config"]["score_head"]
-    click.secho("\ntrain cross-load", bold=True)
-    if result.warning:
-        click.secho(f"  warning: {result.warning}", fg="yellow")
-    click.echo(f"  {before} → {score_head}: identical at the null score (max |Δv| {result.null_gap:.1e}); "
-               f"with score {probe_score:g} the outputs differ by {100 * result.divergence:.1f} % (mean |Δv| / |v|)")
-    click.echo(f"  → {output}")
 
 
 def sampling_options(fn):

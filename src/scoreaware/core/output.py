@@ -132,7 +132,7 @@ class StageOutput:
     :param stream_paths: final paths of extra streams that do not sit next to `path`.
     :param validator: checks the written cuts before they are moved into place (the schemas
         layer's ``validate_manifest``; core sits below the schemas and does not import them).
-        None: no schema check, for outputs that are not cut manifests of a stage.
+        Required unless ``finalize(validate=False)``.
     """
 
     def __init__(
@@ -350,7 +350,10 @@ class StageOutput:
         for writer in self._writers.values():
             writer.close()
         main_part = self.partial_dir / f"{MAIN}.jsonl"
-        if validate and self.validator is not None:
+        if validate:
+            # finalize validates unless told not to: an output with no validator is a caller's bug,
+            # never a silently unchecked manifest
+            assert self.validator is not None, f"{self.stage}: needs validator= (or finalize(validate=False))"
             report = self.validator(main_part, stage=self.schema_stage,
                                        lineage=None if self.schema_stage else self.lineage)
             if not report.ok:

@@ -18,8 +18,10 @@ import numpy as np
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text
 from scoreaware.core.provenance import describe_input, library_versions, read_provenance
+from scoreaware.curate.runs.score import run_score_clap, run_score_reward
 from scoreaware.evaluate.embeddings import EmbeddingError, load_reference, manifest_embeddings, mert_embeddings
 from scoreaware.evaluate.score import SCORES_FORMAT, set_metrics, write_clips_csv
+from scoreaware.schemas.validation import validate_manifest
 
 
 def read_samples(samples: Path) -> list[dict]:
@@ -54,7 +56,7 @@ def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: b
 
     from scoreaware.core.output import StageOutput
 
-    out = StageOutput(path, stage="ingest", overwrite=True)
+    out = StageOutput(path, stage="ingest", overwrite=True, validator=validate_manifest)
     with out:
         for row in rows:
             recording = Recording.from_file(samples / row["path"], recording_id=row["id"])
@@ -72,11 +74,12 @@ def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: b
     return path
 
 
-def score_run(ctx: click.Context, samples: Path, reference: Path, reward_checkpoint: str | None,
-              mert_model: str | None, trust_remote_code: bool, mad: bool, bootstrap: int, batch_size: int,
-              workers: int, device: str, unsafe_pickle: bool, clap_model: str | None = None,
-              overwrite: bool = False) -> dict:
-    from scoreaware.cli.curate.score import score_clap_cmd, score_reward_cmd
+def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = None,
+              mert_model: str | None = None, trust_remote_code: bool = False, mad: bool = True,
+              bootstrap: int = 200, batch_size: int = 16, workers: int = 2, device: str = "cpu",
+              unsafe_pickle: bool = False, clap_model: str | None = None, overwrite: bool = False) -> dict:
+    """`eval score` as a library call: score the clips of `samples` and their set against
+    `reference`; writes SAMPLES/eval/ and returns the scores.json payload."""
 
     started = dt.datetime.now(dt.UTC)
     inputs = {"samples_sha256": describe_input(samples / "samples.jsonl")["sha256"] if (samples / "samples.jsonl")
@@ -99,21 +102,19 @@ def score_run(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
     folder.mkdir(exist_ok=True)
     clips_manifest = write_clips_manifest(samples, rows, folder / "clips.jsonl.gz")
     clap_manifest = folder / "clap.jsonl.gz"
-    ctx.invoke(score_clap_cmd, manifest=clips_manifest, backend=fingerprint.get("backend", "transformers"),
-               model=clap_model or fingerprint.get("source") or fingerprint["model"], amodel=_amodel(fingerprint),
-               caption_field="caption",
-               policy=fingerprint["policy"], batch_size=batch_size, workers=workers, device=device,
-               unsafe_pickle=unsafe_pickle, output=clap_manifest, resume=False, overwrite=True)
+    run_score_clap(clips_manifest, clap_manifest, backend=fingerprint.get("backend", "transformers"),
+                   model=clap_model or fingerprint.get("source") or fingerprint["model"], amodel=_amodel(fingerprint),
+                   caption_field="caption", policy=fingerprint["policy"], batch_size=batch_size, workers=workers,
+                   device=device, unsafe_pickle=unsafe_pickle, resume=False, overwrite=True)
     clap = manifest_embeddings(clap_manifest, "clap")
     scored = clap_manifest
     if reward_checkpoint:
         if not mert_model:
-            raise click.UsageError("--reward needs --mert-model (the reward's MERT features)")
+            raise StageError("--reward needs --mert-model (the reward's MERT features)")
         scored = folder / "reward.jsonl.gz"
-        ctx.invoke(score_reward_cmd, manifest=clap_manifest, checkpoint=reward_checkpoint, mert_model=mert_model,
-                   trust_remote_code=trust_remote_code, prompt_protocol=None, batch_size=batch_size,
-                   workers=workers, device=device, unsafe_pickle=unsafe_pickle, output=scored, resume=False,
-                   overwrite=True)
+        run_score_reward(clap_manifest, scored, checkpoint=reward_checkpoint, mert_model=mert_model,
+                         trust_remote_code=trust_remote_code, batch_size=batch_size, workers=workers, device=device,
+                         unsafe_pickle=unsafe_pickle, resume=False, overwrite=True)
     clips = _clip_table(scored, rows)
     mert_all = mert_last = None
     if mert_model and ("mert_all" in sets or "mert_last" in sets):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import click
 
+from scoreaware.core.errors import StageError
 from scoreaware.posttrain.steps import (
     Parent,
     encode_like_parent,
@@ -33,6 +34,7 @@ from scoreaware.posttrain.steps import (
     score_candidates,
     write_encode_info_like,
 )
+from scoreaware.schemas.validation import validate_manifest
 
 
 def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, dict]], dict]:
@@ -55,28 +57,7 @@ def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, di
     return pairs, skipped
 
 
-@click.command("crpo", context_settings=dict(show_default=True))
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--prompts", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--candidates", "n", type=click.IntRange(2), default=5, help="Candidates per prompt (N).")
-@click.option("--score", type=float, default=2.0, help="Score the candidates are generated (and trained) at.")
-@click.option("--cfg", type=float, default=4.5)
-@click.option("--steps", "sample_steps", type=click.IntRange(1), default=25, help="Euler steps of generation.")
-@click.option("--seconds", type=click.FloatRange(0.5), default=10.0)
-@click.option("--clap-backend", type=click.Choice(["transformers", "laion"]), default="transformers")
-@click.option("--clap-model", default=None, help="CLAP that ranks the candidates [default: the parent's].")
-@click.option("--min-margin", type=click.FloatRange(0), default=0.0, help="Skip pairs closer than this in CLAP.")
-@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.1, help="Share of pairs held out.")
-@click.option("--train-steps", type=click.IntRange(1), default=5000, help="CRPO steps (published: 5k).")
-@click.option("--lr", type=float, default=1e-6)
-@click.option("--warmup", type=click.IntRange(0), default=100)
-@click.option("--beta", type=float, default=2000.0)
-@click.option("--lambda-fm", type=float, default=1.0)
-@click.option("--batch-size", type=click.IntRange(1), default=8)
-@click.option("--unsafe-pickle", is_flag=True)
-@click.pass_context
-def crpo(ctx: click.Context, checkpoint: Path, prompts: Path, output: Path, n: int, score: float, cfg: float,
+def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float, cfg: float,
          sample_steps: int, seconds: float, clap_backend: str, clap_model: str | None, min_margin: float,
          holdout: float, train_steps: int, lr: float, warmup: int, beta: float, lambda_fm: float, batch_size: int,
          unsafe_pickle: bool) -> None:
@@ -95,23 +76,24 @@ def crpo(ctx: click.Context, checkpoint: Path, prompts: Path, output: Path, n: i
                     "published CRPO ran on v2 (input_add): `scoreaware train cross-load` moves it", fg="yellow",
                     err=True)
     candidates = output / "candidates"
-    generate(ctx, parent.path, prompts, candidates, n, score, cfg, sample_steps, seconds, keep_latents=True)
-    scored = score_candidates(ctx, candidates, clap_model or parent.clap_model, None, None, backend=clap_backend)
+    generate(parent.path, prompts, candidates, n, score, cfg, sample_steps, seconds, keep_latents=True)
+    scored = score_candidates(candidates, clap_model or parent.clap_model, None, None, backend=clap_backend)
     rows = [{"id": c.id, "prompt_id": c.custom["prompt_id"], "seed": c.custom["seed"],
              "clap_score": c.custom.get("clap_score"), "cut": c} for c in read_cuts(scored)]
     pairs, skipped = rank_pairs(rows, min_margin)
     if not pairs:
-        raise click.ClickException(f"no pair: {skipped['near_tie']} near-ties under --min-margin {min_margin}, "
+        raise StageError(f"no pair: {skipped['near_tie']} near-ties under --min-margin {min_margin}, "
                                    f"{skipped['single_candidate']} prompts with one scored candidate")
     winners_manifest = output / "winners_raw.jsonl.gz"
     raw = StageOutput(winners_manifest, stage="winners", resume=True, input_manifest=scored,
-                      config={"scored_sha256": describe_input(scored)["sha256"], "min_margin": min_margin})
+                      config={"scored_sha256": describe_input(scored)["sha256"], "min_margin": min_margin},
+                      validator=validate_manifest)
     if raw.check() != "skip":
         with raw:
             for best, _ in pairs:
                 raw.write(best["cut"])
         raw.finalize(options={}, inputs=[describe_input(scored)])
-    winners = encode_like_parent(ctx, parent, winners_manifest, output / "winners.jsonl.gz")
+    winners = encode_like_parent(parent, winners_manifest, output / "winners.jsonl.gz")
     encoded = {c.id: c for c in read_cuts(winners)}
     losers = {best["id"]: worst for best, worst in pairs}
     rng = np.random.default_rng(0)
@@ -119,7 +101,7 @@ def crpo(ctx: click.Context, checkpoint: Path, prompts: Path, output: Path, n: i
     outputs = {}
     for name, keep in (("pairs", lambda i: i not in held), ("pairs_val", lambda i: i in held)):
         out = StageOutput(output / f"{name}.jsonl.gz", stage="pairs", overwrite=True, schema_stage="ingest",
-                          input_manifest=winners)
+                          input_manifest=winners, validator=validate_manifest)
         with out:
             for winner_id, worst in losers.items():
                 if winner_id not in encoded or not keep(winner_id):
@@ -137,7 +119,7 @@ def crpo(ctx: click.Context, checkpoint: Path, prompts: Path, output: Path, n: i
         click.secho(f"note: {outputs['pairs']} training pairs, fewer than --batch-size {batch_size}: batches of "
                     f"{outputs['pairs']}", fg="yellow", err=True)
         batch_size = outputs["pairs"]
-    child = finetune(ctx, parent, output / "pairs.jsonl.gz", output / "runs", train_steps, lr, warmup,
+    child = finetune(parent, output / "pairs.jsonl.gz", output / "runs", train_steps, lr, warmup,
                      objective="crpo", crpo_beta=beta, crpo_lambda_fm=lambda_fm, repa="", batch_size=batch_size,
                      timesteps="logit_normal", score_dropout=0.0, text_dropout=0.0,
                      **({"val_manifest": str(val), "val_every": max(1, train_steps // 4)} if outputs["pairs_val"]

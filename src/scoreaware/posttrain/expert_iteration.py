@@ -28,6 +28,10 @@ from pathlib import Path
 
 import click
 
+from scoreaware.core.errors import StageError
+from scoreaware.curate.runs.select import run_select
+from scoreaware.curate.stages.select import SelectConfig, parse_weights
+from scoreaware.evaluate.run import score_run
 from scoreaware.posttrain.steps import (
     Parent,
     encode_like_parent,
@@ -37,43 +41,10 @@ from scoreaware.posttrain.steps import (
     score_candidates,
     write_encode_info_like,
 )
+from scoreaware.schemas.validation import validate_manifest
 
 
-@click.command("expert-iteration", context_settings=dict(show_default=True))
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--prompts", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Candidate prompts (text lines, JSONL, CSV id,prompt, JSON).")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--manifest", "base", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Base training manifest of the mixture [default: the parent's].")
-@click.option("--data-free", is_flag=True,
-              help="Fine-tune on the keepers alone (TuneJury's mode 3), not on base + keepers (ttm-humanpref).")
-@click.option("--reward", required=True, type=click.Path(exists=True, dir_okay=False), help="Reward head.")
-@click.option("--mert-model", required=True, help="MERT of the reward head.")
-@click.option("--rounds", type=click.IntRange(1), default=1)
-@click.option("--candidates", "k", type=click.IntRange(1), default=9, help="Candidates per prompt (K).")
-@click.option("--score", type=float, default=2.0, help="Score the candidates are generated at (z-units).")
-@click.option("--cfg", type=float, default=4.5)
-@click.option("--steps", "sample_steps", type=click.IntRange(1), default=25, help="Euler steps of generation.")
-@click.option("--seconds", type=click.FloatRange(0.5), default=10.0)
-@click.option("--blend", default="reward=1,clap=1",
-              help="Weights of the z-scores (reward=1,clap=0 is TuneJury's reward-only protocol).")
-@click.option("--per-prompt", is_flag=True, help="Select the top fraction within each prompt, not globally.")
-@click.option("--top", type=click.FloatRange(0, 1, min_open=True), default=0.1)
-@click.option("--oversample", type=click.IntRange(1), default=5, help="Copies of each keeper in the mixture.")
-@click.option("--ft-steps", type=click.IntRange(1), default=30_000, help="Fine-tuning steps (published: 30k).")
-@click.option("--lr", type=float, default=1e-5)
-@click.option("--polish-steps", type=click.IntRange(0), default=0, help="Then this many steps at --polish-lr.")
-@click.option("--polish-lr", type=float, default=1e-6)
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="[default: the parent's]")
-@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="REF.npz for the fidelity guard (FAD-CLAP, MAD).")
-@click.option("--eval-prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Prompts of the fidelity guard; must not overlap --prompts.")
-@click.option("--allow-overlap", is_flag=True, help="Allow evaluation prompts among the candidate prompts.")
-@click.option("--unsafe-pickle", is_flag=True)
-@click.pass_context
-def expert_iteration(ctx: click.Context, checkpoint: Path, prompts: Path, output: Path, base: Path | None,
+def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Path | None,
                      data_free: bool,
                      reward: str, mert_model: str, rounds: int, k: int, score: float, cfg: float, sample_steps: int,
                      seconds: float, blend: str, per_prompt: bool, top: float, oversample: int, ft_steps: int,
@@ -83,17 +54,17 @@ def expert_iteration(ctx: click.Context, checkpoint: Path, prompts: Path, output
     if eval_prompts is not None and not allow_overlap:
         shared = overlapping_prompts(eval_prompts, prompts)
         if shared:
-            raise click.ClickException(f"{len(shared)} evaluation prompts are also candidate prompts (first: "
+            raise StageError(f"{len(shared)} evaluation prompts are also candidate prompts (first: "
                                        f"{shared[0]!r}): the guard would measure what the rounds trained on; pass "
                                        "--allow-overlap to accept that")
     output.mkdir(parents=True, exist_ok=True)
     parent = Parent.load(checkpoint, unsafe_pickle)
     base = None if data_free else (base or Path(parent.config["manifest"]))
     if base is not None and not base.is_file():
-        raise click.ClickException(f"base training manifest {base} not found; pass --manifest (or --data-free)")
+        raise StageError(f"base training manifest {base} not found; pass --manifest (or --data-free)")
     guard = []
     if reference is not None and eval_prompts is not None:
-        guard.append(fidelity(ctx, parent.path, eval_prompts, reference, output / "guard" / "round0", reward,
+        guard.append(fidelity(parent.path, eval_prompts, reference, output / "guard" / "round0", reward,
                               mert_model, sample_steps, seconds))
     history = []
     changes = {"batch_size": batch_size} if batch_size else {}
@@ -102,12 +73,12 @@ def expert_iteration(ctx: click.Context, checkpoint: Path, prompts: Path, output
     for number in range(1, rounds + 1):
         click.secho(f"\n══ expert iteration, round {number} of {rounds} (parent {parent.path.name}) ══", bold=True)
         clap_model = parent.clap_model  # every round scores with the CLAP the parents were trained with
-        record = expert_round(ctx, parent, prompts, base, output / f"round{number}", settings,
-                              lambda ctx, samples, clap=clap_model: score_candidates(ctx, samples, clap, reward,
+        record = expert_round(parent, prompts, base, output / f"round{number}", settings,
+                              lambda samples, clap=clap_model: score_candidates(samples, clap, reward,
                                                                                      mert_model))
         record["round"] = number
         if reference is not None and eval_prompts is not None:
-            guard.append(fidelity(ctx, Path(record["child"]), eval_prompts, reference,
+            guard.append(fidelity(Path(record["child"]), eval_prompts, reference,
                                   output / "guard" / f"round{number}", reward, mert_model, sample_steps, seconds))
         history.append(record)
         parent = Parent.load(record["child"])
@@ -149,30 +120,29 @@ class RoundSettings:
     fit_changes: dict = field(default_factory=dict)
 
 
-def expert_round(ctx: click.Context, parent: Parent, prompts: Path, base: Path | None, folder: Path,
+def expert_round(parent: Parent, prompts: Path, base: Path | None, folder: Path,
                  settings: RoundSettings, score_fn) -> dict:
-    """One round: candidates → `score_fn(ctx, candidates_dir)` (a scored manifest with `reward` and
+    """One round: candidates → `score_fn(candidates_dir)` (a scored manifest with `reward` and
     `clap_score`) → select → encode the keepers → mixture → fine-tune (→ polish). Each step skips
     what a previous run finished."""
-    from scoreaware.cli.curate.select import select_cmd
     from scoreaware.core.manifests import read_cuts
     from scoreaware.core.output import StageOutput
     from scoreaware.core.provenance import describe_input
     from scoreaware.curate.stages.select import oversampled
 
     candidates = folder / "candidates"
-    generate(ctx, parent.path, prompts, candidates, settings.k, settings.score, settings.cfg, settings.sample_steps,
+    generate(parent.path, prompts, candidates, settings.k, settings.score, settings.cfg, settings.sample_steps,
              settings.seconds, keep_latents=True)
-    scored = score_fn(ctx, candidates)
+    scored = score_fn(candidates)
     selected = folder / "selected.jsonl.gz"
-    ctx.invoke(select_cmd, manifest=scored, top=settings.top, weights=settings.blend,
-               group_by="prompt_id" if settings.per_prompt else None, output=selected)
-    keepers = encode_like_parent(ctx, parent, selected, folder / "keepers.jsonl.gz")
+    run_select(scored, selected, SelectConfig(top=settings.top, weights=parse_weights(settings.blend),
+                                              group_by="prompt_id" if settings.per_prompt else None))
+    keepers = encode_like_parent(parent, selected, folder / "keepers.jsonl.gz")
     mixture = folder / "mixture.jsonl.gz"
     mix = StageOutput(mixture, stage="mixture", resume=True, schema_stage="mixture",
                       config={"base_sha256": describe_input(base)["sha256"] if base else None,
                               "keepers_sha256": describe_input(keepers)["sha256"], "oversample": settings.oversample},
-                      input_manifest=keepers)
+                      input_manifest=keepers, validator=validate_manifest)
     if mix.check() != "skip":
         with mix:
             for cut in oversampled(read_cuts(base) if base else [], read_cuts(keepers), settings.oversample):
@@ -181,10 +151,10 @@ def expert_round(ctx: click.Context, parent: Parent, prompts: Path, base: Path |
         mix.finalize(options={"base": str(base) if base else "none (data-free)", "keepers": str(keepers)},
                      inputs=[describe_input(keepers), *([describe_input(base)] if base else [])])
     keeper_count = sum(1 for _ in read_cuts(keepers))
-    child = finetune(ctx, parent, mixture, folder / "finetune", settings.ft_steps, settings.lr,
+    child = finetune(parent, mixture, folder / "finetune", settings.ft_steps, settings.lr,
                      **settings.fit_changes)
     if settings.polish_steps:
-        child = finetune(ctx, Parent.load(child), mixture, folder / "polish", settings.polish_steps,
+        child = finetune(Parent.load(child), mixture, folder / "polish", settings.polish_steps,
                          settings.polish_lr, **settings.fit_changes)
     return {"parent": str(parent.path), "child": str(child), "candidates": settings.k, "keepers": keeper_count,
             "mixture": str(mixture), "scored": str(scored), "selected_manifest": str(selected),
@@ -204,14 +174,11 @@ def _selection(selected: Path) -> dict:
             "cutoff": options.get("combined_score_cutoff")}
 
 
-def fidelity(ctx: click.Context, checkpoint: Path, prompts: Path, reference: Path, out: Path, reward: str,
+def fidelity(checkpoint: Path, prompts: Path, reference: Path, out: Path, reward: str,
              mert_model: str, steps: int, seconds: float) -> dict:
     """Generate the evaluation prompts with `checkpoint` and score them: FAD-CLAP, MAD, reward."""
-    from scoreaware.cli.eval import score_cmd
-
-    generate(ctx, checkpoint, prompts, out, 1, None, 4.0, steps, seconds, keep_latents=False)
-    ctx.invoke(score_cmd, samples=out, reference=reference, reward_checkpoint=reward, mert_model=mert_model,
-               workers=0, bootstrap=50)
+    generate(checkpoint, prompts, out, 1, None, 4.0, steps, seconds, keep_latents=False)
+    score_run(out, reference, reward_checkpoint=reward, mert_model=mert_model, workers=0, bootstrap=50)
     metrics = json.loads((out / "eval" / "scores.json").read_text())["metrics"]
     return {"name": out.name, "checkpoint": str(checkpoint), "fad_clap": metrics["fad_clap"]["fad"],
             "mad": (metrics.get("mad") or {}).get("value"), "reward": (metrics.get("reward") or {}).get("mean"),

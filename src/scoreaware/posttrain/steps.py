@@ -1,6 +1,7 @@
-"""Steps the post-training drivers (expert iteration, CRPO) chain: each one is an existing command
-(`eval generate`, `curate score clap/reward`, `curate select`, `train encode`, `train fit`),
-invoked with the parent's settings, and each skips what an earlier (interrupted) run finished.
+"""Steps the post-training drivers (expert iteration, CRPO) chain: each one is the library call
+behind an existing command (`eval generate`, `curate score clap/reward`, `curate select`,
+`train encode`, `train fit`), made with the parent's settings, and each skips what an earlier
+(interrupted) run finished.
 
 This module sits above `curate`, `train` and `evaluate`: drivers are where they meet.
 """
@@ -11,7 +12,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
+from scoreaware.core.progress import progress
+from scoreaware.curate.runs.score import run_score_clap, run_score_reward
+from scoreaware.evaluate.run import read_samples, write_clips_manifest
+from scoreaware.train.encode_stage import run_encode
+from scoreaware.train.fit import fit_or_resume
+from scoreaware.train.prompts import read_prompts
+from scoreaware.train.sample import SampleSettings, run_generation
 
 
 @dataclass
@@ -60,47 +67,41 @@ def model_overrides(parent: Parent, **changes) -> tuple[str, ...]:
     return tuple(out)
 
 
-def generate(ctx: click.Context, checkpoint: Path, prompts: Path, out: Path, seeds: int, score: float | None,
+def generate(checkpoint: Path, prompts: Path, out: Path, seeds: int, score: float | None,
              cfg: float, steps: int, seconds: float, keep_latents: bool, batch_size: int = 8) -> list[dict]:
-    """`eval generate` (resumes a partial folder); returns its rows."""
-    from scoreaware.cli.eval import generate_cmd
-
-    ctx.invoke(generate_cmd, checkpoint=str(checkpoint), prompts=str(prompts), output=out, seeds_per_prompt=seeds,
-               keep_latents=keep_latents, steps=steps, cfg=cfg, score=score if score is not None else 0.0,
-               no_score=score is None, seconds=seconds, batch_size=batch_size, resume=True)
+    """`eval generate` as a library call (resumes a partial folder); returns its rows."""
+    settings = SampleSettings(steps=steps, cfg=cfg, score=score, seconds=seconds)
+    items = read_prompts(prompts)
+    with progress(len(items) * seeds, "generate", "clip") as bar:
+        run_generation(checkpoint, items, out, settings, seeds, batch_size, keep_latents, resume=True,
+                       prompts_file=str(prompts), progress=lambda _: bar.update(1))
     return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines() if line.strip()]
 
 
-def score_candidates(ctx: click.Context, samples: Path, clap_model: str, reward: str | None, mert_model: str | None,
+def score_candidates(samples: Path, clap_model: str, reward: str | None, mert_model: str | None,
                      backend: str = "transformers", workers: int = 0) -> Path:
-    """Clips (with their kept latents) → `curate score clap` (→ `curate score reward`); the scored manifest."""
-    from scoreaware.cli.curate.score import score_clap_cmd, score_reward_cmd
-    from scoreaware.evaluate.run import read_samples, write_clips_manifest
-
+    """Clips (with their kept latents) → `score clap` (→ `score reward`); the scored manifest."""
     folder = samples / "scored"
     folder.mkdir(exist_ok=True)
     clips = folder / "clips.jsonl.gz"
     if not clips.is_file():
         write_clips_manifest(samples, read_samples(samples), clips, latents=True)
     clap = folder / "clap.jsonl.gz"
-    ctx.invoke(score_clap_cmd, manifest=clips, backend=backend, model=clap_model, caption_field="caption",
-               policy="first", workers=workers, output=clap, resume=True)
+    run_score_clap(clips, clap, backend=backend, model=clap_model, caption_field="caption", policy="first",
+                   workers=workers, resume=True)
     if reward is None:
         return clap
     scored = folder / "reward.jsonl.gz"
-    ctx.invoke(score_reward_cmd, manifest=clap, checkpoint=reward, mert_model=mert_model, prompt_protocol=None,
-               workers=workers, output=scored, resume=True)
+    run_score_reward(clap, scored, checkpoint=reward, mert_model=mert_model, workers=workers, resume=True)
     return scored
 
 
-def encode_like_parent(ctx: click.Context, parent: Parent, manifest: Path, out: Path) -> Path:
+def encode_like_parent(parent: Parent, manifest: Path, out: Path) -> Path:
     """`train encode` with the parent's codec, text encoder, CLAP and REPA targets (latents kept)."""
-    from scoreaware.cli.train import encode
-
     info = parent.encode
     codec = info.get("codec", {})
     targets = [t for t in parent.config.get("repa", []) if t]
-    ctx.invoke(encode, manifest=manifest, output=out, codec=codec.get("codec", "mel"), codec_model=codec.get("model"),
+    run_encode(manifest, out, codec=codec.get("codec", "mel"), codec_model=codec.get("model"),
                text_encoder=info["text_encoder"], max_text_tokens=info.get("max_text_tokens", 77),
                clap_model=parent.clap_model, repa=",".join(targets),
                muq_model=info.get("muq_model") or "OpenMuQ/MuQ-large-msd-iter", resume=True)
@@ -117,34 +118,14 @@ def write_encode_info_like(source: Path, target: Path) -> None:
     write_encode_info(base.with_name(f"{base.name}.encode.json"), encode_info(source))
 
 
-def finetune(ctx: click.Context, parent: Parent, manifest: Path, run_root: Path, steps: int, lr: float,
+def finetune(parent: Parent, manifest: Path, run_root: Path, steps: int, lr: float,
              warmup: int = 0, **changes) -> Path:
     """`train fit` from the parent's EMA (resuming an interrupted run); the last checkpoint."""
     overrides = model_overrides(parent, manifest=str(manifest), init_from=str(parent.path), lr=lr, warmup=warmup,
                                 lr_schedule="constant", steps=steps, run_dir=str(run_root),
                                 ckpt_every=max(1, min(steps // 4, 500)), log_every=max(1, min(steps // 20, 100)),
                                 **changes)
-    return fit_or_resume(ctx, run_root, overrides)
-
-
-def fit_or_resume(ctx: click.Context, run_root: Path, overrides: tuple[str, ...], preset: str | None = None) -> Path:
-    """`train fit` into `run_root` unless a run there finished (then its last checkpoint) or was
-    interrupted (then it resumes, with its saved configuration); the last checkpoint."""
-    from scoreaware.cli.train import fit
-
-    runs = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir()) if run_root.is_dir() else []
-    if runs:
-        last = sorted((runs[-1] / "checkpoints").glob("*.pt"))
-        config = json.loads((runs[-1] / "config.json").read_text())
-        if last and int(last[-1].stem) >= config["steps"]:
-            click.secho(f"✓ {runs[-1]} already trained ({config['steps']} steps)", fg="green", err=True)
-            return last[-1]
-        if last:
-            ctx.invoke(fit, resume_dir=runs[-1], overrides=(), config_path=None, preset=None, manifest=None)
-            return sorted((runs[-1] / "checkpoints").glob("*.pt"))[-1]
-    ctx.invoke(fit, overrides=overrides, config_path=None, preset=preset, manifest=None, resume_dir=None)
-    run = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir())[-1]
-    return sorted((run / "checkpoints").glob("*.pt"))[-1]
+    return fit_or_resume(run_root, overrides)
 
 
 def overlapping_prompts(a: Path, b: Path) -> list[str]:

@@ -49,14 +49,12 @@ def filter_cmd(manifest: Path, clap_percentile: float | None, min_clap: float | 
     print_result(run_filter(manifest, output, filter_config, rejected=rejected, resume=resume, overwrite=overwrite))
 
 def _weights(value: str) -> dict[str, float]:
-    weights = {}
-    for part in value.split(","):
-        name, _, number = part.partition("=")
-        try:
-            weights[name.strip()] = float(number)
-        except ValueError:
-            raise click.BadParameter(f"expected name=weight pairs like reward=1,clap=1, got {value!r}") from None
-    return weights
+    from scoreaware.curate.stages.select import parse_weights
+
+    try:
+        return parse_weights(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("select", context_settings=dict(show_default=True))

@@ -44,6 +44,18 @@ class SelectConfig:
             raise ValueError("at least one weight must be non-zero")
 
 
+def parse_weights(value: str) -> dict[str, float]:
+    """``"reward=1,clap=1"`` -> ``{"reward": 1.0, "clap": 1.0}``; ValueError naming the text."""
+    weights = {}
+    for part in value.split(","):
+        name, _, number = part.partition("=")
+        try:
+            weights[name.strip()] = float(number)
+        except ValueError:
+            raise ValueError(f"expected name=weight pairs like reward=1,clap=1, got {value!r}") from None
+    return weights
+
+
 def score_table(cuts: Iterable[Cut], config: SelectConfig) -> pd.DataFrame:
     """Pass 1: id, group and the weighted score fields of every cut."""
     fields = [SCORE_FIELDS[name] for name, w in config.weights.items() if w != 0]

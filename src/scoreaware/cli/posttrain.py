@@ -1,0 +1,124 @@
+"""`scoreaware posttrain`: expert iteration, cross-load and CRPO (thin commands over
+`scoreaware.posttrain`). They also answer under `scoreaware train` (hidden), where they lived before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def posttrain() -> None:
+    """Post-training: expert iteration, cross-load v1 → v2, CRPO preference tuning."""
+
+
+@click.command("crpo", context_settings=dict(show_default=True))
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--prompts", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--candidates", "n", type=click.IntRange(2), default=5, help="Candidates per prompt (N).")
+@click.option("--score", type=float, default=2.0, help="Score the candidates are generated (and trained) at.")
+@click.option("--cfg", type=float, default=4.5)
+@click.option("--steps", "sample_steps", type=click.IntRange(1), default=25, help="Euler steps of generation.")
+@click.option("--seconds", type=click.FloatRange(0.5), default=10.0)
+@click.option("--clap-backend", type=click.Choice(["transformers", "laion"]), default="transformers")
+@click.option("--clap-model", default=None, help="CLAP that ranks the candidates [default: the parent's].")
+@click.option("--min-margin", type=click.FloatRange(0), default=0.0, help="Skip pairs closer than this in CLAP.")
+@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.1, help="Share of pairs held out.")
+@click.option("--train-steps", type=click.IntRange(1), default=5000, help="CRPO steps (published: 5k).")
+@click.option("--lr", type=float, default=1e-6)
+@click.option("--warmup", type=click.IntRange(0), default=100)
+@click.option("--beta", type=float, default=2000.0)
+@click.option("--lambda-fm", type=float, default=1.0)
+@click.option("--batch-size", type=click.IntRange(1), default=8)
+@click.option("--unsafe-pickle", is_flag=True)
+def crpo(**options) -> None:
+    """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning."""
+    from scoreaware.posttrain.crpo import run_crpo
+
+    run_crpo(**options)
+
+
+@click.command("expert-iteration", context_settings=dict(show_default=True))
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--prompts", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Candidate prompts (text lines, JSONL, CSV id,prompt, JSON).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--manifest", "base", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Base training manifest of the mixture [default: the parent's].")
+@click.option("--data-free", is_flag=True,
+              help="Fine-tune on the keepers alone (TuneJury's mode 3), not on base + keepers (ttm-humanpref).")
+@click.option("--reward", required=True, type=click.Path(exists=True, dir_okay=False), help="Reward head.")
+@click.option("--mert-model", required=True, help="MERT of the reward head.")
+@click.option("--rounds", type=click.IntRange(1), default=1)
+@click.option("--candidates", "k", type=click.IntRange(1), default=9, help="Candidates per prompt (K).")
+@click.option("--score", type=float, default=2.0, help="Score the candidates are generated at (z-units).")
+@click.option("--cfg", type=float, default=4.5)
+@click.option("--steps", "sample_steps", type=click.IntRange(1), default=25, help="Euler steps of generation.")
+@click.option("--seconds", type=click.FloatRange(0.5), default=10.0)
+@click.option("--blend", default="reward=1,clap=1",
+              help="Weights of the z-scores (reward=1,clap=0 is TuneJury's reward-only protocol).")
+@click.option("--per-prompt", is_flag=True, help="Select the top fraction within each prompt, not globally.")
+@click.option("--top", type=click.FloatRange(0, 1, min_open=True), default=0.1)
+@click.option("--oversample", type=click.IntRange(1), default=5, help="Copies of each keeper in the mixture.")
+@click.option("--ft-steps", type=click.IntRange(1), default=30_000, help="Fine-tuning steps (published: 30k).")
+@click.option("--lr", type=float, default=1e-5)
+@click.option("--polish-steps", type=click.IntRange(0), default=0, help="Then this many steps at --polish-lr.")
+@click.option("--polish-lr", type=float, default=1e-6)
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="[default: the parent's]")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="REF.npz for the fidelity guard (FAD-CLAP, MAD).")
+@click.option("--eval-prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Prompts of the fidelity guard; must not overlap --prompts.")
+@click.option("--allow-overlap", is_flag=True, help="Allow evaluation prompts among the candidate prompts.")
+@click.option("--unsafe-pickle", is_flag=True)
+def expert_iteration(**options) -> None:
+    """Expert iteration from CHECKPOINT: generate, score, select, mix, fine-tune (ROUNDS times)."""
+    from scoreaware.posttrain.expert_iteration import run_expert_iteration
+
+    run_expert_iteration(**options)
+
+
+@click.command("cross-load", context_settings=dict(show_default=True))
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--score-head", type=click.Choice(["global_adaln", "input_add", "token"]), default="input_add",
+              help="The head the weights move to (v1 = global_adaln, v2 = input_add).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--probe-score", type=float, default=1.0, help="Score at which the divergence is reported.")
+@click.option("--unsafe-pickle", is_flag=True, help="Allow a checkpoint that needs pickle (older runs).")
+def cross_load_cmd(checkpoint: str, score_head: str, output: Path, probe_score: float, unsafe_pickle: bool) -> None:
+    """Move CHECKPOINT's weights from its score head to another (v1 GlobalAdaLN → v2 InputAdd).
+
+    Checks that both give identical outputs at the null score and reports how far they diverge
+    with a score. The result starts `train fit --set init_from=...` (CRPO) or `eval generate`.
+    """
+    import torch
+
+    from scoreaware.core.checkpoints import load_checkpoint
+    from scoreaware.core.errors import StageError
+    from scoreaware.posttrain.crossload import cross_load
+
+    try:
+        state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")
+        result = cross_load(state, score_head, probe_score)
+    except (ValueError, RuntimeError, StageError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if result.null_gap > 1e-6:
+        raise click.ClickException(f"the heads disagree at the null score (max |Δv| = {result.null_gap:.3g}); "
+                                   "not written")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    torch.save(result.state, tmp)
+    tmp.replace(output)
+    before = state["model_config"]["score_head"]
+    click.secho("\ntrain cross-load", bold=True)
+    if result.warning:
+        click.secho(f"  warning: {result.warning}", fg="yellow")
+    click.echo(f"  {before} → {score_head}: identical at the null score (max |Δv| {result.null_gap:.1e}); "
+               f"with score {probe_score:g} the outputs differ by {100 * result.divergence:.1f} % (mean |Δv| / |v|)")
+    click.echo(f"  → {output}")
+
+
+for command in (expert_iteration, cross_load_cmd, crpo):
+    posttrain.add_command(command)
