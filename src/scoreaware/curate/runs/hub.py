@@ -1,0 +1,45 @@
+"""`run_import`: a dataset exported by scoreaware (local folder or Hub id) back into cuts."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from scoreaware.core.provenance import manifest_base
+from scoreaware.core.stage import StagePlan, StageResult, done_line, run_stage
+from scoreaware.curate.publish import iter_imported
+from scoreaware.schemas.validation import validate_manifest
+
+
+def run_import(source: str, output: Path, *, split: str = "train", resume: bool = False,
+               overwrite: bool = False) -> StageResult:
+    """Read `source` back into cuts; audio is written as FLAC files next to `output`
+    (<name>.audio/) and every column becomes a custom field."""
+    config = dict(source=str(Path(source).resolve()) if Path(source).is_dir() else source, split=split,
+                  data=_folder_digest(Path(source)) if Path(source).is_dir() else None)
+    base = manifest_base(output)
+    audio_dir = base.with_name(f"{base.name}.audio").resolve()
+
+    def drive_import(out, bar):
+        for cut in iter_imported(source, split, audio_dir, skip_ids=out.done_ids):
+            out.write(cut)
+            bar.update(1)
+
+    def finalize(out, report):
+        return dict(options=dict(audio_dir=str(audio_dir), output=str(output)), extra_versions=("datasets",))
+
+    def summary(out, report, seconds):
+        return [done_line(out, "cuts"), f"took {seconds:.1f} s"]
+
+    return run_stage(StagePlan("import", Path(output), config, drive_import, summary, finalize,
+                               validator=validate_manifest), resume=resume, overwrite=overwrite)
+
+
+def _folder_digest(folder: Path) -> str:
+    """Names, sizes and modification times of a dataset folder's Parquet files: changes when it
+    is exported again."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.parquet")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
