@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -22,23 +21,10 @@ def demo() -> None:
 @click.option("--seed", type=int, default=0, help="The corpus is a pure function of clips, duration and seed.")
 def make_corpus(directory: Path, clips: int, duration: float, seed: int) -> None:
     """Synthesize a small music corpus with captions, tags and planted defects into DIRECTORY."""
-    from scoreaware.core.progress import progress
-    from scoreaware.demo.synth import make_corpus as synthesize
+    from scoreaware.demo.pipeline import make_corpus as synthesize
+    from scoreaware.demo.pipeline import show
 
-    start = time.perf_counter()
-    with progress(clips, "make-corpus", "clip") as bar:
-        specs = synthesize(directory, clips=clips, duration=duration, seed=seed, progress=lambda _: bar.update(1))
-    defects = [s for s in specs if s.defect]
-    mismatched = sum(not s.caption_matches_audio for s in specs)
-    degraded = [s for s in specs if s.degradation]
-    click.secho("\nmake-corpus", bold=True)
-    click.echo(f"  {clips} clips × {duration:g} s at 44.1 kHz (mp3, flac, wav; stereo and mono)")
-    click.echo(f"  planted: {mismatched} mismatched captions, "
-               + ", ".join(f"{s.defect} {s.path}" for s in defects))
-    click.echo(f"  degraded (not in the metadata): {len(degraded)} clips — "
-               + ", ".join(f"{s.degradation} {s.degradation_strength}" for s in degraded))
-    click.echo(f"  → {directory}/audio, {directory}/metadata (autotagging.tsv, captions.json, tracks.csv), "
-               f"{directory}/truth.jsonl   [{time.perf_counter() - start:.1f} s]")
+    show("make-corpus", synthesize(directory, clips=clips, duration=duration, seed=seed))
 
 
 @demo.command("make-models", context_settings=dict(show_default=True))
@@ -92,34 +78,16 @@ def train_models(ctx: click.Context, output: Path, only: str | None, quick: bool
     from scoreaware.cli.eval import quiet_stdout
 
     with quiet_stdout(as_json):  # with --json, stdout is only the record
-        record = build(ctx, output, parts, quick, eval_clips)
+        record = build(output, parts, quick, eval_clips)
     if as_json:
         click.echo(json.dumps(record, indent=1))
         return
+    from scoreaware.demo.domain.targets import describe_targets
+
     click.secho("\ndemo train-models", bold=True)
     for line in describe_targets(record):
         click.echo(f"  {line}")
     click.echo(f"  {record['total_mb']} MB in all → {output}/ (MODELS.json)")
-
-
-def describe_targets(record: dict) -> list[str]:
-    """The measured targets as lines (what the README and the summary print)."""
-    found, lines = record.get("targets", {}), []
-    if "clap" in found:
-        c = found["clap"]
-        lines.append(f"CLAP: own vs mismatched caption AUROC {c['auroc']:.3f} (target ≥ 0.9); zero-shot genre "
-                     f"accuracy {c['genre_accuracy']:.3f} (≥ 0.8) on {c['clips']} fresh clips")
-    if "reward" in found:
-        r = found["reward"]
-        lines.append(f"reward: pairwise accuracy {r['accuracy']:.3f} (≥ 0.85): clean above degraded "
-                     f"{r['clean_above_degraded']:.3f}, matched above mismatched caption "
-                     f"{r['matched_above_mismatched']:.3f}")
-    if "captioners" in found:
-        k = found["captioners"]
-        lines.append(f"stage 1 names the genre {k['stage1_genre_accuracy_untagged']:.3f} without tags (≥ 0.6), "
-                     f"{k['stage1_genre_accuracy_tagged']:.3f} with them; stage 2 passes the checks "
-                     f"{k['stage2_checks_passed']:.3f} (≥ 0.9), keeps the genre {k['stage2_genre_kept']:.3f}")
-    return lines
 
 
 @demo.command("run", context_settings=dict(show_default=True))
@@ -144,10 +112,10 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_st
 
     timeline = Timeline()
     settings = DemoSettings(workdir, clips, duration, train_steps, post_steps, overwrite, default_models())
-    curation(ctx, timeline, settings)
-    checkpoints = training(ctx, timeline, settings)
-    checkpoints |= post_training(ctx, timeline, settings, checkpoints["score_sft"])
-    evaluation(ctx, timeline, settings, checkpoints)
+    curation(timeline, settings)
+    checkpoints = training(timeline, settings)
+    checkpoints |= post_training(timeline, settings, checkpoints["score_sft"])
+    evaluation(timeline, settings, checkpoints)
     (workdir / "timing.json").write_text(json.dumps(timeline.as_dict(), indent=1) + "\n")
     click.secho(f"\ndemo finished in {timeline.total:.1f} s; everything is under {workdir}/", bold=True, fg="green")
     click.echo("  where the time went:")

@@ -121,45 +121,13 @@ def reference_cmd(source: Path, output: Path, backend: str, model: str | None, a
     Stores every clip's CLAP audio embedding (and MERT features), their mean and covariance,
     and the fingerprint (model, weights, crop policy, sample rate) later comparisons check.
     """
-    import datetime as dt
+    from scoreaware.evaluate.reference import build_reference
 
-    from scoreaware.core.files import atomic_write_text
-    from scoreaware.core.progress import Timer
-    from scoreaware.core.provenance import describe_input, library_versions
-    from scoreaware.curate.scoring.clap import load_clap
-    from scoreaware.evaluate.embeddings import audio_cuts, clap_embeddings, mert_embeddings, save_reference
-
-    timer = Timer()
-    cuts = audio_cuts(source)
-    encoder = load_clap(backend, model, device=device, amodel=amodel, unsafe_pickle=unsafe_pickle)
-    clap, rejected = clap_embeddings(cuts, encoder, policy, batch_size, workers, source=model)
-    if len(clap.embeddings) < 2:
-        raise click.ClickException(f"{source}: {len(clap.embeddings)} readable clips; a reference needs at least 2")
-    sets = {"clap": clap}
-    if mert_model:
-        from scoreaware.curate.scoring.reward import load_mert
-
-        mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
-        kept = [c for c in cuts if c.id in set(clap.ids)]
-        sets["mert_last"] = mert_embeddings(kept, mert, "last", policy=policy)
-        sets["mert_all"] = mert_embeddings(kept, mert, "all", policy=policy)
-    described = describe_input(source) if source.is_file() else {"path": str(source)}
-    provenance = {"stage": "reference", "command": " ".join(sys.argv), "source": described,
-                  "options": {"backend": backend, "model": model, "amodel": amodel, "policy": policy,
-                              "mert_model": mert_model},
-                  "sets": {k: {"n": len(v.ids), "fingerprint": v.fingerprint} for k, v in sets.items()},
-                  "rejected": [r.to_dict() for r in rejected], "versions": library_versions("torch", "transformers"),
-                  "made_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    save_reference(output, sets, extra=provenance)
-    atomic_write_text(output.with_name(f"{output.stem}.provenance.json"), json.dumps(provenance, indent=1,
-                                                                                     default=str))
-    payload = {"output": str(output), "clips": len(clap.ids), "rejected": len(rejected),
-               "sets": {k: {"n": len(v.ids), "dim": int(v.embeddings.shape[1]), "fingerprint": v.fingerprint}
-                        for k, v in sets.items()}}
-    emit(as_json, payload, "eval reference", [
-        f"{len(clap.ids)} clips embedded ({', '.join(sets)}), {len(rejected)} unreadable; crop {policy} "
-        f"{encoder.window / encoder.sampling_rate:g} s at {encoder.sampling_rate} Hz; took {timer.seconds:.1f} s",
-        f"CLAP: {encoder.model_id} ({encoder.fingerprint})", f"→ {output}"])
+    payload, lines = build_reference(source, output, backend=backend, model=model, amodel=amodel, policy=policy,
+                                     mert_model=mert_model, trust_remote_code=trust_remote_code,
+                                     batch_size=batch_size, workers=workers, device=device,
+                                     unsafe_pickle=unsafe_pickle)
+    emit(as_json, payload, "eval reference", lines)
 
 
 # ---------------------------------------------------------------------------------- score
@@ -262,28 +230,10 @@ def compare_cmd(runs: tuple[Path, ...], names: str | None, output: Path | None, 
     For each stage FAD-CLAP (with its interval), mean CLAP score and reward; between consecutive
     stages the deltas with paired tests over the same prompts and seeds.
     """
-    from scoreaware.evaluate.compare import as_json as comparison_json
-    from scoreaware.evaluate.compare import compare_runs, load_run, plot, to_markdown, write_csv
+    from scoreaware.evaluate.compare import run_compare
 
-    labels = names.split(",") if names else [None] * len(runs)
-    if len(labels) != len(runs):
+    labels = names.split(",") if names else None
+    if labels is not None and len(labels) != len(runs):
         raise click.BadParameter(f"{len(labels)} names for {len(runs)} runs", param_hint="--names")
-    comparison = compare_runs([load_run(r, n) for r, n in zip(runs, labels)], bootstrap=bootstrap)
-    output = output or runs[0].parent / "compare"
-    output.mkdir(parents=True, exist_ok=True)
-    table = to_markdown(comparison)
-    (output / ".compare.md.tmp").write_text(table + "\n")
-    (output / ".compare.md.tmp").replace(output / "compare.md")
-    write_csv(comparison, output / "compare.csv")
-    figure = plot(comparison, output / "compare.png")
-    payload = {**comparison_json(comparison), "outputs": {"markdown": str(output / "compare.md"),
-                                                         "csv": str(output / "compare.csv"), "figure": str(figure)}}
-    from scoreaware.core.files import atomic_write_text
-    from scoreaware.core.provenance import library_versions
-
-    provenance = {"stage": "compare", "command": " ".join(sys.argv), "runs": [str(r) for r in runs],
-                  "names": [row["stage"] for row in comparison.rows], "bootstrap": bootstrap,
-                  "reference": comparison.runs[0].scores["reference"], "versions": library_versions("scipy")}
-    atomic_write_text(output / "compare.provenance.json", json.dumps(provenance, indent=1, default=str))
-    emit(as_json, payload, "eval compare", [*table.splitlines(), f"→ {output}/ (compare.md, compare.csv, "
-                                                                 "compare.png)"])
+    payload, lines = run_compare(runs, labels, output, bootstrap)
+    emit(as_json, payload, "eval compare", lines)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from scoreaware.cli.options import print_summary
+
 
 @click.group()
 def posttrain() -> None:
@@ -93,31 +95,9 @@ def cross_load_cmd(checkpoint: str, score_head: str, output: Path, probe_score: 
     Checks that both give identical outputs at the null score and reports how far they diverge
     with a score. The result starts `train fit --set init_from=...` (CRPO) or `eval generate`.
     """
-    import torch
+    from scoreaware.posttrain.crossload import cross_load_file
 
-    from scoreaware.core.checkpoints import load_checkpoint
-    from scoreaware.core.errors import StageError
-    from scoreaware.posttrain.crossload import cross_load
-
-    try:
-        state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")
-        result = cross_load(state, score_head, probe_score)
-    except (ValueError, RuntimeError, StageError) as exc:
-        raise click.ClickException(str(exc)) from None
-    if result.null_gap > 1e-6:
-        raise click.ClickException(f"the heads disagree at the null score (max |Δv| = {result.null_gap:.3g}); "
-                                   "not written")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    torch.save(result.state, tmp)
-    tmp.replace(output)
-    before = state["model_config"]["score_head"]
-    click.secho("\ntrain cross-load", bold=True)
-    if result.warning:
-        click.secho(f"  warning: {result.warning}", fg="yellow")
-    click.echo(f"  {before} → {score_head}: identical at the null score (max |Δv| {result.null_gap:.1e}); "
-               f"with score {probe_score:g} the outputs differ by {100 * result.divergence:.1f} % (mean |Δv| / |v|)")
-    click.echo(f"  → {output}")
+    print_summary("train cross-load", cross_load_file(checkpoint, score_head, output, probe_score, unsafe_pickle), {})
 
 
 for command in (expert_iteration, cross_load_cmd, crpo):

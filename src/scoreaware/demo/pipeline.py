@@ -20,11 +20,16 @@ interrupted one picks up where it stopped.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from scoreaware.core.errors import StageError
+from scoreaware.core.progress import progress
+from scoreaware.core.stage import StageResult
+from scoreaware.demo.synth import make_corpus as synthesize
 from scoreaware.demo.timeline import Timeline
 
 PROMPTS = ("A calm ambient piece with warm synth pads and piano\n"
@@ -87,29 +92,74 @@ class DemoSettings:
         return self.workdir / f"{name}.jsonl.gz"
 
 
-def curation(ctx: click.Context, timeline: Timeline, s: DemoSettings) -> None:
-    from scoreaware.cli.curate.caption import caption
-    from scoreaware.cli.curate.hub import export
-    from scoreaware.cli.curate.ingest import ingest
-    from scoreaware.cli.curate.inspect import describe, report, validate
-    from scoreaware.cli.curate.score import score_clap_cmd, score_reward_cmd
-    from scoreaware.cli.curate.segment import segment
-    from scoreaware.cli.curate.select import filter_cmd, select_cmd
-    from scoreaware.cli.demo import describe_targets, make_corpus
+# ------------------------------------------------------------------------------ printing
+def show(title: str, lines: list[str]) -> None:
+    """A step's summary, as the commands print theirs."""
+    click.secho(f"\n{title}", bold=True)
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+def show_result(result: StageResult) -> None:
+    """A stage's `StageResult`: the skip message, or its summary and outputs."""
+    if result.message:
+        click.secho(result.message, fg="green", err=True)
+    if result.lines or not result.skipped:
+        show(result.title or result.stage, [*result.lines, *(f"→ {info['path']}  ({info['items']} {stream})"
+                                                           for stream, info in result.outputs.items())])
+
+
+def make_corpus(directory: Path, clips: int = 40, duration: float = 30.0, seed: int = 0) -> list[str]:
+    """Synthesize the demo corpus into `directory`; the summary lines."""
+    start = time.perf_counter()
+    with progress(clips, "make-corpus", "clip") as bar:
+        specs = synthesize(directory, clips=clips, duration=duration, seed=seed, progress=lambda _: bar.update(1))
+    defects = [s for s in specs if s.defect]
+    mismatched = sum(not s.caption_matches_audio for s in specs)
+    degraded = [s for s in specs if s.degradation]
+    return [f"{clips} clips × {duration:g} s at 44.1 kHz (mp3, flac, wav; stereo and mono)",
+            f"planted: {mismatched} mismatched captions, " + ", ".join(f"{s.defect} {s.path}" for s in defects),
+            f"degraded (not in the metadata): {len(degraded)} clips — "
+            + ", ".join(f"{s.degradation} {s.degradation_strength}" for s in degraded),
+            f"→ {directory}/audio, {directory}/metadata (autotagging.tsv, captions.json, tracks.csv), "
+            f"{directory}/truth.jsonl   [{time.perf_counter() - start:.1f} s]"]
+
+
+# the drivers' own defaults (as their commands have them), so the demo names only what it changes
+EI_DEFAULTS = dict(base=None, data_free=False, rounds=1, k=9, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0,
+                   blend="reward=1,clap=1", per_prompt=False, top=0.1, oversample=5, ft_steps=30_000, lr=1e-5,
+                   polish_steps=0, polish_lr=1e-6, batch_size=None, reference=None, eval_prompts=None,
+                   allow_overlap=False, unsafe_pickle=False)
+CRPO_DEFAULTS = dict(n=5, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0, clap_backend="transformers",
+                     clap_model=None, min_margin=0.0, holdout=0.1, train_steps=5000, lr=1e-6, warmup=100, beta=2000.0,
+                     lambda_fm=1.0, batch_size=8, unsafe_pickle=False)
+
+
+def curation(timeline: Timeline, s: DemoSettings) -> None:
+    from scoreaware.curate.publish import export_dataset
+    from scoreaware.curate.runs.caption import run_caption
+    from scoreaware.curate.runs.ingest import run_ingest
+    from scoreaware.curate.runs.score import run_score_clap, run_score_reward
+    from scoreaware.curate.runs.segment import run_segment
+    from scoreaware.curate.runs.select import run_filter, run_select
+    from scoreaware.curate.stages.describe import describe_manifest, format_description, plot_description
+    from scoreaware.curate.stages.report import build_report, read_labels
+    from scoreaware.demo.domain.targets import describe_targets
     from scoreaware.demo.truth import Truth
+    from scoreaware.schemas.validation import validate_manifest
 
     corpus, m = s.workdir / "corpus", s.manifest
     with timeline.step("make-corpus"):
         if s.overwrite or not (corpus / "truth.jsonl").is_file():
-            ctx.invoke(make_corpus, directory=corpus, clips=s.clips, duration=s.duration, seed=0)
+            show("make-corpus", make_corpus(corpus, clips=s.clips, duration=s.duration, seed=0))
         else:
             click.echo(f"✓ corpus already in {corpus}")
     meta = corpus / "metadata"
     with timeline.step("ingest"):
-        ctx.invoke(ingest, audio_dir=corpus / "audio", output=m("ingest"), overwrite=s.overwrite,
-                   metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv"))
+        show_result(run_ingest(corpus / "audio", m("ingest"), overwrite=s.overwrite,
+                               metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")))
     with timeline.step("segment"):
-        ctx.invoke(segment, manifest=m("ingest"), output=m("segment"), overwrite=s.overwrite)
+        show_result(run_segment(m("ingest"), m("segment"), overwrite=s.overwrite))
     with timeline.step("embedded models (trained on other seeds of the same synthetic music)", "models"):
         import json
 
@@ -123,47 +173,51 @@ def curation(ctx: click.Context, timeline: Timeline, s: DemoSettings) -> None:
             make_tiny_t5(s.t5, seed=0)
         click.echo(f"  the generator's T5 text encoder is a random stand-in: {s.t5}")
     with timeline.step("score clap (domain CLAP, the metadata captions)", "score clap"):
-        ctx.invoke(score_clap_cmd, manifest=m("segment"), model=s.clap, output=m("clap"), overwrite=s.overwrite)
+        show_result(run_score_clap(m("segment"), m("clap"), model=s.clap, overwrite=s.overwrite))
     with timeline.step("filter the metadata captions (what trusting them would keep)", "filter + select"):
-        ctx.invoke(filter_cmd, manifest=m("clap"), output=m("filter_metadata"), overwrite=s.overwrite)
+        show_result(run_filter(m("clap"), m("filter_metadata"), overwrite=s.overwrite))
     with timeline.step("score reward (domain reward: CLAP audio + caption text + MERT)", "score reward"):
-        ctx.invoke(score_reward_cmd, manifest=m("clap"), checkpoint=str(s.reward), mert_model=s.mert,
-                   output=m("reward"), overwrite=s.overwrite)
+        show_result(run_score_reward(m("clap"), m("reward"), checkpoint=str(s.reward), mert_model=s.mert,
+                                     overwrite=s.overwrite))
     # captioning runs on the transformers engine here (the demo's environment has no vLLM; `tox -e vllm`
     # runs the same models through vLLM)
     with timeline.step("caption audio (domain Qwen2-Audio, transformers engine)", "caption"):
-        ctx.invoke(caption, manifest=m("reward"), output=m("verbose"), stage="audio", engine="transformers",
-                   model=str(s.models / "qwen2_audio"), max_tokens=96, attempts=2, overwrite=s.overwrite)
+        show_result(run_caption(m("reward"), m("verbose"), stage="audio", engine="transformers",
+                                model=str(s.models / "qwen2_audio"), max_tokens=96, attempts=2, overwrite=s.overwrite))
     with timeline.step("caption rewrite (domain Qwen2, transformers engine)", "caption"):
-        ctx.invoke(caption, manifest=m("verbose"), output=m("caption"), stage="rewrite", engine="transformers",
-                   model=str(s.models / "qwen2"), max_tokens=64, attempts=2, overwrite=s.overwrite)
+        show_result(run_caption(m("verbose"), m("caption"), stage="rewrite", engine="transformers",
+                                model=str(s.models / "qwen2"), max_tokens=64, attempts=2, overwrite=s.overwrite))
     with timeline.step("score clap again (the final captions)", "score clap"):
-        ctx.invoke(score_clap_cmd, manifest=m("caption"), model=s.clap, caption_field="caption",
-                   output=m("rescored"), overwrite=s.overwrite)
+        show_result(run_score_clap(m("caption"), m("rescored"), model=s.clap, caption_field="caption",
+                                   overwrite=s.overwrite))
     with timeline.step("filter (drop the bottom 10 % by CLAP)", "filter + select"):
-        ctx.invoke(filter_cmd, manifest=m("rescored"), output=m("filter"), overwrite=s.overwrite)
+        show_result(run_filter(m("rescored"), m("filter"), overwrite=s.overwrite))
     with timeline.step("select (top 10 % by z-blended reward + CLAP, 5× mixture)", "filter + select"):
-        ctx.invoke(select_cmd, manifest=m("filter"), output=m("select"), oversample=5, overwrite=s.overwrite)
+        show_result(run_select(m("filter"), m("select"), oversample=5, overwrite=s.overwrite))
     stages = ("ingest", "segment", "clap", "filter_metadata", "reward", "verbose", "caption", "rescored", "filter",
               "select", "select.mixture")
     with timeline.step("validate", "validate + describe + report"):
         for name in stages:
-            try:
-                ctx.invoke(validate, manifest=m(name), stage="auto")
-            except SystemExit as exc:
-                raise click.ClickException(f"{name} manifest failed validation") from exc
+            report = validate_manifest(m(name), stage=None)
+            click.echo(report.format())
+            if not report.ok:
+                raise StageError(f"{name} manifest failed validation")
     with timeline.step("describe", "validate + describe + report"):
-        ctx.invoke(describe, manifest=m("reward"), plot=s.workdir / "scores.png")
+        description = describe_manifest(m("reward"))
+        click.echo(format_description(description))
+        click.echo(f"\n→ {plot_description(description, s.workdir / 'scores.png')}")
     truth = Truth.load(corpus / "truth.jsonl")
     with timeline.step("report (histograms split by the planted truth)", "validate + describe + report"):
         labels = truth.write_labels(s.workdir / "labels.jsonl")
-        ctx.invoke(report, manifests=tuple(m(n) for n in stages if n not in ("filter_metadata", "select.mixture")),
-                   output=s.workdir / "report", labels=labels)
+        index = build_report([m(n) for n in stages if n not in ("filter_metadata", "select.mixture")],
+                             s.workdir / "report", labels=read_labels(labels))
+        click.echo(f"report → {index}")
     with timeline.step("against the truth", "validate + describe + report"):
         show_truth(truth, s)
     with timeline.step("export (Hugging Face dataset)", "export"):
         if s.overwrite or not (s.workdir / "dataset" / "README.md").is_file():
-            ctx.invoke(export, manifest=m("filter"), output=s.workdir / "dataset", overwrite=True)
+            exported = export_dataset(m("filter"), s.workdir / "dataset")
+            show("export", [f"rows {exported.rows} in {exported.shards} Parquet shard(s)"])
         else:
             click.echo(f"✓ {s.workdir / 'dataset'} already exported")
 
@@ -216,16 +270,18 @@ def _fmt(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def training(ctx: click.Context, timeline: Timeline, s: DemoSettings) -> dict[str, Path]:
+def training(timeline: Timeline, s: DemoSettings) -> dict[str, Path]:
     """Encode, then the baseline and the score-aware run; {'baseline': ckpt, 'score_sft': ckpt}."""
-    from scoreaware.cli.train import encode, sample
     from scoreaware.core.files import count_lines
-    from scoreaware.posttrain.steps import fit_or_resume
+    from scoreaware.train.encode_stage import run_encode
+    from scoreaware.train.fit import fit_or_resume
+    from scoreaware.train.prompts import read_prompts
+    from scoreaware.train.sample import SampleSettings, run_generation
 
     m = s.manifest
     with timeline.step("train encode (mel latents, tiny T5, REPA targets)"):
-        ctx.invoke(encode, manifest=m("filter"), output=m("encode"), text_encoder=str(s.t5), clap_model=s.clap,
-                   repa="clap,muq", muq_model=s.mert, overwrite=s.overwrite)
+        show_result(run_encode(m("filter"), m("encode"), text_encoder=str(s.t5), clap_model=s.clap,
+                               repa="clap,muq", muq_model=s.mert, overwrite=s.overwrite))
     # batch 16 and a cosine decay to 0: with batch 8 at a constant 2e-3 (the tiny preset) the
     # samples stayed noise-like however long it trained (README, "what the generator learns")
     batch = min(16, count_lines(m("encode")))
@@ -236,30 +292,32 @@ def training(ctx: click.Context, timeline: Timeline, s: DemoSettings) -> dict[st
     runs = {}
     with timeline.step(f"train fit: baseline (tiny, {s.train_steps} steps: no score head, logit-normal t)",
                        "train fit"):
-        runs["baseline"] = fit_or_resume(ctx, s.workdir / "runs" / "baseline", (
+        runs["baseline"] = fit_or_resume(s.workdir / "runs" / "baseline", (
             *common, f"run_dir={s.workdir / 'runs' / 'baseline'}", "timesteps=logit_normal", "score_head=none"),
             preset="tiny")
     with timeline.step(f"train fit: score-aware (tiny, {s.train_steps} steps: Beta t, reward conditioning, REPA)",
                        "train fit"):
-        runs["score_sft"] = fit_or_resume(ctx, s.workdir / "runs" / "score", (
+        runs["score_sft"] = fit_or_resume(s.workdir / "runs" / "score", (
             *common, f"run_dir={s.workdir / 'runs' / 'score'}", "timesteps=beta", "score_head=global_adaln",
             "repa=clap,muq"), preset="tiny")
     with timeline.step("train sample"):
         prompts = s.workdir / "prompts.txt"
         prompts.write_text(PROMPTS)
-        ctx.invoke(sample, checkpoint=str(runs["score_sft"]), prompts=str(prompts), output=s.workdir / "samples",
-                   steps=25, cfg=4.0, score=SAMPLE_SCORE, seconds=10.0, seed=0)
+        run = run_generation(runs["score_sft"], read_prompts(prompts), s.workdir / "samples",
+                             SampleSettings(steps=25, cfg=4.0, score=SAMPLE_SCORE, seconds=10.0, seed=0), resume=True,
+                             prompts_file=str(prompts))
+        show("train sample", [f"{len(run.rows)} clips", f"→ {s.workdir / 'samples'}"])
     return runs
 
 
-def post_training(ctx: click.Context, timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str, Path]:
+def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str, Path]:
     """One expert-iteration round from the score-aware run, cross-load to v2, a short CRPO pass.
 
     The published recipes fine-tune for 30k (EI) and 5k (CRPO) steps at 1e-5 and 1e-6; the demo's
     tiny model takes `post_steps` steps at the learning rates a few hundred tiny steps need."""
-    from scoreaware.cli.train import cross_load_cmd
-    from scoreaware.posttrain.crpo import crpo
-    from scoreaware.posttrain.expert_iteration import expert_iteration
+    from scoreaware.posttrain.crossload import cross_load_file
+    from scoreaware.posttrain.crpo import run_crpo
+    from scoreaware.posttrain.expert_iteration import run_expert_iteration
 
     post = s.workdir / "post"
     post.mkdir(parents=True, exist_ok=True)
@@ -268,41 +326,45 @@ def post_training(ctx: click.Context, timeline: Timeline, s: DemoSettings, paren
     out = {}
     with timeline.step(f"train expert-iteration (1 round: 4 candidates × 7 prompts, top 25 %, {s.post_steps} steps)",
                        "expert iteration"):
-        ctx.invoke(expert_iteration, checkpoint=parent, prompts=prompts, output=post / "ei",
-                   reward=str(s.reward), mert_model=s.mert, rounds=1, k=4, seconds=4.0, top=0.25,
-                   oversample=5, ft_steps=s.post_steps, lr=5e-4)
+        run_expert_iteration(**{**EI_DEFAULTS, "checkpoint": parent, "prompts": prompts, "output": post / "ei",
+                                "reward": str(s.reward), "mert_model": s.mert, "rounds": 1, "k": 4, "seconds": 4.0,
+                                "top": 0.25, "oversample": 5, "ft_steps": s.post_steps, "lr": 5e-4})
         out["ei"] = Path(json.loads((post / "ei" / "summary.json").read_text())["final"])
     with timeline.step("train cross-load (v1 GlobalAdaLN → v2 InputAdd)", "cross-load"):
         crossloaded = post / "crossload.pt"
         if s.overwrite or not crossloaded.is_file():
-            ctx.invoke(cross_load_cmd, checkpoint=str(out["ei"]), score_head="input_add", output=crossloaded)
+            show("train cross-load", cross_load_file(out["ei"], "input_add", crossloaded))
         else:
             click.echo(f"✓ {crossloaded} already written")
         out["crossload"] = crossloaded
     with timeline.step(f"train crpo (4 candidates × 7 prompts, best vs worst by CLAP, {s.post_steps} steps)",
                        "crpo"):
-        ctx.invoke(crpo, checkpoint=crossloaded, prompts=prompts, output=post / "crpo", n=4, seconds=4.0,
-                   train_steps=s.post_steps, lr=1e-4, warmup=0, batch_size=4)
+        run_crpo(**{**CRPO_DEFAULTS, "checkpoint": crossloaded, "prompts": prompts, "output": post / "crpo", "n": 4,
+                    "seconds": 4.0, "train_steps": s.post_steps, "lr": 1e-4, "warmup": 0, "batch_size": 4})
         out["crpo"] = Path(json.loads((post / "crpo" / "summary.json").read_text())["checkpoint"])
     return out
 
 
-def evaluation(ctx: click.Context, timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path],
+def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path],
                seconds: float = 6.0) -> dict:
     """eval reference (the curated set) → eval generate/score per checkpoint → eval compare, and
     the genre the domain CLAP hears in each checkpoint's clips; {checkpoint name: genre result}."""
     import json
 
-    from scoreaware.cli.eval import compare_cmd, generate_cmd, reference_cmd, score_cmd
     from scoreaware.demo.truth import sample_genres
+    from scoreaware.evaluate.compare import run_compare
+    from scoreaware.evaluate.reference import build_reference
+    from scoreaware.evaluate.run import score_run
+    from scoreaware.train.prompts import read_prompts
+    from scoreaware.train.sample import SampleSettings, run_generation
 
     folder = s.workdir / "eval"
     folder.mkdir(exist_ok=True)
     reference = folder / "reference.npz"
     with timeline.step("eval reference (the curated segments, first 10 s)", "evaluation"):
         if not reference.is_file():
-            ctx.invoke(reference_cmd, source=s.manifest("filter"), output=reference, model=s.clap,
-                       mert_model=s.mert, workers=0)
+            show("eval reference", build_reference(s.manifest("filter"), reference, model=s.clap,
+                                                   mert_model=s.mert, workers=0)[1])
         else:
             click.echo(f"✓ {reference} already embedded")
     prompts = folder / "prompts.csv"
@@ -311,15 +373,14 @@ def evaluation(ctx: click.Context, timeline: Timeline, s: DemoSettings, checkpoi
     for name, checkpoint in checkpoints.items():
         with timeline.step(f"eval generate + score ({name}: {checkpoint.name})", "evaluation"):
             run = folder / name
-            ctx.invoke(generate_cmd, checkpoint=str(checkpoint), prompts=str(prompts), output=run,
-                       seeds_per_prompt=3, seconds=seconds, score=SAMPLE_SCORE, resume=True)
-            ctx.invoke(score_cmd, samples=run, reference=reference, reward_checkpoint=str(s.reward),
-                       mert_model=s.mert, workers=0, bootstrap=100)
+            run_generation(checkpoint, read_prompts(prompts), run,
+                           SampleSettings(seconds=seconds, score=SAMPLE_SCORE), seeds_per_prompt=3, resume=True,
+                           prompts_file=str(prompts))
+            score_run(run, reference, reward_checkpoint=str(s.reward), mert_model=s.mert, workers=0, bootstrap=100)
             genres[name] = sample_genres(run, s.clap)
             runs.append(run)
     with timeline.step("eval compare (same prompts and seeds)", "evaluation"):
-        ctx.invoke(compare_cmd, runs=tuple(runs), names=",".join(checkpoints), output=folder / "compare",
-                   bootstrap=100)
+        show("eval compare", run_compare(runs, list(checkpoints), folder / "compare", bootstrap=100)[1])
         (folder / "genres.json").write_text(json.dumps(genres, indent=1) + "\n")
         clips = max(g["clips"] for g in genres.values())
         click.echo(f"  genre the domain CLAP hears in the {clips} clips of the 7 genre prompts (target ≥ 0.5, "

@@ -214,3 +214,30 @@ def sanitized(value):
         return [sanitized(v) for v in value]
     return value
 
+
+
+def run_compare(runs: tuple[Path, ...] | list[Path], names: list[str] | None = None, output: Path | None = None,
+                bootstrap: int = 200) -> tuple[dict, list[str]]:
+    """`eval compare` as a library call: the decomposition table of `runs` (scored samples folders,
+    in order) written to `output` (compare.md, .csv, .png, provenance); (payload, summary lines)."""
+    import sys
+
+    from scoreaware.core.files import atomic_write_text
+    from scoreaware.core.provenance import library_versions
+
+    labels = list(names) if names else [None] * len(runs)
+    comparison = compare_runs([load_run(r, n) for r, n in zip(runs, labels)], bootstrap=bootstrap)
+    output = Path(output) if output else Path(runs[0]).parent / "compare"
+    output.mkdir(parents=True, exist_ok=True)
+    table = to_markdown(comparison)
+    (output / ".compare.md.tmp").write_text(table + "\n")
+    (output / ".compare.md.tmp").replace(output / "compare.md")
+    write_csv(comparison, output / "compare.csv")
+    figure = plot(comparison, output / "compare.png")
+    payload = {**as_json(comparison), "outputs": {"markdown": str(output / "compare.md"),
+                                                  "csv": str(output / "compare.csv"), "figure": str(figure)}}
+    provenance = {"stage": "compare", "command": " ".join(sys.argv), "runs": [str(r) for r in runs],
+                  "names": [row["stage"] for row in comparison.rows], "bootstrap": bootstrap,
+                  "reference": comparison.runs[0].scores["reference"], "versions": library_versions("scipy")}
+    atomic_write_text(output / "compare.provenance.json", json.dumps(provenance, indent=1, default=str))
+    return payload, [*table.splitlines(), f"→ {output}/ (compare.md, compare.csv, compare.png)"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -73,3 +74,28 @@ def cross_load(state: dict, score_head: str, probe_score: float = 1.0) -> CrossL
                                     "parent_step": state.get("step"), "null_gap": gap,
                                     f"divergence_at_score_{probe_score:g}": divergence})
     return CrossLoad(out, gap, divergence, warning)
+
+
+def cross_load_file(checkpoint: str | Path, score_head: str, output: Path, probe_score: float = 1.0,
+                    unsafe_pickle: bool = False) -> list[str]:
+    """`cross-load` as a library call: move `checkpoint`'s weights to `score_head`, refuse when the
+    two heads disagree at the null score, write `output` atomically; the summary lines."""
+    from scoreaware.core.checkpoints import load_checkpoint
+    from scoreaware.core.errors import StageError
+
+    try:
+        state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")
+        result = cross_load(state, score_head, probe_score)
+    except (ValueError, RuntimeError) as exc:
+        raise StageError(str(exc)) from None
+    if result.null_gap > 1e-6:
+        raise StageError(f"the heads disagree at the null score (max |Δv| = {result.null_gap:.3g}); not written")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    torch.save(result.state, tmp)
+    tmp.replace(output)
+    before = state["model_config"]["score_head"]
+    return [*([f"warning: {result.warning}"] if result.warning else []),
+            f"{before} → {score_head}: identical at the null score (max |Δv| {result.null_gap:.1e}); with score "
+            f"{probe_score:g} the outputs differ by {100 * result.divergence:.1f} % (mean |Δv| / |v|)", f"→ {output}"]

@@ -39,10 +39,10 @@ def default_models() -> Path:
     return DEFAULT_MODELS
 
 
-def build(ctx: click.Context, out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
+def build(out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
           eval_clips: int = 140) -> dict:
     """Train the `parts` into `out`, then measure every model there on a fresh corpus."""
-    from scoreaware.cli.train import train_reward
+    from scoreaware.curate.scoring.reward_fit import fit_reward
     from scoreaware.demo.domain import targets
     from scoreaware.demo.tiny_models import make_tiny_mert
 
@@ -73,9 +73,10 @@ def build(ctx: click.Context, out: Path, parts: tuple[str, ...] = PARTS, quick: 
         elif part == "reward":
             r = recipe("reward", RewardRecipe)
             pairs = write_pairs(out / "_reward_pairs", r, log)
-            ctx.invoke(train_reward, pairs=pairs, output=out / "reward.pt", clap_model=str(out / "clap"),
-                       mert_model=str(out / "mert"), prompt_protocol="caption", epochs=r.epochs, holdout=r.holdout,
-                       seed=0)
+            for line in fit_reward(pairs, out / "reward.pt", clap_model=str(out / "clap"),
+                                   mert_model=str(out / "mert"), prompt_protocol="caption", epochs=r.epochs,
+                                   holdout=r.holdout, seed=0):
+                log(f"  {line}")
             import shutil
 
             import torch

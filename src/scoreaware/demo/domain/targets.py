@@ -175,3 +175,23 @@ def measure_captioners(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], m
     results.update(stage2_checks_passed=float(np.mean(passed)), stage2_genre_kept=float(np.mean(kept)) if kept
                    else 0.0, stage2_examples=concise[:3], clips=len(clips))
     return results
+
+
+def describe_targets(record: dict) -> list[str]:
+    """The measured targets as lines (what the README and the summary print)."""
+    found, lines = record.get("targets", {}), []
+    if "clap" in found:
+        c = found["clap"]
+        lines.append(f"CLAP: own vs mismatched caption AUROC {c['auroc']:.3f} (target ≥ 0.9); zero-shot genre "
+                     f"accuracy {c['genre_accuracy']:.3f} (≥ 0.8) on {c['clips']} fresh clips")
+    if "reward" in found:
+        r = found["reward"]
+        lines.append(f"reward: pairwise accuracy {r['accuracy']:.3f} (≥ 0.85): clean above degraded "
+                     f"{r['clean_above_degraded']:.3f}, matched above mismatched caption "
+                     f"{r['matched_above_mismatched']:.3f}")
+    if "captioners" in found:
+        k = found["captioners"]
+        lines.append(f"stage 1 names the genre {k['stage1_genre_accuracy_untagged']:.3f} without tags (≥ 0.6), "
+                     f"{k['stage1_genre_accuracy_tagged']:.3f} with them; stage 2 passes the checks "
+                     f"{k['stage2_checks_passed']:.3f} (≥ 0.9), keeps the genre {k['stage2_genre_kept']:.3f}")
+    return lines
