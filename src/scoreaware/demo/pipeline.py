@@ -306,7 +306,7 @@ def training(timeline: Timeline, s: DemoSettings) -> dict[str, Path]:
         run = run_generation(runs["score_sft"], read_prompts(prompts), s.workdir / "samples",
                              SampleSettings(steps=25, cfg=4.0, score=SAMPLE_SCORE, seconds=10.0, seed=0), resume=True,
                              prompts_file=str(prompts))
-        show("train sample", [f"{len(run.rows)} clips", f"→ {s.workdir / 'samples'}"])
+        show("train sample", [f"{len(run.rows)} clips, {run.generated} generated now", f"→ {s.workdir / 'samples'}"])
     return runs
 
 
@@ -373,9 +373,11 @@ def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path]
     for name, checkpoint in checkpoints.items():
         with timeline.step(f"eval generate + score ({name}: {checkpoint.name})", "evaluation"):
             run = folder / name
-            run_generation(checkpoint, read_prompts(prompts), run,
-                           SampleSettings(seconds=seconds, score=SAMPLE_SCORE), seeds_per_prompt=3, resume=True,
-                           prompts_file=str(prompts))
+            generation = run_generation(checkpoint, read_prompts(prompts), run,
+                                        SampleSettings(seconds=seconds, score=SAMPLE_SCORE), seeds_per_prompt=3,
+                                        resume=True, prompts_file=str(prompts))
+            show("eval generate", [f"{len(generation.rows)} clips, {generation.generated} generated now",
+                                   f"→ {run}/ (WAVs, samples.jsonl)"])
             score_run(run, reference, reward_checkpoint=str(s.reward), mert_model=s.mert, workers=0, bootstrap=100)
             genres[name] = sample_genres(run, s.clap)
             runs.append(run)
