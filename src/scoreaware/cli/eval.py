@@ -14,7 +14,6 @@ from pathlib import Path
 
 import click
 
-from scoreaware.cli.options import stage_command
 from scoreaware.cli.train import sampling_options, settings_from
 
 CONTEXT = dict(show_default=True)
@@ -64,7 +63,6 @@ def quiet_stdout(as_json: bool):
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same options.")
 @click.option("--overwrite", is_flag=True, help="Start over (deletes the folder's clips).")
 @json_option
-@stage_command
 def generate_cmd(checkpoint: str, prompts: str, output: Path, seeds_per_prompt: int, keep_latents: bool, steps: int,
                  cfg: float, score: float, no_score: bool, negative_prompt: str, prefix: str, seconds: float,
                  lufs: float, demucs: str | None, demucs_passes: int, demucs_repo: str | None, clap_model: str | None,
@@ -112,7 +110,6 @@ def generate_cmd(checkpoint: str, prompts: str, output: Path, seeds_per_prompt: 
 @click.option("--device", default="cpu")
 @click.option("--unsafe-pickle", is_flag=True, help="Allow a laion_clap checkpoint that needs pickle.")
 @json_option
-@stage_command
 def reference_cmd(source: Path, output: Path, backend: str, model: str | None, amodel: str, policy: str,
                   mert_model: str | None, trust_remote_code: bool, batch_size: int, workers: int, device: str,
                   unsafe_pickle: bool, as_json: bool) -> None:
@@ -150,7 +147,6 @@ def reference_cmd(source: Path, output: Path, backend: str, model: str | None, a
 @click.option("--overwrite", is_flag=True, help="Score again even if the scores are up to date.")
 @json_option
 @click.pass_context
-@stage_command
 def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpoint: str | None,
               mert_model: str | None, clap_model: str | None, trust_remote_code: bool, mad: bool, bootstrap: int,
               batch_size: int, workers: int, device: str, unsafe_pickle: bool, overwrite: bool, as_json: bool) -> None:
@@ -191,7 +187,6 @@ def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
               help="Which embeddings of an .npz or manifest.")
 @click.option("--bootstrap", type=click.IntRange(0), default=0, help="Resamples for an interval (0: none).")
 @json_option
-@stage_command
 def fad_cmd(generated: Path, reference: Path, embedding: str, bootstrap: int, as_json: bool) -> None:
     """The Fréchet distance between two embedding sets.
 
@@ -222,7 +217,6 @@ def fad_cmd(generated: Path, reference: Path, embedding: str, bootstrap: int, as
               help="Folder for compare.md, compare.csv, compare.png [default: next to the first run].")
 @click.option("--bootstrap", type=click.IntRange(10), default=200)
 @json_option
-@stage_command
 def compare_cmd(runs: tuple[Path, ...], names: str | None, output: Path | None, bootstrap: int,
                 as_json: bool) -> None:
     """The per-stage decomposition table of RUN_A RUN_B ... (scored samples folders, in order).

@@ -14,47 +14,12 @@ import click
 from scoreaware import __version__
 from scoreaware.cli.curate import curate
 from scoreaware.cli.demo import demo
+from scoreaware.cli.errors import GuardedGroup
 from scoreaware.cli.eval import evaluate
 from scoreaware.cli.posttrain import posttrain
 from scoreaware.cli.train import train
 
 CONTEXT = dict(show_default=True, help_option_names=["-h", "--help"], max_content_width=100)
-
-
-class GuardedGroup(click.Group):
-    """The root group: no traceback reaches the user.
-
-    Errors the code anticipates (bad input, a stage that cannot run) already end as one-line
-    messages. Anything else that escapes a command is reported as an internal error with its
-    type and message and exit code 1; ``-vv`` shows the traceback. Click's own exits, usage
-    errors and Ctrl-C keep their behaviour.
-    """
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit, SystemExit,
-                KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the last line of defence
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                raise
-            raise click.ClickException(_describe_error(exc)) from None
-
-
-def _describe_error(exc: Exception) -> str:
-    from scoreaware.core.errors import StageError
-    from scoreaware.curate.metadata import MetadataError
-
-    if isinstance(exc, (StageError, MetadataError)):
-        return str(exc)
-    if isinstance(exc, EOFError):  # click would print a bare "Aborted!"
-        return f"input ended early: {exc or 'unexpected end of file'} (a truncated file?)"
-    if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    detail = " ".join(str(exc).split())[:400]
-    return (f"internal error: {type(exc).__name__}: {detail}\n"
-            "(rerun with -vv to see the traceback; please report it)")
 
 
 @click.group(cls=GuardedGroup, context_settings=CONTEXT)

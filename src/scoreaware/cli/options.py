@@ -68,22 +68,6 @@ def executor_options(fn: Callable) -> Callable:
     return wrapper
 
 
-def stage_command(fn: Callable) -> Callable:
-    """Turn library errors into clean CLI errors (exit 1, message, no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from scoreaware.core.errors import StageError
-        from scoreaware.curate.metadata import MetadataError
-
-        try:
-            return fn(*args, **kwargs)
-        except (StageError, MetadataError, NotADirectoryError) as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
-
-
 def print_summary(title: str, lines: list[str], outputs: dict) -> None:
     """The end-of-command summary: what happened and where it went."""
     click.secho(f"\n{title}", bold=True)

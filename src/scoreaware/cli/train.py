@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from scoreaware.cli.errors import user_errors
 from scoreaware.cli.options import executor_options, print_result, print_summary
 
 
@@ -96,23 +97,17 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
                    "change).")
 @click.option("--unsafe-pickle", is_flag=True,
               help="Allow checkpoints that need Python pickle (older scoreaware runs; pickle can run code).")
+@user_errors(FileNotFoundError, ValueError)
 def fit(config_path: str | None, preset: str | None, manifest: str | None, overrides: tuple[str, ...],
         resume_dir: Path | None, unsafe_pickle: bool) -> None:
     """Train the FluxAudio-style DiT on an encoded manifest (single process, or under torchrun for DDP).
 
     Writes runs/{idx}-{model}/: config.json, checkpoints/{step}.pt, tb/ (TensorBoard), loss.png.
     """
-    from scoreaware.core.errors import StageError
-    from scoreaware.train.config import ConfigError
     from scoreaware.train.fit import fit as run_fit
 
-    try:
-        run_dir = run_fit(overrides, preset=preset, config_path=config_path, manifest=manifest, resume_dir=resume_dir,
-                          unsafe_pickle=unsafe_pickle)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-    except (FileNotFoundError, ValueError, StageError) as exc:
-        raise click.ClickException(str(exc)) from None
+    run_dir = run_fit(overrides, preset=preset, config_path=config_path, manifest=manifest, resume_dir=resume_dir,
+                      unsafe_pickle=unsafe_pickle)
     if os.environ.get("RANK", "0") == "0":
         import json as _json
 
@@ -182,29 +177,26 @@ def settings_from(steps, cfg, score, no_score, negative_prompt, prefix, seconds,
 @sampling_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same options.")
 @click.option("--overwrite", is_flag=True, help="Start over (deletes the folder's clips).")
+@user_errors(ValueError, RuntimeError)
 def sample(checkpoint: str, prompts: str, output: Path, resume: bool, overwrite: bool, **options) -> None:
     """Generate 44.1 kHz WAVs for PROMPTS from CHECKPOINT (EMA weights, joint text+score CFG).
 
     The same implementation as `scoreaware eval generate` (one clip per prompt).
     """
-    from scoreaware.core.errors import StageError
     from scoreaware.core.progress import Timer, progress
-    from scoreaware.train.prompts import PromptError, read_prompts
+    from scoreaware.train.prompts import read_prompts
     from scoreaware.train.sample import run_generation
 
     settings = settings_from(**{k: options[k] for k in ("steps", "cfg", "score", "no_score", "negative_prompt",
                                                         "prefix", "seconds", "lufs", "demucs", "demucs_passes",
                                                         "demucs_repo", "seed")})
     timer = Timer()
-    try:
-        items = read_prompts(prompts)
-        with progress(len(items), "sample", "clip") as bar:
-            result = run_generation(checkpoint, items, output, settings, 1, options["batch_size"], False,
-                                    options["clap_model"], options["device"], resume, overwrite,
-                                    options["unsafe_pickle"], prompts_file=str(prompts),
-                                    progress=lambda _: bar.update(1))
-    except (ValueError, RuntimeError, StageError, PromptError) as exc:
-        raise click.ClickException(str(exc)) from None
+    items = read_prompts(prompts)
+    with progress(len(items), "sample", "clip") as bar:
+        result = run_generation(checkpoint, items, output, settings, 1, options["batch_size"], False,
+                                options["clap_model"], options["device"], resume, overwrite,
+                                options["unsafe_pickle"], prompts_file=str(prompts),
+                                progress=lambda _: bar.update(1))
     click.secho("\ntrain sample", bold=True)
     click.echo(f"  {len(result.rows)} clips × {settings.seconds:g} s at 44.1 kHz ({result.generated} new), "
                f"{settings.steps} steps, cfg {settings.cfg:g}, score "

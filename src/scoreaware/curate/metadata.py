@@ -39,10 +39,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from scoreaware.core.errors import StageError
+
 KNOWN_FIELDS = ("id", "path", "caption", "tags", "license", "artist", "title")
 
 
-class MetadataError(ValueError):
+class MetadataError(StageError, ValueError):
     """A metadata file that cannot be read; the message starts with ``file:line:``."""
 
 

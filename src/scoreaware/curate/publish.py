@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from scoreaware.core.errors import StageError
 from scoreaware.core.provenance import read_provenance
 
 RESERVED = ("audio", "id", "recording_id", "start", "duration", "sampling_rate", "num_channels")
@@ -256,7 +257,7 @@ def _spdx(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------ hub
-class PublishError(Exception):
+class PublishError(StageError):
     """Publishing cannot go ahead; the message says why (never with the token)."""
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
-from scoreaware.core.errors import ManifestError
+from scoreaware.core.errors import ManifestError, StageError
 from scoreaware.core.files import parse_line
 from scoreaware.core.manifests import KIND_NAMES, manifest_kind, to_cut
 from scoreaware.schemas.models import SCHEMAS, infer_stage, schema_for, schema_for_lineage
@@ -32,7 +32,7 @@ from scoreaware.schemas.tables import cut_to_row
 REPORT_COLUMNS = ["row", "line", "id", "column", "check", "value"]
 
 
-class ManifestKindError(ValueError):
+class ManifestKindError(StageError, ValueError):
     """The file is a manifest, but not of cuts (recordings, supervisions, a quarantine list)."""
 
 

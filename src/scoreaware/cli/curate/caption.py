@@ -11,7 +11,6 @@ from scoreaware.cli.options import (
     manifest_path,
     output_options,
     print_result,
-    stage_command,
 )
 
 
@@ -43,7 +42,6 @@ from scoreaware.cli.options import (
 @click.option("--device", default="cpu", help="transformers engine: torch device.")
 @output_options("caption.jsonl.gz")
 @executor_options
-@stage_command
 def caption(manifest: Path, stage: str, engine: str, model: str | None, base_url: str, api_key_env: str,
             concurrency: int, timeout: float, retries: int, batch_size: int, attempts: int, max_tokens: int,
             temperature: float, top_p: float, seed: int, max_words: int, max_audio_seconds: float,

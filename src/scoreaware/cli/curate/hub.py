@@ -12,7 +12,6 @@ from scoreaware.cli.options import (
     output_options,
     print_result,
     print_summary,
-    stage_command,
 )
 from scoreaware.core.progress import Timer
 
@@ -59,16 +58,13 @@ def export(manifest: Path, output: Path, max_shard_size: str, embeddings: bool, 
 def publish(manifest: Path, repo_id: str, private: bool, overwrite: bool, max_shard_size: str,
             embeddings: bool) -> None:
     """Export MANIFEST and push it to the Hugging Face Hub (token: HF_TOKEN or your saved login)."""
-    from scoreaware.curate.publish import PublishError, export_dataset
+    from scoreaware.curate.publish import export_dataset
     from scoreaware.curate.publish import publish as push
 
     with tempfile.TemporaryDirectory(prefix="scoreaware-publish-") as tmp:
         result = export_dataset(manifest, Path(tmp) / "dataset", max_shard_bytes=_size(max_shard_size),
                                 embeddings=embeddings)
-        try:
-            url = push(result.directory, repo_id, private=private, overwrite=overwrite, max_shard_size=max_shard_size)
-        except PublishError as exc:
-            raise click.ClickException(str(exc)) from None
+        url = push(result.directory, repo_id, private=private, overwrite=overwrite, max_shard_size=max_shard_size)
     print_summary("publish", [f"rows {result.rows}, skipped {len(result.skipped)}", f"→ {url}"], {})
 
 
@@ -76,7 +72,6 @@ def publish(manifest: Path, repo_id: str, private: bool, overwrite: bool, max_sh
 @click.argument("source")
 @click.option("--split", default="train")
 @output_options("import.jsonl.gz")
-@stage_command
 def import_cmd(source: str, split: str, output: Path, resume: bool, overwrite: bool) -> None:
     """Read a dataset exported by scoreaware (local folder or Hub id SOURCE) back into cuts.
 

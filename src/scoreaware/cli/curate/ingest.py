@@ -9,7 +9,6 @@ import click
 from scoreaware.cli.options import (
     output_options,
     print_result,
-    stage_command,
     workers_option,
 )
 
@@ -26,7 +25,6 @@ from scoreaware.cli.options import (
               help="Recording ids from the file stem (00/1085700.mp3 -> 1085700) or the relative path.")
 @output_options("ingest.jsonl.gz")
 @workers_option
-@stage_command
 def ingest(audio_dir: Path, metadata_files: tuple[Path, ...], metadata_encoding: str | None, id_from: str,
            output: Path, resume: bool, overwrite: bool, workers: int) -> None:
     """Build recordings, supervisions and cuts from AUDIO_DIR and its metadata.

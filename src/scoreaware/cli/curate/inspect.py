@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from scoreaware.cli.options import manifest_path, stage_command
+from scoreaware.cli.options import manifest_path
 
 STAGES = ["auto", "ingest", "segment", "clap", "reward", "caption", "caption_audio", "caption_rewrite", "select",
           "mixture"]
@@ -23,12 +23,9 @@ def validate(manifest: Path, stage: str, limit: int | None) -> None:
 
     Exits 1 when anything fails (including lines that are not valid JSON or not a cut).
     """
-    from scoreaware.schemas.validation import ManifestKindError, validate_manifest
+    from scoreaware.schemas.validation import validate_manifest
 
-    try:
-        report = validate_manifest(manifest, stage=None if stage == "auto" else stage)
-    except ManifestKindError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = validate_manifest(manifest, stage=None if stage == "auto" else stage)
     click.echo(report.format(limit=limit))
     if not report.ok:
         sys.exit(1)
@@ -39,7 +36,6 @@ def validate(manifest: Path, stage: str, limit: int | None) -> None:
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the histograms to this PNG.")
 @click.option("--bins", type=click.IntRange(2, 100), default=10, help="Histogram bins in the terminal.")
-@stage_command
 def describe(manifest: Path, plot: Path | None, bins: int) -> None:
     """Counts, total hours and histograms of duration, loudness and scores in MANIFEST."""
     from scoreaware.curate.stages.describe import describe_manifest, format_description, plot_description
@@ -61,7 +57,6 @@ def describe(manifest: Path, plot: Path | None, bins: int) -> None:
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help='JSONL of {"id": cut or recording id, "label": ...}: histograms split by label and what '
                    "filtering removed of each.")
-@stage_command
 def report(manifests: tuple[Path, ...], output: Path, lam: float, examples: int, labels: Path | None) -> None:
     """Write a self-contained HTML report of a curation run from its MANIFESTS (any stages)."""
     from scoreaware.core.errors import StageError

@@ -11,7 +11,6 @@ from scoreaware.cli.options import (
     manifest_path,
     output_options,
     print_result,
-    stage_command,
 )
 
 
@@ -43,7 +42,6 @@ def unsafe_pickle_option(fn):
 @unsafe_pickle_option
 @executor_options
 @output_options("clap.jsonl.gz")
-@stage_command
 def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str, caption_field: str, policy: str,
                    batch_size: int, workers: int, device: str, unsafe_pickle: bool, output: Path, resume: bool,
                    overwrite: bool, executor=None) -> None:
@@ -76,7 +74,6 @@ def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str,
 @unsafe_pickle_option
 @executor_options
 @output_options("reward.jsonl.gz")
-@stage_command
 def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_remote_code: bool,
                      prompt_protocol: str | None,
                      batch_size: int, workers: int, device: str, unsafe_pickle: bool, output: Path, resume: bool,

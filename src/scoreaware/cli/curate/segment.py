@@ -11,7 +11,6 @@ from scoreaware.cli.options import (
     manifest_path,
     output_options,
     print_result,
-    stage_command,
     workers_option,
 )
 
@@ -28,7 +27,6 @@ from scoreaware.cli.options import (
 @output_options("segment.jsonl.gz")
 @workers_option
 @executor_options
-@stage_command
 def segment(manifest: Path, window: float, hop: float | None, min_duration: float | None, min_lufs: float,
             output: Path, resume: bool, overwrite: bool, workers: int, executor=None) -> None:
     """Cut every cut of MANIFEST into fixed windows with loudness and provenance.

@@ -10,7 +10,6 @@ from scoreaware.cli.options import (
     manifest_path,
     output_options,
     print_result,
-    stage_command,
 )
 
 
@@ -27,7 +26,6 @@ from scoreaware.cli.options import (
 @click.option("--rejected", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where the rejected cuts go [default: OUTPUT's .rejected.jsonl.gz sibling].")
 @output_options("filter.jsonl.gz")
-@stage_command
 def filter_cmd(manifest: Path, clap_percentile: float | None, min_clap: float | None, min_duration: float | None,
                max_duration: float | None, min_lufs: float | None, require_caption: bool, caption_field: str,
                rejected: Path | None, output: Path, resume: bool, overwrite: bool) -> None:
@@ -68,7 +66,6 @@ def _weights(value: str) -> dict[str, float]:
               help="Mixture output [default: OUTPUT's .mixture.jsonl.gz sibling].")
 @click.option("--mixture-base", type=manifest_path(), default=None, help="Base of the mixture [default: MANIFEST].")
 @output_options("select.jsonl.gz")
-@stage_command
 def select_cmd(manifest: Path, top: float, weights: str, group_by: str | None, oversample: int | None,
                mixture: Path | None, mixture_base: Path | None, output: Path, resume: bool, overwrite: bool) -> None:
     """Select the top fraction of MANIFEST by z-blended reward and CLAP score (expert iteration)."""

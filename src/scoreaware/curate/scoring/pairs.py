@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from scoreaware.core.errors import StageError
 from scoreaware.curate.scoring.reward import assemble_features
 
 
-class PairsError(ValueError):
+class PairsError(StageError, ValueError):
     """A pairs file that cannot be used; names the line."""
 
 
