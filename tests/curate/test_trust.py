@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from lhotse import CutSet
 
 from scoreaware.cli.main import cli
-from scoreaware.core.arrays import ArrayStore, safe_key
+from scoreaware.core.arrays import ArrayStore
 from scoreaware.core.checkpoints import CheckpointError, load_checkpoint
+from scoreaware.core.files import safe_name
 from scoreaware.core.manifests import read_cuts
-from scoreaware.curate.publish import export_dataset, safe_file_stem
+from scoreaware.curate.publish import export_dataset
 from scoreaware.curate.scoring.reward import RewardConfig, RewardHead, load_reward, save_reward
 from scoreaware.testing.dummies import file_cut, tone, write_audio
 from scoreaware.testing.hostile import save_pickled_checkpoint
@@ -48,7 +49,7 @@ def test_import_never_writes_outside_its_folder(tmp_path):
         source = Path(cut.recording.sources[0].source).resolve()
         assert source.parent == audio_dir
         assert cut.load_audio().shape[-1] == 16000
-        assert (cut.custom.get("audio_file") is not None) == (safe_file_stem(ident) != ident)
+        assert (cut.custom.get("audio_file") is not None) == (safe_name(ident) != ident)
 
 
 @pytest.mark.parametrize("ident", HOSTILE_IDS)
@@ -58,7 +59,7 @@ def test_array_keys_from_data_stay_in_the_store(tmp_path, ident):
     stored = (Path(array.storage_path) / array.storage_key).resolve()
     assert (tmp_path / "store").resolve() in stored.parents
     assert np.array_equal(array.load(), np.arange(3.0))
-    assert safe_key(ident) == ident or "/" not in safe_key(ident)
+    assert safe_name(ident, "key") == ident or "/" not in safe_name(ident, "key")
 
 
 @pytest.fixture

@@ -8,18 +8,15 @@ belongs to a cut that was never written to the manifest, and the resumed run rew
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 from lhotse.array import Array
 from lhotse.features.io import NumpyFilesWriter
 
+from scoreaware.core.files import safe_name
 from scoreaware.core.provenance import manifest_base
-
-SAFE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
 
 
 def arrays_dir(output: str | os.PathLike) -> Path:
@@ -40,17 +37,6 @@ class ArrayStore:
         if group not in self._writers:
             (self.root / group).mkdir(parents=True, exist_ok=True)
             self._writers[group] = NumpyFilesWriter(self.root / group)
-        return self._writers[group].store_array(safe_key(key), np.ascontiguousarray(value, dtype=np.float32))
+        return self._writers[group].store_array(safe_name(key, "key"), np.ascontiguousarray(value, dtype=np.float32))
 
 
-def safe_key(key: str) -> str:
-    """A storage key that stays inside its folder: `key` itself when it is a plain file name,
-    else a readable prefix plus a digest (cut ids come from data: ``../../x`` must not escape).
-
-    Lhotse also files each key under a sub-folder named by its first three characters, so the
-    key must not start with a dot either.
-    """
-    if SAFE_KEY.fullmatch(key) and ".." not in key:
-        return key
-    readable = re.sub(r"[^A-Za-z0-9_-]+", "_", key).strip("_")[:40] or "key"
-    return f"{readable}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -14,6 +15,21 @@ from pathlib import Path
 from scoreaware.core.errors import ManifestError
 
 Pathlike = str | os.PathLike
+
+
+# a plain file name: no separator, no leading dot (Lhotse files array keys under their first three
+# characters, and a dot-folder is hidden), no "..", at most 200 characters
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
+
+
+def safe_name(text: str, fallback: str = "id") -> str:
+    """A file name for `text` that stays inside its folder: `text` itself when it is a plain
+    name, else a readable prefix plus a digest (ids come from data: ``../../x`` or ``/etc/x``
+    must never leave the folder, and two different ids never share a name)."""
+    if SAFE_NAME.fullmatch(text) and ".." not in text:
+        return text
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")[:40] or fallback
+    return f"{readable}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
 
 
 def file_digest(path: Pathlike, algorithm: str = "sha256") -> str:
@@ -95,18 +111,25 @@ def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
                             f"({type(exc).__name__}: {exc}); it was probably cut off while copying") from None
 
 
-def parse_line(raw: bytes, path: Path, number: int) -> dict:
-    """One manifest line as a dict, or a `ManifestError` naming the line."""
+def iter_json_text(text: str, path: Pathlike) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of JSON-lines text already decoded (metadata
+    and prompt files, whose encodings their readers settle); errors as `iter_json_lines`."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield number, parse_line(line, Path(path), number)
+
+
+def parse_line(raw: bytes | str, path: Path, number: int) -> dict:
+    """One JSON-lines line as a dict, or a `ManifestError` naming the file and line."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{path}:{number}: not UTF-8 text (byte {exc.start} of the line)") from None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}:{number}: not UTF-8 text (byte {exc.start} of the line)") from None
-    try:
-        data = json.loads(text)
+        data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}:{number}: not JSON ({exc.msg} at column {exc.colno})") from None
+        raise ManifestError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
     return data
-
-

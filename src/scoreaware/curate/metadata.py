@@ -39,7 +39,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from scoreaware.core.errors import StageError
+from scoreaware.core.errors import ManifestError, StageError
+from scoreaware.core.files import iter_json_text
 
 KNOWN_FIELDS = ("id", "path", "caption", "tags", "license", "artist", "title")
 
@@ -182,17 +183,12 @@ def read_caption_json(path: Path, text: str) -> Iterator[TrackMeta]:
 
 
 def read_jsonl(path: Path, text: str) -> Iterator[TrackMeta]:
-    """One JSON object per line."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MetadataError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise MetadataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        yield _from_row(row, path, str(number))
+    """One JSON object per line (the one line-numbered reader, `core.files.iter_json_text`)."""
+    try:
+        for number, row in iter_json_text(text, path):
+            yield _from_row(row, path, str(number))
+    except ManifestError as exc:
+        raise MetadataError(str(exc)) from None
 
 
 # column name -> our field, per layout; the first layout whose required columns are present wins

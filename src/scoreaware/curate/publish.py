@@ -9,12 +9,10 @@ the folder reads it. Rows whose audio cannot be read are skipped and listed, nev
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from collections import Counter
@@ -26,6 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from scoreaware.core.errors import StageError
+from scoreaware.core.files import safe_name
 from scoreaware.core.provenance import read_provenance
 
 RESERVED = ("audio", "id", "recording_id", "start", "duration", "sampling_rate", "num_channels")
@@ -297,18 +296,6 @@ def publish(directory: str | os.PathLike, repo_id: str, private: bool = False, o
 
 
 # ---------------------------------------------------------------------------- import
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-
-
-def safe_file_stem(ident: str) -> str:
-    """A file name for a row id: the id itself when it is a plain name, else a name derived
-    from it (``id-<sha1>``), so an id like ``../../x`` or ``/etc/x`` can never leave its folder."""
-    if SAFE_NAME.fullmatch(ident) and ".." not in ident:
-        return ident
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", ident).strip("._")[:40] or "id"
-    return f"{readable}-{hashlib.sha1(ident.encode()).hexdigest()[:16]}"
-
-
 def open_rows(source: str, split: str):
     """The dataset's rows, streamed: a local folder is read as it is now (no cache)."""
     from datasets import Audio, load_dataset
@@ -339,7 +326,7 @@ def iter_imported(source: str, split: str, audio_dir: Path, skip_ids=()) -> Iter
         ident = str(row["id"])
         if ident in skip:
             continue
-        stem = safe_file_stem(ident)
+        stem = safe_name(ident)
         path = audio_dir / f"{stem}.flac"
         assert path.resolve().parent == audio_dir.resolve(), f"unsafe audio path for id {ident!r}"
         tmp = path.with_name(f".{path.name}.tmp")

@@ -68,23 +68,18 @@ class TimestepSampler:
         return t.clamp(T_EPS, 1 - T_EPS)
 
 
-def flow_loss(model_fn: Callable[[Tensor, Tensor], Tensor], x0: Tensor, t: Tensor, noise: Tensor,
-              mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Per-sample MSE between predicted and target velocity, averaged over valid frames.
+def masked_mse(v: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Per-sample MSE over valid frames, in fp32: the flow-matching loss every objective uses.
 
-    :param model_fn: (x_t, t) -> v.
-    :param x0: (N, T, C) clean latents; noise the same shape; t (N,).
-    :param mask: (N, T) bool of valid frames (padding excluded), or None.
-    :return: (mean loss, per-sample losses (N,)).
+    :param v: (N, T, C) predicted velocity; `target` the same shape.
+    :param mask: (N, T) bool of valid frames (padding excluded), or None (every frame).
+    :return: (N,) mean over channels, then over valid frames.
     """
-    v = model_fn(interpolate(x0, noise, t), t)
-    err = (v - target_velocity(x0, noise)).pow(2).mean(-1)  # (N, T)
+    err = (v.float() - target.float()).pow(2).mean(-1)  # (N, T)
     if mask is None:
-        per = err.mean(-1)
-    else:
-        m = mask.float()
-        per = (err * m).sum(-1) / m.sum(-1).clamp(min=1)
-    return per.mean(), per
+        return err.mean(-1)
+    m = mask.float()
+    return (err * m).sum(-1) / m.sum(-1).clamp(min=1)
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from scoreaware.train.flow import TimestepSampler, interpolate, target_velocity
+from scoreaware.train.flow import TimestepSampler, interpolate, masked_mse, target_velocity
 from scoreaware.train.model import Conditioning, FluxAudio
 from scoreaware.train.repa import RepaLoss
 
@@ -95,9 +95,7 @@ class FlowObjective:
         cond = self.nulls.apply(batch_conditioning(batch, device), draws["drop_text"].to(device))
         cond.score_mask = cond.score_mask & ~draws["drop_score"].to(device)
         v, hidden = net(interpolate(x0, noise, t), t, cond)
-        err = (v.float() - target_velocity(x0, noise)).pow(2).mean(-1)  # (N, T)
-        m = mask.float()
-        per_sample = (err * m).sum(-1) / m.sum(-1).clamp(min=1)  # (N,)
+        per_sample = masked_mse(v, target_velocity(x0, noise), mask)  # (N,)
         flow = per_sample.mean()
         logs = {"flow": flow.detach(), "per_sample": per_sample.detach(), "t": t.detach()}
         loss = flow

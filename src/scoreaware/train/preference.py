@@ -22,9 +22,9 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from scoreaware.train.flow import TimestepSampler, interpolate, target_velocity
+from scoreaware.train.flow import TimestepSampler, interpolate, masked_mse, target_velocity
 from scoreaware.train.model import Conditioning
 from scoreaware.train.objective import NullConditioning, batch_conditioning
 
@@ -35,13 +35,6 @@ def frozen_copy(module: nn.Module) -> nn.Module:
     for parameter in reference.parameters():
         parameter.requires_grad_(False)
     return reference
-
-
-def _masked_mse(v: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Per-sample MSE over valid frames: (N, T, C) × 2, (N, T) -> (N,), in fp32."""
-    err = (v.float() - target.float()).pow(2).mean(-1)
-    m = mask.float()
-    return (err * m).sum(-1) / m.sum(-1).clamp(min=1)
 
 
 class CRPOObjective:
@@ -74,10 +67,10 @@ class CRPOObjective:
         target = torch.cat([target_velocity(x_w, noise), target_velocity(x_l, noise)])
         t2, mask = torch.cat([t, t]), torch.cat([mask_w, mask_l])
         v, _ = net(x_t, t2, both)
-        model_w, model_l = _masked_mse(v, target, mask).chunk(2)
+        model_w, model_l = masked_mse(v, target, mask).chunk(2)
         with torch.no_grad():
             v_ref = self.reference(x_t, t2, both)
-            ref_w, ref_l = _masked_mse(v_ref, target, mask).chunk(2)
+            ref_w, ref_l = masked_mse(v_ref, target, mask).chunk(2)
         inside = -0.5 * self.beta * ((model_w - model_l) - (ref_w - ref_l))  # (N,), fp32
         preference = -F.logsigmoid(inside).mean()
         loss = preference + self.lambda_fm * model_w.mean()

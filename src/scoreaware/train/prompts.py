@@ -18,7 +18,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scoreaware.core.errors import StageError
+from scoreaware.core.errors import ManifestError, StageError
+from scoreaware.core.files import iter_json_text
 
 TEXT_KEYS = ("prompt", "caption", "text")
 
@@ -59,16 +60,11 @@ def read_prompts(path: str | os.PathLike) -> list[Prompt]:
         prompts = _from_json(path, text)
     elif suffix == ".jsonl" or head == "{":
         prompts = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PromptError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise PromptError(f"{path}:{number}: expected an object with a 'prompt'")
-            prompts.append(_prompt(row, f"{path}:{number}", f"{len(prompts) + 1:04d}"))
+        try:
+            for number, row in iter_json_text(text, path):
+                prompts.append(_prompt(row, f"{path}:{number}", f"{len(prompts) + 1:04d}"))
+        except ManifestError as exc:
+            raise PromptError(str(exc)) from None
     elif suffix in (".csv", ".tsv"):
         prompts = _from_table(path, text, "\t" if suffix == ".tsv" else ",")
     else:

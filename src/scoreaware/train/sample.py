@@ -231,13 +231,13 @@ class ClipJob:
 def plan_clips(prompts: list[Prompt], seeds_per_prompt: int, seed_base: int) -> list[ClipJob]:
     """Clip k of prompt i gets seed ``seed_base + i·K + k``: the same prompt and seed start from
     the same noise in every checkpoint, so clips pair across training stages."""
-    from scoreaware.curate.publish import safe_file_stem
+    from scoreaware.core.files import safe_name
 
     jobs = []
     for index, prompt in enumerate(prompts):
         for k in range(seeds_per_prompt):
             seed = seed_base + index * seeds_per_prompt + k
-            jobs.append(ClipJob(f"{safe_file_stem(prompt.id)}_s{seed}", prompt, index, k, seed))
+            jobs.append(ClipJob(f"{safe_name(prompt.id)}_s{seed}", prompt, index, k, seed))
     return jobs
 
 
