@@ -13,7 +13,8 @@ from scoreaware.core.manifests import read_cuts
 from scoreaware.train.config import resolve
 from scoreaware.train.data import LatentBatches, compute_normalization, encode_info
 from scoreaware.train.flow import TimestepSampler
-from scoreaware.train.loop import build, load_nulls
+from scoreaware.train.inherit import load_nulls
+from scoreaware.train.loop import build
 from scoreaware.train.objective import FlowObjective, Trainable
 
 manifest, out = sys.argv[1], sys.argv[2]

@@ -134,7 +134,8 @@ def test_a_child_inherits_normalization_and_refuses_other_encodings(parent, enco
 def test_the_crpo_reference_never_moves_and_costs_no_gradient(parent):
     from scoreaware.train.data import PairBatches
     from scoreaware.train.flow import TimestepSampler
-    from scoreaware.train.loop import load_parent_weights, nulls_from_checkpoint, weights_digest
+    from scoreaware.train.inherit import load_parent_weights, nulls_from_checkpoint
+    from scoreaware.train.loop import weights_digest
     from scoreaware.train.model import FluxAudio, ModelConfig
     from scoreaware.train.objective import Trainable
     from scoreaware.train.preference import CRPOObjective, frozen_copy

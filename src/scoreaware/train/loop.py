@@ -34,19 +34,14 @@ from scoreaware.train.data import (
     LatentBatches,
     Normalization,
     PairBatches,
-    check_finite,
-    compute_normalization,
-    encode_info,
     make_sampler,
 )
 from scoreaware.train.flow import TimestepSampler
+from scoreaware.train.inherit import load_parent_weights, starting_point
 from scoreaware.train.model import MODELS, FluxAudio, ModelConfig
 from scoreaware.train.objective import TIME_BINS, FlowObjective, NullConditioning, Trainable, time_bin_losses
 from scoreaware.train.preference import CRPOObjective, frozen_copy
 from scoreaware.train.repa import RepaLoss
-
-# encode-info fields a child run must share with its parent (the spaces the model lives in)
-INHERITED_ENCODE = ("codec", "latent_channels", "text_encoder", "text_dim", "clap_dim", "clap_model", "clap_weights")
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -133,11 +128,6 @@ def new_run_dir(root: Path, model: str) -> Path:
     return root / f"{index:03d}-{model}"
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = sorted((run_dir / "checkpoints").glob("*.pt"))
-    return found[-1] if found else None
-
-
 def build(config: TrainConfig, info: dict) -> tuple[FluxAudio, RepaLoss | None, ModelConfig]:
     """Backbone (and REPA projectors) sized from the preset and the encoded data."""
     overrides = dict(latent_channels=info["latent_channels"], text_dim=info["text_dim"], clap_dim=info["clap_dim"],
@@ -154,58 +144,6 @@ def build(config: TrainConfig, info: dict) -> tuple[FluxAudio, RepaLoss | None, 
                              f"{','.join(config.repa)}`")
         repa = RepaLoss(model_config.dim, {r: tuple(info["repa"][r]) for r in config.repa}, width=config.repa_width)
     return backbone, repa, model_config
-
-
-def load_nulls(info: dict) -> NullConditioning:
-    """The CFG null (the empty string's features) recorded at encode time."""
-    from lhotse.array import Array
-
-    text = Array.from_dict(info["null"]["text_tokens"]).load()
-    clap = Array.from_dict(info["null"]["clap_text"]).load()
-    return NullConditioning(torch.from_numpy(text).float(), torch.from_numpy(clap).float())
-
-
-def nulls_from_checkpoint(state: dict) -> NullConditioning:
-    return NullConditioning(state["null"]["text_tokens"].float(), state["null"]["clap_text"].float())
-
-
-def check_inheritance(parent: dict, info: dict, manifest: str) -> None:
-    """Refuse to fine-tune a parent on data encoded into other spaces."""
-    theirs = parent.get("encode", {})
-    differ = [f"{k}: parent {theirs.get(k)!r}, manifest {info.get(k)!r}" for k in INHERITED_ENCODE
-              if k in theirs and k in info and theirs.get(k) != info.get(k)]
-    if differ:
-        raise ValueError(f"{manifest} was encoded differently from the parent checkpoint ({'; '.join(differ)}); "
-                         "encode it with the parent's codec, text encoder and CLAP model")
-
-
-def load_parent_weights(backbone: FluxAudio, repa: RepaLoss | None, parent: dict, allow_new_head: bool) -> list[str]:
-    """The parent's EMA into the backbone strictly (and its REPA projectors when they fit);
-    returns what was initialized fresh, to report."""
-    fresh = []
-    try:
-        missing, unexpected = backbone.load_state_dict(parent["ema"], strict=False)
-    except RuntimeError as exc:  # shapes differ: another preset, width or codec
-        mismatches = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
-        raise ValueError("the parent checkpoint does not fit this model: " + "; ".join(mismatches[:3])) from None
-    new_head = [k for k in missing if k.startswith("score_embed.")]
-    other = [k for k in missing if not k.startswith("score_embed.")]
-    if other or unexpected or (new_head and not allow_new_head):
-        raise ValueError(
-            "the parent checkpoint does not fit this model: "
-            + (f"missing {other[:4]} " if other else "") + (f"unexpected {unexpected[:4]} " if unexpected else "")
-            + (f"no score head in the parent ({new_head[0]}, ...): set init_new_head=true to add one "
-               "(it starts as a no-op)" if new_head and not allow_new_head else ""))
-    if new_head:
-        fresh.append("score head (zero-initialized output)")
-    if repa is not None:
-        theirs = {k.removeprefix("repa."): v for k, v in parent["model"].items() if k.startswith("repa.")}
-        ours = repa.state_dict()
-        if theirs.keys() == ours.keys() and all(theirs[k].shape == ours[k].shape for k in ours):
-            repa.load_state_dict(theirs)
-        else:
-            fresh.append("REPA projectors")
-    return fresh
 
 
 @torch.no_grad()
@@ -284,86 +222,78 @@ def plot_history(history: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def crpo_reference(config: TrainConfig, model_config: ModelConfig, parent: dict | None, device) -> FluxAudio | None:
+    """CRPO's frozen reference: the parent's EMA (also when resuming); None for other objectives."""
+    if config.objective != "crpo":
+        return None
+    if parent is None:
+        raise ValueError("CRPO needs a starting checkpoint: set init_from (the reference is its EMA)")
+    reference = FluxAudio(model_config)
+    load_parent_weights(reference, None, parent, config.init_new_head)
+    return frozen_copy(reference).to(device)
+
+
+def make_objective(config: TrainConfig, reference, nulls: NullConditioning, norm: Normalization, info: dict,
+                   rank: int):
+    """(objective, dataset) for the config's objective: flow matching (+ REPA) or CRPO on pairs."""
+    sampler_fn = TimestepSampler(config.timesteps, lam=config.beta_lambda)
+    generator = torch.Generator().manual_seed(config.seed * 1000 + rank)
+    if config.objective == "crpo":
+        return (CRPOObjective(reference, sampler_fn, nulls, config.crpo_beta, config.crpo_lambda_fm, generator),
+                PairBatches(norm, config.max_frames))
+    return (FlowObjective(sampler_fn, nulls, config.text_dropout, config.score_dropout, config.repa_coeff, generator),
+            LatentBatches(norm, config.max_frames, {r: tuple(info["repa"][r]) for r in config.repa}))
+
+
+def restore(checkpoint: dict, net, ema, optimizer, sampler, objective, rank: int, world: int) -> tuple[int, int, list]:
+    """Load a checkpoint's weights, optimizer, sampler and RNG state; (step, epoch, history)."""
+    net.load_state_dict(checkpoint["model"])
+    ema.load_state_dict(checkpoint["ema"])
+    optimizer.load_state_dict(checkpoint["opt"])
+    samplers = checkpoint["sampler"] if isinstance(checkpoint["sampler"], list) else [checkpoint["sampler"]]
+    sampler.load_state_dict(copy.deepcopy(samplers[rank if rank < len(samplers) else 0]))
+    states = checkpoint["rng"] if isinstance(checkpoint["rng"], list) else [checkpoint["rng"]]
+    if len(states) != world:
+        raise ValueError(f"the checkpoint was written by {len(states)} processes; resume it with as many")
+    set_rng_state(states[rank], objective)
+    return checkpoint["step"], checkpoint["epoch"], checkpoint["history"]
+
+
 # ------------------------------------------------------------------------------------ main
 def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pickle: bool = False,
          explicit: dict | None = None) -> Path:
     """Train; returns the run folder. With `resume_dir`, continue its latest checkpoint exactly
     (the saved config, with only the `explicit` keys a resumed run may change applied)."""
-    from scoreaware.core.checkpoints import load_checkpoint
     from scoreaware.core.provenance import describe_input
-    from scoreaware.train.config import resume_config
 
     rank, world, local_rank = setup_distributed()
-    checkpoint = parent = None
-    if resume_dir is not None:
-        path = latest_checkpoint(resume_dir)
-        if path is None:
-            raise FileNotFoundError(f"no checkpoint in {resume_dir}/checkpoints")
-        checkpoint = load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="training checkpoint")
-        config, changed = resume_config(checkpoint["config"], explicit or {})
-        if changed and rank == 0:
-            print(f"resuming {resume_dir} with {', '.join(f'{k}={v}' for k, v in changed.items())}", flush=True)
+    start = starting_point(config, resume_dir, unsafe_pickle, explicit,
+                           log=(lambda line: print(line, flush=True)) if rank == 0 else (lambda line: None))
+    config, checkpoint, parent, info, norm = start.config, start.checkpoint, start.parent, start.info, start.norm
     device = pick_device(config, local_rank)
     torch.manual_seed(config.seed + rank)
     np.random.seed(config.seed + rank)
     random.seed(config.seed + rank)
-    info = encode_info(config.manifest)
-    if config.init_from:
-        parent = load_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
-        check_inheritance(parent, info, config.manifest)
-        info = {**info, **{k: parent["encode"][k] for k in INHERITED_ENCODE if k in parent.get("encode", {})}}
-    if checkpoint:
-        norm = Normalization.from_dict(checkpoint["norm"])
-    elif parent:  # the child sees its data as the parent did
-        check_finite(config.manifest, (config.score_field, config.clap_field))
-        norm = Normalization.from_dict(parent["norm"])
-    else:
-        norm = compute_normalization(config.manifest, config.score_field, config.score_group_by, config.clap_field)
     backbone, repa, model_config = build(config, info)
     fresh = []
     if parent is not None and not checkpoint:
         fresh = load_parent_weights(backbone, repa, parent, config.init_new_head)
         if fresh and rank == 0:
             print(f"from the parent {config.init_from}: initialized fresh: {', '.join(fresh)}", flush=True)
-    source = checkpoint or parent
-    nulls = nulls_from_checkpoint(source) if source and "null" in source else load_nulls(info)
+    nulls = start.nulls
     net = Trainable(backbone, repa).to(device)
     ema = copy.deepcopy(backbone).requires_grad_(False).eval()
-    reference = None
-    if config.objective == "crpo":  # the frozen starting weights: the parent's EMA, also when resuming
-        if parent is None:
-            raise ValueError("CRPO needs a starting checkpoint: set init_from (the reference is its EMA)")
-        reference = FluxAudio(model_config)
-        load_parent_weights(reference, None, parent, config.init_new_head)
-        reference = frozen_copy(reference).to(device)
+    reference = crpo_reference(config, model_config, parent, device)
     reference_digest = weights_digest(reference) if reference is not None else None
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sampler_fn = TimestepSampler(config.timesteps, lam=config.beta_lambda)
-    generator = torch.Generator().manual_seed(config.seed * 1000 + rank)
-    if config.objective == "crpo":
-        objective = CRPOObjective(reference, sampler_fn, nulls, config.crpo_beta, config.crpo_lambda_fm, generator)
-        dataset = PairBatches(norm, config.max_frames)
-    else:
-        objective = FlowObjective(sampler_fn, nulls, config.text_dropout, config.score_dropout, config.repa_coeff,
-                                  generator)
-        dataset = LatentBatches(norm, config.max_frames, {r: tuple(info["repa"][r]) for r in config.repa})
+    objective, dataset = make_objective(config, reference, nulls, norm, info, rank)
     repa_spec = {r: tuple(info["repa"][r]) for r in config.repa}
     sampler = make_sampler(config.manifest, config.batch_size // world, config.seed, world, rank)
     step, epoch, history = 0, 0, []
     run_dir = resume_dir
-    restored = False
+    restored = checkpoint is not None
     if checkpoint:
-        net.load_state_dict(checkpoint["model"])
-        ema.load_state_dict(checkpoint["ema"])
-        optimizer.load_state_dict(checkpoint["opt"])
-        step, epoch, history = checkpoint["step"], checkpoint["epoch"], checkpoint["history"]
-        samplers = checkpoint["sampler"] if isinstance(checkpoint["sampler"], list) else [checkpoint["sampler"]]
-        sampler.load_state_dict(copy.deepcopy(samplers[rank if rank < len(samplers) else 0]))
-        states = checkpoint["rng"] if isinstance(checkpoint["rng"], list) else [checkpoint["rng"]]
-        if len(states) != world:
-            raise ValueError(f"the checkpoint was written by {len(states)} processes; resume it with as many")
-        set_rng_state(states[rank], objective)
-        restored = True
+        step, epoch, history = restore(checkpoint, net, ema, optimizer, sampler, objective, rank, world)
     if rank == 0 and run_dir is None:
         run_dir = new_run_dir(Path(config.run_dir), config.model)
         (run_dir / "checkpoints").mkdir(parents=True)

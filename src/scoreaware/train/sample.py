@@ -154,7 +154,7 @@ class Generator:
         if "null" in self.state:  # the CFG null the run trained with: the empty string's features
             self.null_text, self.null_clap = self.state["null"]["text_tokens"], self.state["null"]["clap_text"]
         else:
-            from scoreaware.train.loop import load_nulls
+            from scoreaware.train.inherit import load_nulls
 
             nulls = load_nulls(info)
             self.null_text, self.null_clap = nulls.text, nulls.clap

@@ -1,0 +1,129 @@
+"""Where a run starts: a fresh run, a resumed checkpoint, or a parent it inherits from.
+
+A run started from a parent (``init_from``) inherits what the parent learned with: its latent and
+score normalization, its encode info (codec, text encoder, CLAP model) and its CFG null; a
+manifest encoded differently is refused, and the weights load strictly (a new score head only
+with ``init_new_head``, reported). A resumed run takes its saved configuration, with only the keys
+a resumed run may change applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from scoreaware.core.checkpoints import load_checkpoint
+from scoreaware.train.config import TrainConfig, resume_config
+from scoreaware.train.data import Normalization, check_finite, compute_normalization, encode_info
+from scoreaware.train.model import FluxAudio
+from scoreaware.train.objective import NullConditioning
+from scoreaware.train.repa import RepaLoss
+
+# encode-info fields a child run must share with its parent (the spaces the model lives in)
+INHERITED_ENCODE = ("codec", "latent_channels", "text_encoder", "text_dim", "clap_dim", "clap_model", "clap_weights")
+
+
+@dataclass
+class Start:
+    """What a run starts from: its configuration, the checkpoint it resumes (or None), the parent
+    it inherits from (or None), the encode info and the normalization it trains with."""
+
+    config: TrainConfig
+    checkpoint: dict | None
+    parent: dict | None
+    info: dict
+    norm: Normalization
+
+    @property
+    def nulls(self) -> NullConditioning:
+        """The CFG null: the resumed run's or the parent's, else the manifest's encode info."""
+        source = self.checkpoint or self.parent
+        return nulls_from_checkpoint(source) if source and "null" in source else load_nulls(self.info)
+
+
+def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_pickle: bool, explicit: dict | None,
+                   log=print) -> Start:
+    """Load the checkpoint to resume and the parent to inherit from, and settle the encode info
+    and the normalization the run trains with."""
+    checkpoint = parent = None
+    if resume_dir is not None:
+        path = latest_checkpoint(resume_dir)
+        if path is None:
+            raise FileNotFoundError(f"no checkpoint in {resume_dir}/checkpoints")
+        checkpoint = load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="training checkpoint")
+        config, changed = resume_config(checkpoint["config"], explicit or {})
+        if changed:
+            log(f"resuming {resume_dir} with {', '.join(f'{k}={v}' for k, v in changed.items())}")
+    info = encode_info(config.manifest)
+    if config.init_from:
+        parent = load_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
+        check_inheritance(parent, info, config.manifest)
+        info = {**info, **{k: parent["encode"][k] for k in INHERITED_ENCODE if k in parent.get("encode", {})}}
+    if checkpoint:
+        norm = Normalization.from_dict(checkpoint["norm"])
+    elif parent:  # the child sees its data as the parent did
+        check_finite(config.manifest, (config.score_field, config.clap_field))
+        norm = Normalization.from_dict(parent["norm"])
+    else:
+        norm = compute_normalization(config.manifest, config.score_field, config.score_group_by, config.clap_field)
+    return Start(config, checkpoint, parent, info, norm)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest ``checkpoints/*.pt`` of a run folder (None when it has none)."""
+    found = sorted((Path(run_dir) / "checkpoints").glob("*.pt"))
+    return found[-1] if found else None
+
+
+def load_nulls(info: dict) -> NullConditioning:
+    """The CFG null (the empty string's features) recorded at encode time."""
+    from lhotse.array import Array
+
+    text = Array.from_dict(info["null"]["text_tokens"]).load()
+    clap = Array.from_dict(info["null"]["clap_text"]).load()
+    return NullConditioning(torch.from_numpy(text).float(), torch.from_numpy(clap).float())
+
+
+def nulls_from_checkpoint(state: dict) -> NullConditioning:
+    return NullConditioning(state["null"]["text_tokens"].float(), state["null"]["clap_text"].float())
+
+
+def check_inheritance(parent: dict, info: dict, manifest: str) -> None:
+    """Refuse to fine-tune a parent on data encoded into other spaces."""
+    theirs = parent.get("encode", {})
+    differ = [f"{k}: parent {theirs.get(k)!r}, manifest {info.get(k)!r}" for k in INHERITED_ENCODE
+              if k in theirs and k in info and theirs.get(k) != info.get(k)]
+    if differ:
+        raise ValueError(f"{manifest} was encoded differently from the parent checkpoint ({'; '.join(differ)}); "
+                         "encode it with the parent's codec, text encoder and CLAP model")
+
+
+def load_parent_weights(backbone: FluxAudio, repa: RepaLoss | None, parent: dict, allow_new_head: bool) -> list[str]:
+    """The parent's EMA into the backbone strictly (and its REPA projectors when they fit);
+    returns what was initialized fresh, to report."""
+    fresh = []
+    try:
+        missing, unexpected = backbone.load_state_dict(parent["ema"], strict=False)
+    except RuntimeError as exc:  # shapes differ: another preset, width or codec
+        mismatches = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise ValueError("the parent checkpoint does not fit this model: " + "; ".join(mismatches[:3])) from None
+    new_head = [k for k in missing if k.startswith("score_embed.")]
+    other = [k for k in missing if not k.startswith("score_embed.")]
+    if other or unexpected or (new_head and not allow_new_head):
+        raise ValueError(
+            "the parent checkpoint does not fit this model: "
+            + (f"missing {other[:4]} " if other else "") + (f"unexpected {unexpected[:4]} " if unexpected else "")
+            + (f"no score head in the parent ({new_head[0]}, ...): set init_new_head=true to add one "
+               "(it starts as a no-op)" if new_head and not allow_new_head else ""))
+    if new_head:
+        fresh.append("score head (zero-initialized output)")
+    if repa is not None:
+        theirs = {k.removeprefix("repa."): v for k, v in parent["model"].items() if k.startswith("repa.")}
+        ours = repa.state_dict()
+        if theirs.keys() == ours.keys() and all(theirs[k].shape == ours[k].shape for k in ours):
+            repa.load_state_dict(theirs)
+        else:
+            fresh.append("REPA projectors")
+    return fresh
