@@ -96,3 +96,20 @@ def test_demo_run_end_to_end(tmp_path):
     generated = [line for line in again.output.splitlines() if "generated now" in line]
     assert generated and all(", 0 generated now" in line for line in generated), generated
     assert again.output.count("already trained") >= 4 and "already exported" in again.output
+
+
+def test_every_command_help_ends_with_an_example():
+    from scoreaware.cli.examples import EXAMPLES, commands
+
+    paths = [path for path, _ in commands(cli)]
+    assert set(paths) == set(EXAMPLES), set(paths) ^ set(EXAMPLES)
+    for path in paths:
+        result = CliRunner().invoke(cli, [*path.split(), "--help"])
+        assert result.exit_code == 0, result.output
+        tail = result.output.rstrip().splitlines()[-2:]
+        assert tail[0].strip() == "Example:" and tail[1].strip() == EXAMPLES[path], (path, tail)
+
+
+def test_version():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == "scoreaware, version 0.1.0"

@@ -15,6 +15,7 @@ from scoreaware import __version__
 from scoreaware.cli.curate import curate
 from scoreaware.cli.demo import demo
 from scoreaware.cli.errors import GuardedGroup
+from scoreaware.cli.examples import add_examples
 from scoreaware.cli.eval import evaluate
 from scoreaware.cli.posttrain import posttrain
 from scoreaware.cli.train import train
@@ -57,6 +58,7 @@ cli.add_command(train)
 cli.add_command(posttrain)
 cli.add_command(evaluate)
 cli.add_command(demo)
+add_examples(cli)
 
 
 if __name__ == "__main__":
