@@ -15,8 +15,8 @@ from scoreaware import __version__
 from scoreaware.cli.curate import curate
 from scoreaware.cli.demo import demo
 from scoreaware.cli.errors import GuardedGroup
-from scoreaware.cli.examples import add_examples
 from scoreaware.cli.eval import evaluate
+from scoreaware.cli.examples import add_examples
 from scoreaware.cli.posttrain import posttrain
 from scoreaware.cli.train import train
 

@@ -9,10 +9,14 @@ they trust it (``--unsafe-pickle``), and a warning says that it did.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import zipfile
 from typing import Any
+
+import torch
 
 from scoreaware.core.errors import StageError
 
@@ -29,9 +33,7 @@ def load_checkpoint(path: str | os.PathLike, *, unsafe_pickle: bool = False, wha
     :raises CheckpointError: the file needs pickle and `unsafe_pickle` is off, or it is not a
         PyTorch checkpoint at all.
     """
-    import zipfile
 
-    import torch
 
     with open(path, "rb") as f:
         head = f.read(2)
@@ -64,7 +66,6 @@ def _unreadable(path: str | os.PathLike, exc: BaseException) -> CheckpointError:
 
 def forced_weights_only():
     """A context in which every ``torch.load`` (also inside third-party code) is weights-only."""
-    import contextlib
 
     @contextlib.contextmanager
     def scope():

@@ -20,8 +20,11 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from lhotse import CutSet
+from lhotse.serialization import deserialize_item
+
 from scoreaware.core.errors import ManifestError
-from scoreaware.core.files import iter_json_lines
+from scoreaware.core.files import count_lines, iter_json_lines
 
 CUT_TYPES = ("MonoCut", "MultiCut", "MixedCut", "PaddingCut")
 
@@ -150,7 +153,6 @@ def check_cut_fields(data: dict, path: Path, number: int) -> None:
 
 def to_cut(data: dict, path: Path, number: int):
     """Deserialize one line as a cut, or raise a `ManifestError` saying what the line is."""
-    from lhotse.serialization import deserialize_item
 
     kind = manifest_kind(data)
     if kind != "cut":
@@ -176,7 +178,6 @@ class ManifestCuts:
             yield to_cut(map_paths(data, lambda p: resolve(p, root)), self.path, number)
 
     def __len__(self) -> int:
-        from scoreaware.core.files import count_lines
 
         return count_lines(self.path)
 
@@ -187,7 +188,6 @@ def read_cuts(path: str | os.PathLike, root: str | os.PathLike | None = None):
     :param root: the folder relative paths resolve against (default: the manifest's own; a
         stage's partial output resolves against the folder of its final manifest).
     """
-    from lhotse import CutSet
 
     return CutSet(ManifestCuts(path, root))
 

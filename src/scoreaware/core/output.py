@@ -33,6 +33,7 @@ from lhotse.serialization import SequentialJsonlWriter
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import Pathlike, atomic_write_text, count_lines, repair_jsonl_tail
+from scoreaware.core.manifests import portable
 from scoreaware.core.provenance import (
     _json_normal,
     config_changes,
@@ -258,7 +259,6 @@ class StageOutput:
 
     def _put(self, stream: str, item: Any) -> None:
         """Write one item with its file paths relative to the output's folder (portable)."""
-        from scoreaware.core.manifests import portable
 
         self._writers[stream].write(portable(item, self.root), flush=True)
 

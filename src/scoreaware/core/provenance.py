@@ -7,6 +7,7 @@ import hashlib
 import json
 import platform
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,6 @@ def describe_input(path: Pathlike) -> dict:
 
 def library_versions(*names: str) -> dict[str, str]:
     """Installed versions of scoreaware and the named distributions (missing ones skipped)."""
-    from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
     for name in ("scoreaware", "lhotse", "numpy", "pandera", *names):

@@ -18,10 +18,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import torch
+from lhotse.serialization import SequentialJsonlWriter
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.jobs import ExecutorOptions, ShardFailure, StageJob
@@ -38,9 +42,7 @@ def shard_manifest(manifest: Path, folder: Path, shard_size: int) -> list[Path]:
     The shards use Shar's file naming but Lhotse's plain cut serialization: Shar's own cut
     writer stores each cut relative to the audio the shard carries (``start`` reset to 0), so
     a cuts-only Shar of windows into longer recordings would point every window at 0 s."""
-    import shutil
 
-    from lhotse.serialization import SequentialJsonlWriter
 
     key = {"manifest_sha256": describe_input(manifest)["sha256"], "shard_size": shard_size}
     index = folder / SHARD_INDEX
@@ -73,7 +75,6 @@ class _ShardWorker:
 
     def __init__(self, job: StageJob, threads: int) -> None:
         created = time.time()  # wall clock: compared with the driver's (same node, or NTP across nodes)
-        import torch
 
         torch.set_num_threads(max(1, threads))  # the actor's CPUs, not the node's: actors share it
         self.job = job
@@ -109,7 +110,7 @@ def run_on_ray(job: StageJob, manifest: Path, skip_ids: set[str], options: Execu
     their done ids, so a half-done shard redoes only what is missing.
     """
     try:
-        import ray
+        import ray  # optional: the ray extra
     except ImportError:
         raise StageError("--executor ray needs Ray: pip install 'scoreaware[ray]' (or 'ray[data]')") from None
 

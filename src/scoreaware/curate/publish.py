@@ -22,9 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from datasets import Audio, Dataset, Features, List, Value, load_dataset
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi, get_token
+from lhotse import Recording
+from lhotse.utils import fastcopy
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import safe_name
+from scoreaware.core.manifests import read_cuts
 from scoreaware.core.provenance import read_provenance
 
 RESERVED = ("audio", "id", "recording_id", "start", "duration", "sampling_rate", "num_channels")
@@ -85,7 +90,6 @@ def features_for(columns: dict[str, str], embeddings: bool):
     bytes; the rows are written as a struct and the column is cast to `Audio()` afterwards,
     which only relabels the Arrow storage.
     """
-    from datasets import Features, List, Value
 
     value = {"str": Value("string"), "int": Value("int64"), "float": Value("float64"), "bool": Value("bool"),
              "list_str": List(Value("string")), "json": Value("string"), "array": List(Value("float32"))}
@@ -109,7 +113,6 @@ def encode_flac(audio: np.ndarray, sampling_rate: int) -> bytes:
 
 def _rows(manifest: str, columns: dict, embeddings: bool, skipped_path: str) -> Iterator[dict]:
     """Dataset rows; unreadable cuts are appended to `skipped_path` and left out."""
-    from scoreaware.core.manifests import read_cuts
 
     for cut in read_cuts(manifest):
         try:
@@ -144,9 +147,7 @@ def export_dataset(manifest: str | os.PathLike, directory: str | os.PathLike, ma
     :param max_shard_bytes: upper bound on the Arrow size of one Parquet shard.
     :param embeddings: also export stored Lhotse arrays (CLAP embeddings, ...) as float lists.
     """
-    from datasets import Audio, Dataset
 
-    from scoreaware.core.manifests import read_cuts
 
     manifest = str(manifest)
     directory = Path(directory)
@@ -213,7 +214,6 @@ def provenance_chain(manifest: str | os.PathLike) -> list[dict]:
 
 def dataset_card(manifest: str, dataset, columns: dict[str, str], skipped: list[dict]) -> str:
     """README.md with YAML metadata: fields, scoring models, thresholds, licences."""
-    from huggingface_hub import DatasetCard, DatasetCardData
 
     licenses = Counter(dataset["license"]) if "license" in dataset.column_names else Counter()
     licenses.pop(None, None)
@@ -267,8 +267,6 @@ def publish(directory: str | os.PathLike, repo_id: str, private: bool = False, o
     Uses `token`, else the token `huggingface_hub` finds (``HF_TOKEN`` or the saved login).
     Refuses to write into a repository that already has files unless `overwrite`.
     """
-    from datasets import load_dataset
-    from huggingface_hub import DatasetCard, HfApi, get_token
 
     token = token or get_token()
     if not token:
@@ -298,7 +296,6 @@ def publish(directory: str | os.PathLike, repo_id: str, private: bool = False, o
 # ---------------------------------------------------------------------------- import
 def open_rows(source: str, split: str):
     """The dataset's rows, streamed: a local folder is read as it is now (no cache)."""
-    from datasets import Audio, load_dataset
 
     if Path(source).is_dir():
         files = sorted(str(p) for p in (Path(source) / "data").glob(f"{split}-*.parquet")) or \
@@ -317,8 +314,6 @@ def iter_imported(source: str, split: str, audio_dir: Path, skip_ids=()) -> Iter
     Each row's audio goes to ``audio_dir/<safe name>.flac``; when the row id is not a plain file
     name the safe name is recorded in ``custom["audio_file"]``.
     """
-    from lhotse import Recording
-    from lhotse.utils import fastcopy
 
     audio_dir.mkdir(parents=True, exist_ok=True)
     skip = set(skip_ids)

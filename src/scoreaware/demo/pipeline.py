@@ -27,10 +27,34 @@ from pathlib import Path
 import click
 
 from scoreaware.core.errors import StageError
+from scoreaware.core.files import count_lines
 from scoreaware.core.progress import progress
 from scoreaware.core.stage import StageResult
+from scoreaware.curate.publish import export_dataset
+from scoreaware.curate.runs.caption import run_caption
+from scoreaware.curate.runs.ingest import run_ingest
+from scoreaware.curate.runs.score import run_score_clap, run_score_reward
+from scoreaware.curate.runs.segment import run_segment
+from scoreaware.curate.runs.select import run_filter, run_select
+from scoreaware.curate.stages.describe import describe_manifest, format_description, plot_description
+from scoreaware.curate.stages.report import build_report, read_labels
+from scoreaware.demo import truth as check
+from scoreaware.demo.domain.targets import describe_targets
 from scoreaware.demo.synth import make_corpus as synthesize
 from scoreaware.demo.timeline import Timeline
+from scoreaware.demo.tiny_models import make_tiny_t5
+from scoreaware.demo.truth import Truth, sample_genres
+from scoreaware.evaluate.compare import run_compare
+from scoreaware.evaluate.reference import build_reference
+from scoreaware.evaluate.run import score_run
+from scoreaware.posttrain.crossload import cross_load_file
+from scoreaware.posttrain.crpo import run_crpo
+from scoreaware.posttrain.expert_iteration import run_expert_iteration
+from scoreaware.schemas.validation import validate_manifest
+from scoreaware.train.encode_stage import run_encode
+from scoreaware.train.fit import fit_or_resume
+from scoreaware.train.prompts import read_prompts
+from scoreaware.train.sample import SampleSettings, run_generation
 
 PROMPTS = ("A calm ambient piece with warm synth pads and piano\n"
            "An energetic rock track with electric guitar, bass and drums at 130 BPM\n")
@@ -136,17 +160,6 @@ CRPO_DEFAULTS = dict(n=5, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0, cla
 
 
 def curation(timeline: Timeline, s: DemoSettings) -> None:
-    from scoreaware.curate.publish import export_dataset
-    from scoreaware.curate.runs.caption import run_caption
-    from scoreaware.curate.runs.ingest import run_ingest
-    from scoreaware.curate.runs.score import run_score_clap, run_score_reward
-    from scoreaware.curate.runs.segment import run_segment
-    from scoreaware.curate.runs.select import run_filter, run_select
-    from scoreaware.curate.stages.describe import describe_manifest, format_description, plot_description
-    from scoreaware.curate.stages.report import build_report, read_labels
-    from scoreaware.demo.domain.targets import describe_targets
-    from scoreaware.demo.truth import Truth
-    from scoreaware.schemas.validation import validate_manifest
 
     corpus, m = s.workdir / "corpus", s.manifest
     with timeline.step("make-corpus"):
@@ -161,14 +174,12 @@ def curation(timeline: Timeline, s: DemoSettings) -> None:
     with timeline.step("segment"):
         show_result(run_segment(m("ingest"), m("segment"), overwrite=s.overwrite))
     with timeline.step("embedded models (trained on other seeds of the same synthetic music)", "models"):
-        import json
 
         record = json.loads((s.models / "MODELS.json").read_text())
         for line in describe_targets(record):
             click.echo(f"  {line}")
         click.echo(f"  {s.models} ({record['total_mb']} MB; rebuilt by `{record['command']}`)")
         if not (s.t5 / "config.json").is_file():
-            from scoreaware.demo.tiny_models import make_tiny_t5
 
             make_tiny_t5(s.t5, seed=0)
         click.echo(f"  the generator's T5 text encoder is a random stand-in: {s.t5}")
@@ -224,9 +235,7 @@ def curation(timeline: Timeline, s: DemoSettings) -> None:
 
 def show_truth(truth, s: DemoSettings) -> dict:
     """Print (and write truth.json) how the curation did against the corpus's ground truth."""
-    import json
 
-    from scoreaware.demo import truth as check
 
     m = s.manifest
     found = {
@@ -272,11 +281,6 @@ def _fmt(value) -> str:
 
 def training(timeline: Timeline, s: DemoSettings) -> dict[str, Path]:
     """Encode, then the baseline and the score-aware run; {'baseline': ckpt, 'score_sft': ckpt}."""
-    from scoreaware.core.files import count_lines
-    from scoreaware.train.encode_stage import run_encode
-    from scoreaware.train.fit import fit_or_resume
-    from scoreaware.train.prompts import read_prompts
-    from scoreaware.train.sample import SampleSettings, run_generation
 
     m = s.manifest
     with timeline.step("train encode (mel latents, tiny T5, REPA targets)"):
@@ -315,9 +319,6 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
 
     The published recipes fine-tune for 30k (EI) and 5k (CRPO) steps at 1e-5 and 1e-6; the demo's
     tiny model takes `post_steps` steps at the learning rates a few hundred tiny steps need."""
-    from scoreaware.posttrain.crossload import cross_load_file
-    from scoreaware.posttrain.crpo import run_crpo
-    from scoreaware.posttrain.expert_iteration import run_expert_iteration
 
     post = s.workdir / "post"
     post.mkdir(parents=True, exist_ok=True)
@@ -349,14 +350,7 @@ def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path]
                seconds: float = 6.0) -> dict:
     """eval reference (the curated set) → eval generate/score per checkpoint → eval compare, and
     the genre the domain CLAP hears in each checkpoint's clips; {checkpoint name: genre result}."""
-    import json
 
-    from scoreaware.demo.truth import sample_genres
-    from scoreaware.evaluate.compare import run_compare
-    from scoreaware.evaluate.reference import build_reference
-    from scoreaware.evaluate.run import score_run
-    from scoreaware.train.prompts import read_prompts
-    from scoreaware.train.sample import SampleSettings, run_generation
 
     folder = s.workdir / "eval"
     folder.mkdir(exist_ok=True)

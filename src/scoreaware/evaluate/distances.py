@@ -53,7 +53,7 @@ def mauve_available() -> bool:
 def mauve_distance(generated: np.ndarray, reference: np.ndarray, seed: int = 42) -> float:
     """MAD = −ln MAUVE(p = generated, q = reference) on given features (TuneJury's call)."""
     try:
-        import mauve
+        import mauve  # optional: the mad extra
     except ImportError as exc:
         raise RuntimeError("MAD needs `pip install 'scoreaware[mad]'` (mauve-text, GPL-3)") from exc
     out = mauve.compute_mauve(p_features=np.asarray(generated, dtype=np.float32),

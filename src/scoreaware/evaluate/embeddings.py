@@ -21,9 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from lhotse import CutSet, Recording
 
+from scoreaware.core.arrays import ArrayStore
 from scoreaware.core.errors import StageError
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.progress import progress
+from scoreaware.core.provenance import read_provenance, weights_fingerprint
+from scoreaware.curate.publish import provenance_chain
+from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
+from scoreaware.curate.stages.score_clap import ClapScoreConfig, score_clap
 from scoreaware.evaluate.frechet import Stats
+from scoreaware.schemas.validation import check_input
 
 FORMAT = "scoreaware.reference/1"
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif")
@@ -61,10 +70,7 @@ def check_compatible(a: dict, b: dict, what: str = "embeddings") -> None:
 # --------------------------------------------------------------------------- building
 def audio_cuts(source: str | os.PathLike):
     """Cuts of a manifest (validated), or of every audio file under a folder (sorted)."""
-    from lhotse import CutSet, Recording
 
-    from scoreaware.core.manifests import read_cuts
-    from scoreaware.schemas.validation import check_input
 
     source = Path(source)
     if source.is_dir():
@@ -80,12 +86,9 @@ def audio_cuts(source: str | os.PathLike):
 def clap_embeddings(cuts, encoder, policy: str = "first", batch_size: int = 16, workers: int = 2,
                     source: str | None = None) -> tuple[EmbeddingSet, list]:
     """CLAP audio embeddings of every cut through the scoring stage; (set, rejections)."""
-    from scoreaware.core.arrays import ArrayStore
-    from scoreaware.curate.stages.score_clap import ClapScoreConfig, score_clap
 
     config = ClapScoreConfig(caption_field="__no_caption__", policy=policy, batch_size=batch_size,
                              num_workers=workers)
-    from scoreaware.core.progress import progress
 
     ids, rows, rejected = [], [], []
     total = len(cuts) if hasattr(cuts, "__len__") else None
@@ -105,8 +108,6 @@ def clap_embeddings(cuts, encoder, policy: str = "first", batch_size: int = 16, 
 
 def mert_embeddings(cuts, mert, layers: str, window_seconds: float = 10.0, policy: str = "first") -> EmbeddingSet:
     """MERT features of every cut (the same crop as CLAP): last layer or the mean of all layers."""
-    from scoreaware.core.provenance import weights_fingerprint
-    from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
 
     ids, rows = [], []
     window = int(window_seconds * mert.sampling_rate)
@@ -182,10 +183,6 @@ def load_embedding_set(path: str | os.PathLike, name: str = "clap") -> Embedding
 
 def manifest_embeddings(path: str | os.PathLike, name: str = "clap") -> EmbeddingSet:
     """Stored embeddings of a scored manifest, with the fingerprint its sidecar records."""
-    from scoreaware.core.manifests import read_cuts
-    from scoreaware.core.provenance import read_provenance
-    from scoreaware.curate.publish import provenance_chain
-    from scoreaware.schemas.validation import check_input
 
     name = {"mert_last": "mert"}.get(name, name)
     if name not in ("clap", "mert"):

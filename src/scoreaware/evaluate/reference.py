@@ -14,6 +14,7 @@ from scoreaware.core.files import atomic_write_text
 from scoreaware.core.progress import Timer
 from scoreaware.core.provenance import describe_input, library_versions
 from scoreaware.curate.scoring.clap import load_clap
+from scoreaware.curate.scoring.reward import load_mert
 from scoreaware.evaluate.embeddings import audio_cuts, clap_embeddings, mert_embeddings, save_reference
 
 
@@ -31,7 +32,6 @@ def build_reference(source: Path, output: Path, *, backend: str = "transformers"
         raise StageError(f"{source}: {len(clap.embeddings)} readable clips; a reference needs at least 2")
     sets = {"clap": clap}
     if mert_model:
-        from scoreaware.curate.scoring.reward import load_mert
 
         mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
         kept = [c for c in cuts if c.id in set(clap.ids)]

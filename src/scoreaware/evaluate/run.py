@@ -14,11 +14,18 @@ from pathlib import Path
 
 import click
 import numpy as np
+from lhotse import Recording
+from lhotse.array import Array
+from lhotse.utils import fastcopy
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.output import StageOutput
 from scoreaware.core.provenance import describe_input, library_versions, read_provenance
 from scoreaware.curate.runs.score import run_score_clap, run_score_reward
+from scoreaware.curate.scoring.reward import load_mert
+from scoreaware.evaluate.compare import sanitized
 from scoreaware.evaluate.embeddings import EmbeddingError, load_reference, manifest_embeddings, mert_embeddings
 from scoreaware.evaluate.score import SCORES_FORMAT, set_metrics, write_clips_csv
 from scoreaware.schemas.validation import validate_manifest
@@ -50,11 +57,7 @@ def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: b
     """A cuts manifest of the generated clips; the caption is the prompt as written. With
     `latents`, each cut also carries the latent `eval generate --keep-latents` kept (a Lhotse
     array), so training on it needs no decode and re-encode."""
-    from lhotse import Recording
-    from lhotse.array import Array
-    from lhotse.utils import fastcopy
 
-    from scoreaware.core.output import StageOutput
 
     out = StageOutput(path, stage="ingest", overwrite=True, validator=validate_manifest)
     with out:
@@ -118,8 +121,6 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
     clips = _clip_table(scored, rows)
     mert_all = mert_last = None
     if mert_model and ("mert_all" in sets or "mert_last" in sets):
-        from scoreaware.core.manifests import read_cuts
-        from scoreaware.curate.scoring.reward import load_mert
 
         mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
         cuts = list(read_cuts(clips_manifest))
@@ -145,7 +146,6 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    from scoreaware.evaluate.compare import sanitized
 
     atomic_write_text(folder / "scores.json", json.dumps(sanitized(payload), indent=1, default=str))
     return sanitized(payload)
@@ -158,7 +158,6 @@ def _amodel(fingerprint: dict) -> str:
 
 
 def _clip_table(scored: Path, rows: list[dict]) -> list[dict]:
-    from scoreaware.core.manifests import read_cuts
 
     by_id = {row["id"]: row for row in rows}
     table = []

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from scoreaware.core.checkpoints import load_checkpoint
+from scoreaware.core.errors import StageError
 from scoreaware.train.model import Conditioning, FluxAudio, ModelConfig
 
 HEADS = ("global_adaln", "input_add", "token")
@@ -80,8 +82,6 @@ def cross_load_file(checkpoint: str | Path, score_head: str, output: Path, probe
                     unsafe_pickle: bool = False) -> list[str]:
     """`cross-load` as a library call: move `checkpoint`'s weights to `score_head`, refuse when the
     two heads disagree at the null score, write `output` atomically; the summary lines."""
-    from scoreaware.core.checkpoints import load_checkpoint
-    from scoreaware.core.errors import StageError
 
     try:
         state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")

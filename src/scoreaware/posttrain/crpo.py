@@ -24,8 +24,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import click
+import numpy as np
+from lhotse.utils import fastcopy
 
 from scoreaware.core.errors import StageError
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.output import StageOutput
+from scoreaware.core.provenance import describe_input
 from scoreaware.posttrain.steps import (
     Parent,
     encode_like_parent,
@@ -62,12 +67,7 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
          holdout: float, train_steps: int, lr: float, warmup: int, beta: float, lambda_fm: float, batch_size: int,
          unsafe_pickle: bool) -> None:
     """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning."""
-    import numpy as np
-    from lhotse.utils import fastcopy
 
-    from scoreaware.core.manifests import read_cuts
-    from scoreaware.core.output import StageOutput
-    from scoreaware.core.provenance import describe_input
 
     output.mkdir(parents=True, exist_ok=True)
     parent = Parent.load(checkpoint, unsafe_pickle)

@@ -29,8 +29,11 @@ from pathlib import Path
 import click
 
 from scoreaware.core.errors import StageError
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.output import StageOutput
+from scoreaware.core.provenance import describe_input, read_provenance
 from scoreaware.curate.runs.select import run_select
-from scoreaware.curate.stages.select import SelectConfig, parse_weights
+from scoreaware.curate.stages.select import SelectConfig, oversampled, parse_weights
 from scoreaware.evaluate.run import score_run
 from scoreaware.posttrain.steps import (
     Parent,
@@ -125,10 +128,6 @@ def expert_round(parent: Parent, prompts: Path, base: Path | None, folder: Path,
     """One round: candidates → `score_fn(candidates_dir)` (a scored manifest with `reward` and
     `clap_score`) → select → encode the keepers → mixture → fine-tune (→ polish). Each step skips
     what a previous run finished."""
-    from scoreaware.core.manifests import read_cuts
-    from scoreaware.core.output import StageOutput
-    from scoreaware.core.provenance import describe_input
-    from scoreaware.curate.stages.select import oversampled
 
     candidates = folder / "candidates"
     generate(parent.path, prompts, candidates, settings.k, settings.score, settings.cfg, settings.sample_steps,
@@ -167,7 +166,6 @@ def _fmt(value) -> str:
 
 
 def _selection(selected: Path) -> dict:
-    from scoreaware.core.provenance import read_provenance
 
     options = (read_provenance(selected) or {}).get("options", {})
     return {"selected": options.get("selected"), "of": options.get("of"),

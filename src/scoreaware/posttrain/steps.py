@@ -12,9 +12,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from scoreaware.core.checkpoints import load_checkpoint
+from scoreaware.core.errors import StageError
 from scoreaware.core.progress import progress
+from scoreaware.core.provenance import manifest_base, read_provenance
 from scoreaware.curate.runs.score import run_score_clap, run_score_reward
 from scoreaware.evaluate.run import read_samples, write_clips_manifest
+from scoreaware.train.data import encode_info
+from scoreaware.train.encode import write_encode_info
 from scoreaware.train.encode_stage import run_encode
 from scoreaware.train.fit import fit_or_resume
 from scoreaware.train.prompts import read_prompts
@@ -30,7 +35,6 @@ class Parent:
 
     @staticmethod
     def load(path: str | Path, unsafe_pickle: bool = False) -> Parent:
-        from scoreaware.core.checkpoints import load_checkpoint
 
         return Parent(Path(path), load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="parent checkpoint"))
 
@@ -44,7 +48,6 @@ class Parent:
 
     @property
     def clap_model(self) -> str:
-        from scoreaware.core.errors import StageError
 
         model = self.encode.get("clap_model")
         if not model:
@@ -110,9 +113,6 @@ def encode_like_parent(parent: Parent, manifest: Path, out: Path) -> Path:
 
 def write_encode_info_like(source: Path, target: Path) -> None:
     """Give `target` the ``.encode.json`` of `source` (a mixture is encoded like its parts)."""
-    from scoreaware.core.provenance import manifest_base
-    from scoreaware.train.data import encode_info
-    from scoreaware.train.encode import write_encode_info
 
     base = manifest_base(target)
     write_encode_info(base.with_name(f"{base.name}.encode.json"), encode_info(source))
@@ -130,7 +130,6 @@ def finetune(parent: Parent, manifest: Path, run_root: Path, steps: int, lr: flo
 
 def overlapping_prompts(a: Path, b: Path) -> list[str]:
     """Prompt texts two files share (case and spacing ignored)."""
-    from scoreaware.train.prompts import read_prompts
 
     def norm(text: str) -> str:
         return " ".join(text.lower().split())
@@ -140,6 +139,5 @@ def overlapping_prompts(a: Path, b: Path) -> list[str]:
 
 
 def stage_summary(path: Path) -> dict:
-    from scoreaware.core.provenance import read_provenance
 
     return (read_provenance(path) or {}).get("summary", {})

@@ -13,9 +13,11 @@ stage inferred from the columns.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +117,6 @@ def _chunks(path: Path, chunk_size: int, parse_failures: list[dict], counter: di
 
 def _raw_lines(path: Path, parse_failures: list[dict]) -> Iterator[tuple[int, bytes]]:
     """(line number, bytes) of non-blank lines; a gzip stream that ends early is one failure."""
-    import gzip
-    import zlib
 
     opener = gzip.open if path.name.endswith(".gz") else open
     number = 0

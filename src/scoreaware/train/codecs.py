@@ -80,7 +80,7 @@ class OobleckCodec:
     name = "oobleck"
 
     def __init__(self, model: str, device: str = "cpu") -> None:
-        from diffusers import AutoencoderOobleck
+        from diffusers import AutoencoderOobleck  # heavy: only the oobleck codec needs it
 
         self.model_id = str(model)
         self.vae = AutoencoderOobleck.from_pretrained(model).to(device).eval()

@@ -23,6 +23,8 @@ from lhotse.dataset import DynamicCutSampler
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.provenance import manifest_base
 from scoreaware.core.schedule import normalize_scores, robust_range
+from scoreaware.curate.publish import provenance_chain
+from scoreaware.train.encode import read_encode_info
 from scoreaware.train.text import pad_tokens
 
 
@@ -67,7 +69,6 @@ class Normalization:
 def encode_info(manifest: str | Path) -> dict:
     """The ``.encode.json`` `train encode` wrote for `manifest`, or for the encoded manifest it
     was derived from (e.g. filtered or selected after encoding), found through the sidecars."""
-    from scoreaware.curate.publish import provenance_chain
 
     candidates = [manifest] + [p["outputs"]["cuts"]["path"] for p in provenance_chain(manifest)
                                if p.get("stage") == "encode"]
@@ -75,7 +76,6 @@ def encode_info(manifest: str | Path) -> dict:
         base = manifest_base(candidate)
         path = base.with_name(f"{base.name}.encode.json")
         if path.is_file():
-            from scoreaware.train.encode import read_encode_info
 
             return read_encode_info(path)
     raise FileNotFoundError(f"no .encode.json for {manifest}: train from a `scoreaware train encode` output")

@@ -30,7 +30,12 @@ from lhotse.utils import fastcopy
 
 from scoreaware.core.arrays import ArrayStore
 from scoreaware.core.jobs import StageJob
+from scoreaware.core.manifests import map_paths, read_cuts, relativize, resolve
 from scoreaware.core.output import Rejection
+from scoreaware.curate.scoring.clap import load_transformers_clap
+from scoreaware.curate.scoring.reward import load_mert
+from scoreaware.train.codecs import load_codec
+from scoreaware.train.text import load_text_encoder
 
 STAGE = "encode"
 REPA_TARGETS = ("clap", "muq")
@@ -50,7 +55,6 @@ def load_frame_encoder(model: str, device: str = "cpu") -> FrameEncoder:
     """MuQ through the `muq` package, or a local transformers audio encoder (config.json)."""
     path = Path(model)
     if (path / "config.json").is_file() and "model_type" in json.loads((path / "config.json").read_text()):
-        from scoreaware.curate.scoring.reward import load_mert
 
         mert = load_mert(model, device=device)
 
@@ -125,9 +129,6 @@ class Encoders:
 def load_encoders(codec: str, codec_model: str | None, text_encoder: str, max_text_tokens: int,
                   clap_model: str | None, muq_model: str, targets: tuple[str, ...], device: str = "cpu") -> Encoders:
     """Every model `encode_cuts` needs: a `StageJob` setup (once per process or Ray actor)."""
-    from scoreaware.curate.scoring.clap import load_transformers_clap
-    from scoreaware.train.codecs import load_codec
-    from scoreaware.train.text import load_text_encoder
 
     return Encoders(
         codec=load_codec(codec, codec_model, device=device),
@@ -202,7 +203,7 @@ def encode_cuts(cuts: Iterable[Cut], encoders: Encoders, store: ArrayStore, capt
         if "clap_text_emb" not in custom:
             custom["clap_text_emb"] = encoders.clap_text(store, caption)
         if "muq" in encoders.repa:
-            import torchaudio
+            import torchaudio  # heavy and absent from the vllm environment (its CUDA build is removed there)
 
             mono = torch.from_numpy(audio.mean(0))
             if cut.sampling_rate != encoders.frames.sampling_rate:
@@ -213,7 +214,6 @@ def encode_cuts(cuts: Iterable[Cut], encoders: Encoders, store: ArrayStore, capt
 
 def whole_output_stats(partial_cuts: str | os.PathLike, root: str | os.PathLike) -> LatentStats:
     """Latent statistics over every cut a (resumed) encode wrote, read back from its arrays."""
-    from scoreaware.core.manifests import read_cuts
 
     stats = LatentStats()
     for cut in read_cuts(partial_cuts, root=root):
@@ -224,7 +224,6 @@ def whole_output_stats(partial_cuts: str | os.PathLike, root: str | os.PathLike)
 def write_encode_info(path: str | os.PathLike, info: dict) -> None:
     """``<out>.encode.json``: codec, text encoder, latent stats, null features location (array
     paths relative to the file, so the folder can move)."""
-    from scoreaware.core.manifests import map_paths, relativize
 
     path = Path(path)
     root = path.parent.resolve()
@@ -238,7 +237,6 @@ def write_encode_info(path: str | os.PathLike, info: dict) -> None:
 
 def read_encode_info(path: str | os.PathLike) -> dict:
     """An ``.encode.json`` with its array paths resolved against its folder."""
-    from scoreaware.core.manifests import map_paths, resolve
 
     path = Path(path)
     root = path.parent.resolve()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from scoreaware.train.config import ConfigError, TrainConfig, explicit_values, parse_overrides, validated
@@ -29,7 +30,6 @@ def fit_or_resume(run_root: Path, overrides: tuple[str, ...], preset: str | None
                   log=print) -> Path:
     """Train into `run_root` unless a run there finished (then its last checkpoint) or was
     interrupted (then it resumes, with its saved configuration); the last checkpoint."""
-    import json
 
     runs = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir()) if run_root.is_dir() else []
     if runs:

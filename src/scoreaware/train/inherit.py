@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from lhotse.array import Array
 
 from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.train.config import TrainConfig, resume_config
@@ -79,7 +80,6 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def load_nulls(info: dict) -> NullConditioning:
     """The CFG null (the empty string's features) recorded at encode time."""
-    from lhotse.array import Array
 
     text = Array.from_dict(info["null"]["text_tokens"]).load()
     clap = Array.from_dict(info["null"]["clap_text"]).load()

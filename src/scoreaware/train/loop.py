@@ -16,6 +16,7 @@ with ``init_new_head``, reported).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
@@ -24,11 +25,16 @@ from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
+from scoreaware.core.provenance import describe_input
 from scoreaware.train.config import TrainConfig, save_config
 from scoreaware.train.data import (
     LatentBatches,
@@ -112,7 +118,6 @@ def gather(value, world: int) -> list:
 
 def weights_digest(module: torch.nn.Module) -> str:
     """sha1 of every parameter and buffer, in order (equal digests: bit-identical weights)."""
-    import hashlib
 
     digest = hashlib.sha1()
     for name, tensor in module.state_dict().items():
@@ -190,10 +195,8 @@ def validate_both(net, ema, manifest, norm, config, nulls, device, repa_spec, re
 
 
 def plot_history(history: list[dict], path: Path) -> None:
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for key, label, style in (("flow", "train flow loss", "-"), ("crpo", "CRPO preference loss", "-"),
@@ -264,7 +267,6 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
          explicit: dict | None = None) -> Path:
     """Train; returns the run folder. With `resume_dir`, continue its latest checkpoint exactly
     (the saved config, with only the `explicit` keys a resumed run may change applied)."""
-    from scoreaware.core.provenance import describe_input
 
     rank, world, local_rank = setup_distributed()
     start = starting_point(config, resume_dir, unsafe_pickle, explicit,
@@ -303,7 +305,6 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
         dist.broadcast_object_list(holder)
         run_dir = Path(holder[0])
         net = DistributedDataParallel(net)
-    from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(run_dir / "tb") if rank == 0 else None
     bins = defaultdict(lambda: [0.0, 0])
@@ -324,7 +325,6 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
 
     if config.val_manifest and step == 0 and rank == 0:  # the untrained point of the validation curve
         history.append({"step": 0, **validation()})
-    from tqdm import tqdm
 
     # stderr, rank 0, on a terminal only (disable=None); a resumed run starts at its step
     bar = tqdm(total=config.steps, initial=step, desc="train fit", unit="step", dynamic_ncols=True, leave=False,

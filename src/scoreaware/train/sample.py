@@ -17,18 +17,29 @@ every clip in one forward pass. Each clip starts from the noise of its own seed,
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import os
+import random
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pyloudnorm as pyln
 import torch
+from scipy.io import wavfile
 
+from scoreaware.core.checkpoints import load_checkpoint
+from scoreaware.core.errors import StageError
+from scoreaware.core.files import atomic_write_text, safe_name
+from scoreaware.core.provenance import config_changes, describe_input, library_versions
+from scoreaware.curate.scoring.clap import load_transformers_clap
 from scoreaware.train.codecs import codec_from_description
 from scoreaware.train.data import Normalization
 from scoreaware.train.flow import euler_sample
+from scoreaware.train.inherit import load_nulls
 from scoreaware.train.model import Conditioning, FluxAudio, ModelConfig
 from scoreaware.train.prompts import Prompt
 from scoreaware.train.text import load_text_encoder, pad_tokens
@@ -57,7 +68,6 @@ class SampleSettings:
 
 def load_generator(checkpoint: str | os.PathLike, device: str = "cpu", unsafe_pickle: bool = False):
     """(EMA backbone, checkpoint dict) from a `train fit` checkpoint (weights-only load)."""
-    from scoreaware.core.checkpoints import load_checkpoint
 
     state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")
     model = FluxAudio(ModelConfig(**state["model_config"]))
@@ -67,7 +77,6 @@ def load_generator(checkpoint: str | os.PathLike, device: str = "cpu", unsafe_pi
 
 def loudness_normalize(audio: np.ndarray, rate: int, target: float = -16.5) -> np.ndarray:
     """(C, S) -> normalized to `target` LUFS (mono mix measured); peaks above 0.99 scaled to 0.95."""
-    import pyloudnorm as pyln
 
     try:
         loudness = pyln.Meter(rate).integrated_loudness(audio.mean(0))
@@ -86,7 +95,7 @@ def load_demucs(name: str, repo: str | None = None):
     """A Demucs model (or bag) by name: from the local folder `repo` if given (offline; `.th`
     files as Demucs writes them), else Demucs' own download."""
     try:
-        from demucs.pretrained import get_model
+        from demucs.pretrained import get_model  # optional: the demucs extra
     except ImportError as exc:
         raise RuntimeError("Demucs post-processing needs `pip install 'scoreaware[demucs]'`") from exc
     if repo is not None and not Path(repo).is_dir():
@@ -103,9 +112,8 @@ def demucs_instrumental(audio: np.ndarray, rate: int, model_name: str = "mdx_ext
     offset (Python's `random`); that draw is seeded by `seed`, so a clip is post-processed the
     same way every time.
     """
-    import random
 
-    from demucs.apply import apply_model
+    from demucs.apply import apply_model  # optional: the demucs extra
 
     model = load_demucs(model_name, repo)
     state = random.getstate()
@@ -116,7 +124,7 @@ def demucs_instrumental(audio: np.ndarray, rate: int, model_name: str = "mdx_ext
         if x.shape[0] == 1:
             x = x.expand(2, -1)
         if rate != model.samplerate:
-            import torchaudio
+            import torchaudio  # heavy and absent from the vllm environment (its CUDA build is removed there)
 
             x = torchaudio.functional.resample(x, rate, model.samplerate)
             rate = model.samplerate
@@ -143,7 +151,6 @@ class Generator:
         clap_model = clap_model or info.get("clap_model")
         if not clap_model:
             raise ValueError("sampling needs the CLAP text model the data was scored with: pass --clap-model")
-        from scoreaware.curate.scoring.clap import load_transformers_clap
 
         self.clap = load_transformers_clap(clap_model, device)
         trained_with = info.get("clap_weights")
@@ -154,7 +161,6 @@ class Generator:
         if "null" in self.state:  # the CFG null the run trained with: the empty string's features
             self.null_text, self.null_clap = self.state["null"]["text_tokens"], self.state["null"]["clap_text"]
         else:
-            from scoreaware.train.inherit import load_nulls
 
             nulls = load_nulls(info)
             self.null_text, self.null_clap = nulls.text, nulls.clap
@@ -199,7 +205,7 @@ class Generator:
 
     def audio(self, latents: np.ndarray, seeds: list[int], settings: SampleSettings) -> list[np.ndarray]:
         """(C, S) float32 clips at 44.1 kHz, loudness-normalized (and Demucs-cleaned if asked)."""
-        import torchaudio
+        import torchaudio  # heavy and absent from the vllm environment (its CUDA build is removed there)
 
         decoded = self.codec.decode_batch(latents)  # (N, C, S) at the codec's rate
         out = []
@@ -231,7 +237,6 @@ class ClipJob:
 def plan_clips(prompts: list[Prompt], seeds_per_prompt: int, seed_base: int) -> list[ClipJob]:
     """Clip k of prompt i gets seed ``seed_base + i·K + k``: the same prompt and seed start from
     the same noise in every checkpoint, so clips pair across training stages."""
-    from scoreaware.core.files import safe_name
 
     jobs = []
     for index, prompt in enumerate(prompts):
@@ -282,7 +287,6 @@ def generate_clips(generator: Generator, jobs: list[ClipJob], out_dir: Path, set
 def write_wav(path: Path, audio: np.ndarray) -> None:
     """(C, S) float32 at 44.1 kHz as an IEEE-float WAV, atomically. scipy writes no PEAK chunk
     (libsndfile stamps one with the time), so the same audio gives the same bytes."""
-    from scipy.io import wavfile
 
     tmp = path.with_name(f".{path.name}.tmp.wav")
     wavfile.write(tmp, OUTPUT_RATE, np.ascontiguousarray(audio.T, dtype=np.float32))
@@ -324,12 +328,7 @@ def run_generation(checkpoint: str | os.PathLike, prompts: list[Prompt], out_dir
     recorded when the run starts; an interrupted run continues only with ``resume`` and the
     same options; a finished one is left alone unless ``overwrite`` (which starts over).
     """
-    import datetime as dt
-    import shutil
 
-    from scoreaware.core.errors import StageError
-    from scoreaware.core.files import atomic_write_text
-    from scoreaware.core.provenance import config_changes, describe_input, library_versions
 
     started = dt.datetime.now(dt.UTC)
     jobs = plan_clips(prompts, seeds_per_prompt, settings.seed)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
 
 DEFAULT_TEXT_ENCODER = "google/flan-t5-large"
 
@@ -39,7 +40,6 @@ class TextEncoder:
 
 
 def load_text_encoder(model: str = DEFAULT_TEXT_ENCODER, device: str = "cpu", max_tokens: int = 77) -> TextEncoder:
-    from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
 
     config = AutoConfig.from_pretrained(model)
     cls = T5EncoderModel if config.model_type in ("t5", "mt5", "umt5") else AutoModel

@@ -22,8 +22,19 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from math import gcd
 
 import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import resample_poly
+from transformers import (
+    AutoFeatureExtractor,
+    AutoModelForCausalLM,
+    AutoProcessor,
+    AutoTokenizer,
+    Qwen2AudioForConditionalGeneration,
+)
 
 from scoreaware.core.redact import redact
 
@@ -70,9 +81,7 @@ def resample_poly_to(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     """Polyphase resampling (scipy) of mono samples from `rate` to `target` Hz."""
     if rate == target:
         return samples
-    from math import gcd
 
-    from scipy.signal import resample_poly
 
     g = gcd(rate, target)
     return resample_poly(samples, target // g, rate // g).astype(np.float32)
@@ -109,7 +118,7 @@ class VllmEngine(Engine):
 
     def __init__(self, model: str, audio: bool = False, max_model_len: int = 4096,
                  max_num_batched_tokens: int | None = None, max_num_seqs: int = 256, **engine_kwargs) -> None:
-        from vllm import LLM
+        from vllm import LLM  # optional: the vllm extra
 
         # Chunked prefill off: a prompt is prefilled in one scheduler step or waits for the next.
         # A prefill split across steps makes vLLM rewind the request's RNG (set_offset), which CPU
@@ -120,7 +129,6 @@ class VllmEngine(Engine):
                       max_num_seqs=max_num_seqs, enable_chunked_prefill=False, **engine_kwargs)
         self.audio_rate = None
         if audio:
-            from transformers import AutoFeatureExtractor
 
             kwargs["limit_mm_per_prompt"] = {"audio": 1}
             self.audio_rate = int(AutoFeatureExtractor.from_pretrained(model).sampling_rate)
@@ -129,7 +137,7 @@ class VllmEngine(Engine):
         self.tokenizer = self.llm.get_tokenizer()
 
     def _inputs(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int):
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # optional: the vllm extra
 
         prompts, params = [], []
         for req in requests:
@@ -211,7 +219,6 @@ class OpenAIEngine(Engine):
     def _payload(self, req: ChatRequest, sampling: SamplingConfig, attempt: int) -> dict:
         content: list | str = req.user
         if req.audio is not None:
-            import soundfile as sf
 
             buffer = io.BytesIO()
             sf.write(buffer, req.audio[0], req.audio[1], format="WAV", subtype="PCM_16")
@@ -273,12 +280,9 @@ class TransformersEngine(Engine):
     name = "transformers"
 
     def __init__(self, model: str, audio: bool = False, device: str = "cpu") -> None:
-        import torch  # noqa: F401  (transformers needs it)
-        from transformers import AutoModelForCausalLM, AutoProcessor, AutoTokenizer
 
         self.model_id, self.audio, self.device = model, audio, device
         if audio:
-            from transformers import Qwen2AudioForConditionalGeneration
 
             self.processor = AutoProcessor.from_pretrained(model)
             self.tokenizer = self.processor.tokenizer
@@ -297,7 +301,6 @@ class TransformersEngine(Engine):
                               return_tensors="pt")
 
     def stream(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
-        import torch
 
         for index, req in enumerate(requests):
             try:

@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import ClapModel, ClapProcessor
 
+from scoreaware.core.checkpoints import forced_weights_only, load_checkpoint
 from scoreaware.core.provenance import weights_fingerprint
 from scoreaware.curate.scoring.audio import repeat_pad
 
@@ -112,7 +114,6 @@ def hf_features(feature_extractor, truncation: str, windows: Sequence[np.ndarray
 
 def load_transformers_clap(model: str, device: str = "cpu") -> ClapEncoder:
     """`ClapModel` + `ClapProcessor` from a hub id or a local `save_pretrained` folder."""
-    from transformers import ClapModel, ClapProcessor
 
     processor = ClapProcessor.from_pretrained(model)
     net = ClapModel.from_pretrained(model).to(device).eval()
@@ -158,7 +159,6 @@ def load_laion_state(module, checkpoint: str, unsafe_pickle: bool = False) -> No
     checkpoints carry an unexpected key (LAION-AI/CLAP#153) while others lack it. Every other
     key must match exactly. Weights-only unless `unsafe_pickle` (see `curate.checkpoints`).
     """
-    from scoreaware.core.checkpoints import load_checkpoint
 
     state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="laion_clap checkpoint")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
@@ -178,9 +178,8 @@ def load_laion_state(module, checkpoint: str, unsafe_pickle: bool = False) -> No
 def load_laion_clap(checkpoint: str, amodel: str = "HTSAT-base", device: str = "cpu",
                     quantize: bool = True, unsafe_pickle: bool = False) -> ClapEncoder:
     """`laion_clap.CLAP_Module` (non-fusion) with a `.pt` checkpoint, for challenge-exact scores."""
-    import laion_clap
+    import laion_clap  # optional: the laion extra
 
-    from scoreaware.core.checkpoints import forced_weights_only
 
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"laion_clap checkpoint {checkpoint} not found "

@@ -19,8 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from lhotse import Recording
 
 from scoreaware.core.errors import StageError
+from scoreaware.core.manifests import read_cuts
+from scoreaware.core.provenance import weights_fingerprint
+from scoreaware.curate.publish import provenance_chain
+from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
 from scoreaware.curate.scoring.reward import assemble_features
 
 
@@ -72,7 +77,6 @@ def read_pairs(path: str | os.PathLike) -> list[tuple[dict, bool, str]]:
 def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = None, clap=None, mert=None,
                   prompt_protocol: str = "empty") -> PairFeatures:
     """Feature rows for both sides of every pair (see the module docstring)."""
-    from scoreaware.core.manifests import read_cuts
 
     rows = read_pairs(path)
     cuts = {}
@@ -100,7 +104,6 @@ def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = 
             if cut.has_custom("mert_emb"):
                 mert_feat = cut.load_custom("mert_emb")
             elif mert is not None:
-                from scoreaware.curate.scoring.audio import mono_resampled
 
                 mert_feat = mert.embed([mono_resampled(cut, mert.sampling_rate)])[0]
             else:
@@ -114,9 +117,7 @@ def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = 
         if key not in cache:
             if clap is None or mert is None:
                 raise PairsError("audio-file pairs need --clap-model and --mert-model")
-            from lhotse import Recording
 
-            from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
 
             recording = Recording.from_file(root / audio)
             cut = recording.to_cut()
@@ -149,11 +150,9 @@ def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = 
 
 def feature_models(manifest: str | os.PathLike | None, clap=None, mert=None) -> dict:
     """Fingerprints of the CLAP and MERT weights the pair features came from."""
-    from scoreaware.core.provenance import weights_fingerprint
 
     found = {}
     if manifest is not None:
-        from scoreaware.curate.publish import provenance_chain
 
         for sidecar in provenance_chain(manifest):
             options = sidecar.get("options", {})

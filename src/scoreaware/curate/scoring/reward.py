@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from transformers import AutoFeatureExtractor, AutoModel
+
+from scoreaware.core.checkpoints import load_checkpoint
 
 FORMAT = "scoreaware.reward/1"
 MERT_SAMPLING_RATE = 24_000
@@ -88,7 +91,6 @@ def load_reward(path: str | os.PathLike, mert_dim: int | None = None, unsafe_pic
     from the first layer (input = 2·512 + MERT) unless given. Weights-only unless
     `unsafe_pickle` (see `curate.checkpoints`).
     """
-    from scoreaware.core.checkpoints import load_checkpoint
 
     blob = load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="reward checkpoint")
     if isinstance(blob, dict) and blob.get("format") == FORMAT:
@@ -185,7 +187,6 @@ def load_mert(model: str, device: str = "cpu", trust_remote_code: bool = False) 
     The released MERT checkpoints need the model's own code from the Hub; it only runs when the
     user passes `trust_remote_code=True` (`--trust-remote-code`).
     """
-    from transformers import AutoFeatureExtractor, AutoModel
 
     extractor = AutoFeatureExtractor.from_pretrained(model, trust_remote_code=trust_remote_code)
     net = AutoModel.from_pretrained(model, trust_remote_code=trust_remote_code).to(device).eval()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
+
 from scoreaware.core.errors import StageError
 from scoreaware.curate.scoring.clap import load_transformers_clap
 from scoreaware.curate.scoring.pairs import PairsError, feature_models, pair_features
@@ -47,10 +50,8 @@ def fit_reward(pairs: Path, output: Path, *, manifest: str | None = None, clap_m
 
 
 def plot_history(history: list[dict], out: Path) -> Path:
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     epochs = [h["epoch"] for h in history]

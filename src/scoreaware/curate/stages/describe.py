@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -133,10 +135,8 @@ def format_description(desc: Description, bins: int = 10) -> str:
 
 def plot_description(desc: Description, out: str | os.PathLike, bins: int = 20) -> Path:
     """The histograms of `desc` as one PNG figure (written atomically)."""
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     names = list(desc.values) or ["duration"]
     cols = min(3, len(names))

@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from scoreaware.core.files import count_lines, read_jsonl
+from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import QUARANTINE, sibling
 from scoreaware.core.provenance import read_provenance
+from scoreaware.core.schedule import beta_alpha, beta_density, normalize_scores, robust_range
 from scoreaware.schemas.tables import iter_table_chunks
 
 STAGE_ORDER = ["ingest", "segment", "clap", "reward", "caption_audio", "caption_rewrite", "filter", "select",
@@ -42,7 +47,6 @@ class StageRow:
 
 def load_stage(path: Path) -> StageRow:
     """The scalar table, stage and reject reasons of one manifest."""
-    from scoreaware.core.manifests import read_cuts
 
     sidecar = read_provenance(path) or {}
     stage = sidecar.get("stage", "?")
@@ -63,7 +67,6 @@ def _figure_path(out_dir: Path, name: str) -> Path:
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
 
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.tight_layout()
@@ -88,7 +91,6 @@ def before_after_rows(rows: list[StageRow], column: str) -> list[StageRow]:
 
 def plot_before_after(rows: list[StageRow], column: str, label: str, out: Path) -> Path | None:
     """Histograms of `column` as scored, after filtering and as selected (those present), overlaid."""
-    import matplotlib.pyplot as plt
 
     shown = before_after_rows(rows, column)
     if not shown:
@@ -110,9 +112,7 @@ def plot_before_after(rows: list[StageRow], column: str, label: str, out: Path) 
 
 def plot_beta_schedule(scores: np.ndarray | None, lam: float, out: Path) -> Path:
     """Score-aware Beta timestep densities for S̃ ∈ {0, .25, .5, .75, 1} (and the data's quantiles)."""
-    import matplotlib.pyplot as plt
 
-    from scoreaware.core.schedule import beta_alpha, beta_density, normalize_scores, robust_range
 
     t = np.linspace(0.0, 1.0, 201)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -132,7 +132,6 @@ def plot_beta_schedule(scores: np.ndarray | None, lam: float, out: Path) -> Path
 
 
 def plot_caption_lengths(rows: list[StageRow], out: Path) -> Path | None:
-    import matplotlib.pyplot as plt
 
     having = [r for r in rows if "caption" in r.table and r.table["caption"].notna().any()]
     if not having:
@@ -177,7 +176,6 @@ def _html_table(frame: pd.DataFrame) -> str:
 
 def read_labels(path: Path) -> dict[str, str]:
     """{cut or recording id: label} from JSONL rows ``{"id": ..., "label": ...}``."""
-    import json
 
     labels = {}
     with open(path, encoding="utf-8") as f:
@@ -202,7 +200,6 @@ def labelled(table: pd.DataFrame, labels: dict[str, str]) -> pd.Series:
 
 def plot_by_label(rows: list[StageRow], column: str, label: str, labels: dict[str, str], out: Path) -> Path | None:
     """Histograms of `column` as scored (before curation), one per label, overlaid."""
-    import matplotlib.pyplot as plt
 
     shown = before_after_rows(rows, column)
     if not shown:
@@ -225,8 +222,6 @@ def plot_by_label(rows: list[StageRow], column: str, label: str, labels: dict[st
 
 def removal_by_label(rows: list[StageRow], labels: dict[str, str]) -> str:
     """HTML: for each filtering stage, how many segments of each label went in and were removed."""
-    from scoreaware.core.manifests import read_cuts
-    from scoreaware.schemas.tables import iter_table_chunks
 
     parts = []
     for r in rows:
@@ -250,7 +245,6 @@ def removal_by_label(rows: list[StageRow], labels: dict[str, str]) -> str:
 def build_report(manifests: list[Path], out_dir: Path, lam: float = 1.0, k: int = 8,
                  labels: dict[str, str] | None = None) -> Path:
     """Write ``out_dir/index.html`` and its PNG figures; returns the HTML path."""
-    import matplotlib
 
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)

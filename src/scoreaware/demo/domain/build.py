@@ -8,15 +8,20 @@ the targets measured on a fresh corpus (seed `targets.EVAL_SEED`).
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
+import torch
 
+from scoreaware.curate.scoring.reward_fit import fit_reward
+from scoreaware.demo.domain import targets
 from scoreaware.demo.domain.captioners import CaptionerRecipe, train_captioners
 from scoreaware.demo.domain.clap import ClapRecipe, train_clap
 from scoreaware.demo.domain.reward import RewardRecipe, write_pairs
+from scoreaware.demo.tiny_models import make_tiny_mert
 
 DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "default_models"
 PARTS = ("mert", "clap", "reward", "captioners")
@@ -42,9 +47,6 @@ def default_models() -> Path:
 def build(out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
           eval_clips: int = 140) -> dict:
     """Train the `parts` into `out`, then measure every model there on a fresh corpus."""
-    from scoreaware.curate.scoring.reward_fit import fit_reward
-    from scoreaware.demo.domain import targets
-    from scoreaware.demo.tiny_models import make_tiny_mert
 
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / "MODELS.json"
@@ -77,9 +79,7 @@ def build(out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
                                    mert_model=str(out / "mert"), prompt_protocol="caption", epochs=r.epochs,
                                    holdout=r.holdout, seed=0):
                 log(f"  {line}")
-            import shutil
 
-            import torch
 
             metrics = torch.load(out / "reward.pt", weights_only=True)["metrics"]
             shutil.rmtree(out / "_reward_pairs", ignore_errors=True)
@@ -103,7 +103,6 @@ def build(out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
 
 def measure(models: Path, seed: int, clips: int, log=print) -> dict:
     """Every target, on a fresh corpus of `seed` (rendered in memory)."""
-    from scoreaware.demo.domain import targets
 
     log(f"measuring on a fresh corpus (seed {seed}, {clips} clips × 10 s)")
     fresh = targets.fresh_clips(seed, clips)

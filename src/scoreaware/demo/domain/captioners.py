@@ -19,15 +19,26 @@ Only the answer tokens are trained (the prompt, audio placeholders included, is 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from scoreaware.curate.captioning.engines import chat_prompt, qwen_audio_prompt, resample_poly_to
+from scoreaware.curate.stages.caption import CaptionConfig, format_tags
 from scoreaware.demo.domain.corpus import TRAIN_SEEDS, rendered, training_specs
 from scoreaware.demo.domain.texts import concise_caption, describe, verbose_caption
-from scoreaware.demo.synth import GENRES, SR, ClipSpec, plan_corpus, tags_of
+from scoreaware.demo.synth import DEGRADATIONS, GENRES, SR, ClipSpec, plan_corpus, tags_of
+from scoreaware.demo.tiny_models import (
+    build_qwen2,
+    build_qwen2_audio,
+    make_chat_tokenizer,
+    save_qwen2_audio,
+    widen_audio_window,
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,6 @@ class CaptionerRecipe:
 def prompt_tags(spec: ClipSpec, rng: np.random.Generator) -> str:
     """The {tags} of a prompt as `curate caption` formats them: true (40 %), none (40 %) or
     those of another genre (20 %)."""
-    from scoreaware.curate.stages.caption import format_tags
 
     roll = rng.random()
     if roll < 0.4:
@@ -68,7 +78,6 @@ def prompt_tags(spec: ClipSpec, rng: np.random.Generator) -> str:
 
 
 def templates(stage: str) -> tuple[str, str]:
-    from scoreaware.curate.stages.caption import CaptionConfig
 
     config = CaptionConfig(stage=stage)
     return config.system_template, config.user_template
@@ -98,7 +107,6 @@ def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
 def audio_examples(processor, specs_audio, rng: np.random.Generator) -> list[dict]:
     """Prompt ids, Whisper features and answer ids of every clip (the prompt as `curate caption`
     builds it for the audio stage)."""
-    from scoreaware.curate.captioning.engines import qwen_audio_prompt, resample_poly_to
 
     system, user = templates("audio")
     rate = processor.feature_extractor.sampling_rate
@@ -150,8 +158,6 @@ def train_answers(model, examples: list[dict], pad: int, epochs: int, lr: float,
 
 def rewrite_examples(tokenizer, recipe: CaptionerRecipe, rng: np.random.Generator) -> list[dict]:
     """Verbose descriptions of random attribute combinations → their concise captions."""
-    from scoreaware.curate.captioning.engines import chat_prompt
-    from scoreaware.demo.synth import DEGRADATIONS
 
     system, user = templates("rewrite")
     specs = plan_corpus(recipe.rewrite_examples, recipe.seed + 1, degraded=0.0)
@@ -169,13 +175,6 @@ def rewrite_examples(tokenizer, recipe: CaptionerRecipe, rng: np.random.Generato
 
 def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log=print) -> dict:
     """Train both stages; save them to `out/qwen2_audio` and `out/qwen2`; the loss histories."""
-    from scoreaware.demo.tiny_models import (
-        build_qwen2,
-        build_qwen2_audio,
-        make_chat_tokenizer,
-        save_qwen2_audio,
-        widen_audio_window,
-    )
 
     rng = np.random.default_rng(recipe.seed)
     torch.manual_seed(recipe.seed)
@@ -186,7 +185,6 @@ def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log
     audio_model, processor = build_qwen2_audio(tokenizer, hidden=recipe.hidden, layers=recipe.layers,
                                                audio_width=recipe.audio_width, audio_layers=recipe.audio_layers,
                                                audio_seconds=recipe.audio_seconds)
-    from tqdm import tqdm
 
     clips = tqdm(rendered(specs, recipe.seconds, recipe.seed), total=len(specs), desc="render", unit="clip",
                  leave=False)
@@ -205,7 +203,6 @@ def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log
                                     recipe.rewrite_lr, 2 * recipe.batch_size, recipe.seed + 2, "stage 2", log)
     rewriter.eval().save_pretrained(out / "qwen2")
     tokenizer.save_pretrained(out / "qwen2")
-    import shutil
 
     shutil.rmtree(work, ignore_errors=True)
     return {"recipe": asdict(recipe), "audio_history": audio_history, "rewrite_history": rewrite_history}

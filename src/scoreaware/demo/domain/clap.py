@@ -17,13 +17,20 @@ than for their Griffin-Lim phase.
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tokenizers import BertWordPieceTokenizer
+from tqdm import tqdm
+from transformers import BertTokenizerFast, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+from transformers.models.clap.configuration_clap import ClapAudioConfig, ClapTextConfig
 
+from scoreaware.curate.scoring.audio import resampler
+from scoreaware.curate.scoring.clap import ClapLogMel
 from scoreaware.demo.domain.corpus import TRAIN_SEEDS, mel_round_trip, rendered, training_specs
 from scoreaware.demo.domain.texts import compatible, describe
 from scoreaware.demo.synth import GENRES, SR, ClipSpec
@@ -57,8 +64,6 @@ class ClapRecipe:
 def log_mel(audio: np.ndarray, extractor) -> np.ndarray:
     """(frames, 64) log-mel of mono 44.1 kHz `audio` with the CLAP extractor's arithmetic at 48 kHz
     (`curate.scoring.clap.ClapLogMel`, the scorer's own), over the whole clip."""
-    from scoreaware.curate.scoring.audio import resampler
-    from scoreaware.curate.scoring.clap import ClapLogMel
 
     with torch.inference_mode():
         resampled = resampler(SR, CLAP_RATE)(torch.from_numpy(audio)).numpy()
@@ -69,8 +74,6 @@ def log_mel(audio: np.ndarray, extractor) -> np.ndarray:
 
 def make_tokenizer(texts: list[str], directory: Path, vocab_size: int):
     """A lower-cased WordPiece tokenizer learned from `texts`, as a `BertTokenizerFast`."""
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertTokenizerFast
 
     directory.mkdir(parents=True, exist_ok=True)
     wordpiece = BertWordPieceTokenizer(lowercase=True)
@@ -86,8 +89,6 @@ def make_tokenizer(texts: list[str], directory: Path, vocab_size: int):
 
 
 def build_clap(recipe: ClapRecipe, tokenizer):
-    from transformers import ClapConfig, ClapModel
-    from transformers.models.clap.configuration_clap import ClapAudioConfig, ClapTextConfig
 
     text = ClapTextConfig(vocab_size=len(tokenizer), hidden_size=recipe.text_hidden,
                           num_hidden_layers=recipe.text_layers, num_attention_heads=max(1, recipe.text_hidden // 64),
@@ -115,7 +116,6 @@ def soft_clip_loss(audio: torch.Tensor, text: torch.Tensor, positives: torch.Ten
 
 def train_clap(out: Path, recipe: ClapRecipe = ClapRecipe(), log=print) -> dict:
     """Render the training corpus, train, save model + processor to `out`; the loss history."""
-    from transformers import ClapFeatureExtractor, ClapProcessor
 
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -125,7 +125,6 @@ def train_clap(out: Path, recipe: ClapRecipe = ClapRecipe(), log=print) -> dict:
     extractor = ClapFeatureExtractor(truncation="rand_trunc")
     log(f"rendering {len(specs)} clips × {recipe.seconds:g} s (seed {recipe.seed}) and their log-mels")
     clips: list[tuple[ClipSpec, np.ndarray]] = []
-    from tqdm import tqdm
 
     for spec, audio in tqdm(rendered(specs, recipe.seconds, recipe.seed), total=len(specs), desc="render",
                             unit="clip", leave=False):
@@ -173,7 +172,6 @@ def train_clap(out: Path, recipe: ClapRecipe = ClapRecipe(), log=print) -> dict:
     model.eval()
     model.save_pretrained(out)
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(out)
-    import shutil
 
     shutil.rmtree(out / "_wordpiece", ignore_errors=True)
     return {"recipe": asdict(recipe), "history": history, "examples": len(clips)}

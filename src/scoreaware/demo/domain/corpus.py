@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 
+from scoreaware.curate.scoring.audio import resampler
 from scoreaware.demo.synth import SR, ClipSpec, plan_corpus, render
+from scoreaware.train.codecs import MelCodec
 
 DEMO_SEED = 0
 TRAIN_SEEDS = {"clap": 101, "reward": 102, "captioners": 103}
@@ -35,10 +38,7 @@ def rendered(specs: list[ClipSpec], seconds: float, seed: int) -> Iterator[tuple
 def mel_round_trip(audio: np.ndarray) -> np.ndarray:
     """`audio` (44.1 kHz mono) through the demo generator's mel codec (Griffin-Lim decode), so a
     scorer can be fair to generated clips, which reach it that way."""
-    import torch
 
-    from scoreaware.curate.scoring.audio import resampler
-    from scoreaware.train.codecs import MelCodec
 
     codec = MelCodec()
     decoded = codec.decode(codec.encode(audio[None], SR))  # (1, samples) at the codec's rate

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from tqdm import tqdm
 
 from scoreaware.demo.domain.corpus import TRAIN_SEEDS, rendered, training_specs
 from scoreaware.demo.synth import DEGRADATIONS, SR, caption_of, degrade, normalize
@@ -35,7 +37,6 @@ class RewardRecipe:
 
 def write_pairs(folder: Path, recipe: RewardRecipe = RewardRecipe(), log=print) -> Path:
     """Clean and degraded WAVs of the reward corpus and `pairs.jsonl` next to them."""
-    import soundfile as sf
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(recipe.seed)
@@ -43,7 +44,6 @@ def write_pairs(folder: Path, recipe: RewardRecipe = RewardRecipe(), log=print) 
     log(f"rendering {len(specs)} clips × {recipe.seconds:g} s (seed {recipe.seed}), each clean and degraded")
     kinds = list(DEGRADATIONS)
     clips = {}
-    from tqdm import tqdm
 
     for index, (spec, audio) in enumerate(tqdm(rendered(specs, recipe.seconds, recipe.seed), total=len(specs),
                                                desc="render", unit="clip", leave=False)):

@@ -18,8 +18,15 @@ import numpy as np
 import torch
 from scipy.stats import mannwhitneyu
 
+from scoreaware.curate.captioning.checks import caption_problems, clean
+from scoreaware.curate.captioning.engines import ChatRequest, SamplingConfig, TransformersEngine
+from scoreaware.curate.scoring.audio import resampler
+from scoreaware.curate.scoring.clap import load_transformers_clap
+from scoreaware.curate.scoring.reward import assemble_features, load_mert, load_reward, score_features
+from scoreaware.curate.stages.caption import CaptionConfig, format_tags
 from scoreaware.demo.domain.corpus import rendered, training_specs
-from scoreaware.demo.synth import GENRES, SR, ClipSpec, caption_of
+from scoreaware.demo.domain.texts import GENRE_WORDS
+from scoreaware.demo.synth import DEGRADATIONS, GENRES, SR, ClipSpec, caption_of, degrade, normalize, tags_of
 
 EVAL_SEED = 201  # the fresh corpus the shipped numbers are measured on; tests use another
 GENRE_PROMPT = "{genre} music"
@@ -33,7 +40,6 @@ def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
 
 def windows_48k(clips: list[tuple[ClipSpec, np.ndarray]]) -> list[np.ndarray]:
     """The first 10 s of each clip at 48 kHz (the scorer's resampler and window)."""
-    from scoreaware.curate.scoring.audio import resampler
 
     with torch.inference_mode():
         return [resampler(SR, 48_000)(torch.from_numpy(a)).numpy()[: 480_000] for _, a in clips]
@@ -48,7 +54,6 @@ def clap_embeddings(encoder, clips: list[tuple[ClipSpec, np.ndarray]], batch: in
 
 def measure_clap(model: str, clips: list[tuple[ClipSpec, np.ndarray]], seed: int) -> dict:
     """AUROC of own vs mismatched caption and zero-shot genre accuracy (with the confusion)."""
-    from scoreaware.curate.scoring.clap import load_transformers_clap
 
     encoder = load_transformers_clap(model)
     audio = clap_embeddings(encoder, clips)
@@ -83,7 +88,6 @@ def fresh_clips(seed: int, clips: int, seconds: float = 10.0, degraded: float = 
 
 def genre_named(text: str, genre: str) -> bool:
     """Whether `text` names `genre` (any of its spellings) and no other genre."""
-    from scoreaware.demo.domain.texts import GENRE_WORDS
 
     lowered = text.lower()
 
@@ -96,9 +100,6 @@ def genre_named(text: str, genre: str) -> bool:
 def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: int) -> dict:
     """Accuracy of the shipped reward on pairs with a known answer, scored as `curate score
     reward` scores (CLAP audio + MERT + CLAP caption text, the head in eval mode)."""
-    from scoreaware.curate.scoring.clap import load_transformers_clap
-    from scoreaware.curate.scoring.reward import assemble_features, load_mert, load_reward, score_features
-    from scoreaware.demo.synth import DEGRADATIONS, degrade, normalize
 
     rng = np.random.default_rng(seed)
     head = load_reward(models / "reward.pt")
@@ -117,7 +118,6 @@ def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed:
     text = encoder.embed_text(captions)
 
     def mert_of(items):
-        from scoreaware.curate.scoring.audio import resampler
 
         with torch.inference_mode():
             return mert.embed([resampler(SR, mert.sampling_rate)(torch.from_numpy(a)).numpy() for _, a in items])
@@ -141,10 +141,6 @@ def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed:
 def measure_captioners(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], max_tokens: int = 96) -> dict:
     """Stage 1 heard without tags (does it listen?) and with the true tags; stage 2 on stage 1's
     outputs: checks passed and the genre word kept. Through the transformers engine."""
-    from scoreaware.curate.captioning.checks import caption_problems, clean
-    from scoreaware.curate.captioning.engines import ChatRequest, SamplingConfig, TransformersEngine
-    from scoreaware.curate.stages.caption import CaptionConfig, format_tags
-    from scoreaware.demo.synth import tags_of
 
     sampling = SamplingConfig(max_tokens=max_tokens)
     audio_cfg, rewrite_cfg = CaptionConfig(stage="audio"), CaptionConfig(stage="rewrite")

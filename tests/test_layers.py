@@ -1,0 +1,70 @@
+"""The dependency graph: no import loops, and library modules import the project at the top.
+
+(The layers themselves are checked by `lint-imports` with the contract in pyproject.toml.)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import grimp
+
+import scoreaware
+
+PACKAGE = Path(scoreaware.__file__).parent
+
+
+def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's components of size > 1: the import loops."""
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_finder_sees_a_planted_loop():
+    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_loops():
+    graph = grimp.build_graph("scoreaware")
+    edges = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    assert strongly_connected(edges) == []
+
+
+def test_library_modules_import_the_project_at_the_top():
+    # the CLI keeps its imports inside commands (so --help stays fast); test helpers are free
+    inner = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] in ("cli", "testing"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inner += [f"{path.relative_to(PACKAGE)}:{sub.lineno}" for sub in ast.walk(node)
+                          if isinstance(sub, ast.ImportFrom) and (sub.module or "").startswith("scoreaware")]
+    assert inner == []
