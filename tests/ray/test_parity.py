@@ -3,10 +3,20 @@ the same order, same fields, scores and arrays to 1e-5, captions equal under see
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from scoreaware.cli.main import cli
 from scoreaware.core.manifests import read_cuts
 from scoreaware.demo.domain.build import default_models
-from scoreaware.testing.parity import run, same_manifest
+from scoreaware.testing.parity import same_manifest
+
+
+def run(*args: str) -> str:
+    """`scoreaware ARGS` in this process; its output (fails the test on a non-zero exit)."""
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
 
 RAY = ["--executor", "ray", "--ray-actors", "2", "--shard-size", "3"]  # several shards per actor
 

@@ -9,13 +9,22 @@ import subprocess
 import sys
 
 import ray
+from click.testing import CliRunner
 
+from scoreaware.cli.main import cli
 from scoreaware.core.jobs import ExecutorOptions, ShardFailure, StageJob
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import Rejection
 from scoreaware.core.ray_executor import run_on_ray
 from scoreaware.demo.domain.build import default_models
-from scoreaware.testing.parity import run, same_manifest
+from scoreaware.testing.parity import same_manifest
+
+
+def run(*args: str) -> str:
+    """`scoreaware ARGS` in this process; its output (fails the test on a non-zero exit)."""
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def run_cli(*args, env=None):

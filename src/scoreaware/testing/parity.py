@@ -5,16 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from scoreaware.cli.main import cli
 from scoreaware.core.manifests import read_cuts
-
-
-def run(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def same_manifest(local, on_ray, float_tol: float = 1e-5) -> int:
