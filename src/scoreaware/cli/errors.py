@@ -21,10 +21,6 @@ from scoreaware.core.errors import StageError
 from scoreaware.train.config import ConfigError
 
 
-class UserError(click.ClickException):
-    """An exception a command declared as the user's (see `user_errors`)."""
-
-
 def as_click_error(exc: Exception) -> click.ClickException:
     """What `exc` looks like to the user."""
     if isinstance(exc, ConfigError):
@@ -50,8 +46,8 @@ def user_errors(*types: type[Exception]) -> Callable:
                 return fn(*args, **kwargs)
             except (StageError, ConfigError):
                 raise
-            except types as exc:
-                raise UserError(str(exc)) from None
+            except types as exc:  # shown by GuardedGroup like every other StageError
+                raise StageError(str(exc)) from None
 
         return wrapper
 
