@@ -122,3 +122,34 @@ def test_server_errors_never_leak_the_api_key(tmp_path, monkeypatch, caplog):
     assert secret not in result.output and secret not in caplog.text
     assert "0123456789" not in result.output + caplog.text
     assert "request to" in caplog.text  # the retry was logged, redacted
+
+
+def test_a_password_in_the_base_url_is_sent_as_a_header_and_never_shown(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    audio = write_audio(tmp_path / "a.wav", tone(1.0))
+    manifest = tmp_path / "v.jsonl.gz"
+    CutSet.from_cuts([file_cut(audio, cut_id="c0", caption="x", caption_verbose="A slow piece.")]).to_file(manifest)
+    caplog.set_level(logging.INFO)
+    with FakeOpenAI(mode="echo_auth") as server:  # fails with HTTP 500, echoing the Authorization header
+        url = server.url.replace("http://", "http://alice:pw-0123456789@")
+        failed = CliRunner().invoke(cli, ["-v", "curate", "caption", str(manifest), "--stage", "rewrite", "--engine",
+                                          "openai", "--model", "m", "--base-url", url, "--retries", "1",
+                                          "-o", str(tmp_path / "c.jsonl.gz")])
+    assert server.headers[0]["Authorization"].startswith("Basic ")  # the credentials went in the header
+    assert failed.exit_code == 1 and "HTTP 500" in failed.output
+    assert "pw-0123456789" not in failed.output + caplog.text and "alice:" not in failed.output + caplog.text
+    with FakeOpenAI() as server:
+        url = server.url.replace("http://", "http://alice:pw-0123456789@")
+        done = CliRunner().invoke(cli, ["curate", "caption", str(manifest), "--stage", "rewrite", "--engine", "openai",
+                                        "--model", "m", "--base-url", url, "-o", str(tmp_path / "d.jsonl.gz")])
+    assert done.exit_code == 0, done.output
+    sidecar = (tmp_path / "d.provenance.json").read_text()
+    assert "pw-0123456789" not in sidecar + done.output and "***@" in sidecar
+
+
+def test_redact_hides_url_userinfo():
+    from scoreaware.core.redact import redact, split_userinfo
+
+    assert redact("GET http://user:hunter2@host:8000/v1 failed") == "GET http://***@host:8000/v1 failed"
+    assert split_userinfo("https://a%40b:p%3Aw@h:1/v1") == ("https://h:1/v1", "a@b:p:w")
+    assert split_userinfo("http://h/v1") == ("http://h/v1", None)

@@ -44,6 +44,7 @@ from scoreaware.core.provenance import (
     provenance_path,
     read_provenance,
 )
+from scoreaware.core.redact import redact
 
 
 class Validator(Protocol):
@@ -395,7 +396,7 @@ class StageOutput:
         return {
             "stage": self.stage,
             "lineage": self.lineage,
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "command": redact(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]])),  # no secret in a sidecar
             "config": self.config,
             "options": {**self.config, **dict(options or {})},
             "inputs": described,

