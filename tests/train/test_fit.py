@@ -43,6 +43,13 @@ def test_loss_goes_down_on_a_tiny_overfit_set(encoded, tmp_path):
     val = [h["val_flow"] for h in history if "val_flow" in h]  # fixed t grid and noise: comparable
     assert len(val) == 2 and val[-1] < 0.8 * val[0], val  # untrained (≈ 2: predicts 0) vs trained
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG" and any((run / "tb").iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb")).Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "val/val_flow", "val/val_ema_flow"} <= set(scalars), scalars
+    logged = [(e.step, e.value) for e in events.Scalars("val/val_flow")]
+    assert [s for s, _ in logged] == [0, 80] and np.allclose([v for _, v in logged], val, atol=1e-5)
     config = json.loads((run / "config.json").read_text())
     assert config["steps"] == 80 and config["model"] == "tiny"
     checkpoint = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], weights_only=False)

@@ -194,6 +194,20 @@ def validate_both(net, ema, manifest, norm, config, nulls, device, repa_spec, re
     return {**raw, **{f"{k.replace('val_', 'val_ema_')}": v for k, v in smooth.items()}}
 
 
+def log_validation(writer, result: dict, step: int) -> None:
+    """Validation scalars to TensorBoard beside the training ones: ``val/<name>`` (flow loss, EMA
+    flow loss, held-out implicit accuracy) and ``val/<name>_by_t/bin<i>`` per timestep bin."""
+    if writer is None:
+        return
+    for name, value in result.items():
+        if isinstance(value, (int, float)):
+            writer.add_scalar(f"val/{name}", value, step)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, (int, float)) and not math.isnan(item):
+                    writer.add_scalar(f"val/{name}/bin{index}", item, step)
+
+
 def plot_history(history: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
@@ -320,11 +334,13 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
         save_checkpoint(run_dir, step, epoch, net, ema, optimizer, config, sampler, objective, history, rank, world,
                         state_extra)
 
-    def validation() -> dict:
-        return validate_both(plain, ema, config.val_manifest, norm, config, nulls, device, repa_spec, reference)
+    def validation() -> None:  # rank 0: into the history and TensorBoard
+        result = validate_both(plain, ema, config.val_manifest, norm, config, nulls, device, repa_spec, reference)
+        history.append({"step": step, **result})
+        log_validation(writer, result, step)
 
     if config.val_manifest and step == 0 and rank == 0:  # the untrained point of the validation curve
-        history.append({"step": 0, **validation()})
+        validation()
 
     # stderr, rank 0, on a terminal only (disable=None); a resumed run starts at its step
     bar = tqdm(total=config.steps, initial=step, desc="train fit", unit="step", dynamic_ncols=True, leave=False,
@@ -362,7 +378,7 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
                 history.append(record)
                 bar.set_postfix(loss=f"{record.get('loss', float('nan')):.3f}", refresh=False)
             if config.val_manifest and config.val_every and step % config.val_every == 0 and rank == 0:
-                history.append({"step": step, **validation()})
+                validation()
             if step % config.ckpt_every == 0 or step == config.steps:
                 checkpoint_now()
             if os.environ.get("SCOREAWARE_CRASH_AT_STEP") == str(step):
@@ -379,7 +395,7 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
     validated = bool(config.val_every) and step % config.val_every == 0  # the same answer on every rank
     if config.val_manifest and not validated:
         if rank == 0:
-            history.append({"step": step, **validation()})
+            validation()
         checkpoint_now()  # every rank: it ends in a barrier
     if rank == 0:
         writer.close()
