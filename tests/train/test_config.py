@@ -32,3 +32,22 @@ def test_unknown_key_in_a_file(tmp_path):
 
 def test_presets_name_their_models():
     assert resolve("S").model == "S" and resolve("L").timesteps == "beta" and resolve("L").repa == ("clap", "muq")
+
+
+def test_an_unknown_key_suggests_the_closest_one():
+    with pytest.raises(ConfigError, match=r"'stepz' → did you mean 'steps'\?"):
+        resolve(overrides=parse_overrides(("stepz=3",)))
+
+
+def test_fit_help_lists_every_key_with_its_default():
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from scoreaware.cli.main import cli
+    from scoreaware.train.config import TrainConfig
+
+    text = CliRunner().invoke(cli, ["train", "fit", "--help"]).output
+    for field in dataclasses.fields(TrainConfig):
+        default = ",".join(field.default) if isinstance(field.default, tuple) else field.default
+        assert f"{field.name}={default}" in text, field.name

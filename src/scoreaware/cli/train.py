@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -115,6 +116,18 @@ def fit(config_path: str | None, preset: str | None, manifest: str | None, overr
         click.secho("\ntrain fit", bold=True)
         print_fit_summary(history)
         click.echo(f"  → {run_dir} (checkpoints/, tb/, loss.png)")
+
+
+def _list_config_keys() -> None:
+    """`train fit --help` ends its description with every key `--set` accepts and its default."""
+    from scoreaware.train.config import config_keys_help
+
+    keys = "\n".join(config_keys_help())
+    fit.help = (f"{inspect.cleandoc(fit.help or '')}\n\nKeys of --set KEY=VALUE (and of --config TOML), with "
+                f"defaults:\n\n\b\n{keys}")
+
+
+_list_config_keys()
 
 
 def print_fit_summary(history: list[dict]) -> None:

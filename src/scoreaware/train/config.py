@@ -8,7 +8,10 @@ raises too). The resolved config is saved in the run folder and in every checkpo
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import json
+import re
 import tomllib
 import typing
 from dataclasses import dataclass
@@ -151,7 +154,10 @@ def _layers(preset: str | None, path: str | None, overrides: dict | None) -> dic
     for source, layer in layers:
         unknown = sorted(set(layer) - fields.keys())
         if unknown:
-            raise ConfigError(f"{source}: unknown keys {unknown}")
+            hints_for = [difflib.get_close_matches(k, list(fields), n=1) for k in unknown]
+            guesses = [f"{k!r} → did you mean {m[0]!r}?" for k, m in zip(unknown, hints_for) if m]
+            raise ConfigError(f"{source}: unknown keys {unknown}" + (f" ({'; '.join(guesses)})" if guesses else "")
+                              + " — `scoreaware train fit --help` lists every key")
         for key, value in layer.items():
             values[key] = _coerce(key, hints[key], value)
     return values
@@ -175,3 +181,20 @@ def save_config(config: TrainConfig, path: Path) -> None:
 def config_from_dict(data: dict) -> TrainConfig:
     hints = typing.get_type_hints(TrainConfig)
     return TrainConfig(**{k: _coerce(k, hints[k], v) for k, v in data.items() if k in hints})
+
+
+def config_keys_help() -> list[str]:
+    """One line per `TrainConfig` key: ``name = default  (type) comment``, as `--help` lists them."""
+    comments = {}
+    for line in inspect.getsource(TrainConfig).splitlines():
+        match = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.*)", line)
+        if match:
+            comments[match.group(1)] = match.group(2)
+    hints = typing.get_type_hints(TrainConfig)
+    lines = []
+    for f in dataclasses.fields(TrainConfig):
+        kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
+        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        note = f"  {comments[f.name]}" if f.name in comments else ""
+        lines.append(f"{f.name}={default!s}  ({kind}){note}")
+    return lines
