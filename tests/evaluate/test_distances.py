@@ -42,3 +42,16 @@ def test_mad_is_small_for_one_distribution_and_large_for_another():
     same = mauve_distance(rng.normal(size=(200, 16)), reference)
     other = mauve_distance(rng.normal(3.0, 1.0, (200, 16)), reference)
     assert 0 <= same < 0.2 and other > 1.0
+
+
+def test_the_clap_score_interval_is_the_means_and_stays_in_its_range():
+    from scipy import stats
+
+    from scoreaware.evaluate.score import mean_interval
+
+    values = np.linspace(-0.5, 0.9, 40)  # known case: the t interval of the mean, closed form
+    half = stats.t.ppf(0.975, 39) * values.std(ddof=1) / np.sqrt(40)
+    got = mean_interval(values, bounds=(-1.0, 1.0))
+    assert np.allclose(got["ci"], [values.mean() - half, values.mean() + half]) and got["n"] == 40
+    two = mean_interval([0.95, -0.2], bounds=(-1.0, 1.0))  # t(1) = 12.7: unbounded it would be [-6.9, 7.7]
+    assert two["ci"] == [-1.0, 1.0] and -1.0 <= two["mean"] <= 1.0

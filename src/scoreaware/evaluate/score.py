@@ -25,16 +25,22 @@ SCORES_FORMAT = "scoreaware.scores/1"
 CLIP_COLUMNS = ["id", "prompt_id", "seed", "prompt", "clap_score", "reward"]
 
 
-def mean_interval(values: np.ndarray, level: float = 0.95) -> dict:
-    """Mean with a t interval; n beside it."""
+def mean_interval(values: np.ndarray, level: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
+    """Mean with a t interval (the standard error's, not the clips' spread); n beside it.
+
+    :param bounds: the range the quantity lives in (CLAP score: [−1, 1]); the interval of its mean
+        cannot leave it, so with few clips (t for n = 2 is 12.7) it is cut at the bounds.
+    """
     values = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if len(values) == 0:
         return {"mean": None, "ci": None, "n": 0}
     if len(values) == 1:
         return {"mean": float(values[0]), "ci": None, "n": 1}
     half = scipy_stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return {"mean": float(values.mean()), "ci": [float(values.mean() - half), float(values.mean() + half)],
-            "n": int(len(values))}
+    low, high = float(values.mean() - half), float(values.mean() + half)
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": float(values.mean()), "ci": [low, high], "n": int(len(values))}
 
 
 @dataclass
@@ -60,7 +66,7 @@ def set_metrics(clap: EmbeddingSet, reference: dict[str, EmbeddingSet], clips: l
     out.metrics["kad_clap"] = {"value": kad, "ci": list(bootstrap_interval(
         lambda x: kernel_distance(x, ref.embeddings), clap.embeddings, resamples=min(bootstrap, 100), seed=seed)),
         "n": len(clap.embeddings)}
-    out.metrics["clap_score"] = mean_interval([c.get("clap_score") for c in clips])
+    out.metrics["clap_score"] = mean_interval([c.get("clap_score") for c in clips], bounds=(-1.0, 1.0))  # a cosine
     rewards = [c.get("reward") for c in clips]
     if any(r is not None for r in rewards):
         out.metrics["reward"] = mean_interval(rewards)
