@@ -193,11 +193,12 @@ def fad_cmd(generated: Path, reference: Path, embedding: str, bootstrap: int, as
     Each is an .npy matrix (rows = clips), an .npz from `eval reference`, or a scored manifest
     with stored embeddings. Fewer clips than dimensions gives a finite value and a warning.
     """
-    from scoreaware.evaluate.embeddings import check_compatible, load_embedding_set
+    from scoreaware.evaluate.embeddings import check_compatible, check_same_width, load_embedding_set
     from scoreaware.evaluate.frechet import bootstrap_frechet, frechet_from_stats
 
     a, b = load_embedding_set(generated, embedding), load_embedding_set(reference, embedding)
     check_compatible(a.fingerprint, b.fingerprint)
+    check_same_width(a, b)
     result = frechet_from_stats(a.stats, b.stats)
     payload = result.to_dict()
     if bootstrap:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,16 @@ class EmbeddingSet:
     fingerprint: dict = field(default_factory=dict)
     source: str = ""
 
+    def __post_init__(self) -> None:
+        matrix = np.asarray(self.embeddings)
+        if matrix.dtype.kind not in "fiu":
+            raise EmbeddingError(f"{self.source or 'embeddings'}: expected a numeric matrix, got dtype {matrix.dtype}")
+        if matrix.ndim == 2 and matrix.size and not np.isfinite(matrix).all():
+            row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
+            which = self.ids[row] if row < len(self.ids) else str(row)
+            raise EmbeddingError(f"{self.source or 'embeddings'}: row {row} (id {which}) holds NaN or inf; "
+                                 "no distance is computed from non-finite embeddings")
+
     @property
     def stats(self) -> Stats:
         return Stats.of(self.embeddings)
@@ -68,6 +79,13 @@ def check_compatible(a: dict, b: dict, what: str = "embeddings") -> None:
 
 
 # --------------------------------------------------------------------------- building
+def check_same_width(a: EmbeddingSet, b: EmbeddingSet) -> None:
+    """Refuse sets whose rows have different sizes (another model or layer), naming both files."""
+    if a.embeddings.shape[1:] != b.embeddings.shape[1:]:
+        raise EmbeddingError(f"{a.source}: {a.embeddings.shape[1]}-dimensional rows, {b.source}: "
+                             f"{b.embeddings.shape[1]}-dimensional: embeddings of different models cannot be compared")
+
+
 def audio_cuts(source: str | os.PathLike):
     """Cuts of a manifest (validated), or of every audio file under a folder (sorted)."""
 
@@ -154,10 +172,10 @@ def load_reference(path: str | os.PathLike) -> tuple[dict[str, EmbeddingSet], di
                 raise EmbeddingError(f"{path}: not a scoreaware reference (format {meta.get('format')!r})")
             sets = {name: EmbeddingSet(np.asarray(data[f"{name}__embeddings"]), info["ids"], info["fingerprint"],
                                        str(path)) for name, info in meta["sets"].items()}
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated, garbage, other npz
         if isinstance(exc, EmbeddingError):
             raise
-        raise EmbeddingError(f"{path}: not a readable reference file ({type(exc).__name__}: {exc})") from None
+        raise EmbeddingError(f"{path}: not a readable reference file ({type(exc).__name__}: {exc})"[:300]) from None
     return sets, meta
 
 
@@ -167,9 +185,14 @@ def load_embedding_set(path: str | os.PathLike, name: str = "clap") -> Embedding
     path = Path(path)
     name = {"mert": "mert_last"}.get(name, name)
     if path.suffix == ".npy":
-        matrix = np.load(path, allow_pickle=False)
+        try:
+            matrix = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # empty, truncated, garbage, or an object array
+            raise EmbeddingError(f"{path}: not a readable .npy matrix ({type(exc).__name__}: {exc})"[:300]) from None
         if matrix.ndim != 2:
             raise EmbeddingError(f"{path}: expected a 2-D matrix (rows = clips), got shape {matrix.shape}")
+        if len(matrix) < 2:
+            raise EmbeddingError(f"{path}: {len(matrix)} row(s); a Fréchet distance needs at least 2 clips")
         return EmbeddingSet(matrix, [str(i) for i in range(len(matrix))], {}, str(path))
     if path.suffix == ".npz":
         sets, _ = load_reference(path)

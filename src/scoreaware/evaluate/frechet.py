@@ -36,6 +36,8 @@ class Stats:
         x = np.asarray(embeddings, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < 2:
             raise ValueError(f"need at least 2 embeddings as an (n, d) matrix, got shape {x.shape}")
+        if not np.isfinite(x).all():  # scipy's sqrtm (LAPACK) can hang on NaN, ignoring Ctrl-C
+            raise ValueError(f"row {int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])} holds NaN or inf")
         return Stats(x.mean(axis=0), np.cov(x, rowvar=False), x.shape[0])
 
 
@@ -71,6 +73,9 @@ def frechet_from_stats(a: Stats, b: Stats) -> FrechetResult:
     """FD between two Gaussians fitted to embedding sets (`a` generated, `b` the reference)."""
     if a.mean.shape != b.mean.shape:
         raise ValueError(f"embedding sizes differ: {a.mean.shape[0]} vs {b.mean.shape[0]}")
+    for stats in (a, b):  # Stats built elsewhere (a stored reference) get the same guard as Stats.of
+        if not (np.isfinite(stats.mean).all() and np.isfinite(stats.cov).all()):
+            raise ValueError("non-finite mean or covariance: no distance is computed from NaN or inf")
     dim = a.mean.shape[0]
     notes = []
     if min(a.n, b.n) <= dim:

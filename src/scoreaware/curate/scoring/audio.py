@@ -16,9 +16,17 @@ import torchaudio
 POLICIES = ("first", "center", "mean")
 
 
+class NonFiniteAudio(ValueError):
+    """Decoded audio holds NaN or inf samples."""
+
+
 def mono_resampled(cut, sampling_rate: int) -> np.ndarray:
     """The cut's audio down-mixed to mono and resampled (torchaudio): (time,) float32."""
-    audio = np.atleast_2d(cut.load_audio()).astype(np.float32).mean(axis=0)
+    audio = np.atleast_2d(cut.load_audio()).astype(np.float32)
+    if not np.isfinite(audio).all():  # a NaN would reach the model and every statistic after it
+        bad = int((~np.isfinite(audio)).sum())
+        raise NonFiniteAudio(f"{bad} non-finite sample(s) (NaN or inf) in the decoded audio")
+    audio = audio.mean(axis=0)
     if cut.sampling_rate != sampling_rate:
         with torch.inference_mode():
             audio = resampler(cut.sampling_rate, sampling_rate)(torch.from_numpy(audio)).numpy()

@@ -1,0 +1,74 @@
+"""Evaluation under hostile input: non-finite values never reach LAPACK (whose sqrtm can hang on
+NaN, ignoring Ctrl-C), and every bad file ends in one line naming it."""
+
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from scoreaware.cli.main import cli
+from scoreaware.testing.dummies import tone, write_audio
+
+
+def fad(*paths):
+    return CliRunner().invoke(cli, ["eval", "fad", *[str(p) for p in paths]])
+
+
+@pytest.fixture
+def good(tmp_path):
+    path = tmp_path / "good.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(12, 8)))
+    return path
+
+
+def test_a_nan_row_is_an_error_naming_file_and_row_in_a_fresh_process(tmp_path, good):
+    bad = tmp_path / "nan.npy"
+    matrix = np.random.default_rng(1).normal(size=(12, 8))
+    matrix[3, 5] = np.nan
+    np.save(bad, matrix)
+    # its own process with a deadline: a hang inside LAPACK could not be interrupted in this one
+    done = subprocess.run([sys.executable, "-m", "scoreaware", "eval", "fad", str(bad), str(good)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "nan.npy: row 3" in done.stderr and "NaN or inf" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("name, write", [
+    ("inf.npy", lambda p: np.save(p, np.full((4, 8), np.inf))),
+    ("narrow.npy", lambda p: np.save(p, np.zeros((5, 3)))),
+    ("one.npy", lambda p: np.save(p, np.zeros((1, 8)))),
+    ("none.npy", lambda p: np.save(p, np.zeros((0, 8)))),
+    ("object.npy", lambda p: np.save(p, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)),
+    ("garbage.npy", lambda p: p.write_bytes(b"not numpy at all")),
+    ("empty.npy", lambda p: p.write_bytes(b"")),
+    ("truncated.npz", lambda p: p.write_bytes(b"PK\x03\x04" + b"\x00" * 10)),
+    ("words.npy", lambda p: np.save(p, np.array([["a", "b"], ["c", "d"]]))),
+])
+def test_bad_embedding_files_are_one_line_naming_the_file(tmp_path, good, name, write):
+    path = tmp_path / name
+    write(path)
+    result = fad(path, good)
+    assert result.exit_code == 1, result.output
+    assert name in result.output and "internal error" not in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_reference_quarantines_non_finite_audio_and_stores_only_finite_rows(tmp_path, tiny_clap):
+    folder = tmp_path / "audio"
+    for i in range(3):
+        write_audio(folder / f"ok{i}.wav", tone(1.0, freq=220.0 * (i + 1)))
+    broken = tone(1.0)
+    broken[100, 0] = np.nan
+    write_audio(folder / "nan.wav", broken, subtype="FLOAT")
+    out = tmp_path / "ref.npz"
+    result = CliRunner().invoke(cli, ["eval", "reference", str(folder), "-o", str(out), "--model", str(tiny_clap),
+                                      "-j", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    with np.load(out) as data:
+        assert np.isfinite(data["clap__embeddings"]).all() and data["clap__embeddings"].shape[0] == 3
+    with zipfile.ZipFile(out) as archive:
+        assert archive.testzip() is None
+    assert "NaN or inf" in out.with_name("ref.provenance.json").read_text()  # the quarantined clip's reason
