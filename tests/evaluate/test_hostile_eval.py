@@ -1,6 +1,7 @@
 """Evaluation under hostile input: non-finite values never reach LAPACK (whose sqrtm can hang on
 NaN, ignoring Ctrl-C), and every bad file ends in one line naming it."""
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -72,3 +73,34 @@ def test_reference_quarantines_non_finite_audio_and_stores_only_finite_rows(tmp_
     with zipfile.ZipFile(out) as archive:
         assert archive.testzip() is None
     assert "NaN or inf" in out.with_name("ref.provenance.json").read_text()  # the quarantined clip's reason
+
+
+def generate(checkpoint, prompts, out, *extra):
+    return CliRunner().invoke(cli, ["eval", "generate", str(checkpoint), "--prompts", str(prompts), "-o", str(out),
+                                    "--seeds", "1", "--steps", "2", "--seconds", "1", *extra])
+
+
+def test_a_torn_last_row_is_repaired_on_resume(tiny_checkpoint, eval_prompts, tmp_path):
+    out = tmp_path / "run"
+    assert generate(tiny_checkpoint, eval_prompts, out).exit_code == 0
+    table = out / "samples.jsonl"
+    rows = table.read_text().splitlines()
+    (out / rows[-1].split('"path": "')[1].split('"')[0]).unlink()  # the last clip's WAV: as if killed mid-write
+    table.write_text("\n".join(rows[:-1]) + "\n" + rows[-1][:25])  # ... and its row torn
+    (out / "samples.provenance.json").unlink()
+    resumed = generate(tiny_checkpoint, eval_prompts, out, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    lines = table.read_text().splitlines()
+    assert len(lines) == 3 and all(line.startswith("{") and line.endswith("}") for line in lines)
+    assert [json.loads(line)["id"] for line in lines] == [json.loads(row)["id"] for row in rows]
+
+
+def test_a_failed_generation_does_not_block_the_retry(tiny_checkpoint, eval_prompts, tmp_path):
+    out = tmp_path / "run"
+    wrong = tmp_path / "wrong.pt"
+    wrong.write_bytes(b"not a checkpoint")
+    failed = generate(wrong, eval_prompts, out)
+    assert failed.exit_code == 1 and "internal error" not in failed.output
+    retried = generate(tiny_checkpoint, eval_prompts, out)
+    assert retried.exit_code == 0, retried.output
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 3

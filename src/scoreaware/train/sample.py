@@ -33,7 +33,7 @@ from scipy.io import wavfile
 
 from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.core.errors import StageError
-from scoreaware.core.files import atomic_write_text, safe_name
+from scoreaware.core.files import atomic_write_text, repair_jsonl_tail, safe_name
 from scoreaware.core.provenance import config_changes, describe_input, library_versions
 from scoreaware.curate.scoring.clap import load_transformers_clap
 from scoreaware.train.codecs import codec_from_description
@@ -328,8 +328,6 @@ def run_generation(checkpoint: str | os.PathLike, prompts: list[Prompt], out_dir
     recorded when the run starts; an interrupted run continues only with ``resume`` and the
     same options; a finished one is left alone unless ``overwrite`` (which starts over).
     """
-
-
     started = dt.datetime.now(dt.UTC)
     jobs = plan_clips(prompts, seeds_per_prompt, settings.seed)
     checkpoint_info = describe_input(checkpoint)
@@ -343,6 +341,10 @@ def run_generation(checkpoint: str | os.PathLike, prompts: list[Prompt], out_dir
         for path in (run_file, table, sidecar, *out_dir.glob("*.wav")):
             path.unlink(missing_ok=True)
         shutil.rmtree(out_dir / "latents", ignore_errors=True)
+    if table.is_file():
+        repair_jsonl_tail(table)  # a kill mid-row leaves a fragment the next row would be glued to
+    if run_file.is_file() and not any((out_dir / row["path"]).is_file() for row in _read_rows(table)):
+        run_file.unlink()  # an earlier attempt failed before its first clip: nothing to protect
     if run_file.is_file():
         before = json.loads(run_file.read_text())
         changes = config_changes(before, config)
