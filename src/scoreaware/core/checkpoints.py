@@ -34,7 +34,6 @@ def load_checkpoint(path: str | os.PathLike, *, unsafe_pickle: bool = False, wha
         PyTorch checkpoint at all.
     """
 
-
     with open(path, "rb") as f:
         head = f.read(2)
     if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):  # neither torch.save format

@@ -178,7 +178,6 @@ class ManifestCuts:
             yield to_cut(map_paths(data, lambda p: resolve(p, root)), self.path, number)
 
     def __len__(self) -> int:
-
         return count_lines(self.path)
 
 

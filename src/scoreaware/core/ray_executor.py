@@ -43,7 +43,6 @@ def shard_manifest(manifest: Path, folder: Path, shard_size: int) -> list[Path]:
     writer stores each cut relative to the audio the shard carries (``start`` reset to 0), so
     a cuts-only Shar of windows into longer recordings would point every window at 0 s."""
 
-
     key = {"manifest_sha256": describe_input(manifest)["sha256"], "shard_size": shard_size}
     index = folder / SHARD_INDEX
     if index.is_file():

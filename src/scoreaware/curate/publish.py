@@ -148,7 +148,6 @@ def export_dataset(manifest: str | os.PathLike, directory: str | os.PathLike, ma
     :param embeddings: also export stored Lhotse arrays (CLAP embeddings, ...) as float lists.
     """
 
-
     manifest = str(manifest)
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)  # the staging folder must sit on the same filesystem

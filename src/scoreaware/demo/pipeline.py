@@ -160,7 +160,6 @@ CRPO_DEFAULTS = dict(n=5, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0, cla
 
 
 def curation(timeline: Timeline, s: DemoSettings) -> None:
-
     corpus, m = s.workdir / "corpus", s.manifest
     with timeline.step("make-corpus"):
         if s.overwrite or not (corpus / "truth.jsonl").is_file():
@@ -174,13 +173,11 @@ def curation(timeline: Timeline, s: DemoSettings) -> None:
     with timeline.step("segment"):
         show_result(run_segment(m("ingest"), m("segment"), overwrite=s.overwrite))
     with timeline.step("embedded models (trained on other seeds of the same synthetic music)", "models"):
-
         record = json.loads((s.models / "MODELS.json").read_text())
         for line in describe_targets(record):
             click.echo(f"  {line}")
         click.echo(f"  {s.models} ({record['total_mb']} MB; rebuilt by `{record['command']}`)")
         if not (s.t5 / "config.json").is_file():
-
             make_tiny_t5(s.t5, seed=0)
         click.echo(f"  the generator's T5 text encoder is a random stand-in: {s.t5}")
     with timeline.step("score clap (domain CLAP, the metadata captions)", "score clap"):
@@ -235,7 +232,6 @@ def curation(timeline: Timeline, s: DemoSettings) -> None:
 
 def show_truth(truth, s: DemoSettings) -> dict:
     """Print (and write truth.json) how the curation did against the corpus's ground truth."""
-
 
     m = s.manifest
     found = {
@@ -350,7 +346,6 @@ def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path]
                seconds: float = 6.0) -> dict:
     """eval reference (the curated set) → eval generate/score per checkpoint → eval compare, and
     the genre the domain CLAP hears in each checkpoint's clips; {checkpoint name: genre result}."""
-
 
     folder = s.workdir / "eval"
     folder.mkdir(exist_ok=True)

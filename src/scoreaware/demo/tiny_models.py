@@ -322,7 +322,6 @@ def _legacy_qwen2_audio_keys(path: Path) -> None:
     `multi_modal_projector.*`, `language_model.model.*`, `language_model.lm_head.*`.
     """
 
-
     state = load_file(path)
     renamed = {}
     for key, value in state.items():

@@ -225,7 +225,6 @@ def run_compare(runs: tuple[Path, ...] | list[Path], names: list[str] | None = N
     """`eval compare` as a library call: the decomposition table of `runs` (scored samples folders,
     in order) written to `output` (compare.md, .csv, .png, provenance); (payload, summary lines)."""
 
-
     labels = list(names) if names else [None] * len(runs)
     comparison = compare_runs([load_run(r, n) for r, n in zip(runs, labels)], bootstrap=bootstrap)
     output = Path(output) if output else Path(runs[0]).parent / "compare"

@@ -89,7 +89,6 @@ def check_same_width(a: EmbeddingSet, b: EmbeddingSet) -> None:
 def audio_cuts(source: str | os.PathLike):
     """Cuts of a manifest (validated), or of every audio file under a folder (sorted)."""
 
-
     source = Path(source)
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())

@@ -33,7 +33,6 @@ def build_reference(source: Path, output: Path, *, backend: str = "transformers"
         raise StageError(f"{source}: {len(clap.embeddings)} readable clips; a reference needs at least 2")
     sets = {"clap": clap}
     if mert_model:
-
         mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
         kept = [c for c in cuts if c.id in set(clap.ids)]
         sets["mert_last"] = mert_embeddings(kept, mert, "last", policy=policy)

@@ -58,7 +58,6 @@ def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: b
     `latents`, each cut also carries the latent `eval generate --keep-latents` kept (a Lhotse
     array), so training on it needs no decode and re-encode."""
 
-
     out = StageOutput(path, stage="ingest", overwrite=True, validator=validate_manifest)
     with out:
         for row in rows:
@@ -121,7 +120,6 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
     clips = _clip_table(scored, rows)
     mert_all = mert_last = None
     if mert_model and ("mert_all" in sets or "mert_last" in sets):
-
         mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
         cuts = list(read_cuts(clips_manifest))
         policy = sets.get("mert_all", sets.get("mert_last")).fingerprint.get("policy", "first")
@@ -158,7 +156,6 @@ def _amodel(fingerprint: dict) -> str:
 
 
 def _clip_table(scored: Path, rows: list[dict]) -> list[dict]:
-
     by_id = {row["id"]: row for row in rows}
     table = []
     for cut in read_cuts(scored):

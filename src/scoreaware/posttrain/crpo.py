@@ -68,7 +68,6 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
          unsafe_pickle: bool) -> None:
     """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning."""
 
-
     output.mkdir(parents=True, exist_ok=True)
     parent = Parent.load(checkpoint, unsafe_pickle)
     if parent.state["model_config"]["score_head"] != "input_add":

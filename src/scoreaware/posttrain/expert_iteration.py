@@ -166,7 +166,6 @@ def _fmt(value) -> str:
 
 
 def _selection(selected: Path) -> dict:
-
     options = (read_provenance(selected) or {}).get("options", {})
     return {"selected": options.get("selected"), "of": options.get("of"),
             "cutoff": options.get("combined_score_cutoff")}

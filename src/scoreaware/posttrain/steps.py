@@ -35,7 +35,6 @@ class Parent:
 
     @staticmethod
     def load(path: str | Path, unsafe_pickle: bool = False) -> Parent:
-
         return Parent(Path(path), load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="parent checkpoint"))
 
     @property
@@ -48,7 +47,6 @@ class Parent:
 
     @property
     def clap_model(self) -> str:
-
         model = self.encode.get("clap_model")
         if not model:
             raise StageError(f"{self.path}: the checkpoint does not record its CLAP model; pass --clap-model")
@@ -139,5 +137,4 @@ def overlapping_prompts(a: Path, b: Path) -> list[str]:
 
 
 def stage_summary(path: Path) -> dict:
-
     return (read_provenance(path) or {}).get("summary", {})

@@ -30,7 +30,6 @@ def same_manifest(local, on_ray, float_tol: float = 1e-5) -> int:
 
 
 def _quarantine(path):
-
     name = str(path).replace(".jsonl.gz", ".quarantine.jsonl.gz")
     with gzip.open(name, "rt") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -76,7 +76,6 @@ def encode_info(manifest: str | Path) -> dict:
         base = manifest_base(candidate)
         path = base.with_name(f"{base.name}.encode.json")
         if path.is_file():
-
             return read_encode_info(path)
     raise FileNotFoundError(f"no .encode.json for {manifest}: train from a `scoreaware train encode` output")
 

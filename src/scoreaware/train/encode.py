@@ -55,7 +55,6 @@ def load_frame_encoder(model: str, device: str = "cpu") -> FrameEncoder:
     """MuQ through the `muq` package, or a local transformers audio encoder (config.json)."""
     path = Path(model)
     if (path / "config.json").is_file() and "model_type" in json.loads((path / "config.json").read_text()):
-
         mert = load_mert(model, device=device)
 
         @torch.inference_mode()

@@ -209,7 +209,6 @@ def log_validation(writer, result: dict, step: int) -> None:
 
 
 def plot_history(history: list[dict], path: Path) -> None:
-
     matplotlib.use("Agg")
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))

@@ -161,7 +161,6 @@ class Generator:
         if "null" in self.state:  # the CFG null the run trained with: the empty string's features
             self.null_text, self.null_clap = self.state["null"]["text_tokens"], self.state["null"]["clap_text"]
         else:
-
             nulls = load_nulls(info)
             self.null_text, self.null_clap = nulls.text, nulls.clap
 

@@ -40,7 +40,6 @@ class TextEncoder:
 
 
 def load_text_encoder(model: str = DEFAULT_TEXT_ENCODER, device: str = "cpu", max_tokens: int = 77) -> TextEncoder:
-
     config = AutoConfig.from_pretrained(model)
     cls = T5EncoderModel if config.model_type in ("t5", "mt5", "umt5") else AutoModel
     net = cls.from_pretrained(model).to(device).eval()

@@ -82,7 +82,6 @@ def resample_poly_to(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     if rate == target:
         return samples
 
-
     g = gcd(rate, target)
     return resample_poly(samples, target // g, rate // g).astype(np.float32)
 
@@ -129,7 +128,6 @@ class VllmEngine(Engine):
                       max_num_seqs=max_num_seqs, enable_chunked_prefill=False, **engine_kwargs)
         self.audio_rate = None
         if audio:
-
             kwargs["limit_mm_per_prompt"] = {"audio": 1}
             self.audio_rate = int(AutoFeatureExtractor.from_pretrained(model).sampling_rate)
         self.model_id, self.audio = model, audio
@@ -220,7 +218,6 @@ class OpenAIEngine(Engine):
     def _payload(self, req: ChatRequest, sampling: SamplingConfig, attempt: int) -> dict:
         content: list | str = req.user
         if req.audio is not None:
-
             buffer = io.BytesIO()
             sf.write(buffer, req.audio[0], req.audio[1], format="WAV", subtype="PCM_16")
             content = [{"type": "input_audio",
@@ -283,10 +280,8 @@ class TransformersEngine(Engine):
     name = "transformers"
 
     def __init__(self, model: str, audio: bool = False, device: str = "cpu") -> None:
-
         self.model_id, self.audio, self.device = model, audio, device
         if audio:
-
             self.processor = AutoProcessor.from_pretrained(model)
             self.tokenizer = self.processor.tokenizer
             self.model = Qwen2AudioForConditionalGeneration.from_pretrained(model).to(device).eval()
@@ -304,7 +299,6 @@ class TransformersEngine(Engine):
                               return_tensors="pt")
 
     def stream(self, requests: list[ChatRequest], sampling: SamplingConfig, attempt: int = 0):
-
         for index, req in enumerate(requests):
             try:
                 inputs = self._inputs(req).to(self.device)

@@ -180,7 +180,6 @@ def load_laion_clap(checkpoint: str, amodel: str = "HTSAT-base", device: str = "
     """`laion_clap.CLAP_Module` (non-fusion) with a `.pt` checkpoint, for challenge-exact scores."""
     import laion_clap  # optional: the laion extra
 
-
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"laion_clap checkpoint {checkpoint} not found "
                                 "(e.g. music_audioset_epoch_15_esc_90.14.pt)")

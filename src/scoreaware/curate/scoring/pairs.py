@@ -104,7 +104,6 @@ def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = 
             if cut.has_custom("mert_emb"):
                 mert_feat = cut.load_custom("mert_emb")
             elif mert is not None:
-
                 mert_feat = mert.embed([mono_resampled(cut, mert.sampling_rate)])[0]
             else:
                 raise PairsError(f"cut {cut_id} has no mert_emb; pass --mert-model or score reward first")
@@ -117,7 +116,6 @@ def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = 
         if key not in cache:
             if clap is None or mert is None:
                 raise PairsError("audio-file pairs need --clap-model and --mert-model")
-
 
             recording = Recording.from_file(root / audio)
             cut = recording.to_cut()
@@ -153,7 +151,6 @@ def feature_models(manifest: str | os.PathLike | None, clap=None, mert=None) -> 
 
     found = {}
     if manifest is not None:
-
         for sidecar in provenance_chain(manifest):
             options = sidecar.get("options", {})
             if sidecar.get("stage") == "clap" and options.get("weights"):

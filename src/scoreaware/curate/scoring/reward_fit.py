@@ -50,7 +50,6 @@ def fit_reward(pairs: Path, output: Path, *, manifest: str | None = None, clap_m
 
 
 def plot_history(history: list[dict], out: Path) -> Path:
-
     matplotlib.use("Agg")
 
     fig, ax = plt.subplots(figsize=(6, 3.5))

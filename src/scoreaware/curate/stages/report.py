@@ -67,7 +67,6 @@ def _figure_path(out_dir: Path, name: str) -> Path:
 
 
 def _save(fig, path: Path) -> Path:
-
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.tight_layout()
     fig.savefig(tmp, dpi=110)
@@ -113,7 +112,6 @@ def plot_before_after(rows: list[StageRow], column: str, label: str, out: Path) 
 def plot_beta_schedule(scores: np.ndarray | None, lam: float, out: Path) -> Path:
     """Score-aware Beta timestep densities for S̃ ∈ {0, .25, .5, .75, 1} (and the data's quantiles)."""
 
-
     t = np.linspace(0.0, 1.0, 201)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for s in (1.0, 0.75, 0.5, 0.25, 0.0):
@@ -132,7 +130,6 @@ def plot_beta_schedule(scores: np.ndarray | None, lam: float, out: Path) -> Path
 
 
 def plot_caption_lengths(rows: list[StageRow], out: Path) -> Path | None:
-
     having = [r for r in rows if "caption" in r.table and r.table["caption"].notna().any()]
     if not having:
         return None

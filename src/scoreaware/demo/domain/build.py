@@ -80,7 +80,6 @@ def build(out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
                                    holdout=r.holdout, seed=0):
                 log(f"  {line}")
 
-
             metrics = torch.load(out / "reward.pt", weights_only=True)["metrics"]
             shutil.rmtree(out / "_reward_pairs", ignore_errors=True)
             record["recipes"]["reward"] = asdict(r) | {"held_out": metrics["holdout"]}

@@ -78,7 +78,6 @@ def prompt_tags(spec: ClipSpec, rng: np.random.Generator) -> str:
 
 
 def templates(stage: str) -> tuple[str, str]:
-
     config = CaptionConfig(stage=stage)
     return config.system_template, config.user_template
 

@@ -89,7 +89,6 @@ def make_tokenizer(texts: list[str], directory: Path, vocab_size: int):
 
 
 def build_clap(recipe: ClapRecipe, tokenizer):
-
     text = ClapTextConfig(vocab_size=len(tokenizer), hidden_size=recipe.text_hidden,
                           num_hidden_layers=recipe.text_layers, num_attention_heads=max(1, recipe.text_hidden // 64),
                           intermediate_size=2 * recipe.text_hidden, max_position_embeddings=80,

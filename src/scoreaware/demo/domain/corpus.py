@@ -39,7 +39,6 @@ def mel_round_trip(audio: np.ndarray) -> np.ndarray:
     """`audio` (44.1 kHz mono) through the demo generator's mel codec (Griffin-Lim decode), so a
     scorer can be fair to generated clips, which reach it that way."""
 
-
     codec = MelCodec()
     decoded = codec.decode(codec.encode(audio[None], SR))  # (1, samples) at the codec's rate
     with torch.inference_mode():

@@ -118,7 +118,6 @@ def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed:
     text = encoder.embed_text(captions)
 
     def mert_of(items):
-
         with torch.inference_mode():
             return mert.embed([resampler(SR, mert.sampling_rate)(torch.from_numpy(a)).numpy() for _, a in items])
 
