@@ -349,14 +349,35 @@ def test_crpo_driver_builds_ranked_pairs_and_resumes_exactly(parent, tmp_path):
         assert cut.custom["clap_score"] == max(same_prompt)  # best vs worst of the prompt's candidates
         assert cut.custom["clap_margin"] == pytest.approx(max(same_prompt) - min(same_prompt))
         assert cut.load_custom("rejected_latent").shape == cut.load_custom("latent").shape
+    changed = CliRunner().invoke(cli, [str(a) for a in args] + ["-o", str(tmp_path / "full"), "--train-steps", "16",
+                                                               "--lr", "1e-3", "--beta", "100"])
+    assert changed.exit_code == 1 and "other options" in changed.output and "--overwrite" in changed.output
+    assert "train_steps: 8 → 16" in changed.output and "beta: 2000.0 → 100.0" in changed.output
     killed = run_module(*args, "-o", tmp_path / "part", env={**one_thread, "SCOREAWARE_CRASH_AT_STEP": "5"})
     assert killed.returncode == -9
+    other = CliRunner().invoke(cli, [str(a) for a in args] + ["-o", str(tmp_path / "part"), "--lr", "1e-3"])
+    assert other.exit_code == 1 and "lr: " in other.output  # a killed run resumes only with its own options
     resumed = run_module(*args, "-o", tmp_path / "part", env=one_thread)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = (next((tmp_path / name / "runs").iterdir()) for name in ("full", "part"))
     assert len(losses(a)) == 8 and np.allclose(losses(a), losses(b), rtol=1e-5, atol=1e-6)
     summary = json.loads((tmp_path / "part" / "summary.json").read_text())
     assert summary["pairs"] + summary["held_out"] == 5 and summary["skipped"]["near_tie"] == 0
+
+
+def test_claim_output_refuses_other_options_and_overwrite_starts_over(tmp_path):
+    from scoreaware.core.errors import StageError
+    from scoreaware.posttrain.steps import claim_output
+
+    out = tmp_path / "run"
+    claim_output(out, {"lr": 1e-4, "steps": 8})
+    (out / "kept.txt").write_text("work of the first run")
+    claim_output(out, {"lr": 1e-4, "steps": 8})  # the same options: continue
+    assert (out / "kept.txt").is_file()
+    with pytest.raises(StageError, match=r"lr: 0.0001 → 0.001.*--overwrite"):
+        claim_output(out, {"lr": 1e-3, "steps": 8})
+    claim_output(out, {"lr": 1e-3, "steps": 8}, overwrite=True)
+    assert not (out / "kept.txt").exists() and json.loads((out / "run.json").read_text())["lr"] == 1e-3
 
 
 def test_rank_pairs_skips_near_ties_and_single_candidates():

@@ -35,6 +35,7 @@ def posttrain() -> None:
 @click.option("--lambda-fm", type=float, default=1.0)
 @click.option("--batch-size", type=click.IntRange(1), default=8)
 @click.option("--unsafe-pickle", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Start over (another run's options are refused otherwise).")
 def crpo(**options) -> None:
     """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning."""
     from scoreaware.posttrain.crpo import run_crpo
@@ -75,6 +76,7 @@ def crpo(**options) -> None:
               help="Prompts of the fidelity guard; must not overlap --prompts.")
 @click.option("--allow-overlap", is_flag=True, help="Allow evaluation prompts among the candidate prompts.")
 @click.option("--unsafe-pickle", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Start over (another run's options are refused otherwise).")
 def expert_iteration(**options) -> None:
     """Expert iteration from CHECKPOINT: generate, score, select, mix, fine-tune (ROUNDS times)."""
     from scoreaware.posttrain.expert_iteration import run_expert_iteration

@@ -325,7 +325,8 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
                        "expert iteration"):
         run_expert_iteration(**{**EI_DEFAULTS, "checkpoint": parent, "prompts": prompts, "output": post / "ei",
                                 "reward": str(s.reward), "mert_model": s.mert, "rounds": 1, "k": 4, "seconds": 4.0,
-                                "top": 0.25, "oversample": 5, "ft_steps": s.post_steps, "lr": 5e-4})
+                                "top": 0.25, "oversample": 5, "ft_steps": s.post_steps, "lr": 5e-4,
+                                "overwrite": s.overwrite})
         out["ei"] = Path(json.loads((post / "ei" / "summary.json").read_text())["final"])
     with timeline.step("train cross-load (v1 GlobalAdaLN → v2 InputAdd)", "cross-load"):
         crossloaded = post / "crossload.pt"
@@ -337,7 +338,8 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
     with timeline.step(f"train crpo (4 candidates × 7 prompts, best vs worst by CLAP, {s.post_steps} steps)",
                        "crpo"):
         run_crpo(**{**CRPO_DEFAULTS, "checkpoint": crossloaded, "prompts": prompts, "output": post / "crpo", "n": 4,
-                    "seconds": 4.0, "train_steps": s.post_steps, "lr": 1e-4, "warmup": 0, "batch_size": 4})
+                    "seconds": 4.0, "train_steps": s.post_steps, "lr": 1e-4, "warmup": 0, "batch_size": 4,
+                    "overwrite": s.overwrite})
         out["crpo"] = Path(json.loads((post / "crpo" / "summary.json").read_text())["checkpoint"])
     return out
 

@@ -33,9 +33,11 @@ from scoreaware.core.output import StageOutput
 from scoreaware.core.provenance import describe_input
 from scoreaware.posttrain.steps import (
     Parent,
+    claim_output,
     encode_like_parent,
     finetune,
     generate,
+    input_digests,
     score_candidates,
     write_encode_info_like,
 )
@@ -65,10 +67,17 @@ def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, di
 def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float, cfg: float,
          sample_steps: int, seconds: float, clap_backend: str, clap_model: str | None, min_margin: float,
          holdout: float, train_steps: int, lr: float, warmup: int, beta: float, lambda_fm: float, batch_size: int,
-         unsafe_pickle: bool) -> None:
-    """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning."""
+         unsafe_pickle: bool, overwrite: bool = False) -> None:
+    """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning.
 
-    output.mkdir(parents=True, exist_ok=True)
+    The options are recorded in OUT/run.json; a rerun with other options is refused (``overwrite``
+    starts over), the same options continue an interrupted run.
+    """
+    claim_output(output, {**input_digests(checkpoint=checkpoint, prompts=prompts), "candidates": n, "score": score,
+                          "cfg": cfg, "sample_steps": sample_steps, "seconds": seconds, "clap_backend": clap_backend,
+                          "clap_model": clap_model, "min_margin": min_margin, "holdout": holdout,
+                          "train_steps": train_steps, "lr": lr, "warmup": warmup, "beta": beta, "lambda_fm": lambda_fm,
+                          "batch_size": batch_size}, overwrite)
     parent = Parent.load(checkpoint, unsafe_pickle)
     if parent.state["model_config"]["score_head"] != "input_add":
         click.secho(f"note: {checkpoint.name} uses the {parent.state['model_config']['score_head']} head; the "

@@ -37,9 +37,11 @@ from scoreaware.curate.stages.select import SelectConfig, oversampled, parse_wei
 from scoreaware.evaluate.run import score_run
 from scoreaware.posttrain.steps import (
     Parent,
+    claim_output,
     encode_like_parent,
     finetune,
     generate,
+    input_digests,
     overlapping_prompts,
     score_candidates,
     write_encode_info_like,
@@ -52,15 +54,26 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
                      reward: str, mert_model: str, rounds: int, k: int, score: float, cfg: float, sample_steps: int,
                      seconds: float, blend: str, per_prompt: bool, top: float, oversample: int, ft_steps: int,
                      lr: float, polish_steps: int, polish_lr: float, batch_size: int | None, reference: Path | None,
-                     eval_prompts: Path | None, allow_overlap: bool, unsafe_pickle: bool) -> None:
-    """Expert iteration from CHECKPOINT: generate, score, select, mix, fine-tune (ROUNDS times)."""
+                     eval_prompts: Path | None, allow_overlap: bool, unsafe_pickle: bool,
+                     overwrite: bool = False) -> None:
+    """Expert iteration from CHECKPOINT: generate, score, select, mix, fine-tune (ROUNDS times).
+
+    The options are recorded in OUT/run.json; a rerun with other options is refused (``overwrite``
+    starts over), the same options continue an interrupted run.
+    """
     if eval_prompts is not None and not allow_overlap:
         shared = overlapping_prompts(eval_prompts, prompts)
         if shared:
             raise StageError(f"{len(shared)} evaluation prompts are also candidate prompts (first: "
                                        f"{shared[0]!r}): the guard would measure what the rounds trained on; pass "
                                        "--allow-overlap to accept that")
-    output.mkdir(parents=True, exist_ok=True)
+    claim_output(output, {**input_digests(checkpoint=checkpoint, prompts=prompts, base=base, reward=reward,
+                                          reference=reference, eval_prompts=eval_prompts),
+                          "data_free": data_free, "mert_model": mert_model, "rounds": rounds, "candidates": k,
+                          "score": score, "cfg": cfg, "sample_steps": sample_steps, "seconds": seconds, "blend": blend,
+                          "per_prompt": per_prompt, "top": top, "oversample": oversample, "ft_steps": ft_steps,
+                          "lr": lr, "polish_steps": polish_steps, "polish_lr": polish_lr, "batch_size": batch_size},
+                 overwrite)
     parent = Parent.load(checkpoint, unsafe_pickle)
     base = None if data_free else (base or Path(parent.config["manifest"]))
     if base is not None and not base.is_file():

@@ -9,13 +9,15 @@ This module sits above `curate`, `train` and `evaluate`: drivers are where they 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.core.errors import StageError
+from scoreaware.core.files import atomic_write_text
 from scoreaware.core.progress import progress
-from scoreaware.core.provenance import manifest_base, read_provenance
+from scoreaware.core.provenance import config_changes, describe_input, manifest_base, read_provenance
 from scoreaware.curate.runs.score import run_score_clap, run_score_reward
 from scoreaware.evaluate.run import read_samples, write_clips_manifest
 from scoreaware.train.data import encode_info
@@ -124,6 +126,29 @@ def finetune(parent: Parent, manifest: Path, run_root: Path, steps: int, lr: flo
                                 ckpt_every=max(1, min(steps // 4, 500)), log_every=max(1, min(steps // 20, 100)),
                                 **changes)
     return fit_or_resume(run_root, overrides)
+
+
+def claim_output(output: Path, config: dict, overwrite: bool = False) -> None:
+    """Record the options that decide a driver's outputs (``OUT/run.json``) when it first runs; a
+    rerun or a resume with other options is refused naming them, as every stage does, and
+    `overwrite` starts over (the folder is emptied first)."""
+    config = json.loads(json.dumps(config, default=str))
+    run_file = output / "run.json"
+    if overwrite and output.exists():
+        shutil.rmtree(output)
+    if run_file.is_file():
+        changes = config_changes(json.loads(run_file.read_text()), config)
+        if changes:
+            raise StageError(f"{output} was made with other options ({'; '.join(changes[:6])}); pass --overwrite "
+                             "to start over, or the same options to continue it")
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_file, json.dumps(config, indent=1) + "\n")
+
+
+def input_digests(**paths: Path | str | None) -> dict:
+    """name_sha256 -> digest of each given file (None stays None): inputs that decide a run."""
+    return {f"{name}_sha256": describe_input(path)["sha256"] if path else None for name, path in paths.items()}
 
 
 def overlapping_prompts(a: Path, b: Path) -> list[str]:
