@@ -14,10 +14,11 @@ from scoreaware.evaluate.embeddings import EmbeddingError, EmbeddingSet, save_re
 FINGERPRINT = {"weights": "w", "policy": "first", "sampling_rate": 48000, "window": 480000}
 
 
-def make_run(name, clap_scores, rewards, embeddings, reference_path, sha="r"):
+def make_run(name, clap_scores, rewards, embeddings, reference_path, sha="r", prompts=None, folder=None):
     keys = [(f"p{i}", i) for i in range(len(clap_scores))]
+    prompts = prompts or [f"prompt number {i}" for i in range(len(clap_scores))]
     clips = {k: {"id": f"{k[0]}_s{k[1]}", "prompt_id": k[0], "seed": k[1], "clap_score": float(c),
-                 "reward": float(r)} for k, c, r in zip(keys, clap_scores, rewards)}
+                 "reward": float(r), "prompt": text} for k, c, r, text in zip(keys, clap_scores, rewards, prompts)}
     from scoreaware.evaluate.embeddings import load_reference
     from scoreaware.evaluate.frechet import Stats, bootstrap_frechet, frechet_from_stats
 
@@ -28,7 +29,7 @@ def make_run(name, clap_scores, rewards, embeddings, reference_path, sha="r"):
                                                                                        resamples=20))},
                           "clap_score": {"mean": float(np.mean(clap_scores)), "ci": None},
                           "reward": {"mean": float(np.mean(rewards)), "ci": None}}}
-    return Run(name, reference_path.parent, scores, clips, dict(zip(keys, embeddings)))
+    return Run(name, folder or reference_path.parent, scores, clips, dict(zip(keys, embeddings)))
 
 
 @pytest.fixture
@@ -75,6 +76,31 @@ def test_a_missing_clip_is_named(reference):
     b = make_run("b", rng.normal(size=4), rng.normal(size=4), rng.normal(size=(4, 8)), reference)
     with pytest.raises(EmbeddingError, match="prompt p4 seed 4 is in a but not in b"):
         paired_keys(a, b)
+
+
+def test_same_ids_with_other_prompt_texts_are_not_paired(reference):
+    rng = np.random.default_rng(4)
+    a = make_run("a", rng.normal(size=3), rng.normal(size=3), rng.normal(size=(3, 8)), reference)
+    b = make_run("b", rng.normal(size=3), rng.normal(size=3), rng.normal(size=(3, 8)), reference,
+                 prompts=["prompt number 0", "a jazz trio", "prompt number 2"])
+    with pytest.raises(EmbeddingError, match=r"prompt p1 seed 1 is 'prompt number 1' in a and 'a jazz trio' in b"):
+        paired_keys(a, b)
+
+
+def test_other_sampling_settings_are_said(reference, tmp_path):
+    rng = np.random.default_rng(5)
+    folders = []
+    for name, cfg in (("a", 4.0), ("b", 3.0)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "generation.json").write_text(json.dumps({"steps": 25, "cfg": cfg, "score": 1.0, "seconds": 6.0}))
+        folders.append(folder)
+    runs = [make_run(name, rng.normal(size=4), rng.normal(size=4), rng.normal(size=(4, 8)), reference, folder=f)
+            for name, f in zip("ab", folders)]
+    comparison = compare_runs(runs, bootstrap=20)
+    assert comparison.notes == ["a → b also changes the sampling: cfg 4.0 → 3.0"]
+    table = to_markdown(comparison)
+    assert "note: a → b also changes the sampling: cfg 4.0 → 3.0" in table and "see the notes" in table
 
 
 def test_runs_scored_against_different_references_are_refused(reference):

@@ -67,7 +67,31 @@ def paired_keys(a: Run, b: Run) -> list[tuple[str, int]]:
         missing += [f"prompt {p} seed {s} is in {b.name} but not in {a.name}" for p, s in only_b[:3]]
         raise EmbeddingError("the runs do not hold the same clips, so they cannot be paired: " + "; ".join(missing)
                              + " — generate every run with the same prompts, --seeds and --seed")
+    differ = [(key, a.clips[key].get("prompt"), b.clips[key].get("prompt")) for key in sorted(a.clips)
+              if a.clips[key].get("prompt") != b.clips[key].get("prompt")]
+    if differ:
+        (p, s), x, y = differ[0]
+        raise EmbeddingError(f"{len(differ)} clip(s) share prompt id and seed but not the prompt text, so they cannot "
+                             f"be paired: prompt {p} seed {s} is {str(x)[:60]!r} in {a.name} and {str(y)[:60]!r} in "
+                             f"{b.name} — generate every run from the same prompts file")
     return sorted(a.clips)
+
+
+# the sampling settings that define a clip besides its prompt and seed (eval generate's generation.json)
+CLIP_SETTINGS = ("steps", "cfg", "score", "negative_prompt", "prefix", "seconds", "target_lufs", "demucs",
+                 "demucs_passes", "seeds_per_prompt")
+
+
+def settings_differences(a: Run, b: Run) -> list[str]:
+    """'cfg 4.0 → 3.0' for each sampling setting in which run `b` differs from run `a`."""
+    sa, sb = _generation_settings(a), _generation_settings(b)
+    return [f"{key} {sa.get(key)!r} → {sb.get(key)!r}" for key in CLIP_SETTINGS
+            if key in sa and key in sb and sa[key] != sb[key]]
+
+
+def _generation_settings(run: Run) -> dict:
+    path = run.path / "generation.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _paired_test(a: list[float | None], b: list[float | None]) -> dict | None:
@@ -85,6 +109,7 @@ def _paired_test(a: list[float | None], b: list[float | None]) -> dict | None:
 class Comparison:
     runs: list[Run]
     rows: list[dict]
+    notes: list[str] = field(default_factory=list)  # what differs between paired runs besides the stage
 
 
 def compare_runs(runs: list[Run], bootstrap: int = 200, seed: int = 0) -> Comparison:
@@ -99,7 +124,7 @@ def compare_runs(runs: list[Run], bootstrap: int = 200, seed: int = 0) -> Compar
         check_compatible(run.scores["fingerprints"]["clap"], runs[0].scores["fingerprints"]["clap"],
                          f"CLAP embeddings of {run.name} and {runs[0].name}")
     reference = load_reference(_resolve(reference_path, runs[0].path))[0]["clap"]
-    rows = []
+    rows, notes = [], []
     for index, run in enumerate(runs):
         metrics = run.scores["metrics"]
         row = {"stage": run.name, "n": metrics["fad_clap"]["n"], "fad_clap": metrics["fad_clap"]["fad"],
@@ -109,6 +134,9 @@ def compare_runs(runs: list[Run], bootstrap: int = 200, seed: int = 0) -> Compar
         if index:
             before = runs[index - 1]
             keys = paired_keys(before, run)
+            differs = settings_differences(before, run)
+            if differs:
+                notes.append(f"{before.name} → {run.name} also changes the sampling: {', '.join(differs)}")
             clap = _paired_test([before.clips[k]["clap_score"] for k in keys], [run.clips[k]["clap_score"]
                                                                                  for k in keys])
             reward = _paired_test([before.clips[k]["reward"] for k in keys], [run.clips[k]["reward"] for k in keys])
@@ -118,7 +146,7 @@ def compare_runs(runs: list[Run], bootstrap: int = 200, seed: int = 0) -> Compar
                        d_clap_score=clap and clap["delta"], p_clap_score=clap and clap["p"],
                        d_reward=reward and reward["delta"], p_reward=reward and reward["p"])
         rows.append(row)
-    return Comparison(runs, rows)
+    return Comparison(runs, rows, notes)
 
 
 def _resolve(path: str, run_dir: Path) -> Path:
@@ -151,9 +179,11 @@ def to_markdown(comparison: Comparison) -> str:
                      f"{_delta(row.get('d_clap_score'), row.get('p_clap_score'))} | {_fmt(row['reward'])} | "
                      f"{_delta(row.get('d_reward'), row.get('p_reward'))} |")
     lines.append("")
-    lines.append("Δ: this stage minus the previous one, on the same prompts and seeds. CLAP and reward: paired t-test "
-                 "over clips; FAD: paired bootstrap over clips against one reference (FAD is biased by n: every "
-                 "stage has the same n).")
+    lines.append("Δ: this stage minus the previous one, on the same prompts (text) and seeds"
+                 + (" — but see the notes: the sampling differs" if comparison.notes else " and sampling settings")
+                 + ". CLAP and reward: paired t-test over clips; FAD: paired bootstrap over clips against one "
+                   "reference (FAD is biased by n: every stage has the same n).")
+    lines += [f"note: {note}" for note in comparison.notes]
     return "\n".join(lines)
 
 
@@ -205,7 +235,7 @@ def plot(comparison: Comparison, path: Path) -> Path:
 
 
 def as_json(comparison: Comparison) -> dict:
-    return {"stages": comparison.rows}
+    return {"stages": comparison.rows, "notes": comparison.notes}
 
 
 def sanitized(value):
