@@ -130,6 +130,24 @@ def test_ddp_gradients_equal_single_process_gradients(encoded, tmp_path):
         assert torch.allclose(ddp[name], one[name], atol=1e-6, rtol=1e-4), name
 
 
+def test_resume_refuses_a_manifest_that_changed(encoded, tmp_path):
+    import gzip
+    import shutil
+
+    # a copy beside the original (its array paths are relative to this folder), with its encode info
+    manifest = encoded.with_name(f"resume-{tmp_path.name}.jsonl.gz")
+    shutil.copyfile(encoded, manifest)
+    shutil.copyfile(encoded.with_name("encode.encode.json"), manifest.with_name(f"resume-{tmp_path.name}.encode.json"))
+    run = fit(f"manifest={manifest}", f"run_dir={tmp_path / 'runs'}", "steps=4", "ckpt_every=2", "batch_size=4",
+              "max_frames=32")
+    lines = gzip.open(manifest, "rt").read().splitlines()
+    with gzip.open(manifest, "wt") as f:  # the same cuts, shuffled: a resume would train other steps
+        f.write("\n".join(reversed(lines)) + "\n")
+    refused = CliRunner().invoke(cli, ["train", "fit", "--resume", str(run), "--set", "steps=6"])
+    assert refused.exit_code == 1 and "changed since" in refused.output and str(manifest) in refused.output
+    assert "internal error" not in refused.output
+
+
 def test_too_few_cuts_for_a_batch_is_a_clear_error(encoded, tmp_path):
     result = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--set", f"manifest={encoded}",
                                       "--set", f"run_dir={tmp_path}", "--set", "batch_size=500"])

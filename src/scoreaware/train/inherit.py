@@ -16,6 +16,8 @@ import torch
 from lhotse.array import Array
 
 from scoreaware.core.checkpoints import load_checkpoint
+from scoreaware.core.errors import StageError
+from scoreaware.core.provenance import describe_input
 from scoreaware.train.config import TrainConfig, resume_config
 from scoreaware.train.data import Normalization, check_finite, compute_normalization, encode_info
 from scoreaware.train.model import FluxAudio
@@ -36,6 +38,7 @@ class Start:
     parent: dict | None
     info: dict
     norm: Normalization
+    manifest_sha256: str = ""
 
     @property
     def nulls(self) -> NullConditioning:
@@ -57,6 +60,12 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
         config, changed = resume_config(checkpoint["config"], explicit or {})
         if changed:
             log(f"resuming {resume_dir} with {', '.join(f'{k}={v}' for k, v in changed.items())}")
+    manifest_sha256 = describe_input(config.manifest)["sha256"] if Path(config.manifest).is_file() else ""
+    recorded = (checkpoint or {}).get("manifest_sha256")
+    if recorded and manifest_sha256 != recorded:  # shuffled, truncated or replaced: other steps, other data
+        raise StageError(f"manifest {config.manifest} changed since {resume_dir} started (sha256 {recorded[:12]}… → "
+                         f"{manifest_sha256[:12] or 'missing'}…): --resume continues the same data; restore it, or "
+                         "start a new run (--set init_from=... to fine-tune from this one)")
     info = encode_info(config.manifest)
     if config.init_from:
         parent = load_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
@@ -69,7 +78,7 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
         norm = Normalization.from_dict(parent["norm"])
     else:
         norm = compute_normalization(config.manifest, config.score_field, config.score_group_by, config.clap_field)
-    return Start(config, checkpoint, parent, info, norm)
+    return Start(config, checkpoint, parent, info, norm, manifest_sha256)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

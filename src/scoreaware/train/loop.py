@@ -325,7 +325,8 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
     lineage = {"parent": describe_input(config.init_from) if config.init_from else None, "fresh": fresh,
                "reference_digest_at_start": reference_digest}
     state_extra = {"model_config": asdict(model_config), "norm": norm.to_dict(), "encode": info,
-                   "null": {"text_tokens": nulls.text, "clap_text": nulls.clap}, "lineage": lineage}
+                   "null": {"text_tokens": nulls.text, "clap_text": nulls.clap}, "lineage": lineage,
+                   "manifest_sha256": start.manifest_sha256}  # --resume refuses other data
 
     def checkpoint_now() -> None:
         if reference is not None:  # proof that the DPO reference never moved
