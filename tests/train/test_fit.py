@@ -213,3 +213,32 @@ def test_repa_clap_target_takes_the_clap_models_width(segmented4, tiny_t5, tmp_p
     run = fit(f"manifest={out}", f"run_dir={tmp_path / 'runs'}", "steps=2", "batch_size=4", "max_frames=32",
               "repa=clap", f"val_manifest={out}", "val_every=2")
     assert [h["step"] for h in json.loads((run / "history.json").read_text()) if "val_flow" in h] == [0, 2]
+
+
+def test_relative_model_folders_resolve_against_the_files_that_record_them(clap_scored, tiny_t5, tiny_clap, tmp_path,
+                                                                          monkeypatch):
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / "t5").symlink_to(tiny_t5, target_is_directory=True)
+    (project / "models" / "clap").symlink_to(tiny_clap, target_is_directory=True)
+    monkeypatch.chdir(project)  # the user names the models relative to where they stand
+    encoded = project / "data" / "enc.jsonl.gz"
+    result = CliRunner().invoke(cli, ["train", "encode", str(clap_scored), "-o", str(encoded), "--text-encoder",
+                                      "models/t5", "--clap-model", "models/clap"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((project / "data" / "enc.encode.json").read_text())
+    assert info["text_encoder"] == "../models/t5" and info["clap_model"] == "../models/clap"  # relative to the file
+    run = fit(f"manifest={encoded}", f"run_dir={project / 'runs'}", "steps=2", "batch_size=2", "max_frames=16")
+    checkpoint = sorted((run / "checkpoints").glob("*.pt"))[-1]
+    prompts = project / "prompts.txt"
+    prompts.write_text("A calm piece\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # another working directory: the recorded paths still resolve
+    args = ["eval", "generate", str(checkpoint), "--prompts", str(prompts), "--steps", "2", "--seconds", "1"]
+    done = CliRunner().invoke(cli, [*args, "-o", str(elsewhere / "clips")])
+    assert done.exit_code == 0, done.output
+    (project / "models" / "t5").rename(project / "models" / "t5-moved")
+    missing = CliRunner().invoke(cli, [*args, "-o", str(elsewhere / "again")])
+    assert missing.exit_code == 1 and "encode.text_encoder" in missing.output, missing.output
+    assert "internal error" not in missing.output

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.core.errors import StageError
 from scoreaware.train.model import Conditioning, FluxAudio, ModelConfig
+from scoreaware.train.model_paths import load_training_checkpoint, relative_models
 
 HEADS = ("global_adaln", "input_add", "token")
 
@@ -84,7 +84,7 @@ def cross_load_file(checkpoint: str | Path, score_head: str, output: Path, probe
     two heads disagree at the null score, write `output` atomically; the summary lines."""
 
     try:
-        state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")
+        state = load_training_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle)
         result = cross_load(state, score_head, probe_score)
     except (ValueError, RuntimeError) as exc:
         raise StageError(str(exc)) from None
@@ -93,7 +93,10 @@ def cross_load_file(checkpoint: str | Path, score_head: str, output: Path, probe
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
-    torch.save(result.state, tmp)
+    saved = dict(result.state)
+    if isinstance(saved.get("encode"), dict):  # model folders relative to the new file
+        saved["encode"] = relative_models(saved["encode"], output.parent)
+    torch.save(saved, tmp)
     tmp.replace(output)
     before = state["model_config"]["score_head"]
     return [*([f"warning: {result.warning}"] if result.warning else []),

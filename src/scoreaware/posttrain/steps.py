@@ -13,7 +13,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text
 from scoreaware.core.progress import progress
@@ -24,6 +23,7 @@ from scoreaware.train.data import encode_info
 from scoreaware.train.encode import write_encode_info
 from scoreaware.train.encode_stage import run_encode
 from scoreaware.train.fit import fit_or_resume
+from scoreaware.train.model_paths import load_training_checkpoint
 from scoreaware.train.prompts import read_prompts
 from scoreaware.train.sample import SampleSettings, run_generation
 
@@ -37,7 +37,7 @@ class Parent:
 
     @staticmethod
     def load(path: str | Path, unsafe_pickle: bool = False) -> Parent:
-        return Parent(Path(path), load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="parent checkpoint"))
+        return Parent(Path(path), load_training_checkpoint(path, unsafe_pickle=unsafe_pickle, what="parent checkpoint"))
 
     @property
     def encode(self) -> dict:

@@ -35,6 +35,7 @@ from scoreaware.core.output import Rejection
 from scoreaware.curate.scoring.clap import load_transformers_clap
 from scoreaware.curate.scoring.reward import load_mert
 from scoreaware.train.codecs import load_codec
+from scoreaware.train.model_paths import relative_models, resolved_models
 from scoreaware.train.text import load_text_encoder
 
 STAGE = "encode"
@@ -226,7 +227,7 @@ def write_encode_info(path: str | os.PathLike, info: dict) -> None:
 
     path = Path(path)
     root = path.parent.resolve()
-    info = json.loads(json.dumps(info))
+    info = relative_models(json.loads(json.dumps(info)), root)  # model folders too, relative to the file
     for array in (info.get("null") or {}).values():
         map_paths({"custom": {"x": array}}, lambda p: relativize(p, root))
     tmp = path.with_name(f".{path.name}.tmp")
@@ -239,7 +240,7 @@ def read_encode_info(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     root = path.parent.resolve()
-    info = json.loads(path.read_text())
+    info = resolved_models(json.loads(path.read_text()), root)
     for array in (info.get("null") or {}).values():
         map_paths({"custom": {"x": array}}, lambda p: resolve(p, root))
     return info

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 from lhotse.array import Array
 
-from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.core.errors import StageError
 from scoreaware.core.provenance import describe_input
 from scoreaware.train.config import TrainConfig, resume_config
 from scoreaware.train.data import Normalization, check_finite, compute_normalization, encode_info
 from scoreaware.train.model import FluxAudio
+from scoreaware.train.model_paths import load_training_checkpoint
 from scoreaware.train.objective import NullConditioning
 from scoreaware.train.repa import RepaLoss
 
@@ -56,7 +56,7 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
         path = latest_checkpoint(resume_dir)
         if path is None:
             raise FileNotFoundError(f"no checkpoint in {resume_dir}/checkpoints")
-        checkpoint = load_checkpoint(path, unsafe_pickle=unsafe_pickle, what="training checkpoint")
+        checkpoint = load_training_checkpoint(path, unsafe_pickle=unsafe_pickle)
         config, changed = resume_config(checkpoint["config"], explicit or {})
         if changed:
             log(f"resuming {resume_dir} with {', '.join(f'{k}={v}' for k, v in changed.items())}")
@@ -68,7 +68,7 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
                          "start a new run (--set init_from=... to fine-tune from this one)")
     info = encode_info(config.manifest)
     if config.init_from:
-        parent = load_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
+        parent = load_training_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
         check_inheritance(parent, info, config.manifest)
         info = {**info, **{k: parent["encode"][k] for k in INHERITED_ENCODE if k in parent.get("encode", {})}}
     if checkpoint:

@@ -45,6 +45,7 @@ from scoreaware.train.data import (
 from scoreaware.train.flow import TimestepSampler
 from scoreaware.train.inherit import load_parent_weights, starting_point
 from scoreaware.train.model import MODELS, FluxAudio, ModelConfig
+from scoreaware.train.model_paths import relative_models
 from scoreaware.train.objective import TIME_BINS, FlowObjective, NullConditioning, Trainable, time_bin_losses
 from scoreaware.train.preference import CRPOObjective, frozen_copy
 from scoreaware.train.repa import RepaLoss
@@ -418,6 +419,8 @@ def save_checkpoint(run_dir: Path, step: int, epoch: int, net, ema, optimizer, c
                  "config": asdict(config), "step": step, "epoch": epoch, "rng": rngs, "sampler": samplers,
                  "history": history, **extra}
         path = run_dir / "checkpoints" / f"{step:07d}.pt"
+        if isinstance(state.get("encode"), dict):  # model folders relative to the checkpoint (it can move)
+            state["encode"] = relative_models(state["encode"], path.parent)
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)

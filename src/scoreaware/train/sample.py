@@ -31,7 +31,6 @@ import pyloudnorm as pyln
 import torch
 from scipy.io import wavfile
 
-from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text, repair_jsonl_tail, safe_name
 from scoreaware.core.provenance import config_changes, describe_input, library_versions
@@ -41,6 +40,7 @@ from scoreaware.train.data import Normalization
 from scoreaware.train.flow import euler_sample
 from scoreaware.train.inherit import load_nulls
 from scoreaware.train.model import Conditioning, FluxAudio, ModelConfig
+from scoreaware.train.model_paths import load_model, load_training_checkpoint
 from scoreaware.train.prompts import Prompt
 from scoreaware.train.text import load_text_encoder, pad_tokens
 
@@ -69,7 +69,7 @@ class SampleSettings:
 def load_generator(checkpoint: str | os.PathLike, device: str = "cpu", unsafe_pickle: bool = False):
     """(EMA backbone, checkpoint dict) from a `train fit` checkpoint (weights-only load)."""
 
-    state = load_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle, what="training checkpoint")
+    state = load_training_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle)
     model = FluxAudio(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["ema"])
     return model.to(device).eval(), state
@@ -146,13 +146,15 @@ class Generator:
         self.device = device
         info = self.state["encode"]
         self.codec = codec_from_description(info["codec"], device)
-        self.text = load_text_encoder(text_encoder or info["text_encoder"], device, info.get("max_text_tokens", 77))
+        self.text = load_model("encode.text_encoder", text_encoder or info["text_encoder"], checkpoint,
+                               lambda name: load_text_encoder(name, device, info.get("max_text_tokens", 77)))
         self.norm = Normalization.from_dict(self.state["norm"])
         clap_model = clap_model or info.get("clap_model")
         if not clap_model:
             raise ValueError("sampling needs the CLAP text model the data was scored with: pass --clap-model")
 
-        self.clap = load_transformers_clap(clap_model, device)
+        self.clap = load_model("encode.clap_model", clap_model, checkpoint,
+                               lambda name: load_transformers_clap(name, device))
         trained_with = info.get("clap_weights")
         if trained_with and self.clap.fingerprint != trained_with:
             raise ValueError(f"the CLAP model {clap_model} ({self.clap.fingerprint}) is not the one the training data "
