@@ -38,9 +38,21 @@ def test_the_challenge_csv_keeps_its_ids(tmp_path):
     # an unquoted comma would cut the prompt short at "guitar" (it did, in the demo's prompts)
     ("comma.csv", "id,prompt\n1,a calm piece\n2,rock with guitar, bass and drums\n", "comma.csv:3: 3 fields"),
     ("blank.jsonl", '{"prompt": "  "}\n', "blank.jsonl:1"),
+    ("dupkey.json", '{"p1": "calm piano", "p2": "rock", "p1": "jazz trio"}', "'p1' appears twice"),
+    ("nul.txt", "calm piano\nrock\x00 song\n", r"nul.txt:2: the prompt holds a control character \(U\+0000"),
+    ("nul.jsonl", '{"prompt": "a\\u0000b"}\n', "nul.jsonl:1: the prompt holds a control character"),
 ])
 def test_bad_files_name_the_file_and_line(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(PromptError, match=message):
         read_prompts(path)
+
+
+def test_a_refusal_does_not_print_the_whole_prompt_list():
+    from scoreaware.core.provenance import config_changes
+
+    before = {"prompts": [[str(i), "a very long prompt " * 50] for i in range(40)], "cfg": 4.0}
+    after = {"prompts": before["prompts"][:-1], "cfg": 4.0}
+    (change,) = config_changes(before, after)
+    assert change.startswith("prompts: [40 items,") and "→ [39 items," in change and len(change) < 120

@@ -83,8 +83,17 @@ def config_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
         if key.endswith("sha256"):
             changes.append(f"{key.removesuffix('_sha256').replace('_', ' ')} changed since")
         else:
-            changes.append(f"{key}: {before.get(key, '(unset)')!r} → {after.get(key, '(unset)')!r}")
+            changes.append(f"{key}: {_short(before.get(key, '(unset)'))} → {_short(after.get(key, '(unset)'))}")
     return changes
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A value as a message shows it: long lists by their length, long text cut (a refusal that
+    printed a whole prompt list ran to 20 KB)."""
+    if isinstance(value, list) and len(repr(value)) > limit:
+        return f"[{len(value)} items, {hashlib.sha256(repr(value).encode()).hexdigest()[:8]}]"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def lineage_of(manifest: Pathlike | None) -> list[str]:

@@ -12,6 +12,7 @@ Errors name the file and the line (or item).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -41,6 +42,10 @@ def _prompt(row: dict, where: str, default_id: str) -> Prompt:
     text = next((row[k] for k in TEXT_KEYS if k in row), None)
     if not isinstance(text, str) or not text.strip():
         raise PromptError(f"{where}: needs a non-empty 'prompt' (or 'caption'/'text') field")
+    control = next((c for c in text if ord(c) < 32 and c not in "\t\n\r"), None)
+    if control is not None:
+        raise PromptError(f"{where}: the prompt holds a control character (U+{ord(control):04X}, e.g. a NUL byte); "
+                          "a text encoder would see it as text")
     ident = row.get("id", default_id)
     if isinstance(ident, (dict, list)) or ident in (None, ""):
         raise PromptError(f"{where}: the id must be text or a number")
@@ -68,8 +73,9 @@ def read_prompts(path: str | os.PathLike) -> list[Prompt]:
     elif suffix in (".csv", ".tsv"):
         prompts = _from_table(path, text, "\t" if suffix == ".tsv" else ",")
     else:
-        prompts = [Prompt(f"{i + 1:04d}", line.strip()) for i, line in enumerate(
-            line for line in text.splitlines() if line.strip())]
+        lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        prompts = [_prompt({"prompt": line.strip()}, f"{path}:{number}", f"{i + 1:04d}")
+                   for i, (number, line) in enumerate(lines)]
     if not prompts:
         raise PromptError(f"{path}:1: no prompts")
     seen: dict[str, int] = {}
@@ -81,9 +87,20 @@ def read_prompts(path: str | os.PathLike) -> list[Prompt]:
     return prompts
 
 
+def _unique_keys(path: Path, pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are unique: json.loads keeps the last of two equal keys, which
+    silently drops a prompt of an {id: prompt} object."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise PromptError(f"{path}: the key {key!r} appears twice in one JSON object (one prompt would be lost)")
+        seen.add(key)
+    return dict(pairs)
+
+
 def _from_json(path: Path, text: str) -> list[Prompt]:
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=functools.partial(_unique_keys, path))
     except json.JSONDecodeError as exc:
         raise PromptError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if isinstance(data, dict):
