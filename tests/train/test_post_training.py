@@ -489,3 +489,32 @@ def test_demucs_post_processing_is_seeded(tmp_path_factory):
     one = demucs_instrumental(audio, rate, "tiny", passes=1, repo=str(repo), seed=3)
     two = demucs_instrumental(audio, rate, "tiny", passes=1, repo=str(repo), seed=3)
     assert np.array_equal(one, two)
+
+
+def test_inputs_are_checked_before_the_expensive_steps(parent, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("A calm ambient piece\n")
+    not_a_reward = CliRunner().invoke(cli, ["posttrain", "expert-iteration", str(parent), "--prompts", str(prompts),
+                                            "--reward", str(parent), "--mert-model", "m", "-o", str(tmp_path / "ei"),
+                                            "--data-free"])
+    assert not_a_reward.exit_code == 1 and "--reward" in not_a_reward.output and "not a reward head" in \
+        not_a_reward.output
+    assert not (tmp_path / "ei" / "round1").exists()  # refused before any candidate was generated
+
+
+def test_broken_checkpoints_and_empty_runs_are_named(parent, tmp_path):
+    import torch
+
+    state = torch.load(parent, weights_only=True)
+    del state["norm"]
+    torch.save(state, tmp_path / "no_norm.pt")
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("A calm piece\n")
+    result = CliRunner().invoke(cli, ["eval", "generate", str(tmp_path / "no_norm.pt"), "--prompts", str(prompts),
+                                      "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "no_norm.pt: not a `train fit` checkpoint: it has no norm" in result.output
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"ckpt_every": 500}))
+    resumed = CliRunner().invoke(cli, ["train", "fit", "--resume", str(run)])
+    assert resumed.exit_code == 1 and "stopped before its first checkpoint" in resumed.output

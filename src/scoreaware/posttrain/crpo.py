@@ -106,6 +106,12 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
     losers = {best["id"]: worst for best, worst in pairs}
     rng = np.random.default_rng(0)
     held = {best["id"] for best, _ in pairs if rng.random() < holdout} if len(pairs) >= 4 else set()
+    if holdout and len(pairs) < 4:
+        click.secho(f"note: {len(pairs)} pairs: too few to hold any out (--holdout needs 4 or more); all train",
+                    fg="yellow", err=True)
+    if len(held) == len(pairs):
+        raise StageError(f"--holdout {holdout:g} held out all {len(pairs)} pairs: nothing is left to train on; lower "
+                         "--holdout or add prompts (the candidates are kept: the next run reuses them)")
     outputs = {}
     for name, keep in (("pairs", lambda i: i not in held), ("pairs_val", lambda i: i in held)):
         out = StageOutput(output / f"{name}.jsonl.gz", stage="pairs", overwrite=True, schema_stage="ingest",

@@ -33,6 +33,7 @@ from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import StageOutput
 from scoreaware.core.provenance import describe_input, read_provenance
 from scoreaware.curate.runs.select import run_select
+from scoreaware.curate.scoring.reward import load_reward
 from scoreaware.curate.stages.select import SelectConfig, oversampled, parse_weights
 from scoreaware.evaluate.run import score_run
 from scoreaware.posttrain.steps import (
@@ -75,6 +76,11 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
                           "lr": lr, "polish_steps": polish_steps, "polish_lr": polish_lr, "batch_size": batch_size},
                  overwrite)
     parent = Parent.load(checkpoint, unsafe_pickle)
+    try:  # every input is checked before the first expensive step (the candidates)
+        load_reward(reward, unsafe_pickle=unsafe_pickle)
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise StageError(f"--reward {reward}: not a reward head ({' '.join(str(exc).split())[:200]}); pass a "
+                         "`scoreaware train reward` checkpoint or a released TuneJury head") from None
     base = None if data_free else (base or Path(parent.config["manifest"]))
     if base is not None and not base.is_file():
         raise StageError(f"base training manifest {base} not found; pass --manifest (or --data-free)")

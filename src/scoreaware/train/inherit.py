@@ -9,6 +9,7 @@ a resumed run may change applied.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,13 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
     if resume_dir is not None:
         path = latest_checkpoint(resume_dir)
         if path is None:
-            raise FileNotFoundError(f"no checkpoint in {resume_dir}/checkpoints")
+            saved = Path(resume_dir) / "config.json"
+            if saved.is_file():  # the run started, then stopped before writing anything to continue from
+                every = json.loads(saved.read_text()).get("ckpt_every")
+                raise StageError(f"{resume_dir} stopped before its first checkpoint (one is written every {every} "
+                                 "steps): there is nothing to resume; run the same training again without --resume "
+                                 "(into a new folder) or lower ckpt_every")
+            raise StageError(f"{resume_dir} is not a training run (no checkpoints/ and no config.json)")
         checkpoint = load_training_checkpoint(path, unsafe_pickle=unsafe_pickle)
         config, changed = resume_config(checkpoint["config"], explicit or {})
         if changed:

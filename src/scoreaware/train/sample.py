@@ -70,8 +70,16 @@ def load_generator(checkpoint: str | os.PathLike, device: str = "cpu", unsafe_pi
     """(EMA backbone, checkpoint dict) from a `train fit` checkpoint (weights-only load)."""
 
     state = load_training_checkpoint(checkpoint, unsafe_pickle=unsafe_pickle)
-    model = FluxAudio(ModelConfig(**state["model_config"]))
-    model.load_state_dict(state["ema"])
+    missing = [key for key in ("model_config", "ema", "norm", "encode") if key not in state]
+    if missing:
+        raise StageError(f"{checkpoint}: not a `train fit` checkpoint: it has no {', '.join(missing)}")
+    try:
+        model = FluxAudio(ModelConfig(**state["model_config"]))
+        model.load_state_dict(state["ema"])
+    except (TypeError, RuntimeError) as exc:  # another width or layout than its model_config says
+        mismatches = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line or "Missing" in line]
+        raise StageError(f"{checkpoint}: its weights do not fit its model_config ("
+                         + ("; ".join(mismatches[:2]) or f"{type(exc).__name__}: {str(exc)[:150]}") + ")") from None
     return model.to(device).eval(), state
 
 
