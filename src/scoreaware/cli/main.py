@@ -32,6 +32,9 @@ def cli(seed: int, verbose: int) -> None:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
+    if verbose == 0:  # our own progress says what runs; transformers' and datasets' bars only with -v
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     random.seed(seed)
     try:
         import numpy as np

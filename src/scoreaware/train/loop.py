@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from scoreaware.core.progress import progress
 from scoreaware.core.provenance import describe_input
 from scoreaware.train.config import TrainConfig, save_config
 from scoreaware.train.data import (
@@ -343,9 +344,8 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
     if config.val_manifest and step == 0 and rank == 0:  # the untrained point of the validation curve
         validation()
 
-    # stderr, rank 0, on a terminal only (disable=None); a resumed run starts at its step
-    bar = tqdm(total=config.steps, initial=step, desc="train fit", unit="step", dynamic_ncols=True, leave=False,
-               disable=None if rank == 0 else True)
+    # rank 0 only: a bar on a terminal, a line every 30 s in a log; a resumed run starts at its step
+    bar = progress(config.steps, "train fit", "step", initial=step) if rank == 0 else tqdm(disable=True)
     net.train()
     while step < config.steps:
         sampler.set_epoch(epoch)
