@@ -86,3 +86,22 @@ def test_bootstrap_interval_contains_the_estimate_and_paired_shift_is_detected()
     assert test["delta"] > 0 and test["ci"][0] > 0 and test["p"] < 0.05
     same = paired_bootstrap_frechet(a, a, reference, resamples=50)
     assert same["delta"] == 0.0 and same["p"] == 1.0
+
+
+@pytest.mark.parametrize("n, d", [(12, 40), (60, 8)])  # fewer clips than dimensions, and more
+def test_the_low_rank_form_equals_the_square_root_form(n, d):
+    from scipy import linalg
+
+    from scoreaware.evaluate.frechet import ResampledFrechet, Stats
+
+    rng = np.random.default_rng(7)
+    x, ref = rng.normal(size=(n, d)), rng.normal(size=(3 * d, d)) * 0.7 + 0.2
+    reference = Stats.of(ref)
+    fd = ResampledFrechet(x, reference)
+    rows = rng.integers(0, n, n)
+    for subset in (None, rows):
+        stats = Stats.of(x if subset is None else x[subset])
+        diff = stats.mean - reference.mean
+        covmean = linalg.sqrtm(stats.cov @ reference.cov)
+        expected = diff @ diff + np.trace(stats.cov) + np.trace(reference.cov) - 2 * np.trace(covmean).real
+        assert fd(subset) == pytest.approx(float(expected), abs=1e-6)
