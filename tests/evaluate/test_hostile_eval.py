@@ -72,7 +72,7 @@ def test_reference_quarantines_non_finite_audio_and_stores_only_finite_rows(tmp_
         assert np.isfinite(data["clap__embeddings"]).all() and data["clap__embeddings"].shape[0] == 3
     with zipfile.ZipFile(out) as archive:
         assert archive.testzip() is None
-    assert "NaN or inf" in out.with_name("ref.provenance.json").read_text()  # the quarantined clip's reason
+    assert "non_finite_samples" in out.with_name("ref.provenance.json").read_text()  # the quarantined clip and why
 
 
 def generate(checkpoint, prompts, out, *extra):
@@ -104,3 +104,22 @@ def test_a_failed_generation_does_not_block_the_retry(tiny_checkpoint, eval_prom
     retried = generate(tiny_checkpoint, eval_prompts, out)
     assert retried.exit_code == 0, retried.output
     assert len((out / "samples.jsonl").read_text().splitlines()) == 3
+
+
+def test_reference_names_unreadable_short_and_many_channel_files(tmp_path, tiny_clap):
+    folder = tmp_path / "audio"
+    for i in range(2):
+        write_audio(folder / f"ok{i}.wav", tone(1.0, freq=330.0 * (i + 1)))
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    write_audio(folder / "one.wav", np.zeros((1, 1), np.float32))
+    write_audio(folder / "six.wav", tone(1.0, channels=6))
+    out = tmp_path / "ref.npz"
+    result = CliRunner().invoke(cli, ["eval", "reference", str(folder), "-o", str(out), "--model", str(tiny_clap),
+                                      "-j", "0"])
+    assert result.exit_code == 0, result.output
+    assert "3 clips embedded" in result.output and "3 unreadable" in result.output
+    for line in ("empty.wav: empty_file", "bad.wav: not_audio", "one.wav: too_short",
+                 "note: six.wav: 6 channels, down-mixed to mono"):
+        assert line in result.output, line
+    assert "internal error" not in result.output and "AudioLoadingError" not in result.output

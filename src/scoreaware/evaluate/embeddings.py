@@ -27,8 +27,10 @@ from lhotse import CutSet, Recording
 from scoreaware.core.arrays import ArrayStore
 from scoreaware.core.errors import StageError
 from scoreaware.core.manifests import read_cuts
+from scoreaware.core.output import Rejection
 from scoreaware.core.progress import progress
 from scoreaware.core.provenance import read_provenance, weights_fingerprint
+from scoreaware.curate.audio import AudioProblem, probe_audio
 from scoreaware.curate.publish import provenance_chain
 from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
 from scoreaware.curate.stages.score_clap import ClapScoreConfig, score_clap
@@ -86,16 +88,37 @@ def check_same_width(a: EmbeddingSet, b: EmbeddingSet) -> None:
                              f"{b.embeddings.shape[1]}-dimensional: embeddings of different models cannot be compared")
 
 
-def audio_cuts(source: str | os.PathLike):
-    """Cuts of a manifest (validated), or of every audio file under a folder (sorted)."""
+MIN_SECONDS = 0.1  # shorter clips carry no music to embed (a 1-sample WAV would be padded into a vector)
 
+
+def audio_cuts(source: str | os.PathLike, rejected: list | None = None, notes: list | None = None):
+    """Cuts of a manifest (validated), or of every audio file under a folder (sorted).
+
+    Files of a folder are probed first (the ingest check: decodable, non-empty, finite samples,
+    a WAV as long as its header says) and must last `MIN_SECONDS`; the others are appended to
+    `rejected` as `Rejection`s with their reason instead of failing the run; files of more than
+    two channels (down-mixed to mono for the models) are named in `notes`.
+    """
     source = Path(source)
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
         if not files:
             raise EmbeddingError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
-        return CutSet.from_cuts(Recording.from_file(p, recording_id=p.relative_to(source).as_posix()).to_cut()
-                                for p in files)
+        cuts = []
+        for path in files:
+            ident = path.relative_to(source).as_posix()
+            try:
+                info = probe_audio(path)
+                if info.num_samples < MIN_SECONDS * info.sampling_rate:
+                    raise AudioProblem("too_short", f"{info.num_samples} samples: shorter than {MIN_SECONDS} s")
+            except AudioProblem as problem:
+                if rejected is not None:
+                    rejected.append(Rejection(ident, "reference", problem.reason, problem.detail, str(path)))
+                continue
+            if info.num_channels > 2 and notes is not None:
+                notes.append(f"{ident}: {info.num_channels} channels, down-mixed to mono")
+            cuts.append(Recording.from_file(path, recording_id=ident).to_cut())
+        return CutSet.from_cuts(cuts)
     check_input(source)
     return read_cuts(source)
 

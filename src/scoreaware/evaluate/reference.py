@@ -26,9 +26,11 @@ def build_reference(source: Path, output: Path, *, backend: str = "transformers"
     """Embed `source` (a manifest or a folder of audio) into `output`; (payload, summary lines)."""
     source, output = Path(source), Path(output)
     timer = Timer()
-    cuts = audio_cuts(source)
+    unreadable, notes = [], []
+    cuts = audio_cuts(source, unreadable, notes)
     encoder = load_clap(backend, model, device=device, amodel=amodel, unsafe_pickle=unsafe_pickle)
     clap, rejected = clap_embeddings(cuts, encoder, policy, batch_size, workers, source=model)
+    rejected = unreadable + rejected
     if len(clap.embeddings) < 2:
         raise StageError(f"{source}: {len(clap.embeddings)} readable clips; a reference needs at least 2")
     sets = {"clap": clap}
@@ -53,4 +55,6 @@ def build_reference(source: Path, output: Path, *, backend: str = "transformers"
     return payload, [
         f"{len(clap.ids)} clips embedded ({', '.join(sets)}), {len(rejected)} unreadable; crop {policy} "
         f"{encoder.window / encoder.sampling_rate:g} s at {encoder.sampling_rate} Hz; took {timer.seconds:.1f} s",
-        f"CLAP: {encoder.model_id} ({encoder.fingerprint})", f"→ {output}"]
+        f"CLAP: {encoder.model_id} ({encoder.fingerprint})",
+        *[f"{r.id}: {r.reason} ({r.detail})" for r in unreadable[:5]], *[f"note: {n}" for n in notes[:5]],
+        f"→ {output}"]
