@@ -41,6 +41,17 @@ def file_digest(path: Pathlike, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+def content_digest(path: Pathlike) -> str:
+    """sha256 of a file's content, decompressed when it is gzip: equal for the same lines however
+    often (and whenever) they were recompressed (a gzip header records the time of writing)."""
+    digest = hashlib.sha256()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def atomic_write_text(path: Pathlike, text: str) -> None:
     """Write `text` to `path` through a temporary file and a rename."""
     path = Path(path)

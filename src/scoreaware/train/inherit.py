@@ -17,7 +17,7 @@ import torch
 from lhotse.array import Array
 
 from scoreaware.core.errors import StageError
-from scoreaware.core.provenance import describe_input
+from scoreaware.core.files import content_digest
 from scoreaware.train.config import TrainConfig, resume_config
 from scoreaware.train.data import Normalization, check_finite, compute_normalization, encode_info
 from scoreaware.train.model import FluxAudio
@@ -67,7 +67,7 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
         config, changed = resume_config(checkpoint["config"], explicit or {})
         if changed:
             log(f"resuming {resume_dir} with {', '.join(f'{k}={v}' for k, v in changed.items())}")
-    manifest_sha256 = describe_input(config.manifest)["sha256"] if Path(config.manifest).is_file() else ""
+    manifest_sha256 = content_digest(config.manifest) if Path(config.manifest).is_file() else ""
     recorded = (checkpoint or {}).get("manifest_sha256")
     if recorded and manifest_sha256 != recorded:  # shuffled, truncated or replaced: other steps, other data
         raise StageError(f"manifest {config.manifest} changed since {resume_dir} started (sha256 {recorded[:12]}… → "
