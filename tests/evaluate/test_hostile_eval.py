@@ -39,6 +39,7 @@ def test_a_nan_row_is_an_error_naming_file_and_row_in_a_fresh_process(tmp_path, 
 
 @pytest.mark.parametrize("name, write", [
     ("inf.npy", lambda p: np.save(p, np.full((4, 8), np.inf))),
+    ("huge.npy", lambda p: np.save(p, np.full((4, 8), 1e300) * np.arange(1, 5)[:, None])),
     ("narrow.npy", lambda p: np.save(p, np.zeros((5, 3)))),
     ("one.npy", lambda p: np.save(p, np.zeros((1, 8)))),
     ("none.npy", lambda p: np.save(p, np.zeros((0, 8)))),

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg
 
+from scoreaware.core.errors import StageError
+
 IMAGINARY_TOLERANCE = 1e-3  # relative to the trace, as fadtk's check
 
 
@@ -37,7 +39,7 @@ class Stats:
         if x.ndim != 2 or x.shape[0] < 2:
             raise ValueError(f"need at least 2 embeddings as an (n, d) matrix, got shape {x.shape}")
         if not np.isfinite(x).all():  # scipy's sqrtm (LAPACK) can hang on NaN, ignoring Ctrl-C
-            raise ValueError(f"row {int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])} holds NaN or inf")
+            raise StageError(f"row {int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])} holds NaN or inf")
         return Stats(x.mean(axis=0), np.cov(x, rowvar=False), x.shape[0])
 
 
@@ -75,7 +77,8 @@ def frechet_from_stats(a: Stats, b: Stats) -> FrechetResult:
         raise ValueError(f"embedding sizes differ: {a.mean.shape[0]} vs {b.mean.shape[0]}")
     for stats in (a, b):  # Stats built elsewhere (a stored reference) get the same guard as Stats.of
         if not (np.isfinite(stats.mean).all() and np.isfinite(stats.cov).all()):
-            raise ValueError("non-finite mean or covariance: no distance is computed from NaN or inf")
+            raise StageError("the embeddings' mean or covariance is not finite (NaN, inf, or values so large "
+                             "their squares overflow): no distance is computed from it")
     dim = a.mean.shape[0]
     notes = []
     if min(a.n, b.n) <= dim:
@@ -130,7 +133,7 @@ class ResampledFrechet:
     def __init__(self, x: np.ndarray, reference: Stats, root: np.ndarray | None = None) -> None:
         self.x = np.asarray(x, dtype=np.float64)
         if not np.isfinite(self.x).all():
-            raise ValueError("non-finite embeddings: no distance is computed from NaN or inf")
+            raise StageError("non-finite embeddings: no distance is computed from NaN or inf")
         self.reference = reference
         self.y = self.x @ (root if root is not None else _psd_sqrt(reference.cov))  # (n, d)
         self.trace_ref = float(np.trace(reference.cov))
