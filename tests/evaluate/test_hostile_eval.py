@@ -124,3 +124,12 @@ def test_reference_names_unreadable_short_and_many_channel_files(tmp_path, tiny_
                  "note: six.wav: 6 channels, down-mixed to mono"):
         assert line in result.output, line
     assert "internal error" not in result.output and "AudioLoadingError" not in result.output
+
+
+def test_a_prompt_past_the_token_limit_is_said(tiny_checkpoint, tmp_path):
+    prompts = tmp_path / "long.txt"
+    prompts.write_text("A calm piece\n" + "a very long rambling prompt about guitars " * 40 + "\n")
+    result = generate(tiny_checkpoint, prompts, tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "note: prompt 0002:" in result.output and "the text encoder keeps the first" in result.output
+    assert "prompt 0001" not in result.output

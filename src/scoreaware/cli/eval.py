@@ -91,7 +91,8 @@ def generate_cmd(checkpoint: str, prompts: str, output: Path, seeds_per_prompt: 
                    "seconds": round(timer.seconds, 2), "clips_per_second": rate},
          "eval generate", [f"{len(run.rows)} clips ({len(items)} prompts × {seeds_per_prompt} seeds), "
                            f"{run.generated} generated now ({rate:.2f} clips/s), {steps} steps, cfg {cfg:g}, "
-                           f"score {'none' if no_score else score}", f"→ {output}/ (WAVs, samples.jsonl)"])
+                           f"score {'none' if no_score else score}", *[f"note: {n}" for n in run.notes[:5]],
+                           f"→ {output}/ (WAVs, samples.jsonl)"])
 
 
 # ------------------------------------------------------------------------------ reference

@@ -23,7 +23,7 @@ import json
 import os
 import random
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -324,6 +324,7 @@ class GenerationRun:
     generated: int
     out_dir: Path
     provenance: dict
+    notes: list[str] = field(default_factory=list)  # what the user should know (prompts cut short)
 
 
 def run_generation(checkpoint: str | os.PathLike, prompts: list[Prompt], out_dir: Path, settings: SampleSettings,
@@ -367,11 +368,16 @@ def run_generation(checkpoint: str | os.PathLike, prompts: list[Prompt], out_dir
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_file, json.dumps(config, indent=1))
+    notes: list[str] = []
     done_before = {row["id"] for row in _read_rows(table) if (out_dir / row["path"]).is_file()}
     todo = [job for job in jobs if job.id not in done_before]
     if todo:
         sidecar.unlink(missing_ok=True)  # not complete until this run ends
         generator = Generator(checkpoint, clap_model, device, unsafe_pickle=unsafe_pickle)
+        texts = [settings.prefix + prompt.text for prompt in prompts]
+        for index, tokens in generator.text.truncated(texts):
+            notes.append(f"prompt {prompts[index].id}: {tokens} tokens; the text encoder keeps the first "
+                         f"{generator.text.max_tokens} (the rest of the prompt has no effect)")
         rows = generate_clips(generator, jobs, out_dir, settings, batch_size, keep_latents,
                               row_extra={"checkpoint": str(checkpoint), "checkpoint_sha256": checkpoint_info["sha256"]},
                               progress=progress)
@@ -387,4 +393,4 @@ def run_generation(checkpoint: str | os.PathLike, prompts: list[Prompt], out_dir
                   "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     if todo or not sidecar.is_file():
         atomic_write_text(sidecar, json.dumps(provenance, indent=1, default=str))
-    return GenerationRun(rows, len(todo), out_dir, provenance)
+    return GenerationRun(rows, len(todo), out_dir, provenance, notes)

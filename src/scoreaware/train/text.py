@@ -29,6 +29,11 @@ class TextEncoder:
     max_tokens: int = 77
     device: str = "cpu"
 
+    def truncated(self, texts: list[str]) -> list[tuple[int, int]]:
+        """(index, tokens) of every text longer than `max_tokens`: the encoder sees only its start."""
+        counts = [len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]]
+        return [(i, n) for i, n in enumerate(counts) if n > self.max_tokens]
+
     @torch.inference_mode()
     def encode(self, texts: list[str]) -> list[np.ndarray]:
         """One (tokens, dim) float32 array per text (padding removed)."""
