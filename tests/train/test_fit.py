@@ -66,6 +66,8 @@ def test_resume_reproduces_the_uninterrupted_trajectory(encoded, tmp_path, optio
     half = fit(*common, f"run_dir={tmp_path / 'b'}", "steps=5")
     resumed = fit("steps=10", resume=half)
     assert resumed == half
+    shorter = CliRunner().invoke(cli, ["train", "fit", "--resume", str(half), "--set", "steps=7"])
+    assert shorter.exit_code == 1 and "has trained 10 steps; steps=7 cannot shorten it" in shorter.output
     a = [h["loss"] for h in json.loads((full / "history.json").read_text())]
     b = [h["loss"] for h in json.loads((resumed / "history.json").read_text())]
     assert len(a) == len(b) == 10

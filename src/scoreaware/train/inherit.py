@@ -67,6 +67,13 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
         config, changed = resume_config(checkpoint["config"], explicit or {})
         if changed:
             log(f"resuming {resume_dir} with {', '.join(f'{k}={v}' for k, v in changed.items())}")
+        done = int(checkpoint.get("step", 0))
+        if config.steps < done:
+            raise StageError(f"{resume_dir} has trained {done} steps; steps={config.steps} cannot shorten it "
+                             f"(its checkpoints are in {resume_dir}/checkpoints): pass steps above {done} to extend it")
+        if config.steps == done:
+            log(f"{resume_dir} has already trained its {done} steps: nothing to do (pass --set steps=N, N > {done}, "
+                "to extend it)")
     manifest_sha256 = content_digest(config.manifest) if Path(config.manifest).is_file() else ""
     recorded = (checkpoint or {}).get("manifest_sha256")
     if recorded and manifest_sha256 != recorded:  # shuffled, truncated or replaced: other steps, other data
