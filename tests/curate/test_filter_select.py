@@ -1,9 +1,11 @@
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from click.testing import CliRunner
 from lhotse import CutSet
 
@@ -145,9 +147,15 @@ def test_report_renders_every_section(scored, tmp_path):
                                       "--lam", "2"])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "rep" / "index.html").read_text()
-    for needle in ("<td>filter</td>", "<td>select</td>", "no_caption 1", "clap_score 2", "Best 8 segments by "
-                   "combined_score", "data:image/png;base64,", *(f"<td>{i}</td>" for i in ids(sel))):
+    for needle in ("<td>filter</td>", "<td>select</td>", "no_caption 1", "clap_score 2", "segments by "
+                   "combined_score", "data:image/png;base64,", *(f"<td>{i}</td>" for i in ids(sel)),
+                   "How to read it", "t ~ Beta(1 + λ(1 − S̃), 1)", "λ = 2 here", "<h2>Inputs</h2>", "Made 20"):
         assert needle in page, needle
+    best, worst = page.split("<h2>Worst")[0].split("<h2>Best")[1], page.split("<h2>Worst")[1].split("<h2>Inputs")[0]
+    listed = [set(re.findall(r"(?:</audio>|\(unreadable\))</td><td>([^<]+)</td>", part)) for part in (best, worst)]
+    assert listed[0] and not listed[0] & listed[1]  # no segment is both best and worst
+    players = re.findall(r"<audio controls preload='none' src='(audio/[^']+)'>", page)
+    assert players and all(sf.info(tmp_path / "rep" / src).duration <= 10.01 for src in players)  # the window only
     for png in ("clap_score_hist", "reward_hist", "beta_schedule", "caption_lengths"):
         assert (tmp_path / "rep" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -11,10 +11,12 @@ label and a table shows what each filtering stage removed of every label.
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import html
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +24,13 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import soundfile as sf
 
-from scoreaware.core.files import count_lines, read_jsonl
+from scoreaware.core.files import count_lines, read_jsonl, safe_name
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import QUARANTINE, sibling
 from scoreaware.core.provenance import read_provenance
+from scoreaware.core.redact import redact
 from scoreaware.core.schedule import beta_alpha, beta_density, normalize_scores, robust_range
 from scoreaware.schemas.tables import iter_table_chunks
 
@@ -104,7 +108,8 @@ def plot_before_after(rows: list[StageRow], column: str, label: str, out: Path) 
         ax.hist(v, bins=edges, alpha=0.6, color=color, label=f"{name}: {len(v)}")
     ax.set_xlabel(label)
     ax.set_ylabel("segments")
-    ax.set_title(f"{label}: before and after curation")
+    ax.set_title(f"{label}: before and after curation" if len(shown) > 1
+                 else f"{label} as scored (no filter or select output among the manifests)")
     ax.legend()
     return _save(fig, out)
 
@@ -143,22 +148,45 @@ def plot_caption_lengths(rows: list[StageRow], out: Path) -> Path | None:
     return _save(fig, out)
 
 
-def examples(rows: list[StageRow], k: int) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-    """Best and worst k segments by combined score, else CLAP score, from the richest manifest."""
+def examples(rows: list[StageRow], k: int) -> tuple[str, pd.DataFrame, pd.DataFrame, Path | None]:
+    """Best and worst k segments by combined score, else CLAP score, from the richest manifest
+    (and that manifest). With fewer than 2k segments they split them: none is listed twice."""
     for key in ("combined_score", "clap_score", "reward"):
         having = [r for r in rows if key in r.table and r.table[key].notna().any()]
         if having:
             source = max(having, key=lambda r: len(r.table))
             table = source.table.dropna(subset=[key]).sort_values(key, ascending=False)
-            return key, table.head(k), table.tail(k).iloc[::-1]
-    return "", pd.DataFrame(), pd.DataFrame()
+            best = table.head(min(k, math.ceil(len(table) / 2)))
+            worst = table.iloc[len(best):].tail(k).iloc[::-1]
+            return key, best, worst, source.path
+    return "", pd.DataFrame(), pd.DataFrame(), None
 
 
-def _html_table(frame: pd.DataFrame) -> str:
+def write_clips(manifest: Path | None, ids: list[str], folder: Path) -> dict[str, str]:
+    """The window of each cut `ids` names (only its window, not the source file) as FLAC under
+    `folder`; {id: path relative to the report}. Unreadable cuts are left out."""
+    if manifest is None or not ids:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted, found = set(ids), {}
+    for cut in read_cuts(manifest):
+        if cut.id not in wanted:
+            continue
+        try:
+            audio = np.atleast_2d(cut.load_audio()).T  # (time, channels)
+        except Exception:  # noqa: BLE001 - a report lists what it can play; the stages quarantined the rest
+            continue
+        name = f"{safe_name(cut.id)}.flac"
+        sf.write(folder / name, np.clip(audio, -1, 1), cut.sampling_rate, format="FLAC")
+        found[cut.id] = f"{folder.name}/{name}"
+    return found
+
+
+def _html_table(frame: pd.DataFrame, audio: dict[str, str] | None = None) -> str:
     if frame.empty:
         return "<p>(none)</p>"
     cols = [c for c in TABLE_COLUMNS if c in frame.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    head = ("<th>listen</th>" if audio else "") + "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = []
     for _, row in frame[cols].iterrows():
         cells = []
@@ -167,6 +195,10 @@ def _html_table(frame: pd.DataFrame) -> str:
             text = f"{v:.4f}" if isinstance(v, float) and not math.isnan(v) else ("" if v is None or
                                                                                  (isinstance(v, float)) else str(v))
             cells.append(f"<td>{html.escape(text)}</td>")
+        if audio:
+            src = audio.get(str(row["id"]))
+            player = f"<audio controls preload='none' src='{html.escape(src)}'></audio>" if src else "(unreadable)"
+            cells.insert(0, f"<td>{player}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -264,7 +296,8 @@ def build_report(manifests: list[Path], out_dir: Path, lam: float = 1.0, k: int 
     fig = plot_caption_lengths(rows, _figure_path(out_dir, "caption_lengths"))
     if fig:
         figures.append(("caption lengths", fig))
-    key, best, worst = examples(rows, k)
+    key, best, worst, source = examples(rows, k)
+    audio = write_clips(source, [str(i) for i in [*best.get("id", []), *worst.get("id", [])]], out_dir / "audio")
     stage_lines = []
     for r in rows:
         extra = {}
@@ -282,12 +315,27 @@ def build_report(manifests: list[Path], out_dir: Path, lam: float = 1.0, k: int 
 margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:90%}}
 figure{{display:inline-block;margin:0.5em}}img{{max-width:520px}}</style></head><body>
 <h1>Curation report</h1>
+<p>Made {html.escape(_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))} by
+<code>{html.escape(redact(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]])))}</code>.</p>
+<h2>How to read it</h2>
+<ul><li><b>CLAP score</b>: the cosine between a segment's audio embedding and its caption's text embedding
+(−1 to 1; higher means the caption describes the audio). Filtering drops the lowest; the score-aware schedule
+uses it too.</li>
+<li><b>Reward</b>: the preference model's score of the audio (higher is preferred); selection blends it with the
+CLAP score.</li>
+<li><b>Beta timestep schedule</b>: S̃ is a segment's CLAP score normalized to [0, 1] over the training set
+(robust percentiles); training draws t ~ Beta(1 + λ(1 − S̃), 1), where t = 1 is pure noise. S̃ = 1 gives uniform t;
+a low S̃ pushes t toward 1 (E[t] = α / (α + 1), α = 1 + λ(1 − S̃)): badly captioned segments teach the coarse,
+noisy end of generation rather than the details. λ = {lam:g} here.</li></ul>
 <h2>Stages</h2><table><tr><th>stage</th><th>manifest</th><th>cuts</th><th>hours</th>
 <th>rejected / quarantined (reason count)</th></tr>{''.join(stage_lines)}</table>
 <h2>Distributions</h2>{images}
 {"<h2>What filtering removed, by label</h2>" + removal_by_label(rows, labels) if labels else ""}
-<h2>Best {k} segments by {html.escape(key or '—')}</h2>{_html_table(best)}
-<h2>Worst {k} segments by {html.escape(key or '—')}</h2>{_html_table(worst)}
+<h2>Best {len(best)} segments by {html.escape(key or '—')}</h2>{_html_table(best, audio)}
+<h2>Worst {len(worst)} segments by {html.escape(key or '—')}</h2>{_html_table(worst, audio)}
+<h2>Inputs</h2><table><tr><th>manifest</th><th>stage</th><th>bytes</th><th>finished</th></tr>{''.join(
+    f"<tr><td>{html.escape(str(r.path))}</td><td>{html.escape(r.stage)}</td><td>{r.path.stat().st_size}</td>"
+    f"<td>{html.escape(r.finished or '—')}</td></tr>" for r in rows)}</table>
 </body></html>
 """
     index = out_dir / "index.html"
