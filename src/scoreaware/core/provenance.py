@@ -117,3 +117,21 @@ def lineage_after(lineage: list[str], stage: str) -> list[str]:
     if stage in RESETS:
         return [s for s in lineage if s in ("ingest", "segment")] + [stage]
     return [*lineage, stage]
+
+
+def provenance_chain(manifest: Pathlike) -> list[dict]:
+    """Sidecars from `manifest` back through the inputs that produced it (newest first)."""
+    chain, seen = [], set()
+    path = Path(manifest)
+    while path.is_file() and str(path) not in seen:
+        seen.add(str(path))
+        sidecar = read_provenance(path)
+        if not sidecar:
+            break
+        chain.append(sidecar)
+        inputs = [i for i in sidecar.get("inputs", []) if str(i.get("path", "")).endswith((".jsonl.gz", ".jsonl"))]
+        if not inputs:
+            break
+        moved = path.resolve().parent / inputs[0]["relpath"] if inputs[0].get("relpath") else None
+        path = moved if moved is not None and moved.is_file() else Path(inputs[0]["path"])
+    return chain

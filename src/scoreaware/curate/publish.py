@@ -22,15 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from datasets import Audio, Dataset, Features, List, Value, load_dataset
-from huggingface_hub import DatasetCard, DatasetCardData, HfApi, get_token
 from lhotse import Recording
 from lhotse.utils import fastcopy
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import safe_name
 from scoreaware.core.manifests import read_cuts
-from scoreaware.core.provenance import read_provenance
+from scoreaware.core.provenance import provenance_chain
 
 RESERVED = ("audio", "id", "recording_id", "start", "duration", "sampling_rate", "num_channels")
 WRITER_BATCH_ROWS = 64  # rows buffered before Arrow flushes: bounds memory (10 s stereo FLAC ≈ 1 MB)
@@ -90,6 +88,8 @@ def features_for(columns: dict[str, str], embeddings: bool):
     bytes; the rows are written as a struct and the column is cast to `Audio()` afterwards,
     which only relabels the Arrow storage.
     """
+    from datasets import Features, List, Value  # lazy: pyarrow needs numpy>=2, absent from the laion environment
+
 
     value = {"str": Value("string"), "int": Value("int64"), "float": Value("float64"), "bool": Value("bool"),
              "list_str": List(Value("string")), "json": Value("string"), "array": List(Value("float32"))}
@@ -147,6 +147,8 @@ def export_dataset(manifest: str | os.PathLike, directory: str | os.PathLike, ma
     :param max_shard_bytes: upper bound on the Arrow size of one Parquet shard.
     :param embeddings: also export stored Lhotse arrays (CLAP embeddings, ...) as float lists.
     """
+    from datasets import Audio, Dataset  # lazy: pyarrow needs numpy>=2, absent from the laion environment
+
 
     manifest = str(manifest)
     directory = Path(directory)
@@ -193,26 +195,10 @@ def export_dataset(manifest: str | os.PathLike, directory: str | os.PathLike, ma
 
 
 # ------------------------------------------------------------------------------ card
-def provenance_chain(manifest: str | os.PathLike) -> list[dict]:
-    """Sidecars from `manifest` back through the inputs that produced it (newest first)."""
-    chain, seen = [], set()
-    path = Path(manifest)
-    while path.is_file() and str(path) not in seen:
-        seen.add(str(path))
-        sidecar = read_provenance(path)
-        if not sidecar:
-            break
-        chain.append(sidecar)
-        inputs = [i for i in sidecar.get("inputs", []) if str(i.get("path", "")).endswith((".jsonl.gz", ".jsonl"))]
-        if not inputs:
-            break
-        moved = path.resolve().parent / inputs[0]["relpath"] if inputs[0].get("relpath") else None
-        path = moved if moved is not None and moved.is_file() else Path(inputs[0]["path"])
-    return chain
-
-
 def dataset_card(manifest: str, dataset, columns: dict[str, str], skipped: list[dict]) -> str:
     """README.md with YAML metadata: fields, scoring models, thresholds, licences."""
+    from huggingface_hub import DatasetCard, DatasetCardData  # lazy, as datasets
+
 
     licenses = Counter(dataset["license"]) if "license" in dataset.column_names else Counter()
     licenses.pop(None, None)
@@ -266,6 +252,9 @@ def publish(directory: str | os.PathLike, repo_id: str, private: bool = False, o
     Uses `token`, else the token `huggingface_hub` finds (``HF_TOKEN`` or the saved login).
     Refuses to write into a repository that already has files unless `overwrite`.
     """
+    from datasets import load_dataset  # lazy: pyarrow needs numpy>=2, absent from the laion environment
+    from huggingface_hub import DatasetCard, HfApi, get_token
+
 
     token = token or get_token()
     if not token:
@@ -295,6 +284,8 @@ def publish(directory: str | os.PathLike, repo_id: str, private: bool = False, o
 # ---------------------------------------------------------------------------- import
 def open_rows(source: str, split: str):
     """The dataset's rows, streamed: a local folder is read as it is now (no cache)."""
+    from datasets import Audio, load_dataset  # lazy: pyarrow needs numpy>=2, absent from the laion environment
+
 
     if Path(source).is_dir():
         files = sorted(str(p) for p in (Path(source) / "data").glob(f"{split}-*.parquet")) or \

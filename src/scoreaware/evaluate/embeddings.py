@@ -29,9 +29,8 @@ from scoreaware.core.errors import StageError
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import Rejection
 from scoreaware.core.progress import progress
-from scoreaware.core.provenance import read_provenance, weights_fingerprint
+from scoreaware.core.provenance import provenance_chain, read_provenance, weights_fingerprint
 from scoreaware.curate.audio import AudioProblem, probe_audio
-from scoreaware.curate.publish import provenance_chain
 from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
 from scoreaware.curate.stages.score_clap import ClapScoreConfig, score_clap
 from scoreaware.evaluate.frechet import Stats

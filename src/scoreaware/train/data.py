@@ -21,9 +21,8 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicCutSampler
 
 from scoreaware.core.manifests import read_cuts
-from scoreaware.core.provenance import manifest_base
+from scoreaware.core.provenance import manifest_base, provenance_chain
 from scoreaware.core.schedule import normalize_scores, robust_range
-from scoreaware.curate.publish import provenance_chain
 from scoreaware.train.encode import read_encode_info
 from scoreaware.train.text import pad_tokens
 

@@ -10,9 +10,8 @@ from scoreaware.core.arrays import ArrayStore, arrays_dir
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import count_lines
 from scoreaware.core.jobs import ExecutorOptions
-from scoreaware.core.provenance import describe_input, manifest_base
+from scoreaware.core.provenance import describe_input, manifest_base, provenance_chain
 from scoreaware.core.stage import StagePlan, StageResult, done_line, drive, ray_line, rejected_line, run_stage
-from scoreaware.curate.publish import provenance_chain
 from scoreaware.curate.scoring.clap import weights_fingerprint
 from scoreaware.schemas.validation import check_input, validate_manifest
 from scoreaware.train.encode import (

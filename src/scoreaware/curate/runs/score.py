@@ -11,9 +11,8 @@ from scoreaware.core.arrays import arrays_dir
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import count_lines
 from scoreaware.core.jobs import ExecutorOptions
-from scoreaware.core.provenance import describe_input
+from scoreaware.core.provenance import describe_input, provenance_chain
 from scoreaware.core.stage import StagePlan, StageResult, done_line, drive, ray_line, rejected_line, run_stage
-from scoreaware.curate.publish import provenance_chain
 from scoreaware.curate.scoring.clap import DEFAULT_MODELS, load_clap, weights_fingerprint
 from scoreaware.curate.scoring.reward import check_feature_models, load_reward
 from scoreaware.curate.stages.score_clap import ClapScoreConfig, clap_job

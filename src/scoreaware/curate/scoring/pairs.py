@@ -23,8 +23,7 @@ from lhotse import Recording
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.manifests import read_cuts
-from scoreaware.core.provenance import weights_fingerprint
-from scoreaware.curate.publish import provenance_chain
+from scoreaware.core.provenance import provenance_chain, weights_fingerprint
 from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
 from scoreaware.curate.scoring.reward import assemble_features
 
