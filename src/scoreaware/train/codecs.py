@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torchaudio
 
 CODECS = ("mel", "oobleck")
 
@@ -39,6 +38,8 @@ class MelCodec:
         self.config = c = config or MelCodecConfig()
         self.sample_rate, self.channels = c.sample_rate, c.n_mels
         self.latent_rate = c.sample_rate / c.hop_length
+        import torchaudio  # heavy and absent from the vllm environment (its CUDA build is removed there)
+
         self._mel = torchaudio.transforms.MelSpectrogram(c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
                                                          n_mels=c.n_mels, power=2.0, center=True)
         self._inverse = torchaudio.transforms.InverseMelScale(c.n_fft // 2 + 1, n_mels=c.n_mels,
@@ -54,6 +55,8 @@ class MelCodec:
         """(C, S) audio -> (frames, n_mels) log-mel of the mono mix."""
         mono = torch.from_numpy(np.asarray(audio, dtype=np.float32)).mean(0)
         if sampling_rate != self.sample_rate:
+            import torchaudio  # heavy and absent from the vllm environment
+
             mono = torchaudio.functional.resample(mono, sampling_rate, self.sample_rate)
         return torch.log(self._mel(mono) + 1e-5).T.contiguous().numpy()
 
@@ -101,6 +104,8 @@ class OobleckCodec:
         """(C, S) audio -> (frames, channels) posterior mean."""
         x = torch.from_numpy(np.asarray(audio, dtype=np.float32))
         if sampling_rate != self.sample_rate:
+            import torchaudio  # heavy and absent from the vllm environment (its CUDA build is removed there)
+
             x = torchaudio.functional.resample(x, sampling_rate, self.sample_rate)
         if x.shape[0] != self.audio_channels:  # mono -> stereo by copying, stereo -> mono by mixing
             x = x.mean(0, keepdim=True).expand(self.audio_channels, -1) if self.audio_channels > 1 else x.mean(0)[None]

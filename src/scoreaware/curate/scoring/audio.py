@@ -11,7 +11,6 @@ import functools
 
 import numpy as np
 import torch
-import torchaudio
 
 POLICIES = ("first", "center", "mean")
 
@@ -34,8 +33,10 @@ def mono_resampled(cut, sampling_rate: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def resampler(source_rate: int, target_rate: int) -> torchaudio.transforms.Resample:
+def resampler(source_rate: int, target_rate: int):
     """A torchaudio resampler whose sinc kernel is computed once per rate pair (per process)."""
+    import torchaudio  # heavy and absent from the vllm environment (its CUDA build is removed there)
+
     return torchaudio.transforms.Resample(source_rate, target_rate)
 
 
