@@ -68,3 +68,9 @@ def test_library_modules_import_the_project_at_the_top():
                 inner += [f"{path.relative_to(PACKAGE)}:{sub.lineno}" for sub in ast.walk(node)
                           if isinstance(sub, ast.ImportFrom) and (sub.module or "").startswith("scoreaware")]
     assert inner == []
+
+
+def test_every_module_imports_in_the_core_environment():
+    from scoreaware.testing.imports import unimportable_modules
+
+    assert unimportable_modules() == []
