@@ -64,8 +64,9 @@ class EmbeddingSet:
             which = self.ids[row] if row < len(self.ids) else str(row)
             raise EmbeddingError(f"{self.source or 'embeddings'}: row {row} (id {which}) holds NaN or inf; "
                                  "no distance is computed from non-finite embeddings")
-        if matrix.size and np.abs(matrix).max() > 1e150:  # its covariance would overflow to inf
-            raise EmbeddingError(f"{self.source or 'embeddings'}: values up to {np.abs(matrix).max():.3g}, too large "
+        largest = float(np.abs(matrix).max()) if matrix.size else 0.0  # a Python float: no cast to float32
+        if largest > 1e150:  # its covariance would overflow to inf
+            raise EmbeddingError(f"{self.source or 'embeddings'}: values up to {largest:.3g}, too large "
                                  "for a covariance (their squares overflow); these are not embeddings")
 
     @property
