@@ -105,3 +105,11 @@ def test_the_low_rank_form_equals_the_square_root_form(n, d):
         covmean = linalg.sqrtm(stats.cov @ reference.cov)
         expected = diff @ diff + np.trace(stats.cov) + np.trace(reference.cov) - 2 * np.trace(covmean).real
         assert fd(subset) == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_one_dimensional_embeddings_have_the_closed_form():
+    from scoreaware.evaluate.frechet import frechet_distance
+
+    a, b = np.array([[0.0], [2.0]]), np.array([[1.0], [5.0]])  # means 1 and 3, variances 2 and 8
+    expected = (1 - 3) ** 2 + 2 + 8 - 2 * np.sqrt(2 * 8)  # (μa − μb)² + σa² + σb² − 2σaσb
+    assert frechet_distance(a, b).value == pytest.approx(expected)

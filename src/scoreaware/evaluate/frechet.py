@@ -40,7 +40,7 @@ class Stats:
             raise ValueError(f"need at least 2 embeddings as an (n, d) matrix, got shape {x.shape}")
         if not np.isfinite(x).all():  # scipy's sqrtm (LAPACK) can hang on NaN, ignoring Ctrl-C
             raise StageError(f"row {int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])} holds NaN or inf")
-        return Stats(x.mean(axis=0), np.cov(x, rowvar=False), x.shape[0])
+        return Stats(x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False)), x.shape[0])  # (1, 1) for d = 1
 
 
 @dataclass
