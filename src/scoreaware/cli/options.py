@@ -1,4 +1,4 @@
-"""What every stage command shares: output options, the run/skip/resume logic, summaries."""
+"""What every stage command shares: output and executor options, and how a result is printed."""
 
 from __future__ import annotations
 
@@ -82,4 +82,4 @@ def print_result(result) -> None:
     if result.message:
         click.secho(result.message, fg="green", err=True)
     if result.lines or not result.skipped:
-        print_summary(result.title or result.stage, result.lines, result.outputs)
+        print_summary(result.title or result.stage, result.report(), {})

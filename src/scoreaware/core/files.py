@@ -9,7 +9,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 from scoreaware.core.errors import ManifestError
@@ -83,17 +83,6 @@ def count_lines(path: Pathlike) -> int:
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
         return sum(1 for line in f if line.strip())
-
-
-def write_jsonl_gz(path: Pathlike, rows: Iterable[Mapping]) -> None:
-    """Write small JSONL(.gz) files atomically (reports, tables)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(tmp, "wt") as f:
-        for row in rows:
-            f.write(json.dumps(row, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: Pathlike) -> Iterator[dict]:

@@ -44,6 +44,11 @@ class StageResult:
     title: str = ""
     message: str = ""
 
+    def report(self) -> list[str]:
+        """The summary lines, then one ``→ path  (items stream)`` line per written file."""
+        files = [f"→ {info['path']}  ({info['items']} {stream})" for stream, info in self.outputs.items()]
+        return [*self.lines, *files]
+
 
 @dataclass
 class StagePlan:

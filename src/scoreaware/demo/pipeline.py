@@ -129,8 +129,7 @@ def show_result(result: StageResult) -> None:
     if result.message:
         click.secho(result.message, fg="green", err=True)
     if result.lines or not result.skipped:
-        show(result.title or result.stage, [*result.lines, *(f"→ {info['path']}  ({info['items']} {stream})"
-                                                           for stream, info in result.outputs.items())])
+        show(result.title or result.stage, result.report())
 
 
 def make_corpus(directory: Path, clips: int = 40, duration: float = 30.0, seed: int = 0) -> list[str]:

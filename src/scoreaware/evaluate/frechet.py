@@ -114,12 +114,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> FrechetResult:
     return frechet_from_stats(Stats.of(a), Stats.of(b))
 
 
-def _fd_to(stats: Stats, reference: Stats, root: np.ndarray) -> float:
-    diff = stats.mean - reference.mean
-    return float(diff @ diff + np.trace(stats.cov) + np.trace(reference.cov)
-                 - 2.0 * trace_sqrt_product(stats.cov, root))
-
-
 class ResampledFrechet:
     """FD to one reference of many row subsets of one embedding matrix, each exact and cheap.
 
