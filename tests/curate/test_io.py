@@ -106,3 +106,10 @@ def test_working_directory_relative_sources_are_read_back_from_the_same_file(tmp
     [back] = read_cuts(tmp_path / "deeper" / "scored" / "o.jsonl.gz")
     assert back.recording.sources[0].source == str(tmp_path / "clips" / "a.wav")
     assert back.load_audio().shape[-1] == cut.num_samples
+
+
+def test_an_output_without_a_validator_is_refused_at_finalize(tmp_path, cuts):
+    out = StageOutput(tmp_path / "o.jsonl.gz", stage="ingest")  # a caller that forgot the schema check
+    with pytest.raises(AssertionError, match="needs validator="):
+        write_all(out, cuts[:1])
+    assert not (tmp_path / "o.jsonl.gz").exists()
