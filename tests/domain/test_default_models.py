@@ -26,7 +26,7 @@ def test_shipped_models_are_small_and_say_how_they_were_made():
     assert total <= 30 * 2**20, total
     assert record["command"].startswith("scoreaware demo train-models")
     assert set(record["recipes"]) == set(PARTS)
-    seeds = [record["recipes"][part]["seed"] for part in ("clap", "reward", "captioners")]
+    seeds = [record["recipes"][part]["seed"] for part in ("clap", "reward", "captioners", "codec")]
     assert DEMO_SEED not in seeds and targets.EVAL_SEED not in seeds
     assert record["targets"]["seed"] == targets.EVAL_SEED
 
@@ -76,3 +76,17 @@ def test_captioners_caption(fresh):
     assert found["stage1_genre_accuracy_untagged"] >= 0.6, found  # it listens: no tags in the prompt
     assert found["stage2_checks_passed"] >= 0.9, found
     assert found["stage2_genre_kept"] >= 0.9, found
+
+
+def test_codec_loads_through_from_pretrained_and_keeps_genre_and_reward_rank(fresh):
+    from diffusers import AutoencoderOobleck
+
+    from scoreaware.train.codecs import MelVaeCodec, load_codec
+
+    vae = AutoencoderOobleck.from_pretrained(DEFAULT_MODELS / "codec")  # the class's own loader, as the real codec
+    codec = load_codec("mel-vae", str(DEFAULT_MODELS / "codec"))
+    assert isinstance(codec, MelVaeCodec) and codec.channels == vae.config.decoder_input_channels
+    assert codec.latent_rate <= 21.5 + 0.1 and codec.latent_rate * 4 <= codec.mel.latent_rate + 1e-6
+    found = targets.measure_codec(DEFAULT_MODELS, fresh, UNSEEN_SEED)
+    assert found["genre_ratio"] >= 0.95, found
+    assert found["reward_spearman"] >= 0.8, found

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from scoreaware.train.codecs import MelCodec, OobleckCodec, codec_from_description, load_codec
+from scoreaware.train.codecs import MelCodec, MelVaeCodec, OobleckCodec, codec_from_description, load_codec
 
 
 def chirp(seconds=2.0, rate=22050):
@@ -43,8 +43,29 @@ def test_oobleck_runs_through_the_diffusers_loading_code(tmp_path):
     assert np.allclose(rebuilt.encode(audio, 44100), latent, atol=1e-5)
 
 
+def test_mel_vae_encodes_at_a_quarter_of_the_mel_rate_and_decodes_to_audio(tmp_path):
+    from scoreaware.demo.domain.codec import CodecRecipe, train_codec
+
+    train_codec(tmp_path / "codec", CodecRecipe(clips=7, steps=2, batch_size=2), log=lambda _: None)
+    codec = load_codec("mel-vae", str(tmp_path / "codec"))
+    assert isinstance(codec, MelVaeCodec) and codec.channels == 32 and codec.hop == 4
+    assert codec.latent_rate == MelCodec().latent_rate / 4
+    for seconds in (1.0, 2.3):
+        latent = codec.encode(chirp(seconds, 44100), 44100)
+        assert latent.shape == (codec.frames(seconds), 32)
+        decoded = codec.decode(latent)
+        assert decoded.shape == (1, latent.shape[0] * 4 * MelCodec().config.hop_length - MelCodec().config.hop_length)
+    rebuilt = codec_from_description(codec.describe())
+    audio = chirp(1.0)
+    assert np.allclose(rebuilt.encode(audio, 22050), codec.encode(audio, 22050), atol=1e-5)
+    with pytest.raises(ValueError, match="mel_frontend.json"):
+        load_codec("mel-vae", str(tmp_path))  # a folder without the front end is not a mel-vae codec
+
+
 def test_unknown_codec_and_missing_model():
     with pytest.raises(ValueError, match="not implemented"):
         load_codec("encodec")
     with pytest.raises(ValueError, match="--codec-model"):
         load_codec("oobleck")
+    with pytest.raises(ValueError, match="--codec-model"):
+        load_codec("mel-vae")

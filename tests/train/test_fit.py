@@ -244,3 +244,42 @@ def test_relative_model_folders_resolve_against_the_files_that_record_them(clap_
     missing = CliRunner().invoke(cli, [*args, "-o", str(elsewhere / "again")])
     assert missing.exit_code == 1 and "encode.text_encoder" in missing.output, missing.output
     assert "internal error" not in missing.output
+
+
+@pytest.fixture(scope="module")
+def vae_encoded(clap_scored, tiny_clap, tiny_t5, tmp_path_factory) -> Path:
+    """`clap_scored` encoded with a (barely trained) mel-vae codec."""
+    from scoreaware.demo.domain.codec import CodecRecipe, train_codec
+
+    folder = tmp_path_factory.mktemp("melvae")
+    train_codec(folder / "codec", CodecRecipe(clips=7, steps=2, batch_size=2), log=lambda _: None)
+    out = folder / "encode.jsonl.gz"
+    result = CliRunner().invoke(cli, ["train", "encode", str(clap_scored), "-o", str(out), "--codec", "mel-vae",
+                                      "--codec-model", str(folder / "codec"), "--text-encoder", str(tiny_t5),
+                                      "--clap-model", str(tiny_clap)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_mel_vae_latents_record_their_rate_and_train(vae_encoded, tmp_path):
+    info = json.loads((vae_encoded.parent / "encode.encode.json").read_text())
+    assert info["codec"]["codec"] == "mel-vae" and info["latent_channels"] == 32
+    assert info["latent_rate"] == pytest.approx(22050 / 256 / 4)
+    cut = next(iter(read_cuts(vae_encoded)))
+    assert cut.load_custom("latent").shape == (cut.custom["latent_frames"], 32)
+    assert cut.custom["latent_frames"] == pytest.approx(cut.duration * info["latent_rate"], abs=2)
+    run = fit(f"manifest={vae_encoded}", f"run_dir={tmp_path}", "steps=2", "batch_size=4", "max_frames=16")
+    assert run.exists()
+
+
+def test_a_checkpoint_refuses_latents_of_another_codec(encoded, vae_encoded, tmp_path):
+    mel = fit(f"manifest={encoded}", f"run_dir={tmp_path / 'mel'}", "steps=2", "batch_size=4", "max_frames=16")
+    vae = fit(f"manifest={vae_encoded}", f"run_dir={tmp_path / 'vae'}", "steps=2", "batch_size=4", "max_frames=16")
+    for run, manifest in ((vae, encoded), (mel, vae_encoded)):
+        parent = sorted((run / "checkpoints").glob("*.pt"))[-1]
+        result = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--set", f"manifest={manifest}",
+                                          "--set", f"run_dir={tmp_path / 'child'}", "--set", f"init_from={parent}",
+                                          "--set", "steps=2", "--set", "batch_size=4"])
+        assert result.exit_code == 1, result.output
+        assert "codec: parent" in result.output and str(manifest) in result.output, result.output
+        assert "internal error" not in result.output

@@ -52,8 +52,9 @@ def make_models(directory: Path, seed: int) -> None:
 @demo.command("train-models", context_settings=dict(show_default=True))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for the models (the shipped ones: src/scoreaware/demo/default_models).")
-@click.option("--only", default=None, help="Comma-separated parts to (re)train: mert, clap, reward, captioners "
-              "[default: all]. The reward needs the CLAP and MERT in the folder.")
+@click.option("--only", default=None, help="Comma-separated parts to (re)train: mert, clap, reward, captioners, "
+              "codec [default: all]. The reward needs the CLAP and MERT in the folder; the codec's targets need "
+              "the CLAP and the reward.")
 @click.option("--quick", is_flag=True, help="Tiny recipes that test the command, not models worth shipping.")
 @click.option("--eval-clips", type=click.IntRange(14), default=140, help="Clips of the fresh corpus measured on.")
 @click.option("--json", "as_json", is_flag=True, help="Print MODELS.json (the recipes and measured targets).")

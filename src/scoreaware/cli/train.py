@@ -55,8 +55,10 @@ def train_reward(pairs: Path, output: Path, manifest: str | None, clap_model: st
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("manifests") / "encode.jsonl.gz", help="Encoded cuts manifest.")
-@click.option("--codec", type=click.Choice(["mel", "oobleck"]), default="mel", help="Latent codec.")
-@click.option("--codec-model", default=None, help="AutoencoderOobleck folder or hub id (oobleck codec).")
+@click.option("--codec", type=click.Choice(["mel", "mel-vae", "oobleck"]), default="mel",
+              help="Latent codec: mel (86 Hz, no weights), mel-vae (21.5 Hz, a folder), oobleck (Stable Audio Open).")
+@click.option("--codec-model", default=None,
+              help="The VAE: a mel-vae folder (the demo ships one), or an AutoencoderOobleck folder or hub id.")
 @click.option("--text-encoder", default="google/flan-t5-large", help="T5-style text encoder (hub id or folder).")
 @click.option("--max-text-tokens", type=click.IntRange(1), default=77)
 @click.option("--clap-model", default=None,

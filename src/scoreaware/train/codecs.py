@@ -3,6 +3,12 @@
 * ``mel``: a weightless log-mel "codec" (torchaudio MelSpectrogram; Griffin-Lim decode). It
   needs no checkpoint, so the demo and the tests train end to end with it; audio quality is
   that of Griffin-Lim.
+* ``mel-vae``: a 1-D VAE over those log-mel frames — `diffusers.AutoencoderOobleck` with the mel bins
+  as its "audio channels", 4× down in time: 21.5 latent frames per second instead of 86, so a
+  generator attends over a quarter of the tokens. A folder loaded with `from_pretrained`, exactly
+  as the Oobleck codec loads, plus `mel_frontend.json` (the mel settings and the per-bin
+  normalization). Decode: latent → log-mel → Griffin-Lim, as ``mel``. The demo ships one
+  (`demo train-models --only codec`).
 * ``oobleck``: the Stable Audio Open VAE, `diffusers.AutoencoderOobleck` (a local folder or a
   hub id): 44.1 kHz stereo in, 64 channels at ~21.5 Hz out; latents are the posterior means.
 
@@ -11,13 +17,16 @@ Latents are (frames, channels) float32; audio is (channels, samples) float32 at 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-CODECS = ("mel", "oobleck")
+CODECS = ("mel", "mel-vae", "oobleck")
+MEL_FRONTEND = "mel_frontend.json"  # beside a mel-vae folder's config.json
 
 
 @dataclass
@@ -129,10 +138,75 @@ class OobleckCodec:
         return math.ceil(seconds * self.sample_rate / self.hop)
 
 
+class MelVaeCodec:
+    """Log-mel frames (the ``mel`` codec's) through a 1-D `AutoencoderOobleck` whose audio channels
+    are the mel bins; latents are the posterior means, (frames / hop, channels)."""
+
+    name = "mel-vae"
+
+    def __init__(self, model: str, device: str = "cpu") -> None:
+        from diffusers import AutoencoderOobleck  # heavy: only the VAE codecs need it
+
+        folder = Path(model)
+        if not (folder / MEL_FRONTEND).is_file():
+            raise ValueError(f"{model}: not a mel-vae codec folder (no {MEL_FRONTEND} beside its config.json)")
+        frontend = json.loads((folder / MEL_FRONTEND).read_text())
+        self.model_id = str(model)
+        self.mel = MelCodec(MelCodecConfig(**frontend["mel"]))
+        self.mean = torch.tensor(frontend["mean"], dtype=torch.float32)[:, None]  # (n_mels, 1)
+        self.std = torch.tensor(frontend["std"], dtype=torch.float32)[:, None]
+        self.vae = AutoencoderOobleck.from_pretrained(model).to(device).eval()
+        self.device = device
+        cfg = self.vae.config
+        if int(cfg.audio_channels) != self.mel.channels:
+            raise ValueError(f"{model}: the VAE takes {cfg.audio_channels} channels, the mel front end gives "
+                             f"{self.mel.channels} bins")
+        self.hop = int(np.prod(cfg.downsampling_ratios))
+        self.sample_rate = self.mel.sample_rate
+        self.channels = int(cfg.decoder_input_channels)
+        self.latent_rate = self.mel.latent_rate / self.hop
+
+    def describe(self) -> dict:
+        return {"codec": "mel-vae", "model": self.model_id, "sample_rate": self.sample_rate, "hop": self.hop,
+                "channels": self.channels, "latent_rate": self.latent_rate}
+
+    def normalized_mel(self, audio: np.ndarray, sampling_rate: int) -> torch.Tensor:
+        """(C, S) audio -> (n_mels, frames) normalized log-mel, frames padded to a multiple of the hop
+        (with the last frame, so the padding is no louder than the clip)."""
+        mel = torch.from_numpy(self.mel.encode(audio, sampling_rate)).T  # (n_mels, frames)
+        mel = torch.nn.functional.pad(mel[None], (0, (-mel.shape[1]) % self.hop), mode="replicate")[0]
+        return (mel - self.mean) / self.std
+
+    @torch.no_grad()
+    def encode(self, audio: np.ndarray, sampling_rate: int) -> np.ndarray:
+        """(C, S) audio -> (frames, channels) posterior mean."""
+        x = self.normalized_mel(audio, sampling_rate)[None].to(self.device)  # (1, n_mels, frames)
+        return self.vae.encode(x).latent_dist.mean[0].T.float().cpu().numpy()
+
+    @torch.no_grad()
+    def decode(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(frames, channels) -> (1, S) audio at `sample_rate`."""
+        return self.decode_batch(torch.as_tensor(latent)[None])[0]
+
+    @torch.no_grad()
+    def decode_batch(self, latents: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(N, frames, channels) -> (N, 1, S): the VAE's log-mel, then Griffin-Lim."""
+        z = torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2).to(self.device)  # (N, channels, frames)
+        mel = self.vae.decode(z).sample.float().cpu() * self.std + self.mean  # (N, n_mels, frames · hop)
+        return self.mel.decode_batch(mel.transpose(1, 2))
+
+    def frames(self, seconds: float) -> int:
+        return math.ceil(self.mel.frames(seconds) / self.hop)
+
+
 def load_codec(name: str, model: str | None = None, device: str = "cpu", **options):
-    """Dispatch on the codec name; `model` is the oobleck folder or hub id."""
+    """Dispatch on the codec name; `model` is the VAE's folder (or, for oobleck, a hub id)."""
     if name == "mel":
         return MelCodec(MelCodecConfig(**options))
+    if name == "mel-vae":
+        if not model:
+            raise ValueError("the mel-vae codec needs --codec-model (a folder; the demo ships one)")
+        return MelVaeCodec(model, device)
     if name == "oobleck":
         if not model:
             raise ValueError("the oobleck codec needs --codec-model (a folder or stabilityai/stable-audio-open-1.0)")
@@ -146,4 +220,6 @@ def codec_from_description(description: dict, device: str = "cpu"):
     name = description.pop("codec")
     if name == "mel":
         return MelCodec(MelCodecConfig(**description))
+    if name == "mel-vae":
+        return MelVaeCodec(description["model"], device)
     return OobleckCodec(description["model"], device)

@@ -45,11 +45,41 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return rotated.flatten(-2).type_as(x)
 
 
+def conv1d_channel_last(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``conv1d(x, weight, padding=k // 2)`` on channel-last tensors, computed as one matmul.
+
+    x (N, T, Cin), weight (Cout, Cin, k) as `nn.Conv1d` stores it, k odd -> (N, T, Cout).
+    The same sums as the convolution, regrouped: oneDNN's 1-D convolution (and its backward) ran at
+    a fraction of the matmul rate here (66 % of a CPU training step; benchmarks/train_step.py), so
+    the k taps become one GEMM. The wide side is never unfolded: a widening layer gathers its k
+    shifted inputs (N, T, k·Cin), a narrowing one computes k outputs per frame (N, T, k·Cout) and
+    adds them shifted — both k times the narrow width.
+    """
+    cout, cin, k = weight.shape
+    if k == 1:
+        return F.linear(x, weight[:, :, 0], bias)
+    n, t, _ = x.shape
+    pad = k // 2
+    if cin <= cout:  # gather: column j holds x[t + j − pad]
+        padded = F.pad(x, (0, 0, pad, pad))  # (N, T + 2·pad, Cin)
+        columns = torch.cat([padded[:, j : j + t] for j in range(k)], dim=-1)  # (N, T, k·Cin)
+        return F.linear(columns, weight.permute(0, 2, 1).reshape(cout, k * cin), bias)
+    taps = F.linear(x, weight.permute(2, 0, 1).reshape(k * cout, cin)).view(n, t, k, cout)  # tap j of frame s
+    taps = F.pad(taps, (0, 0, 0, 0, pad, pad))  # (N, T + 2·pad, k, Cout)
+    out = sum(taps[:, j : j + t, j] for j in range(k))  # y[t] = Σ_j W_j · x[t + j − pad]
+    return out if bias is None else out + bias
+
+
 class ConvMLP(nn.Module):
-    """Position-wise MLP whose layers are 1-D convolutions over time (kernel k), channel-last I/O."""
+    """Position-wise MLP whose layers are 1-D convolutions over time (kernel k), channel-last I/O.
+
+    The weights are `nn.Conv1d`s (FluxAudio's layout, so checkpoints keep their keys and shapes);
+    the forward pass computes them as matmuls (`conv1d_channel_last`)."""
 
     def __init__(self, dim: int, hidden: int, kernel: int = 3) -> None:
         super().__init__()
+        if kernel % 2 == 0:
+            raise ValueError(f"conv MLP kernel {kernel} must be odd (the output keeps the input's length)")
         self.fc1 = nn.Conv1d(dim, hidden, kernel, padding=kernel // 2)
         self.fc2 = nn.Conv1d(hidden, dim, kernel, padding=kernel // 2)
 
@@ -57,10 +87,11 @@ class ConvMLP(nn.Module):
         """(N, T, D) -> (N, T, D); positions where `mask` (N, T) is False are zeroed before
         each convolution, so they act exactly like the convolution's own zero padding."""
         if mask is None:
-            return self.fc2(F.silu(self.fc1(x.transpose(1, 2)))).transpose(1, 2)
-        keep = mask[:, None, :].to(x.dtype)  # (N, 1, T)
-        h = F.silu(self.fc1(x.transpose(1, 2) * keep)) * keep
-        return self.fc2(h).transpose(1, 2)
+            h = F.silu(conv1d_channel_last(x, self.fc1.weight, self.fc1.bias))
+            return conv1d_channel_last(h, self.fc2.weight, self.fc2.bias)
+        keep = mask[..., None].to(x.dtype)  # (N, T, 1)
+        h = F.silu(conv1d_channel_last(x * keep, self.fc1.weight, self.fc1.bias)) * keep
+        return conv1d_channel_last(h, self.fc2.weight, self.fc2.bias)
 
 
 class MLP(nn.Module):
@@ -215,6 +246,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.score_head not in SCORE_HEADS:
             raise ValueError(f"score head {self.score_head!r} not implemented; choose from {SCORE_HEADS}")
+        if self.mlp_kernel % 2 == 0 or self.input_kernel % 2 == 0:
+            raise ValueError(f"conv kernels must be odd (the output keeps the input's length): mlp_kernel "
+                             f"{self.mlp_kernel}, input_kernel {self.input_kernel}")
         if self.dim % self.heads or (self.dim // self.heads) % 2:
             raise ValueError(f"dim {self.dim} must split into {self.heads} heads of even width")
 
@@ -345,13 +379,15 @@ class FluxAudio(nn.Module):
 
 
 class _ChannelLastConv(nn.Conv1d):
-    """Conv1d on (N, T, C) tensors."""
+    """Conv1d on (N, T, C) tensors (computed as a matmul, `conv1d_channel_last`)."""
 
     def __init__(self, cin: int, cout: int, kernel: int) -> None:
+        if kernel % 2 == 0:
+            raise ValueError(f"input kernel {kernel} must be odd (the output keeps the input's length)")
         super().__init__(cin, cout, kernel, padding=kernel // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+        return conv1d_channel_last(x, self.weight, self.bias)
 
 
 # ----------------------------------------------------------------------------------- presets

@@ -20,11 +20,12 @@ from scoreaware.curate.scoring.reward_fit import fit_reward
 from scoreaware.demo.domain import targets
 from scoreaware.demo.domain.captioners import CaptionerRecipe, train_captioners
 from scoreaware.demo.domain.clap import ClapRecipe, train_clap
+from scoreaware.demo.domain.codec import CodecRecipe, train_codec
 from scoreaware.demo.domain.reward import RewardRecipe, write_pairs
 from scoreaware.demo.tiny_models import make_tiny_mert
 
 DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "default_models"
-PARTS = ("mert", "clap", "reward", "captioners")
+PARTS = ("mert", "clap", "reward", "captioners", "codec")
 MERT_WIDTH = 256
 COMMAND = "scoreaware demo train-models -o src/scoreaware/demo/default_models"
 
@@ -33,6 +34,7 @@ QUICK = {
     "clap": dict(clips=21, epochs=1, round_trip=0.0, seconds=11.0),
     "reward": dict(clips=14, epochs=2),
     "captioners": dict(clips=7, audio_epochs=1, rewrite_examples=32, rewrite_epochs=1),
+    "codec": dict(clips=7, steps=4, batch_size=2),
 }
 
 
@@ -88,10 +90,17 @@ def build(out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
             record["recipes"]["captioners"] = result["recipe"] | {
                 "final_loss_stage1": result["audio_history"][-1]["loss"],
                 "final_loss_stage2": result["rewrite_history"][-1]["loss"]}
+        elif part == "codec":
+            result = train_codec(out / "codec", recipe("codec", CodecRecipe), log)
+            record["recipes"]["codec"] = result["recipe"] | {"params": result["params"],
+                                                             "final": result["history"][-1]}
         else:
             raise click.BadParameter(f"{part!r}: choose from {', '.join(PARTS)}", param_hint="--only")
         timings[part] = round((time.perf_counter() - start) / 60, 1)
-    record["targets"] = measure(out, targets.EVAL_SEED, 14 if quick else eval_clips, log)
+    # re-measure what was trained (the codec's numbers depend on the CLAP and the reward too)
+    measured = set(parts) | ({"codec"} if {"clap", "reward"} & set(parts) and (out / "codec").is_dir() else set())
+    record["targets"] = {**record.get("targets", {}),
+                         **measure(out, targets.EVAL_SEED, 14 if quick else eval_clips, log, measured)}
     record["sizes_mb"] = {p.name: round(sum(f.stat().st_size for f in (p.rglob("*") if p.is_dir() else [p])
                                             if f.is_file()) / 2**20, 2)
                           for p in sorted(out.iterdir()) if p.name != "MODELS.json"}
@@ -100,16 +109,20 @@ def build(out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
     return record
 
 
-def measure(models: Path, seed: int, clips: int, log=print) -> dict:
-    """Every target, on a fresh corpus of `seed` (rendered in memory)."""
+def measure(models: Path, seed: int, clips: int, log=print, parts: set[str] | None = None) -> dict:
+    """The targets of `parts` (default: every model in `models`), on a fresh corpus of `seed`
+    (rendered in memory)."""
+    parts = set(PARTS) if parts is None else parts
 
     log(f"measuring on a fresh corpus (seed {seed}, {clips} clips × 10 s)")
     fresh = targets.fresh_clips(seed, clips)
     found = {"seed": seed}
-    if (models / "clap").is_dir():
+    if "clap" in parts and (models / "clap").is_dir():
         found["clap"] = targets.measure_clap(str(models / "clap"), fresh, seed)
-    if (models / "reward.pt").is_file():
+    if "reward" in parts and (models / "reward.pt").is_file():
         found["reward"] = targets.measure_reward(models, [c for c in fresh if c[0].degradation is None], seed)
-    if (models / "qwen2_audio").is_dir() and (models / "qwen2").is_dir():
+    if "codec" in parts and (models / "codec").is_dir() and (models / "reward.pt").is_file():
+        found["codec"] = targets.measure_codec(models, fresh[: min(len(fresh), 70)], seed)
+    if "captioners" in parts and (models / "qwen2_audio").is_dir() and (models / "qwen2").is_dir():
         found["captioners"] = targets.measure_captioners(models, fresh[: min(len(fresh), 42)])
     return found

@@ -17,7 +17,7 @@ from scoreaware.demo.synth import SR, ClipSpec, plan_corpus, render
 from scoreaware.train.codecs import MelCodec
 
 DEMO_SEED = 0
-TRAIN_SEEDS = {"clap": 101, "reward": 102, "captioners": 103}
+TRAIN_SEEDS = {"clap": 101, "reward": 102, "captioners": 103, "codec": 104}
 
 
 def training_specs(clips: int, seed: int, degraded: float) -> list[ClipSpec]:
