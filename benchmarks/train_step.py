@@ -59,10 +59,16 @@ def flux(args):
     return model, step
 
 
-def measure(build, args) -> tuple[float, float, int]:
+def measure(build, args, compiled: bool = False, bf16: bool = False) -> dict:
+    """steps/s, peak anon RSS growth, params, GFLOP per step and compile time of one configuration."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     torch.manual_seed(0)
+    torch._dynamo.reset()
     model, forward = build(args)
     params = sum(p.numel() for p in model.parameters())
+    if compiled:
+        forward = torch.compile(forward)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x0 = torch.randn(args.batch, args.frames, 64)
 
@@ -70,19 +76,55 @@ def measure(build, args) -> tuple[float, float, int]:
         noise = torch.randn_like(x0)
         t = torch.rand(args.batch)
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * noise
-        loss = (forward(xt, t) - (noise - x0)).pow(2).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            prediction = forward(xt, t)
+        loss = (prediction.float() - (noise - x0)).pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
-    for _ in range(2):  # warm-up: allocator, kernels
-        one()
+    start = time.perf_counter()
+    one()  # compiles, when compiled
+    compile_seconds = time.perf_counter() - start if compiled else 0.0
+    one()  # warm-up: allocator, kernels
+    flops = 0
+    if not compiled:
+        with FlopCounterMode(display=False) as counter:
+            one()
+        flops = counter.get_total_flops()
     with PeakMemory() as memory:
         start = time.perf_counter()
         for _ in range(args.steps):
             one()
         seconds = time.perf_counter() - start
-    return args.steps / seconds, memory.growth_mib("RssAnon"), params
+    return {"rate": args.steps / seconds, "memory": memory.growth_mib("RssAnon"), "params": params,
+            "gflop": flops / 1e9, "compile": compile_seconds}
+
+
+def profile(build, args, rows: int = 8) -> str:
+    """Where one eager fp32 step of `build` spends its time (torch.profiler, self CPU time)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    torch.manual_seed(0)
+    model, forward = build(args)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x0 = torch.randn(args.batch, args.frames, 64)
+
+    def one():
+        t = torch.rand(args.batch)
+        loss = (forward(x0 + t[:, None, None], t) - x0).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    one()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            one()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return "\n".join(f"    {e.key[:48]:<48} {100 * e.self_cpu_time_total / total:5.1f} %" for e in events[:rows])
 
 
 def main() -> None:
@@ -96,6 +138,8 @@ def main() -> None:
     parser.add_argument("--text-dim", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profile of our conv-MLP step")
     args = parser.parse_args()
     print(f"width {args.width} ({args.heads} heads), {args.joint} joint + {args.single} single blocks, "
           f"{args.frames} latent + {args.text} text tokens, batch {args.batch}, threads {torch.get_num_threads()}")
@@ -104,13 +148,24 @@ def main() -> None:
         "ours, position-wise MLPs": lambda a: ours(a, mlp_kernel=1, input_kernel=1),  # Flux-sized blocks
         "ours, FluxAudio conv MLPs": ours,  # the architecture we reproduce (k=3 blocks, k=7 input)
     }
-    results = {name: measure(build, args) for name, build in builds.items()}
-    base = results["diffusers FluxTransformer2DModel"][0]
-    for name, (rate, memory, params) in results.items():
-        print(f"{name:>34}: {rate:6.2f} steps/s  ({rate / base:4.2f}×)   peak anon RSS +{memory:6.1f} MiB   "
-              f"{params / 1e6:6.2f} M params")
-    print("ratio target ≥ 1.0 at matched blocks (position-wise MLPs); FluxAudio's conv MLPs do ~3× the MLP work "
-          "per token by design")
+    modes = [("fp32 eager", False, False), ("bf16 autocast eager", False, True)]
+    if not args.no_compile:
+        modes.append(("fp32 torch.compile", True, False))
+    for mode, compiled, bf16 in modes:
+        results = {name: measure(build, args, compiled, bf16) for name, build in builds.items()}
+        base = results["diffusers FluxTransformer2DModel"]
+        print(f"\n{mode}:")
+        for name, r in results.items():
+            speed = f"{r['gflop'] * r['rate']:5.0f} GFLOP/s" if r["gflop"] else ""
+            compile_note = f"   compile {r['compile']:.0f} s" if compiled else ""
+            print(f"{name:>34}: {r['rate']:6.2f} steps/s  ({r['rate'] / base['rate']:4.2f}× Flux)   "
+                  f"peak anon RSS +{r['memory']:6.1f} MiB   {r['params'] / 1e6:6.2f} M params"
+                  + (f"   {r['gflop']:6.1f} GFLOP/step {speed}" if r["gflop"] else "") + compile_note)
+    print("\ntargets at matched blocks: conv MLPs ≥ 1.0× Flux, position-wise ≥ 1.5×, peak memory ≤ Flux's. "
+          "FluxAudio's conv MLPs (k = 3, and the k = 7 input ConvMLP) do ~3× the MLP FLOPs per token by design")
+    if not args.no_profile:
+        print("\nwhere an eager fp32 step of ours (conv MLPs) goes, self CPU time:")
+        print(profile(ours, args))
 
 
 if __name__ == "__main__":

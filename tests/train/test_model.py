@@ -145,3 +145,20 @@ def test_conv_as_matmul_equals_conv1d_forward_and_backward(cin, cout, kernel):
 def test_even_conv_kernels_are_refused():
     with pytest.raises(ValueError, match="must be odd"):
         ModelConfig(mlp_kernel=2)
+
+
+def test_rope_rotates_without_changing_norms_and_scores_depend_on_offset_only():
+    """RoPE's closed form: |R_m q| = |q|, and <R_m q, R_n k> depends only on m − n."""
+    from scoreaware.train.model import apply_rope, rope_frequencies
+
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+    rotations = rope_frequencies(40, 16, "cpu")
+    rq = apply_rope(q.expand(1, 1, 40, 16), rotations)[0, 0]  # (40, 16): q at every position
+    rk = apply_rope(k.expand(1, 1, 40, 16), rotations)[0, 0]
+    assert torch.allclose(rq.norm(dim=-1), q.norm().expand(40), atol=1e-5)
+    assert torch.allclose(rq[0], q[0, 0, 0])  # position 0 is not rotated
+    for offset in (0, 3, 17):
+        scores = torch.stack([rq[m] @ rk[m + offset] for m in range(40 - offset)])
+        assert torch.allclose(scores, scores[0].expand_as(scores), atol=1e-4)
+    assert not torch.allclose(rq[0] @ rk[3], rq[0] @ rk[0])  # and the offset matters

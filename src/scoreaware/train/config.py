@@ -52,6 +52,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     precision: str = "auto"  # auto (bf16 on supporting GPUs, else fp32) | fp32 | bf16
+    compile: bool = False  # torch.compile the training forward (dynamic shapes; costs its compile time once)
     init_from: str = ""  # parent checkpoint: its EMA weights, normalization and encode info start the run
     init_new_head: bool = False  # allow a score head the parent does not have (initialized to a no-op, reported)
     # bookkeeping

@@ -79,8 +79,9 @@ def autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+    """ema ← decay·ema + (1 − decay)·model, for all parameters in one foreach call (one kernel
+    launch per step instead of two per tensor: ~4 % of a tiny CPU step)."""
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1 - decay)
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -299,10 +300,13 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
             print(f"from the parent {config.init_from}: initialized fresh: {', '.join(fresh)}", flush=True)
     nulls = start.nulls
     net = Trainable(backbone, repa).to(device)
+    if config.compile:  # in place: the state dict keeps its keys, so checkpoints do not depend on it
+        net.compile(dynamic=True)
     ema = copy.deepcopy(backbone).requires_grad_(False).eval()
     reference = crpo_reference(config, model_config, parent, device)
     reference_digest = weights_digest(reference) if reference is not None else None
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # fused: one kernel over all parameters (the default per-tensor loop was ~7 % of a tiny CPU step)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     objective, dataset = make_objective(config, reference, nulls, norm, info, rank)
     repa_spec = {r: tuple(info["repa"][r]) for r in config.repa}
     sampler = make_sampler(config.manifest, config.batch_size // world, config.seed, world, rank)

@@ -31,18 +31,20 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale[:, None]) + shift[:, None]
 
 
-def rope_frequencies(length: int, dim: int, device, base: float = 10000.0) -> tuple[Tensor, Tensor]:
-    """cos, sin tables (length, dim/2) for 1-D rotary position embeddings."""
+def rope_frequencies(length: int, dim: int, device, base: float = 10000.0) -> Tensor:
+    """Unit complex rotations (length, dim/2) for 1-D rotary position embeddings."""
     inv = 1.0 / base ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
     angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv[None]
-    return angles.cos(), angles.sin()
+    return torch.polar(torch.ones_like(angles), angles)
 
 
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate pairs of channels of x (N, H, T, Dh) by position; cos/sin (T, Dh/2)."""
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-    return rotated.flatten(-2).type_as(x)
+def apply_rope(x: Tensor, rotations: Tensor) -> Tensor:
+    """Rotate pairs of channels (2i, 2i+1) of x (N, H, T, Dh) by position; rotations (T, Dh/2) complex.
+
+    One complex multiply: the stack-and-interleave form of the same rotation made four copies of
+    q and k per block (~8 % of a tiny CPU step)."""
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (N, H, T, Dh/2)
+    return torch.view_as_real(pairs * rotations).flatten(-2).type_as(x)
 
 
 def conv1d_channel_last(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -160,7 +162,7 @@ class JointBlock(nn.Module):
             self.mlp_c = ConvMLP(dim, hidden, kernel=kernel)
             self.norm2_c = nn.LayerNorm(dim, elementwise_affine=False)
 
-    def forward(self, x: Tensor, c: Tensor, g: Tensor, rope: tuple[Tensor, Tensor], text_mask: Tensor,
+    def forward(self, x: Tensor, c: Tensor, g: Tensor, rope: Tensor, text_mask: Tensor,
                 latent_mask: Tensor):
         """x (N, T, D) latent, c (N, L, D) text, g (N, D) global, masks (N, L) / (N, T) of real
         tokens; returns updated (x, c)."""
@@ -169,7 +171,7 @@ class JointBlock(nn.Module):
         mods_c = self.ada_c(g).chunk(2 if self.pre_only else 6, dim=-1)
         q_x, k_x, v_x = self._heads(self.qkv_x(modulate(self.norm_x(x), sx, cx)))  # (N, H, T, Dh)
         q_c, k_c, v_c = self._heads(self.qkv_c(modulate(self.norm_c(c), mods_c[0], mods_c[1])))  # (N, H, L, Dh)
-        q_x, k_x = apply_rope(q_x, *rope), apply_rope(k_x, *rope)
+        q_x, k_x = apply_rope(q_x, rope), apply_rope(k_x, rope)
         q, k, v = torch.cat([q_c, q_x], 2), torch.cat([k_c, k_x], 2), torch.cat([v_c, v_x], 2)  # (N, H, L+T, Dh)
         keep = torch.cat([text_mask, latent_mask], 1)  # (N, L+T) real tokens: padding is never attended
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])  # (N, H, L+T, Dh)
@@ -201,12 +203,12 @@ class SingleBlock(nn.Module):
         self.mlp = ConvMLP(dim, int(dim * mlp_ratio), kernel=kernel)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x: Tensor, g: Tensor, rope: tuple[Tensor, Tensor], latent_mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, g: Tensor, rope: Tensor, latent_mask: Tensor) -> Tensor:
         n, t, d = x.shape
         s1, c1, g1, s2, c2, g2 = self.ada(g).chunk(6, dim=-1)  # each (N, D)
         q, k, v = self.qkv(modulate(self.norm1(x), s1, c1)).reshape(n, t, 3, self.heads, -1).permute(
             2, 0, 3, 1, 4).unbind(0)  # (N, H, T, Dh)
-        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        q, k = apply_rope(q, rope), apply_rope(k, rope)
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=latent_mask[:, None, None, :])
         x = x + g1[:, None] * self.out(attn.transpose(1, 2).reshape(n, t, d))  # (N, T, D)
         return x + g2[:, None] * self.mlp(modulate(self.norm2(x), s2, c2), latent_mask)
@@ -392,7 +394,8 @@ class _ChannelLastConv(nn.Conv1d):
 
 # ----------------------------------------------------------------------------------- presets
 MODELS: dict[str, dict] = {
-    "tiny": dict(dim=64, heads=4, joint_depth=2, single_depth=2, repa_depth=2),  # CPU tests and the demo
+    "tiny": dict(dim=64, heads=4, joint_depth=2, single_depth=2, repa_depth=2),  # CPU tests
+    "small": dict(dim=128, heads=4, joint_depth=2, single_depth=2, repa_depth=2),  # the demo's generator (CPU)
     "S": dict(dim=448, heads=7, joint_depth=4, single_depth=8, repa_depth=4),  # ≈120M (FluxAudio-S)
     "L": dict(dim=896, heads=14, joint_depth=4, single_depth=8, repa_depth=4),  # ≈450–480M
 }

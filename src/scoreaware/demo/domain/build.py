@@ -54,7 +54,8 @@ def build(out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
     record_path = out / "MODELS.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     record.setdefault("recipes", {})
-    record["command"] = COMMAND + ("" if set(parts) == set(PARTS) else f" --only {','.join(parts)}")
+    record["command"] = COMMAND  # rebuilds the whole folder; each recipe records the command of its own part
+    part_command = COMMAND + ("" if set(parts) == set(PARTS) else f" --only {','.join(parts)}")
     timings = record.setdefault("minutes", {})
 
     def log(message: str) -> None:
@@ -97,6 +98,7 @@ def build(out: Path, parts: tuple[str, ...] = PARTS, quick: bool = False,
         else:
             raise click.BadParameter(f"{part!r}: choose from {', '.join(PARTS)}", param_hint="--only")
         timings[part] = round((time.perf_counter() - start) / 60, 1)
+        record["recipes"][part]["command"] = part_command
     # re-measure what was trained (the codec's numbers depend on the CLAP and the reward too)
     measured = set(parts) | ({"codec"} if {"clap", "reward"} & set(parts) and (out / "codec").is_dir() else set())
     record["targets"] = {**record.get("targets", {}),
