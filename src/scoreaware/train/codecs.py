@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +156,9 @@ class MelVaeCodec:
         self.mel = MelCodec(MelCodecConfig(**frontend["mel"]))
         self.mean = torch.tensor(frontend["mean"], dtype=torch.float32)[:, None]  # (n_mels, 1)
         self.std = torch.tensor(frontend["std"], dtype=torch.float32)[:, None]
-        self.vae = AutoencoderOobleck.from_pretrained(model).to(device).eval()
+        with warnings.catch_warnings():  # diffusers' Oobleck still calls the deprecated weight_norm, each load
+            warnings.filterwarnings("ignore", message=".*weight_norm.* is deprecated", category=FutureWarning)
+            self.vae = AutoencoderOobleck.from_pretrained(model).to(device).eval()
         self.device = device
         cfg = self.vae.config
         if int(cfg.audio_channels) != self.mel.channels:
