@@ -96,7 +96,7 @@ def train_models(ctx: click.Context, output: Path, only: str | None, quick: bool
               help="Where the corpus, manifests, runs and plots go.")
 @click.option("--clips", type=click.IntRange(8), default=40, help="Clips in the synthetic corpus.")
 @click.option("--duration", type=click.FloatRange(1.0), default=30.0, help="Seconds per clip.")
-@click.option("--train-steps", type=click.IntRange(1), default=900,
+@click.option("--train-steps", type=click.IntRange(1), default=700,
               help="Steps of each tiny training run (baseline and score-aware), batch 16; ~4 steps/s on 2 cores "
                    "(docs/genre_vs_training.png: genre heard against training minutes).")
 @click.option("--post-steps", type=click.IntRange(1), default=100,
