@@ -13,11 +13,11 @@ def test_train_models_builds_every_part_and_records_its_numbers(tmp_path):
     out = tmp_path / "models"
     result = CliRunner().invoke(cli, ["demo", "train-models", "-o", str(out), "--quick", "--eval-clips", "14"])
     assert result.exit_code == 0, result.output
-    record = json.loads((out / "MODELS.json").read_text())
-    assert set(record["recipes"]) == {"mert", "clap", "reward", "captioners"}
-    assert {"clap", "reward", "captioners"} <= set(record["targets"])
+    record = first = json.loads((out / "MODELS.json").read_text())
+    assert set(record["recipes"]) == {"mert", "clap", "reward", "captioners", "codec"}
+    assert {"clap", "reward", "captioners", "codec"} <= set(record["targets"])
     assert 0 <= record["targets"]["clap"]["auroc"] <= 1 and record["total_mb"] > 0
-    for folder in ("clap", "mert", "qwen2_audio", "qwen2"):
+    for folder in ("clap", "mert", "qwen2_audio", "qwen2", "codec"):
         assert (out / folder / "config.json").is_file(), folder
     assert load_reward(out / "reward.pt").prompt_protocol == "caption"
     assert load_clap("transformers", str(out / "clap")).dim == 128
@@ -27,8 +27,12 @@ def test_train_models_builds_every_part_and_records_its_numbers(tmp_path):
                                      "--eval-clips", "14", "--json"])
     assert again.exit_code == 0, again.output
     record = json.loads(again.stdout)
-    assert record["command"].endswith("--only reward") and set(record["recipes"]) == {"mert", "clap", "reward",
-                                                                                       "captioners"}
+    # the folder's command rebuilds everything; the retrained part records its own
+    assert record["recipes"]["reward"]["command"].endswith("--only reward")
+    assert set(record["recipes"]) == {"mert", "clap", "reward", "captioners", "codec"}
+    # only what the retrained reward affects is re-measured (the codec's targets use the reward)
+    assert record["targets"]["captioners"] == first["targets"]["captioners"]
+    assert record["targets"]["codec"]["clips"] == 14
 
 
 def test_unknown_part_is_a_usage_error(tmp_path):

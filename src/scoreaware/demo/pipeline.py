@@ -3,8 +3,9 @@
 curation: make-corpus → ingest → segment → score clap (metadata captions) → filter (what trusting
 the metadata would remove) → score reward → caption audio → caption rewrite → score clap (final
 captions) → filter → select → validate → describe → report (split by the ground truth) → export.
-training: train encode → train fit twice (a baseline: no score head, logit-normal timesteps; the
-score-aware run: Beta timesteps, reward conditioning, REPA) → train sample.
+training: train encode (the shipped mel-vae codec, 21.5 latent frames/s) → train fit twice (a
+baseline: no score head, logit-normal timesteps; the score-aware run: Beta timesteps, reward
+conditioning, REPA on the domain CLAP) → train sample.
 post-training: expert iteration (one round) → cross-load (v1 → v2) → CRPO.
 evaluation: eval reference → eval generate + eval score per checkpoint → eval compare (the table
 baseline → score-conditioned → EI → cross-load → CRPO on the same prompts and seeds), and the
