@@ -43,12 +43,17 @@ def main() -> None:
     clap = str(DEFAULT_MODELS / "clap")
     points = []
     for steps in args.steps:
+        record = work / f"runs_{steps}" / "train_minutes.json"  # a run trained before keeps its own time
         start = time.perf_counter()
         checkpoint = fit_or_resume(work / f"runs_{steps}", (
             f"manifest={args.workdir / 'encode.jsonl.gz'}", f"run_dir={work / f'runs_{steps}'}", f"steps={steps}",
             "batch_size=16", "lr=1e-3", "lr_schedule=cosine", f"max_frames={MAX_FRAMES}", f"ckpt_every={steps}",
             "timesteps=beta", "score_head=global_adaln", "repa=clap"), preset="tiny")
-        minutes = (time.perf_counter() - start) / 60
+        if record.is_file():
+            minutes = json.loads(record.read_text())["minutes"]
+        else:
+            minutes = (time.perf_counter() - start) / 60
+            record.write_text(json.dumps({"minutes": minutes}) + "\n")
         clips = work / f"clips_{steps}"
         run_generation(checkpoint, read_prompts(prompts), clips, SampleSettings(seconds=6.0, score=SAMPLE_SCORE,
                                                                                 cfg=SAMPLE_CFG),
