@@ -305,8 +305,12 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
     ema = copy.deepcopy(backbone).requires_grad_(False).eval()
     reference = crpo_reference(config, model_config, parent, device)
     reference_digest = weights_digest(reference) if reference is not None else None
-    # fused: one kernel over all parameters (the default per-tensor loop was ~7 % of a tiny CPU step)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    # fused: one kernel over all parameters (the default per-tensor loop was ~7 % of a tiny CPU step);
+    # torch < 2.4 has no fused CPU AdamW, and falls back to the per-tensor loop
+    try:
+        optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except RuntimeError:
+        optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     objective, dataset = make_objective(config, reference, nulls, norm, info, rank)
     repa_spec = {r: tuple(info["repa"][r]) for r in config.repa}
     sampler = make_sampler(config.manifest, config.batch_size // world, config.seed, world, rank)
