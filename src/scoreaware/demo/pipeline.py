@@ -73,11 +73,12 @@ EVAL_PROMPTS = ("id,prompt\n"
 # The score the demo's clips are generated at (z-units of the training reward): about the top
 # decile of the demo's training segments (z 1.0; the largest is 1.3). The published s = 5 lies far
 # past anything the tiny model saw, and its clips were heard as the right genre 0.24 of the time
-# against 0.38–0.52 at s = 0…2 or without a score (21 clips, README "What the demo then shows").
+# against 0.38–0.52 at s = 0…2 or without a score (21 clips on the mel codec; docs/results.md).
 SAMPLE_SCORE = 1.0
 
-# CFG scale of the demo's clips: chosen on other prompts than the table's (benchmarks/demo_cfg.py;
-# docs/results.md). The published 4.5 extrapolates the tiny model past anything it learned.
+# CFG scale of the demo's clips, chosen on 7 other genre prompts than the table's (genre heard 0.57,
+# 0.62, 0.62, 0.62, 0.52 at CFG 1, 1.5, 2, 3, 4.5; docs/results.md): the published 4.5 extrapolates
+# the tiny model past what it learned.
 SAMPLE_CFG = 2.0
 EVAL_SEEDS = 6  # clips per genre prompt: 42 clips in all
 MAX_FRAMES = 216  # a whole 10 s segment at 21.5 Hz
