@@ -30,6 +30,24 @@ CODECS = ("mel", "mel-vae", "oobleck")
 MEL_FRONTEND = "mel_frontend.json"  # beside a mel-vae folder's config.json
 
 
+class Codec:
+    """What every codec shares: one clip decodes as a batch of one (`decode_batch` does the work)."""
+
+    def decode(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(frames, channels) -> (audio channels, S) at `sample_rate`."""
+        return self.decode_batch(torch.as_tensor(latent)[None])[0]
+
+
+def load_oobleck(model: str, device: str):
+    """`AutoencoderOobleck.from_pretrained(model)` in eval mode, quietly: diffusers' Oobleck still
+    calls the deprecated `weight_norm`, which warns at every load."""
+    from diffusers import AutoencoderOobleck  # heavy: only the VAE codecs need it
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*weight_norm.* is deprecated", category=FutureWarning)
+        return AutoencoderOobleck.from_pretrained(model).to(device).eval()
+
+
 @dataclass
 class MelCodecConfig:
     sample_rate: int = 22050
@@ -39,7 +57,7 @@ class MelCodecConfig:
     griffin_lim_iters: int = 32
 
 
-class MelCodec:
+class MelCodec(Codec):
     """log(mel + 1e-5) latents; decode inverts the mel basis and runs Griffin-Lim."""
 
     name = "mel"
@@ -71,11 +89,6 @@ class MelCodec:
         return torch.log(self._mel(mono) + 1e-5).T.contiguous().numpy()
 
     @torch.no_grad()
-    def decode(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(frames, n_mels) -> (1, S) audio at `sample_rate`."""
-        return self.decode_batch(torch.as_tensor(latent)[None])[0]
-
-    @torch.no_grad()
     def decode_batch(self, latents: np.ndarray | torch.Tensor) -> np.ndarray:
         """(N, frames, n_mels) -> (N, 1, S): inverse mel and Griffin-Lim over the whole batch at once."""
         mel = torch.exp(torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2)) - 1e-5  # (N, n_mels, frames)
@@ -87,16 +100,14 @@ class MelCodec:
         return int(math.floor(seconds * self.sample_rate / self.config.hop_length)) + 1
 
 
-class OobleckCodec:
+class OobleckCodec(Codec):
     """Stable Audio Open's VAE through diffusers (`AutoencoderOobleck.from_pretrained`)."""
 
     name = "oobleck"
 
     def __init__(self, model: str, device: str = "cpu") -> None:
-        from diffusers import AutoencoderOobleck  # heavy: only the oobleck codec needs it
-
         self.model_id = str(model)
-        self.vae = AutoencoderOobleck.from_pretrained(model).to(device).eval()
+        self.vae = load_oobleck(model, device)
         self.device = device
         cfg = self.vae.config
         self.sample_rate = int(cfg.sampling_rate)
@@ -125,11 +136,6 @@ class OobleckCodec:
         return latent[0].T.float().cpu().numpy()
 
     @torch.no_grad()
-    def decode(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(frames, channels) -> (audio channels, S)."""
-        return self.decode_batch(torch.as_tensor(latent)[None])[0]
-
-    @torch.no_grad()
     def decode_batch(self, latents: np.ndarray | torch.Tensor) -> np.ndarray:
         """(N, frames, channels) -> (N, audio channels, S)."""
         z = torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2).to(self.device)  # (N, channels, frames)
@@ -139,15 +145,13 @@ class OobleckCodec:
         return math.ceil(seconds * self.sample_rate / self.hop)
 
 
-class MelVaeCodec:
+class MelVaeCodec(Codec):
     """Log-mel frames (the ``mel`` codec's) through a 1-D `AutoencoderOobleck` whose audio channels
     are the mel bins; latents are the posterior means, (frames / hop, channels)."""
 
     name = "mel-vae"
 
     def __init__(self, model: str, device: str = "cpu") -> None:
-        from diffusers import AutoencoderOobleck  # heavy: only the VAE codecs need it
-
         folder = Path(model)
         if not (folder / MEL_FRONTEND).is_file():
             raise ValueError(f"{model}: not a mel-vae codec folder (no {MEL_FRONTEND} beside its config.json)")
@@ -156,9 +160,7 @@ class MelVaeCodec:
         self.mel = MelCodec(MelCodecConfig(**frontend["mel"]))
         self.mean = torch.tensor(frontend["mean"], dtype=torch.float32)[:, None]  # (n_mels, 1)
         self.std = torch.tensor(frontend["std"], dtype=torch.float32)[:, None]
-        with warnings.catch_warnings():  # diffusers' Oobleck still calls the deprecated weight_norm, each load
-            warnings.filterwarnings("ignore", message=".*weight_norm.* is deprecated", category=FutureWarning)
-            self.vae = AutoencoderOobleck.from_pretrained(model).to(device).eval()
+        self.vae = load_oobleck(model, device)
         self.device = device
         cfg = self.vae.config
         if int(cfg.audio_channels) != self.mel.channels:
@@ -185,11 +187,6 @@ class MelVaeCodec:
         """(C, S) audio -> (frames, channels) posterior mean."""
         x = self.normalized_mel(audio, sampling_rate)[None].to(self.device)  # (1, n_mels, frames)
         return self.vae.encode(x).latent_dist.mean[0].T.float().cpu().numpy()
-
-    @torch.no_grad()
-    def decode(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(frames, channels) -> (1, S) audio at `sample_rate`."""
-        return self.decode_batch(torch.as_tensor(latent)[None])[0]
 
     @torch.no_grad()
     def decode_batch(self, latents: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -45,9 +45,8 @@ class CodecRecipe:
     seed: int = TRAIN_SEEDS["codec"]
 
 
-def mel_frames(recipe: CodecRecipe, log=print) -> list[np.ndarray]:
+def mel_frames(mel: MelCodec, recipe: CodecRecipe, log=print) -> list[np.ndarray]:
     """The log-mel (n_mels, frames) of every training clip, as the codec's front end computes it."""
-    mel = MelCodec()
     specs = training_specs(recipe.clips, recipe.seed, recipe.degraded)
     log(f"rendering {len(specs)} clips × {recipe.seconds:g} s (seed {recipe.seed}) into log-mel frames")
     return [mel.encode(audio[None], SR).T for _, audio in tqdm(rendered(specs, recipe.seconds, recipe.seed),
@@ -61,14 +60,15 @@ def train_codec(out: Path, recipe: CodecRecipe = CodecRecipe(), log=print) -> di
 
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    clips = mel_frames(recipe, log)
+    mel = MelCodec()
+    clips = mel_frames(mel, recipe, log)
     stacked = np.concatenate(clips, axis=1)  # (n_mels, all frames)
     mean, std = stacked.mean(axis=1), stacked.std(axis=1) + 1e-3
     data = [torch.from_numpy((c - mean[:, None]) / std[:, None]).float() for c in clips]
     vae = AutoencoderOobleck(encoder_hidden_size=recipe.hidden, downsampling_ratios=list(recipe.downsampling),
                              channel_multiples=list(recipe.channel_multiples),
                              decoder_channels=recipe.decoder_channels, decoder_input_channels=recipe.hidden // 2,
-                             audio_channels=len(mean), sampling_rate=MelCodec().config.sample_rate)
+                             audio_channels=len(mean), sampling_rate=mel.config.sample_rate)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=recipe.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / recipe.steps)))
@@ -97,7 +97,7 @@ def train_codec(out: Path, recipe: CodecRecipe = CodecRecipe(), log=print) -> di
     vae.eval()
     out.mkdir(parents=True, exist_ok=True)
     vae.save_pretrained(out)
-    frontend = {"mel": asdict(MelCodec().config), "mean": mean.tolist(), "std": std.tolist(),
+    frontend = {"mel": asdict(mel.config), "mean": mean.tolist(), "std": std.tolist(),
                 "normalization": f"per mel bin over {stacked.shape[1]} frames of the training clips"}
     (out / MEL_FRONTEND).write_text(json.dumps(frontend, indent=1) + "\n")
     return {"recipe": asdict(recipe), "history": history, "minutes": round((time.perf_counter() - start) / 60, 1),

@@ -35,13 +35,16 @@ def rendered(specs: list[ClipSpec], seconds: float, seed: int) -> Iterator[tuple
         yield spec, audio.astype(np.float32)
 
 
+def codec_round_trip(audio: np.ndarray, codec) -> np.ndarray:
+    """`audio` (44.1 kHz mono) encoded and decoded by `codec`, back at 44.1 kHz and its own length."""
+    decoded = np.asarray(codec.decode(codec.encode(audio[None], SR)), np.float32).mean(0)  # at the codec's rate
+    with torch.inference_mode():
+        back = resampler(codec.sample_rate, SR)(torch.from_numpy(decoded)).numpy()
+    back = back[: audio.shape[-1]]
+    return np.pad(back, (0, audio.shape[-1] - back.shape[-1])).astype(np.float32)
+
+
 def mel_round_trip(audio: np.ndarray) -> np.ndarray:
     """`audio` (44.1 kHz mono) through the demo generator's mel codec (Griffin-Lim decode), so a
     scorer can be fair to generated clips, which reach it that way."""
-
-    codec = MelCodec()
-    decoded = codec.decode(codec.encode(audio[None], SR))  # (1, samples) at the codec's rate
-    with torch.inference_mode():
-        back = resampler(codec.sample_rate, SR)(torch.from_numpy(np.asarray(decoded, np.float32).mean(0))).numpy()
-    back = back[: audio.shape[-1]]
-    return np.pad(back, (0, audio.shape[-1] - back.shape[-1])).astype(np.float32)
+    return codec_round_trip(audio, MelCodec())

@@ -27,7 +27,7 @@ from scoreaware.curate.scoring.audio import resampler
 from scoreaware.curate.scoring.clap import load_transformers_clap
 from scoreaware.curate.scoring.reward import assemble_features, load_mert, load_reward, score_features
 from scoreaware.curate.stages.caption import CaptionConfig, format_tags
-from scoreaware.demo.domain.corpus import rendered, training_specs
+from scoreaware.demo.domain.corpus import codec_round_trip, rendered, training_specs
 from scoreaware.demo.domain.texts import GENRE_WORDS
 from scoreaware.demo.synth import DEGRADATIONS, GENRES, SR, ClipSpec, caption_of, degrade, normalize, tags_of
 from scoreaware.train.codecs import MelCodec, MelVaeCodec
@@ -121,11 +121,7 @@ def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed:
     captions = [caption_of(spec, rng) for spec, _ in clean]
     text = encoder.embed_text(captions)
 
-    def mert_of(items):
-        with torch.inference_mode():
-            return mert.embed([resampler(SR, mert.sampling_rate)(torch.from_numpy(a)).numpy() for _, a in items])
-
-    clean_mert, damaged_mert = mert_of(clean), mert_of(damaged)
+    clean_mert, damaged_mert = mert_embeddings(mert, clean), mert_embeddings(mert, damaged)
     r_clean = score_features(head, assemble_features(clean_clap, clean_mert, text))
     r_damaged = score_features(head, assemble_features(damaged_clap, damaged_mert, text))
     # caption pairs: under clip i's caption, clip i against a clip of another genre
@@ -142,14 +138,14 @@ def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed:
 
 
 def round_trip(codec, clips: list[tuple[ClipSpec, np.ndarray]]) -> list[tuple[ClipSpec, np.ndarray]]:
-    """Each clip through `codec` (encode, decode) and back to 44.1 kHz, cut to its length."""
-    out = []
-    for spec, audio in clips:
-        decoded = np.asarray(codec.decode(codec.encode(audio[None], SR)), np.float32).mean(0)
-        with torch.inference_mode():
-            back = resampler(codec.sample_rate, SR)(torch.from_numpy(decoded)).numpy()[: audio.shape[-1]]
-        out.append((spec, np.pad(back, (0, audio.shape[-1] - back.shape[-1])).astype(np.float32)))
-    return out
+    """Each clip through `codec` (encode, decode) and back to 44.1 kHz, at its own length."""
+    return [(spec, codec_round_trip(audio, codec)) for spec, audio in clips]
+
+
+def mert_embeddings(mert, clips: list[tuple[ClipSpec, np.ndarray]]) -> np.ndarray:
+    """(clips, dim) features of a loaded MERT, each clip resampled to its rate."""
+    with torch.inference_mode():
+        return mert.embed([resampler(SR, mert.sampling_rate)(torch.from_numpy(a)).numpy() for _, a in clips])
 
 
 def measure_codec(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: int) -> dict:
@@ -165,9 +161,7 @@ def measure_codec(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: 
 
     def heard_and_reward(items):
         audio = clap_embeddings(encoder, items)
-        with torch.inference_mode():
-            features = mert.embed([resampler(SR, mert.sampling_rate)(torch.from_numpy(a)).numpy() for _, a in items])
-        reward = score_features(head, assemble_features(audio, features, text))
+        reward = score_features(head, assemble_features(audio, mert_embeddings(mert, items), text))
         return float(np.mean(np.argmax(audio @ prompts.T, axis=1) == truth)), reward
 
     codec = MelVaeCodec(str(models / "codec"))
