@@ -211,3 +211,23 @@ def test_beta_density_integrates_to_one_and_mean_matches():
     low, high = robust_range(np.arange(101.0))
     assert (low, high) == (5.0, 95.0)
     assert normalize_scores(np.array([0.0, 50.0, 100.0]), low, high).tolist() == [0.0, 0.5, 1.0]
+
+
+def test_per_group_quota_keeps_ceil_top_k_in_every_group(tmp_path):
+    """Expert iteration's --per-prompt: each prompt keeps ceil(top·K) of its K candidates, even a
+    prompt whose candidates all score below another prompt's (a global top-N would give it none)."""
+    path = write_audio(tmp_path / "a.wav", tone(1.0))
+    # p0's candidates all beat p1's in raw reward; within each prompt the order is c0 < c1 < … < c4
+    cuts = [file_cut(path, cut_id=f"{p}_c{k}", caption="x", reward=base + k + 0.1 * k * k, prompt_id=p)
+            for p, base in (("p0", 100.0), ("p1", 0.0), ("p2", 50.0)) for k in range(5)]
+    manifest = tmp_path / "m.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(manifest)
+    config = SelectConfig(top=0.3, weights={"reward": 1.0, "clap": 0.0}, group_by="prompt_id", per_group=True)
+    ranked = combine(score_table(read_cuts(manifest), config), config)
+    chosen = ranked[ranked["selected"]]
+    # ceil(0.3 · 5) = 2 per prompt: the two best candidates of every prompt
+    assert sorted(chosen["id"]) == ["p0_c3", "p0_c4", "p1_c3", "p1_c4", "p2_c3", "p2_c4"]
+    pooled = SelectConfig(top=0.3, weights={"reward": 1.0, "clap": 0.0}, group_by="prompt_id")
+    assert combine(score_table(read_cuts(manifest), pooled), pooled)["selected"].sum() == 5  # ceil(0.3 · 15)
+    with pytest.raises(ValueError, match="per_group needs group_by"):
+        SelectConfig(top=0.3, per_group=True)

@@ -28,6 +28,28 @@ def test_kad_matches_the_closed_form_mmd():
     assert kernel_distance(x, y, bandwidth=h) == pytest.approx(expected, rel=0.1)
 
 
+def test_kad_takes_its_bandwidth_from_the_evaluated_set_as_kadtk_does():
+    """kadtk's score(baseline, eval) → calc_kernel_audio_distance(x=baseline, y=eval) →
+    h = median_pairwise_distance(y): the evaluated set's spread, not the reference's."""
+    from scipy.spatial.distance import cdist, pdist
+
+    rng = np.random.default_rng(3)
+    generated, reference = rng.normal(0.0, 3.0, (40, 4)), rng.normal(0.0, 1.0, (50, 4))
+
+    def by_hand(x, y, h):  # kadtk's calc_kernel_audio_distance, written out
+        kernel = lambda d2: np.exp(-d2 / (2 * h * h + 1e-8))  # noqa: E731
+        kxx, kyy = kernel(cdist(x, x, "sqeuclidean")), kernel(cdist(y, y, "sqeuclidean"))
+        m, n = len(x), len(y)
+        return KAD_SCALE * ((kxx.sum() - m) / (m * (m - 1)) + (kyy.sum() - n) / (n * (n - 1))
+                            - 2 * kernel(cdist(x, y, "sqeuclidean")).mean())
+
+    h_generated, h_reference = np.median(pdist(generated)), np.median(pdist(reference))
+    assert h_generated > 2 * h_reference  # so the two choices give different numbers
+    value = kernel_distance(generated, reference)
+    assert value == pytest.approx(by_hand(reference, generated, h_generated), rel=1e-9)
+    assert value != pytest.approx(by_hand(reference, generated, h_reference), rel=0.05)
+
+
 def test_kad_is_near_zero_for_one_distribution_and_unbiased_in_n():
     rng = np.random.default_rng(1)
     reference = rng.normal(size=(400, 8))

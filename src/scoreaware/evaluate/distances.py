@@ -1,10 +1,13 @@
 """Distribution distances besides FAD: KAD (kernel) and MAD (−ln MAUVE).
 
 KAD (Kernel Audio Distance, arXiv 2502.15602): the unbiased MMD² between two embedding sets
-with a Gaussian kernel whose bandwidth is the median pairwise distance of the reference set,
-times 100 — the definition `kadtk` reports (its torch~2.1 pin keeps it out of our
-environments; the formula is ten lines). Unbiased: it can be slightly negative for two samples
-of one distribution, and does not grow as n shrinks, unlike FAD.
+with a Gaussian kernel ``k(a, b) = exp(−|a − b|² / (2h² + 1e-8))``, times 100 — what `kadtk`
+reports (its torch~2.1 pin keeps it out of our environments; the formula is ten lines). The
+bandwidth h is kadtk's median heuristic as its code applies it: ``KernelAudioDistance.score
+(baseline, eval)`` calls ``calc_kernel_audio_distance(x=baseline, y=eval)``, which takes
+``median_pairwise_distance(y)``, the median distance between clips of the *evaluated* set (not
+of the reference). Unbiased: it can be slightly negative for two samples of one distribution,
+and does not grow as n shrinks, unlike FAD.
 
 MAD (TuneJury's fidelity metric): ``−ln MAUVE`` between MERT features of the generated and the
 reference set, through `mauve-text` (GPL-3, the optional ``mad`` extra), with TuneJury's
@@ -26,13 +29,14 @@ def median_pairwise_distance(x: np.ndarray) -> float:
 
 
 def kernel_distance(generated: np.ndarray, reference: np.ndarray, bandwidth: float | None = None) -> float:
-    """KAD: 100 × unbiased MMD² with k(a, b) = exp(−|a − b|² / 2h²), h = median distance of `reference`."""
+    """KAD: 100 × unbiased MMD² with k(a, b) = exp(−|a − b|² / (2h² + 1e-8)), h = the median pairwise
+    distance of `generated` (the evaluated set, as kadtk takes it) unless `bandwidth` is given."""
     x = np.asarray(generated, dtype=np.float64)
     y = np.asarray(reference, dtype=np.float64)
     if len(x) < 2 or len(y) < 2:
         raise ValueError("KAD needs at least 2 embeddings in each set")
-    h = bandwidth if bandwidth is not None else median_pairwise_distance(y)
-    gamma = 1.0 / (2.0 * h * h + 1e-12)
+    h = bandwidth if bandwidth is not None else median_pairwise_distance(x)
+    gamma = 1.0 / (2.0 * h * h + 1e-8)
     kxx = np.exp(-gamma * cdist(x, x, "sqeuclidean"))
     kyy = np.exp(-gamma * cdist(y, y, "sqeuclidean"))
     kxy = np.exp(-gamma * cdist(x, y, "sqeuclidean"))

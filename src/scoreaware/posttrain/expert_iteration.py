@@ -154,7 +154,8 @@ def expert_round(parent: Parent, prompts: Path, base: Path | None, folder: Path,
     scored = score_fn(candidates)
     selected = folder / "selected.jsonl.gz"
     run_select(scored, selected, SelectConfig(top=settings.top, weights=parse_weights(settings.blend),
-                                              group_by="prompt_id" if settings.per_prompt else None))
+                                              group_by="prompt_id" if settings.per_prompt else None,
+                                              per_group=settings.per_prompt))
     keepers = encode_like_parent(parent, selected, folder / "keepers.jsonl.gz")
     mixture = folder / "mixture.jsonl.gz"
     mix = StageOutput(mixture, stage="mixture", resume=True, schema_stage="mixture",

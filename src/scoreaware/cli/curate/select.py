@@ -60,20 +60,22 @@ def _weights(value: str) -> dict[str, float]:
 @click.option("--top", type=click.FloatRange(0, 1, min_open=True), default=0.1, help="Fraction of cuts selected.")
 @click.option("--weights", default="reward=1,clap=1", help="Weights of the z-normalized scores.")
 @click.option("--group-by", default=None, help="custom field whose groups are z-normalized separately (e.g. dataset).")
+@click.option("--per-group", is_flag=True,
+              help="Take the top fraction within each --group-by group (ceil(top·K) of K), not overall.")
 @click.option("--oversample", type=click.IntRange(1), default=None,
               help="Also write a mixture: the base manifest plus the selected cuts this many times.")
 @click.option("--mixture", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Mixture output [default: OUTPUT's .mixture.jsonl.gz sibling].")
 @click.option("--mixture-base", type=manifest_path(), default=None, help="Base of the mixture [default: MANIFEST].")
 @output_options("select.jsonl.gz")
-def select_cmd(manifest: Path, top: float, weights: str, group_by: str | None, oversample: int | None,
+def select_cmd(manifest: Path, top: float, weights: str, group_by: str | None, per_group: bool, oversample: int | None,
                mixture: Path | None, mixture_base: Path | None, output: Path, resume: bool, overwrite: bool) -> None:
     """Select the top fraction of MANIFEST by z-blended reward and CLAP score (expert iteration)."""
     from scoreaware.curate.runs.select import run_select
     from scoreaware.curate.stages.select import SelectConfig
 
     try:
-        select_config = SelectConfig(top=top, weights=_weights(weights), group_by=group_by)
+        select_config = SelectConfig(top=top, weights=_weights(weights), group_by=group_by, per_group=per_group)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     print_result(run_select(manifest, output, select_config, oversample=oversample, mixture=mixture,

@@ -75,7 +75,7 @@ def run_select(manifest: Path, output: Path, select_config: SelectConfig = Selec
     completed by a rerun)."""
     source = describe_input(manifest)
     config = dict(input_sha256=source["sha256"], top=select_config.top, weights=select_config.weights,
-                  group_by=select_config.group_by)
+                  group_by=select_config.group_by, per_group=select_config.per_group)
     state: dict = {}
 
     def check() -> None:
@@ -100,7 +100,8 @@ def run_select(manifest: Path, output: Path, select_config: SelectConfig = Selec
     def summary(out, report, seconds):
         ranked = state["ranked"]
         chosen = ranked[ranked["selected"]]
-        lines = [f"selected {len(chosen)} of {len(ranked)} cuts (top {select_config.top:g})"]
+        lines = [f"selected {len(chosen)} of {len(ranked)} cuts (top {select_config.top:g}"
+                 + (f" of each {select_config.group_by})" if select_config.per_group else ")")]
         if len(chosen):
             lines.append(f"combined score: selected ≥ {state['cutoff']:.3f}, overall median "
                          f"{ranked['combined_score'].median():.3f}")

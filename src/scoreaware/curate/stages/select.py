@@ -5,7 +5,9 @@ is z-normalized, ``z = (x − mean) / std`` over that group, because reward scal
 sources (Jamendo sits about +1 above FMA). The combined score is the weighted sum of z-scores
 (default: reward and CLAP, equal weights). The top ``top`` fraction overall (``ceil(top·N)``
 cuts; ties broken by id, so the choice is deterministic) is selected, each with
-``combined_score`` and ``selection_rank`` (1 = best).
+``combined_score`` and ``selection_rank`` (1 = best). With ``per_group`` the quota is taken
+within each group instead (``ceil(top·K)`` of a group of K): expert iteration's per-prompt
+selection, where every prompt keeps its best candidates however its scores compare to others'.
 
 Pass 1 reads only the score columns into a table; pass 2 streams the manifest again and writes
 the selected cuts. ``oversample`` writes a fine-tuning mixture: a base manifest plus every
@@ -33,8 +35,11 @@ class SelectConfig:
     top: float = 0.1
     weights: Mapping[str, float] = field(default_factory=lambda: {"reward": 1.0, "clap": 1.0})
     group_by: str | None = None
+    per_group: bool = False  # ceil(top·K) within each group of K, not ceil(top·N) overall
 
     def __post_init__(self) -> None:
+        if self.per_group and not self.group_by:
+            raise ValueError("per_group needs group_by (the field whose groups each keep their top fraction)")
         if not 0 < self.top <= 1:
             raise ValueError(f"--top must be in (0, 1], got {self.top}")
         unknown = set(self.weights) - set(SCORE_FIELDS)
@@ -96,7 +101,12 @@ def combine(table: pd.DataFrame, config: SelectConfig) -> pd.DataFrame:
     table["_key"] = np.round(combined, 9)
     table = table.sort_values(["_key", "id"], ascending=[False, True], kind="stable").drop(columns="_key")
     table["selection_rank"] = np.arange(1, len(table) + 1)
-    table["selected"] = table["selection_rank"] <= math.ceil(config.top * len(table))
+    if config.per_group:  # rank within the group (the table is already in rank order) against its own quota
+        within = table.groupby("group").cumcount() + 1
+        quota = table.groupby("group")["id"].transform("size").map(lambda k: math.ceil(config.top * k))
+        table["selected"] = within <= quota
+    else:
+        table["selected"] = table["selection_rank"] <= math.ceil(config.top * len(table))
     return table
 
 
