@@ -8,7 +8,6 @@ from scoreaware.evaluate.frechet import (
     bootstrap_frechet,
     frechet_distance,
     frechet_from_stats,
-    paired_bootstrap_frechet,
 )
 
 
@@ -73,7 +72,10 @@ def test_a_non_finite_sqrtm_falls_back_to_the_eigen_form(monkeypatch):
     assert any("eigenvalue form" in w for w in result.warnings)
 
 
-def test_bootstrap_interval_contains_the_estimate_and_paired_shift_is_detected():
+def test_bootstrap_interval_contains_the_estimate_and_a_paired_shift_is_detected_over_prompts():
+    from scoreaware.evaluate.frechet import ResampledFrechet
+    from scoreaware.evaluate.stats import paired_prompt_set_test
+
     rng = np.random.default_rng(7)
     reference = Stats.of(rng.normal(size=(400, 6)))
     a = rng.normal(size=(120, 6))
@@ -81,10 +83,18 @@ def test_bootstrap_interval_contains_the_estimate_and_paired_shift_is_detected()
     value = frechet_from_stats(Stats.of(a), reference).value
     assert low <= value <= high and low < high  # bias-corrected: the interval holds the estimate
     shifted = a + 0.8  # a known shift away from the reference
-    test = paired_bootstrap_frechet(a, shifted, reference, resamples=100)
-    assert test["delta"] == pytest.approx(frechet_from_stats(Stats.of(shifted), reference).value - value, rel=1e-6)
-    assert test["delta"] > 0 and test["ci"][0] > 0 and test["p"] < 0.05
-    same = paired_bootstrap_frechet(a, a, reference, resamples=50)
+    prompts = [f"p{i // 4}" for i in range(len(a))]  # 30 prompts × 4 clips
+
+    def test(x, y, resamples):
+        fd = ResampledFrechet(np.vstack([x, y]), reference)
+        return paired_prompt_set_test(prompts, lambda first, second: fd(second) - fd(first), resamples)
+
+    moved = test(a, shifted, 200)
+    assert moved["delta"] == pytest.approx(frechet_from_stats(Stats.of(shifted), reference).value - value, rel=1e-6)
+    assert moved["delta"] > 0 and moved["ci"][0] > 0 and moved["p"] < 0.05 and moved["n_prompts"] == 30
+    assert moved["p"] == pytest.approx(1 / 201)  # as small as 200 flips allow: the floor it reports
+    assert moved["p_floor"] == pytest.approx(1 / 201)
+    same = test(a, a, 50)
     assert same["delta"] == 0.0 and same["p"] == 1.0
 
 

@@ -217,19 +217,21 @@ def fad_cmd(generated: Path, reference: Path, embedding: str, bootstrap: int, as
 @click.option("--names", default=None, help="Comma-separated stage names [default: the folder names].")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for compare.md, compare.csv, compare.png [default: next to the first run].")
-@click.option("--bootstrap", type=click.IntRange(10), default=200)
+@click.option("--resamples", "--bootstrap", "resamples", type=click.IntRange(10), default=2000,
+              help="Sign flips and bootstrap draws over prompts (FAD's smallest p is about 1/(this + 1)).")
 @json_option
-def compare_cmd(runs: tuple[Path, ...], names: str | None, output: Path | None, bootstrap: int,
+def compare_cmd(runs: tuple[Path, ...], names: str | None, output: Path | None, resamples: int,
                 as_json: bool) -> None:
     """The per-stage decomposition table of RUN_A RUN_B ... (scored samples folders, in order).
 
     For each stage FAD-CLAP (with its interval), mean CLAP score and reward; between consecutive
-    stages the deltas with paired tests over the same prompts and seeds.
+    stages the deltas on the same prompts and seeds, tested with the prompt as the unit (clips of
+    one prompt are averaged, not counted as independent), Holm-adjusted over the table.
     """
     from scoreaware.evaluate.compare import run_compare
 
     labels = names.split(",") if names else None
     if labels is not None and len(labels) != len(runs):
         raise click.BadParameter(f"{len(labels)} names for {len(runs)} runs", param_hint="--names")
-    payload, lines = run_compare(runs, labels, output, bootstrap)
+    payload, lines = run_compare(runs, labels, output, resamples)
     emit(as_json, payload, "eval compare", lines)

@@ -390,7 +390,7 @@ def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path]
             genres[name] = sample_genres(run, s.clap)
             runs.append(run)
     with timeline.step("eval compare (same prompts and seeds)", "evaluation"):
-        show("eval compare", run_compare(runs, list(checkpoints), folder / "compare", bootstrap=100)[1])
+        show("eval compare", run_compare(runs, list(checkpoints), folder / "compare")[1])
         (folder / "genres.json").write_text(json.dumps(genres, indent=1) + "\n")
         clips = max(g["clips"] for g in genres.values())
         click.echo(f"  genre the domain CLAP hears in the {clips} clips of the 7 genre prompts (target ≥ 0.6, "

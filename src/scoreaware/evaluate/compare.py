@@ -2,9 +2,11 @@
 consecutive stages (baseline → score-conditioned → expert iteration → cross-load → CRPO).
 
 Clips pair across runs by (prompt id, seed): the same prompt from the same starting noise.
-Per-prompt metrics (CLAP score, reward) are compared with `scipy.stats.ttest_rel`; FAD is a
-set metric, so its change is tested by a paired bootstrap over the clip pairs against one
-fixed reference. A clip present in one run and missing in another is an error that names it.
+The statistical unit is the prompt (`scoreaware.evaluate.stats`): per-clip metrics (CLAP score,
+reward) are averaged per prompt and the paired deltas t-tested across prompts; FAD, a set
+metric against one fixed reference, gets a sign-flip permutation test and a bootstrap interval
+over prompts. Every p of the table is also Holm-adjusted over the whole table. A clip present
+in one run and missing in another is an error that names it.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy import stats as scipy_stats
 
 from scoreaware.core.files import atomic_write_text
 from scoreaware.core.provenance import library_versions
 from scoreaware.core.redact import redact
 from scoreaware.evaluate.embeddings import EmbeddingError, check_compatible, load_reference, manifest_embeddings
-from scoreaware.evaluate.frechet import paired_bootstrap_frechet
+from scoreaware.evaluate.frechet import ResampledFrechet
 from scoreaware.evaluate.score import SCORES_FORMAT, read_clips_csv
+from scoreaware.evaluate.stats import holm, paired_prompt_set_test, paired_prompt_test
 
 
 @dataclass
@@ -94,17 +96,6 @@ def _generation_settings(run: Run) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _paired_test(a: list[float | None], b: list[float | None]) -> dict | None:
-    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
-    if len(pairs) < 2:
-        return None
-    x, y = np.array(pairs).T
-    diff = y - x
-    if np.allclose(diff, 0.0):
-        return {"delta": 0.0, "p": 1.0, "n": len(pairs)}
-    return {"delta": float(diff.mean()), "p": float(scipy_stats.ttest_rel(y, x).pvalue), "n": len(pairs)}
-
-
 @dataclass
 class Comparison:
     runs: list[Run]
@@ -112,41 +103,63 @@ class Comparison:
     notes: list[str] = field(default_factory=list)  # what differs between paired runs besides the stage
 
 
-def compare_runs(runs: list[Run], bootstrap: int = 200, seed: int = 0) -> Comparison:
-    """Metrics per run and tests between consecutive runs (all against one reference)."""
+def compare_runs(runs: list[Run], resamples: int = 2000, seed: int = 0) -> Comparison:
+    """Metrics per run and prompt-level paired tests between consecutive runs (one reference)."""
     if len(runs) < 1:
         raise EmbeddingError("give at least one run")
-    reference_path = runs[0].scores["reference"]["path"]
     for run in runs[1:]:
         if run.scores["reference"]["sha256"] != runs[0].scores["reference"]["sha256"]:
             raise EmbeddingError(f"{run.name} was scored against another reference than {runs[0].name}; "
                                  "score every run against the same REF.npz")
         check_compatible(run.scores["fingerprints"]["clap"], runs[0].scores["fingerprints"]["clap"],
                          f"CLAP embeddings of {run.name} and {runs[0].name}")
-    reference = load_reference(_resolve(reference_path, runs[0].path))[0]["clap"]
+    reference = load_reference(_resolve(runs[0].scores["reference"]["path"], runs[0].path))[0]["clap"]
     rows, notes = [], []
     for index, run in enumerate(runs):
         metrics = run.scores["metrics"]
-        row = {"stage": run.name, "n": metrics["fad_clap"]["n"], "fad_clap": metrics["fad_clap"]["fad"],
-               "fad_clap_ci": metrics["fad_clap"]["ci"], "clap_score": metrics["clap_score"]["mean"],
-               "clap_score_ci": metrics["clap_score"]["ci"], "reward": (metrics.get("reward") or {}).get("mean"),
+        row = {"stage": run.name, "n": metrics["fad_clap"]["n"], "prompts": len({k[0] for k in run.clips}),
+               "fad_clap": metrics["fad_clap"]["fad"], "fad_clap_ci": metrics["fad_clap"]["ci"],
+               "clap_score": metrics["clap_score"]["mean"], "clap_score_ci": metrics["clap_score"]["ci"],
+               "reward": (metrics.get("reward") or {}).get("mean"),
                "reward_ci": (metrics.get("reward") or {}).get("ci")}
         if index:
             before = runs[index - 1]
-            keys = paired_keys(before, run)
             differs = settings_differences(before, run)
             if differs:
                 notes.append(f"{before.name} → {run.name} also changes the sampling: {', '.join(differs)}")
-            clap = _paired_test([before.clips[k]["clap_score"] for k in keys], [run.clips[k]["clap_score"]
-                                                                                 for k in keys])
-            reward = _paired_test([before.clips[k]["reward"] for k in keys], [run.clips[k]["reward"] for k in keys])
-            fad = paired_bootstrap_frechet(np.stack([before.clap[k] for k in keys]),
-                                           np.stack([run.clap[k] for k in keys]), reference.stats, bootstrap, seed)
-            row.update(d_fad_clap=fad["delta"], d_fad_clap_ci=list(fad["ci"]), p_fad_clap=fad["p"],
-                       d_clap_score=clap and clap["delta"], p_clap_score=clap and clap["p"],
-                       d_reward=reward and reward["delta"], p_reward=reward and reward["p"])
+            row.update(paired_deltas(before, run, reference.stats, resamples, seed))
         rows.append(row)
+    _adjust(rows)
     return Comparison(runs, rows, notes)
+
+
+METRICS = ("fad_clap", "clap_score", "reward")
+
+
+def paired_deltas(a: Run, b: Run, reference, resamples: int = 2000, seed: int = 0) -> dict:
+    """b − a for each metric with the prompt as the unit: d_<metric>, its interval, p, and the
+    permutation floor of FAD's p."""
+    keys = paired_keys(a, b)
+    prompts = [prompt for prompt, _ in keys]
+    out: dict = {}
+    for metric in ("clap_score", "reward"):
+        test = paired_prompt_test(prompts, [a.clips[k][metric] for k in keys], [b.clips[k][metric] for k in keys])
+        out.update({f"d_{metric}": test and test["delta"], f"d_{metric}_ci": test and test["ci"],
+                    f"p_{metric}": test and test["p"]})
+    fd = ResampledFrechet(np.vstack([np.stack([a.clap[k] for k in keys]), np.stack([b.clap[k] for k in keys])]),
+                          reference)
+    fad = paired_prompt_set_test(prompts, lambda first, second: fd(second) - fd(first), resamples, seed)
+    out.update(d_fad_clap=fad["delta"], d_fad_clap_ci=fad["ci"], p_fad_clap=fad["p"], p_floor_fad_clap=fad["p_floor"],
+               paired_prompts=fad["n_prompts"], paired_clips=fad["n_clips"])
+    return out
+
+
+def _adjust(rows: list[dict]) -> None:
+    """Holm over every p of the table (all stages × metrics): p_<metric>_holm."""
+    slots = [(row, metric) for row in rows[1:] for metric in METRICS]
+    adjusted = holm([row.get(f"p_{metric}") for row, metric in slots])
+    for (row, metric), value in zip(slots, adjusted):
+        row[f"p_{metric}_holm"] = value
 
 
 def _resolve(path: str, run_dir: Path) -> Path:
@@ -161,34 +174,44 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:+.{digits}f}" if isinstance(value, float) and value < 0 else f"{value:.{digits}f}"
 
 
-def _delta(value, p) -> str:
+def _delta(row: dict, metric: str) -> str:
+    value, p, adjusted = row.get(f"d_{metric}"), row.get(f"p_{metric}"), row.get(f"p_{metric}_holm")
     if value is None:
         return "—"
-    stars = "" if p is None else (" *" if p < 0.05 else "")
-    return f"{value:+.4f} (p={p:.3g}){stars}" if p is not None else f"{value:+.4f}"
+    ci = row.get(f"d_{metric}_ci")
+    text = f"{value:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "")
+    if p is not None:
+        text += f" (p={p:.3g}, Holm {adjusted:.3g})" + (" *" if adjusted < 0.05 else "")
+    return text
 
 
 def to_markdown(comparison: Comparison) -> str:
-    """The decomposition table: metrics per stage, deltas and paired p-values (* p < 0.05)."""
-    lines = ["| stage | n | FAD-CLAP [95% CI] | ΔFAD-CLAP | CLAP score | ΔCLAP | reward | Δreward |",
+    """The decomposition table: metrics per stage, deltas with 95 % intervals, prompt-level p and
+    Holm-adjusted p (* Holm p < 0.05)."""
+    lines = ["| stage | prompts / clips | FAD-CLAP [95% CI] | ΔFAD-CLAP | CLAP score | ΔCLAP | reward | Δreward |",
              "|---|---|---|---|---|---|---|---|"]
     for row in comparison.rows:
         ci = row["fad_clap_ci"]
-        lines.append(f"| {row['stage']} | {row['n']} | {_fmt(row['fad_clap'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
-                     f"{_delta(row.get('d_fad_clap'), row.get('p_fad_clap'))} | {_fmt(row['clap_score'])} | "
-                     f"{_delta(row.get('d_clap_score'), row.get('p_clap_score'))} | {_fmt(row['reward'])} | "
-                     f"{_delta(row.get('d_reward'), row.get('p_reward'))} |")
+        lines.append(f"| {row['stage']} | {row.get('prompts', '—')} / {row['n']} | {_fmt(row['fad_clap'])} "
+                     f"[{_fmt(ci[0])}, {_fmt(ci[1])}] | {_delta(row, 'fad_clap')} | {_fmt(row['clap_score'])} | "
+                     f"{_delta(row, 'clap_score')} | {_fmt(row['reward'])} | {_delta(row, 'reward')} |")
+    floors = sorted({row["p_floor_fad_clap"] for row in comparison.rows[1:] if row.get("p_floor_fad_clap")})
     lines.append("")
     lines.append("Δ: this stage minus the previous one, on the same prompts (text) and seeds"
                  + (" — but see the notes: the sampling differs" if comparison.notes else " and sampling settings")
-                 + ". CLAP and reward: paired t-test over clips; FAD: paired bootstrap over clips against one "
-                   "reference (FAD is biased by n: every stage has the same n).")
+                 + ". The unit is the prompt: clips are averaged per prompt, CLAP and reward deltas t-tested "
+                   "across prompts; FAD (one reference, same n in every stage) by a sign-flip permutation "
+                   "test and a bootstrap interval over prompts"
+                 + (f" (its smallest possible p here: {floors[0]:.3g})" if floors else "")
+                 + ". Holm: adjusted over every test in the table; * Holm p < 0.05.")
     lines += [f"note: {note}" for note in comparison.notes]
     return "\n".join(lines)
 
 
-CSV_COLUMNS = ["stage", "n", "fad_clap", "fad_clap_ci", "d_fad_clap", "d_fad_clap_ci", "p_fad_clap", "clap_score",
-               "clap_score_ci", "d_clap_score", "p_clap_score", "reward", "reward_ci", "d_reward", "p_reward"]
+CSV_COLUMNS = ["stage", "prompts", "n", "fad_clap", "fad_clap_ci", "d_fad_clap", "d_fad_clap_ci", "p_fad_clap",
+               "p_fad_clap_holm", "p_floor_fad_clap", "clap_score", "clap_score_ci", "d_clap_score", "d_clap_score_ci",
+               "p_clap_score", "p_clap_score_holm", "reward", "reward_ci", "d_reward", "d_reward_ci", "p_reward",
+               "p_reward_holm"]
 
 
 def write_csv(comparison: Comparison, path: Path) -> Path:
@@ -219,13 +242,14 @@ def plot(comparison: Comparison, path: Path) -> Path:
         high = np.array([c[1] - v if c else 0.0 for v, c in zip(values, cis)])
         ax.errorbar(x, values, yerr=[np.clip(low, 0, None), np.clip(high, 0, None)], fmt="o-", capsize=4)
         for i, row in enumerate(comparison.rows[1:], start=1):
-            p = row.get(f"p_{key}")
+            p = row.get(f"p_{key}_holm")
             if p is not None and p < 0.05:
                 ax.annotate("*", (x[i], values[i]), textcoords="offset points", xytext=(6, 6), color="tab:red")
         ax.set_xticks(x, names, rotation=20, ha="right")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    fig.suptitle("per-stage decomposition (same prompts and seeds; * p < 0.05 vs the previous stage)", fontsize=9)
+    fig.suptitle("per-stage decomposition (same prompts and seeds; * Holm p < 0.05 vs the previous stage, "
+                 "prompt-level tests)", fontsize=9)
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -251,12 +275,12 @@ def sanitized(value):
 
 
 def run_compare(runs: tuple[Path, ...] | list[Path], names: list[str] | None = None, output: Path | None = None,
-                bootstrap: int = 200) -> tuple[dict, list[str]]:
+                resamples: int = 2000) -> tuple[dict, list[str]]:
     """`eval compare` as a library call: the decomposition table of `runs` (scored samples folders,
     in order) written to `output` (compare.md, .csv, .png, provenance); (payload, summary lines)."""
 
     labels = list(names) if names else [None] * len(runs)
-    comparison = compare_runs([load_run(r, n) for r, n in zip(runs, labels)], bootstrap=bootstrap)
+    comparison = compare_runs([load_run(r, n) for r, n in zip(runs, labels)], resamples=resamples)
     output = Path(output) if output else Path(runs[0]).parent / "compare"
     output.mkdir(parents=True, exist_ok=True)
     table = to_markdown(comparison)
@@ -267,7 +291,7 @@ def run_compare(runs: tuple[Path, ...] | list[Path], names: list[str] | None = N
     payload = {**as_json(comparison), "outputs": {"markdown": str(output / "compare.md"),
                                                   "csv": str(output / "compare.csv"), "figure": str(figure)}}
     provenance = {"stage": "compare", "command": redact(" ".join(sys.argv)), "runs": [str(r) for r in runs],
-                  "names": [row["stage"] for row in comparison.rows], "bootstrap": bootstrap,
+                  "names": [row["stage"] for row in comparison.rows], "resamples": resamples,
                   "reference": comparison.runs[0].scores["reference"], "versions": library_versions("scipy")}
     atomic_write_text(output / "compare.provenance.json", json.dumps(provenance, indent=1, default=str))
     return payload, [*table.splitlines(), f"→ {output}/ (compare.md, compare.csv, compare.png)"]

@@ -67,13 +67,16 @@ def mauve_distance(generated: np.ndarray, reference: np.ndarray, seed: int = 42)
 
 
 def bootstrap_interval(statistic, x: np.ndarray, resamples: int = 200, seed: int = 0,
-                       level: float = 0.95) -> tuple[float, float]:
+                       level: float = 0.95, groups: list[str] | None = None) -> tuple[float, float]:
     """Bias-corrected percentile interval of `statistic` over rows of `x` drawn with replacement
-    (replicates repeat rows, which moves set distances; the shift is taken out)."""
+    (whole groups of rows with `groups`; replicates repeat rows, which moves set distances; the
+    shift is taken out)."""
+    from scoreaware.evaluate.frechet import resampled_rows
+
     x = np.asarray(x)
     rng = np.random.default_rng(seed)
     estimate = statistic(x)
-    values = np.array([statistic(x[rng.integers(0, len(x), len(x))]) for _ in range(resamples)])
+    values = np.array([statistic(x[rows]) for rows in resampled_rows(len(x), resamples, rng, groups)])
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values - (values.mean() - estimate), [tail, 100 - tail])
     return float(low), float(high)

@@ -146,42 +146,33 @@ class ResampledFrechet:
 
 
 def bootstrap_frechet(a: np.ndarray, b: Stats, resamples: int = 200, seed: int = 0,
-                      level: float = 0.95) -> tuple[float, float]:
+                      level: float = 0.95, groups: list[str] | None = None) -> tuple[float, float]:
     """Interval of FD(a, b) over clips of `a` drawn with replacement (b fixed), bias-corrected.
 
-    A replicate holds about 63 % distinct clips, and FD grows as the effective n shrinks, so
-    the replicates sit above the estimate; the percentile interval is shifted back by their
-    mean excess (the bias-corrected percentile interval).
+    With `groups` (the prompt of each row) whole prompts are drawn, all their clips at once:
+    the seeds of one prompt are not independent draws. A replicate holds about 63 % distinct
+    clips, and FD grows as the effective n shrinks, so the replicates sit above the estimate;
+    the percentile interval is shifted back by their mean excess (bias-corrected percentile).
     """
     x = np.asarray(a, dtype=np.float64)
     rng = np.random.default_rng(seed)
     fd = ResampledFrechet(x, b)
     estimate = fd()
-    values = np.array([fd(rng.integers(0, len(x), len(x))) for _ in range(resamples)])
+    values = np.array([fd(rows) for rows in resampled_rows(len(x), resamples, rng, groups)])
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values - (values.mean() - estimate), [tail, 100 - tail])
     return float(max(low, 0.0)), float(high)
 
 
-def paired_bootstrap_frechet(a: np.ndarray, b: np.ndarray, reference: Stats, resamples: int = 200,
-                             seed: int = 0, level: float = 0.95) -> dict:
-    """FD(b) − FD(a) against one reference, resampling the *pairs* (rows are prompt-aligned).
-
-    Returns the observed delta, its percentile interval and a two-sided bootstrap p-value
-    (twice the smaller share of resampled deltas on either side of zero).
-    """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired sets must have the same shape, got {a.shape} and {b.shape}")
-    root = _psd_sqrt(reference.cov)
-    fd_a, fd_b = ResampledFrechet(a, reference, root), ResampledFrechet(b, reference, root)
-    rng = np.random.default_rng(seed)
-    deltas = []
+def resampled_rows(n: int, resamples: int, rng: np.random.Generator, groups: list[str] | None = None):
+    """Row indices of `resamples` bootstrap draws: rows, or whole groups of rows when `groups` names each row's."""
+    if groups is None:
+        for _ in range(resamples):
+            yield rng.integers(0, n, n)
+        return
+    members: dict[str, list[int]] = {}
+    for row, group in enumerate(groups):
+        members.setdefault(group, []).append(row)
+    blocks = [np.array(rows) for rows in members.values()]
     for _ in range(resamples):
-        rows = rng.integers(0, len(a), len(a))
-        deltas.append(fd_b(rows) - fd_a(rows))
-    deltas = np.asarray(deltas)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(deltas, [tail, 100 - tail])
-    p = min(1.0, 2 * min((deltas <= 0).mean(), (deltas >= 0).mean()))
-    return {"delta": fd_b() - fd_a(), "ci": (float(low), float(high)), "p": float(max(p, 1 / resamples))}
+        yield np.concatenate([blocks[i] for i in rng.integers(0, len(blocks), len(blocks))])
