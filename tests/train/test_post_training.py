@@ -168,6 +168,42 @@ def test_the_crpo_reference_never_moves_and_costs_no_gradient(parent):
     assert PairBatches  # the pairs dataset the loop uses with this objective
 
 
+def test_crpo_drops_the_score_of_a_tenth_of_the_pairs(parent):
+    """Published CRPO trains with null_score_prob 0.1: about 10 % of pairs (winner and loser alike,
+    and the frozen reference) see the null score, so CFG's unconditional branch stays trained."""
+    from scoreaware.train.flow import TimestepSampler
+    from scoreaware.train.inherit import load_parent_weights, nulls_from_checkpoint
+    from scoreaware.train.model import FluxAudio, ModelConfig
+    from scoreaware.train.preference import CRPOObjective, frozen_copy
+
+    state = torch.load(parent, weights_only=True)
+    backbone = FluxAudio(ModelConfig(**state["model_config"]))
+    load_parent_weights(backbone, None, state, False)
+    seen = []
+
+    class Recording(torch.nn.Module):  # the reference, recording the score mask it is given
+        def forward(self, x, t, cond):
+            seen.append(cond.score_mask.clone())
+            return torch.zeros_like(x)
+
+    objective = CRPOObjective(Recording(), TimestepSampler("logit_normal"), nulls_from_checkpoint(state))
+    net = frozen_copy(backbone)
+    n, frames, c = 50, 4, backbone.config.latent_channels
+    batch = {"latent": torch.zeros(n, frames, c), "latent_l": torch.zeros(n, frames, c),
+             "latent_mask": torch.ones(n, frames, dtype=torch.bool),
+             "latent_l_mask": torch.ones(n, frames, dtype=torch.bool),
+             "text": state["null"]["text_tokens"][None].expand(n, -1, -1).float(),
+             "text_mask": torch.ones(n, state["null"]["text_tokens"].shape[0], dtype=torch.bool),
+             "clap": state["null"]["clap_text"][None].expand(n, -1).float(), "score": torch.full((n,), 2.0),
+             "score_mask": torch.ones(n, dtype=torch.bool), "s_tilde": torch.ones(n)}
+    with torch.no_grad():
+        for _ in range(20):
+            objective(lambda x, t, cond: (net(x, t, cond), None), batch)
+    masks = torch.stack(seen)  # (20, 2n): winner half and loser half
+    assert torch.equal(masks[:, :n], masks[:, n:])  # a pair is dropped as a whole
+    assert 0.06 <= 1 - masks[:, :n].float().mean().item() <= 0.14
+
+
 @pytest.fixture(scope="module")
 def band_pairs(encoded, tmp_path_factory):
     """A toy preference: each pair is one training latent with its high band raised (winner) and
@@ -310,6 +346,9 @@ def test_expert_iteration_driver_resumes_a_killed_round_exactly(parent, reward_h
     summary = json.loads((tmp_path / "full" / "summary.json").read_text())
     assert [g["name"] for g in summary["guard"]] == ["round0", "round1"] and summary["rounds"][0]["keepers"] == 2
     assert "fidelity guard" in full.output
+    for name in ("round0", "round1"):  # the guard samples as the child is deployed: score 2, CFG 4.5
+        settings = json.loads((tmp_path / "full" / "guard" / name / "generation.json").read_text())
+        assert (settings["score"], settings["cfg"]) == (2.0, 4.5)
     killed = run_module(*args, "-o", tmp_path / "part", env={"OMP_NUM_THREADS": "1", "SCOREAWARE_CRASH_AT_STEP": "5"})
     assert killed.returncode == -9
     invoke(*args, "-o", tmp_path / "part")  # the same command again: every finished step is skipped

@@ -33,6 +33,8 @@ def posttrain() -> None:
 @click.option("--warmup", type=click.IntRange(0), default=100)
 @click.option("--beta", type=float, default=2000.0)
 @click.option("--lambda-fm", type=float, default=1.0)
+@click.option("--score-dropout", type=click.FloatRange(0, 1), default=0.1,
+              help="Share of pairs trained at the null score (published null_score_prob: keeps CFG's null branch).")
 @click.option("--batch-size", type=click.IntRange(1), default=8)
 @click.option("--unsafe-pickle", is_flag=True)
 @click.option("--overwrite", is_flag=True, help="Start over (another run's options are refused otherwise).")

@@ -5,7 +5,8 @@ TangoFlux's CRPO as the reward-conditioned submission ran it (ttm-humanpref
 (the expert-iteration weights, cross-loaded to the v2 head), scored by CLAP against their prompt;
 per prompt the best and the worst form a pair (near-ties under `--min-margin` are skipped and
 counted); then `train fit` with ``objective=crpo`` (`train/preference.py`): β = 2000, λ_FM = 1,
-lr 1e-6 constant after 100 warmup steps, the reference a frozen copy of the starting EMA. The
+lr 1e-6 constant after 100 warmup steps, score dropout 0.1 (the published ``null_score_prob``:
+joint CFG's unconditional branch stays trained), the reference a frozen copy of the starting EMA. The
 pairs manifest keeps both latents, so training never decodes or re-encodes.
 
 Layout of ``-o OUT``::
@@ -67,7 +68,7 @@ def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, di
 def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float, cfg: float,
          sample_steps: int, seconds: float, clap_backend: str, clap_model: str | None, min_margin: float,
          holdout: float, train_steps: int, lr: float, warmup: int, beta: float, lambda_fm: float, batch_size: int,
-         unsafe_pickle: bool, overwrite: bool = False) -> None:
+         unsafe_pickle: bool, overwrite: bool = False, score_dropout: float = 0.1) -> None:
     """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning.
 
     The options are recorded in OUT/run.json; a rerun with other options is refused (``overwrite``
@@ -77,7 +78,7 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
                           "cfg": cfg, "sample_steps": sample_steps, "seconds": seconds, "clap_backend": clap_backend,
                           "clap_model": clap_model, "min_margin": min_margin, "holdout": holdout,
                           "train_steps": train_steps, "lr": lr, "warmup": warmup, "beta": beta, "lambda_fm": lambda_fm,
-                          "batch_size": batch_size}, overwrite)
+                          "batch_size": batch_size, "score_dropout": score_dropout}, overwrite)
     parent = Parent.load(checkpoint, unsafe_pickle)
     if parent.state["model_config"]["score_head"] != "input_add":
         click.secho(f"note: {checkpoint.name} uses the {parent.state['model_config']['score_head']} head; the "
@@ -135,7 +136,7 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
         batch_size = outputs["pairs"]
     child = finetune(parent, output / "pairs.jsonl.gz", output / "runs", train_steps, lr, warmup,
                      objective="crpo", crpo_beta=beta, crpo_lambda_fm=lambda_fm, repa="", batch_size=batch_size,
-                     timesteps="logit_normal", score_dropout=0.0, text_dropout=0.0,
+                     timesteps="logit_normal", score_dropout=score_dropout, text_dropout=0.0,
                      **({"val_manifest": str(val), "val_every": max(1, train_steps // 4)} if outputs["pairs_val"]
                         else {}))
     history = json.loads((child.parent.parent / "history.json").read_text())

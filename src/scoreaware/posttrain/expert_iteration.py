@@ -87,7 +87,7 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
     guard = []
     if reference is not None and eval_prompts is not None:
         guard.append(fidelity(parent.path, eval_prompts, reference, output / "guard" / "round0", reward,
-                              mert_model, sample_steps, seconds))
+                              mert_model, sample_steps, seconds, score, cfg))
     history = []
     changes = {"batch_size": batch_size} if batch_size else {}
     settings = RoundSettings(k, score, cfg, sample_steps, seconds, blend, per_prompt, top, oversample, ft_steps, lr,
@@ -101,7 +101,8 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
         record["round"] = number
         if reference is not None and eval_prompts is not None:
             guard.append(fidelity(Path(record["child"]), eval_prompts, reference,
-                                  output / "guard" / f"round{number}", reward, mert_model, sample_steps, seconds))
+                                  output / "guard" / f"round{number}", reward, mert_model, sample_steps, seconds,
+                                  score, cfg))
         history.append(record)
         parent = Parent.load(record["child"])
     flags = hacking_flags(guard)
@@ -192,9 +193,11 @@ def _selection(selected: Path) -> dict:
 
 
 def fidelity(checkpoint: Path, prompts: Path, reference: Path, out: Path, reward: str,
-             mert_model: str, steps: int, seconds: float) -> dict:
-    """Generate the evaluation prompts with `checkpoint` and score them: FAD-CLAP, MAD, reward."""
-    generate(checkpoint, prompts, out, 1, None, 4.0, steps, seconds, keep_latents=False)
+             mert_model: str, steps: int, seconds: float, score: float | None, cfg: float) -> dict:
+    """Generate the evaluation prompts with `checkpoint` at the deployment score and CFG (those the
+    candidates are generated at: what a user of the child gets) and score them: FAD-CLAP, MAD,
+    reward."""
+    generate(checkpoint, prompts, out, 1, score, cfg, steps, seconds, keep_latents=False)
     score_run(out, reference, reward_checkpoint=reward, mert_model=mert_model, workers=0, bootstrap=50)
     metrics = json.loads((out / "eval" / "scores.json").read_text())["metrics"]
     return {"name": out.name, "checkpoint": str(checkpoint), "fad_clap": metrics["fad_clap"]["fad"],

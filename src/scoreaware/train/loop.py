@@ -258,7 +258,8 @@ def make_objective(config: TrainConfig, reference, nulls: NullConditioning, norm
     sampler_fn = TimestepSampler(config.timesteps, lam=config.beta_lambda)
     generator = torch.Generator().manual_seed(config.seed * 1000 + rank)
     if config.objective == "crpo":
-        return (CRPOObjective(reference, sampler_fn, nulls, config.crpo_beta, config.crpo_lambda_fm, generator),
+        return (CRPOObjective(reference, sampler_fn, nulls, config.crpo_beta, config.crpo_lambda_fm, generator,
+                              config.score_dropout),
                 PairBatches(norm, config.max_frames))
     return (FlowObjective(sampler_fn, nulls, config.text_dropout, config.score_dropout, config.repa_coeff, generator),
             LatentBatches(norm, config.max_frames, {r: tuple(info["repa"][r]) for r in config.repa}))

@@ -13,7 +13,10 @@ keeps the model from drifting while the preference term moves it (the "DPO-FM + 
 The loss math runs in fp32 (bf16 overflows in `logsigmoid`). The reference lives outside the
 optimizer and DDP, in eval mode, under `torch.no_grad()`: it costs a forward and no memory for
 backward. `implicit_acc` = mean(inside > 0) is logged every step: above 0.5 the model prefers
-the winners more than the reference does.
+the winners more than the reference does. As in the published CRPO run (ttm-humanpref
+``null_score_prob 0.1``), each pair's score is dropped to the null with probability
+`score_dropout` (winner and loser alike, and the reference sees the same), so the unconditional
+branch that joint CFG extrapolates from keeps being trained.
 """
 
 from __future__ import annotations
@@ -41,9 +44,9 @@ class CRPOObjective:
     """``loss, logs = objective(net, batch)`` for preference pairs; `reference` is frozen."""
 
     def __init__(self, reference: nn.Module, sampler: TimestepSampler, nulls: NullConditioning, beta: float = 2000.0,
-                 lambda_fm: float = 1.0, generator: torch.Generator | None = None) -> None:
+                 lambda_fm: float = 1.0, generator: torch.Generator | None = None, score_dropout: float = 0.1) -> None:
         self.reference, self.sampler, self.nulls = reference, sampler, nulls
-        self.beta, self.lambda_fm = beta, lambda_fm
+        self.beta, self.lambda_fm, self.score_dropout = beta, lambda_fm, score_dropout
         self.generator = generator or torch.Generator().manual_seed(0)
 
     def draw(self, batch: dict) -> dict:
@@ -52,7 +55,8 @@ class CRPOObjective:
         n = x0.shape[0]
         g = self.generator
         s_tilde = batch.get("s_tilde")
-        return {"noise": torch.randn(x0.shape, generator=g), "t": self.sampler(n, g, s_tilde=s_tilde)}
+        return {"noise": torch.randn(x0.shape, generator=g), "t": self.sampler(n, g, s_tilde=s_tilde),
+                "drop_score": torch.rand(n, generator=g) < self.score_dropout}
 
     def __call__(self, net: nn.Module, batch: dict, device="cpu", draws: dict | None = None):
         """(loss, logs); `net` is a `Trainable` (possibly DDP-wrapped)."""
@@ -61,6 +65,8 @@ class CRPOObjective:
         mask_w, mask_l = batch["latent_mask"].to(device), batch["latent_l_mask"].to(device)
         noise, t = draws["noise"].to(device), draws["t"].to(device)
         cond = batch_conditioning(batch, device)
+        if "drop_score" in draws:
+            cond.score_mask = cond.score_mask & ~draws["drop_score"].to(device)
         both = Conditioning.cat([cond, cond])
         both.latent_mask = torch.cat([mask_w, mask_l])
         x_t = torch.cat([interpolate(x_w, noise, t), interpolate(x_l, noise, t)])  # (2N, T, C), shared ε and t
@@ -75,6 +81,7 @@ class CRPOObjective:
         preference = -F.logsigmoid(inside).mean()
         loss = preference + self.lambda_fm * model_w.mean()
         logs = {"loss": loss.detach(), "crpo": preference.detach(), "flow": model_w.mean().detach(),
+                "score_kept": cond.score_mask.float().mean().detach(),
                 "implicit_acc": (inside > 0).float().mean().detach(), "inside": inside.mean().detach(),
                 "model_w": model_w.mean().detach(), "model_l": model_l.mean().detach(),
                 "ref_w": ref_w.mean().detach(), "ref_l": ref_l.mean().detach(),
