@@ -150,6 +150,63 @@ def test_resume_refuses_a_manifest_that_changed(encoded, tmp_path):
     assert "internal error" not in refused.output
 
 
+def edited_copy(encoded, tmp_path, edit) -> Path:
+    """A copy of `encoded` beside it (array paths stay valid) with `edit(row)` applied to each row."""
+    import gzip
+    import shutil
+
+    manifest = encoded.with_name(f"edited-{tmp_path.name}.jsonl.gz")
+    shutil.copyfile(encoded.with_name("encode.encode.json"), manifest.with_name(f"edited-{tmp_path.name}.encode.json"))
+    rows = [json.loads(line) for line in gzip.open(encoded, "rt")]
+    for index, row in enumerate(rows):
+        edit(index, row)
+    with gzip.open(manifest, "wt") as f:
+        f.write("".join(json.dumps(row) + "\n" for row in rows))
+    return manifest
+
+
+def test_an_unscored_cut_in_a_beta_run_is_refused_unless_said(encoded, tmp_path):
+    """S̃ comes from the CLAP score; a cut without one would silently train with uniform t."""
+    manifest = edited_copy(encoded, tmp_path, lambda i, row: row["custom"].pop("clap_score") if i == 2 else None)
+    unscored_id = [c.id for c in read_cuts(manifest)][2]
+    args = ["train", "fit", "--preset", "tiny", "--set", f"manifest={manifest}", "--set", f"run_dir={tmp_path}",
+            "--set", "steps=2", "--set", "batch_size=4", "--set", "max_frames=32", "--set", "timesteps=beta"]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and unscored_id in refused.output and "unscored=uniform" in refused.output
+    assert CliRunner().invoke(cli, [*args[:-2], "--set", "timesteps=logit_normal"]).exit_code == 0  # t ignores S̃
+    run = fit(*[a for a in args[4:] if a != "--set"], "unscored=uniform")
+    assert json.loads((run / "config.json").read_text())["unscored"] == "uniform"  # the choice is recorded
+
+
+def test_a_score_group_without_statistics_is_refused_naming_the_cut(encoded, tmp_path):
+    """A child inherits its parent's per-group score statistics; a group the parent never saw
+    has none, and used to be normalized with (0, 1) without a word."""
+    from scoreaware.train.data import Normalization
+
+    def grouped(i, row):
+        row["custom"]["reward"] = float(i)
+        row["custom"]["source"] = "jamendo" if i % 2 else "fma"
+
+    manifest = edited_copy(encoded, tmp_path, grouped)
+    parent = fit(f"manifest={manifest}", f"run_dir={tmp_path / 'parent'}", "steps=2", "batch_size=4",
+                 "max_frames=32", "score_head=global_adaln", "score_group_by=source")
+    checkpoint = sorted((parent / "checkpoints").glob("*.pt"))[-1]
+    norm = Normalization.from_dict(torch.load(checkpoint, weights_only=True)["norm"])
+    assert set(norm.score_stats) == {"fma", "jamendo"}
+    newcomer = edited_copy(encoded, tmp_path / "new", lambda i, row: grouped(i, row) or (
+        row["custom"].update(source="musiccaps") if i == 3 else None))
+    new_id = [c.id for c in read_cuts(newcomer)][3]
+    refused = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--set", f"manifest={newcomer}",
+                                       "--set", f"run_dir={tmp_path / 'child'}", "--set", "steps=2", "--set",
+                                       "batch_size=4", "--set", "max_frames=32", "--set", "score_head=global_adaln",
+                                       "--set", "score_group_by=source", "--set", f"init_from={checkpoint}"])
+    assert refused.exit_code == 1 and new_id in refused.output and "'musiccaps'" in refused.output
+    assert "internal error" not in refused.output
+    cut = next(c for c in read_cuts(newcomer) if c.id == new_id)
+    with pytest.raises(ValueError, match="no normalization statistics"):
+        norm.score(cut)
+
+
 def test_too_few_cuts_for_a_batch_is_a_clear_error(encoded, tmp_path):
     result = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--set", f"manifest={encoded}",
                                       "--set", f"run_dir={tmp_path}", "--set", "batch_size=500"])

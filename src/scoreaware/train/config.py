@@ -27,6 +27,7 @@ class TrainConfig:
     score_field: str = "reward"  # conditioning score (z-normalized per group)
     score_group_by: str = ""  # custom field whose groups normalize the score separately
     clap_field: str = "clap_score"  # drives the beta timestep sampler
+    unscored: str = "error"  # a beta run's cut without clap_field: error | uniform (trained as S̃ = 1: uniform t)
     # model
     model: str = "tiny"  # tiny | S | L
     score_head: str = "none"  # none | global_adaln | input_add | token
@@ -135,6 +136,9 @@ def resume_config(saved: dict, explicit: dict) -> tuple[TrainConfig, dict]:
 def validated(config: TrainConfig) -> TrainConfig:
     if config.objective not in ("flow", "crpo"):
         raise ConfigError(f"objective {config.objective!r} not implemented; choose flow or crpo")
+    if config.unscored not in ("error", "uniform"):
+        raise ConfigError(f"unscored {config.unscored!r}: choose error (refuse cuts without {config.clap_field}) or "
+                          "uniform (train them with uniform t, as perfectly aligned)")
     return config
 
 

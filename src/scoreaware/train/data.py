@@ -54,15 +54,45 @@ class Normalization:
         value = (cut.custom or {}).get(self.score_field)
         if value is None:
             return None
-        group = str((cut.custom or {}).get(self.score_group_by, "all")) if self.score_group_by else "all"
-        mean, std = self.score_stats.get(group, (0.0, 1.0))
+        group = self.group(cut)
+        if group not in self.score_stats:  # no statistics to normalize it with: never a silent (0, 1)
+            raise ValueError(unknown_group_message(cut.id, group, self))
+        mean, std = self.score_stats[group]
         return (float(value) - mean) / std
+
+    def group(self, cut) -> str:
+        return str((cut.custom or {}).get(self.score_group_by, "all")) if self.score_group_by else "all"
 
     def s_tilde(self, cut) -> float:
         value = (cut.custom or {}).get(self.clap_field)
         if value is None:
-            return 1.0  # unscored cuts train like well-aligned ones (uniform t)
+            return 1.0  # allowed only by unscored=uniform (`check_scores` refuses it otherwise): uniform t
         return float(normalize_scores(np.array([value]), *self.clap_range)[0])
+
+
+def unknown_group_message(cut_id: str, group: str, norm: Normalization) -> str:
+    return (f"cut {cut_id}: its {norm.score_group_by or 'score'} group {group!r} has no normalization statistics "
+            f"(known: {sorted(norm.score_stats)[:6]}); the score cannot be z-normalized — train the parent on data "
+            "with this group, or drop the group field (score_group_by) from both runs")
+
+
+def check_scores(manifest: str | Path, norm: Normalization, timesteps: str, unscored: str,
+                 uses_score: bool) -> None:
+    """Refuse, naming the cuts, what would otherwise train silently wrong: in a beta-timestep
+    run, cuts without a CLAP score (S̃ would default to 1, uniform t) unless ``unscored=uniform``
+    says so; in a score-conditioned run, scored cuts whose normalization group has no statistics
+    (a child trained on groups its parent never saw)."""
+    missing: list[str] = []
+    for cut in read_cuts(manifest):
+        custom = cut.custom or {}
+        if timesteps == "beta" and unscored == "error" and custom.get(norm.clap_field) is None:
+            missing.append(cut.id)
+        if uses_score and custom.get(norm.score_field) is not None and norm.group(cut) not in norm.score_stats:
+            raise ValueError(f"{manifest}: " + unknown_group_message(cut.id, norm.group(cut), norm))
+    if missing:
+        raise ValueError(f"{manifest}: {len(missing)} cuts have no {norm.clap_field} (first: {', '.join(missing[:3])})"
+                         " and timesteps=beta needs it for S̃; score them (`curate score clap`), or pass --set "
+                         "unscored=uniform to train them with uniform t (recorded in the run's config)")
 
 
 def encode_info(manifest: str | Path) -> dict:

@@ -19,7 +19,7 @@ from lhotse.array import Array
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import content_digest
 from scoreaware.train.config import TrainConfig, resume_config
-from scoreaware.train.data import Normalization, check_finite, compute_normalization, encode_info
+from scoreaware.train.data import Normalization, check_finite, check_scores, compute_normalization, encode_info
 from scoreaware.train.model import FluxAudio
 from scoreaware.train.model_paths import load_training_checkpoint
 from scoreaware.train.objective import NullConditioning
@@ -92,6 +92,11 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
         norm = Normalization.from_dict(parent["norm"])
     else:
         norm = compute_normalization(config.manifest, config.score_field, config.score_group_by, config.clap_field)
+    if not checkpoint and config.objective == "flow":  # CRPO pairs carry a fixed pair score and use logit-normal t
+        try:
+            check_scores(config.manifest, norm, config.timesteps, config.unscored, config.score_head != "none")
+        except ValueError as exc:
+            raise StageError(str(exc)) from None
     return Start(config, checkpoint, parent, info, norm, manifest_sha256)
 
 
