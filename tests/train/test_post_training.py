@@ -300,7 +300,7 @@ def test_expert_iteration_on_a_known_reward(parent, tmp_path):
     prompts.write_text("A calm ambient piece\nAn energetic rock song\nA jazz trio\nSolo piano\n")
     mother = Parent.load(parent)
     settings = RoundSettings(k=6, sample_steps=10, seconds=2.0, blend="reward=1,clap=0", top=0.25, oversample=1,
-                             ft_steps=60, lr=5e-4, fit_changes={"batch_size": 4, "max_frames": 64})
+                             ft_steps=60, lr=5e-4, polish_steps=0, fit_changes={"batch_size": 4, "max_frames": 64})
     record = expert_round(mother, prompts, None, tmp_path / "round1", settings, tilt_reward_scorer(mother.clap_model))
     scored = {c.id: c.custom["reward"] for c in read_cuts(record["scored"])}
     chosen = {c.id for c in read_cuts(record["selected_manifest"])}
@@ -340,8 +340,8 @@ def test_expert_iteration_driver_resumes_a_killed_round_exactly(parent, reward_h
     reference = tmp_path / "ref.npz"
     invoke("eval", "reference", ingested, "-o", reference, "--model", tiny_clap, "--mert-model", tiny_mert, "-j", "0")
     args = ["train", "expert-iteration", parent, "--prompts", prompts, "--reward", reward_head, "--mert-model",
-            tiny_mert, "--candidates", "2", "--top", "0.5", "--ft-steps", "8", "--batch-size", "2", "--seconds", "1",
-            "--steps", "3", "--data-free"]
+            tiny_mert, "--candidates", "2", "--top", "0.5", "--ft-steps", "8", "--polish-steps", "2", "--batch-size",
+            "2", "--seconds", "1", "--steps", "3", "--data-free"]
     full = invoke(*args, "-o", tmp_path / "full", "--reference", reference, "--eval-prompts", guard)
     summary = json.loads((tmp_path / "full" / "summary.json").read_text())
     assert [g["name"] for g in summary["guard"]] == ["round0", "round1"] and summary["rounds"][0]["keepers"] == 2
@@ -355,6 +355,8 @@ def test_expert_iteration_driver_resumes_a_killed_round_exactly(parent, reward_h
     a = next((tmp_path / "full" / "round1" / "finetune").iterdir())
     b = next((tmp_path / "part" / "round1" / "finetune").iterdir())
     assert len(losses(a)) == 8 and np.allclose(losses(a), losses(b), rtol=1e-5, atol=1e-6)  # resumed exactly
+    polish = next((tmp_path / "full" / "round1" / "polish").iterdir())  # the published recipe ends with a polish
+    assert len(losses(polish)) == 2 and "/polish/" in summary["final"]
     overlap = CliRunner().invoke(cli, [str(a) for a in args] + ["--reference", str(reference), "--eval-prompts",
                                                                str(prompts), "-o", str(tmp_path / "x")])
     assert overlap.exit_code == 1 and "--allow-overlap" in overlap.output

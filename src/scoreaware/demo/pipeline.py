@@ -163,11 +163,11 @@ def make_corpus(directory: Path, clips: int = 40, duration: float = 30.0, seed: 
 # the drivers' own defaults (as their commands have them), so the demo names only what it changes
 EI_DEFAULTS = dict(base=None, data_free=False, rounds=1, k=9, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0,
                    blend="reward=1,clap=1", per_prompt=False, top=0.1, oversample=5, ft_steps=30_000, lr=1e-5,
-                   polish_steps=0, polish_lr=1e-6, batch_size=None, reference=None, eval_prompts=None,
+                   polish_steps=5000, polish_lr=1e-6, batch_size=None, reference=None, eval_prompts=None,
                    allow_overlap=False, unsafe_pickle=False)
 CRPO_DEFAULTS = dict(n=5, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0, clap_backend="transformers",
                      clap_model=None, min_margin=0.0, holdout=0.1, train_steps=5000, lr=1e-6, warmup=100, beta=2000.0,
-                     lambda_fm=1.0, batch_size=8, unsafe_pickle=False)
+                     lambda_fm=1.0, batch_size=8, unsafe_pickle=False, score_dropout=0.1)
 
 
 def curation(timeline: Timeline, s: DemoSettings) -> None:
@@ -342,6 +342,7 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
                                 "reward": str(s.reward), "mert_model": s.mert, "rounds": 1, "k": 4, "seconds": 4.0,
                                 "cfg": SAMPLE_CFG,
                                 "top": 0.25, "oversample": 5, "ft_steps": s.post_steps, "lr": 5e-4,
+                                "polish_steps": 0,  # the published 5k-step polish does not fit the time budget
                                 "overwrite": s.overwrite})
         out["ei"] = Path(json.loads((post / "ei" / "summary.json").read_text())["final"])
     with timeline.step("train cross-load (v1 GlobalAdaLN → v2 InputAdd)", "cross-load"):

@@ -138,7 +138,7 @@ class RoundSettings:
     oversample: int = 5
     ft_steps: int = 30_000
     lr: float = 1e-5
-    polish_steps: int = 0
+    polish_steps: int = 5000  # the published recipe: 30k steps at 1e-5, then 5k at 1e-6
     polish_lr: float = 1e-6
     fit_changes: dict = field(default_factory=dict)
 
