@@ -67,25 +67,37 @@ def parent(rewarded, tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------- cross-loading
-def test_cross_load_is_identical_at_the_null_score_and_diverges_with_one(parent, tmp_path):
-    from scoreaware.posttrain.crossload import cross_load, probe_outputs
+def test_cross_load_is_a_bridge_at_the_deployment_score_and_a_plain_load_is_refused(parent, tmp_path):
+    """The check compares the cross-loaded model with its parent at the deployment score (at the
+    null score the embedding is zero whatever its weights, so a check there cannot fail)."""
+    from scoreaware.posttrain.crossload import MAX_GAP, bridge_gap, cross_load
     from scoreaware.train.model import FluxAudio, ModelConfig
 
     state = torch.load(parent, weights_only=True)
-    result = cross_load(state, "input_add")
-    assert result.null_gap == 0.0 and result.divergence > 0.0 and result.warning is None
-    v1 = FluxAudio(ModelConfig(**state["model_config"]))
+    plain = cross_load(state, "input_add", 2.0, adapt_steps=0)
+    adapted = cross_load(state, "input_add", 2.0, adapt_steps=300)
+    print(f"bridge gap: plain load {plain.gap:.3f}, adapted {adapted.gap:.3f}")
+    assert plain.gap > 1.0 > MAX_GAP >= adapted.gap  # plain: worse than ignoring the score
+    v1 = FluxAudio(ModelConfig(**state["model_config"])).eval()
     v1.load_state_dict(state["ema"])
-    v2 = FluxAudio(ModelConfig(**result.state["model_config"]))
-    v2.load_state_dict(result.state["ema"])
-    assert v2.config.score_head == "input_add"
-    assert probe_outputs(v1, v2, state, 3.0)[0] == 0.0  # the null score: exactly the same velocity
+    v2 = FluxAudio(ModelConfig(**adapted.state["model_config"])).eval()
+    v2.load_state_dict(adapted.state["ema"])
+    assert bridge_gap(v1, v2, state, 2.0) == pytest.approx(adapted.gap)  # what was written is what was checked
+    unchanged = {k for k in state["ema"] if not k.startswith("score_embed.")}
+    assert all(torch.equal(adapted.state["ema"][k], state["ema"][k]) for k in unchanged)  # only the head moved
+    with torch.no_grad():  # a broken head (scrambled weights) fails the same check
+        for parameter in v2.score_embed.parameters():
+            parameter.copy_(torch.randn_like(parameter))
+    assert bridge_gap(v1, v2, state, 2.0) > MAX_GAP
+
+    refused = CliRunner().invoke(cli, ["posttrain", "cross-load", str(parent), "-o", str(tmp_path / "plain.pt"),
+                                       "--adapt-steps", "0"])
+    assert refused.exit_code == 1 and "not a bridge" in refused.output and not (tmp_path / "plain.pt").exists()
     out = tmp_path / "v2.pt"
     printed = invoke("train", "cross-load", parent, "-o", out).output
-    assert "identical at the null score" in printed and "differ by" in printed
-    back = CliRunner().invoke(cli, ["train", "cross-load", str(out), "--score-head", "global_adaln", "-o",
-                                    str(tmp_path / "v1.pt")])
-    assert back.exit_code == 0 and "collapse" in back.output  # v2 → v1 is allowed, with the published warning
+    assert "identical at the null score" in printed and "after 300 adaptation steps" in printed
+    lineage = torch.load(out, weights_only=True)["lineage"]
+    assert lineage["bridge_gap"] <= MAX_GAP < lineage["bridge_gap_plain_load"] and lineage["deploy_score"] == 2.0
 
 
 def test_strict_loading_catches_a_wrong_architecture(parent, encoded, tmp_path):

@@ -64,12 +64,14 @@ def crpo(**options) -> None:
 @click.option("--seconds", type=click.FloatRange(0.5), default=10.0)
 @click.option("--blend", default="reward=1,clap=1",
               help="Weights of the z-scores (reward=1,clap=0 is TuneJury's reward-only protocol).")
-@click.option("--per-prompt", is_flag=True, help="Select the top fraction within each prompt, not globally.")
+@click.option("--per-prompt", is_flag=True,
+              help="Keep ceil(top·K) of each prompt's K candidates (z within the prompt), not a global top fraction.")
 @click.option("--top", type=click.FloatRange(0, 1, min_open=True), default=0.1)
 @click.option("--oversample", type=click.IntRange(1), default=5, help="Copies of each keeper in the mixture.")
 @click.option("--ft-steps", type=click.IntRange(1), default=30_000, help="Fine-tuning steps (published: 30k).")
 @click.option("--lr", type=float, default=1e-5)
-@click.option("--polish-steps", type=click.IntRange(0), default=0, help="Then this many steps at --polish-lr.")
+@click.option("--polish-steps", type=click.IntRange(0), default=5000,
+              help="Then this many steps at --polish-lr (published: 30k + 5k at 1e-6; 0 skips the polish).")
 @click.option("--polish-lr", type=float, default=1e-6)
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="[default: the parent's]")
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -91,17 +93,25 @@ def expert_iteration(**options) -> None:
 @click.option("--score-head", type=click.Choice(["global_adaln", "input_add", "token"]), default="input_add",
               help="The head the weights move to (v1 = global_adaln, v2 = input_add).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--probe-score", type=float, default=1.0, help="Score at which the divergence is reported.")
+@click.option("--deploy-score", "--probe-score", "probe_score", type=float, default=2.0,
+              help="Score the result will be sampled and CRPO-tuned at: where the bridge is checked.")
+@click.option("--adapt-steps", type=click.IntRange(0), default=300,
+              help="Steps that train only the new head to reproduce the parent (0: the plain strict load).")
+@click.option("--max-gap", type=click.FloatRange(0), default=0.8,
+              help="Refuse when the result misses more than this share of the parent's score effect.")
 @click.option("--unsafe-pickle", is_flag=True, help="Allow a checkpoint that needs pickle (older runs).")
-def cross_load_cmd(checkpoint: str, score_head: str, output: Path, probe_score: float, unsafe_pickle: bool) -> None:
+def cross_load_cmd(checkpoint: str, score_head: str, output: Path, probe_score: float, adapt_steps: int,
+                   max_gap: float, unsafe_pickle: bool) -> None:
     """Move CHECKPOINT's weights from its score head to another (v1 GlobalAdaLN → v2 InputAdd).
 
-    Checks that both give identical outputs at the null score and reports how far they diverge
-    with a score. The result starts `train fit --set init_from=...` (CRPO) or `eval generate`.
+    The new head is adapted to reproduce the parent (only its weights train), then checked at the
+    deployment score: the share of the parent's score effect the result misses must stay under
+    --max-gap. The result starts `train fit --set init_from=...` (CRPO) or `eval generate`.
     """
     from scoreaware.posttrain.crossload import cross_load_file
 
-    print_summary("train cross-load", cross_load_file(checkpoint, score_head, output, probe_score, unsafe_pickle), {})
+    print_summary("train cross-load", cross_load_file(checkpoint, score_head, output, probe_score, unsafe_pickle,
+                                                      adapt_steps, max_gap), {})
 
 
 for command in (expert_iteration, cross_load_cmd, crpo):
