@@ -21,6 +21,8 @@ import math
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
+from scoreaware.evaluate.frechet import resampled_rows
+
 KAD_SCALE = 100.0
 
 
@@ -71,8 +73,6 @@ def bootstrap_interval(statistic, x: np.ndarray, resamples: int = 200, seed: int
     """Bias-corrected percentile interval of `statistic` over rows of `x` drawn with replacement
     (whole groups of rows with `groups`; replicates repeat rows, which moves set distances; the
     shift is taken out)."""
-    from scoreaware.evaluate.frechet import resampled_rows
-
     x = np.asarray(x)
     rng = np.random.default_rng(seed)
     estimate = statistic(x)
