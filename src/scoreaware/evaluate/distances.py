@@ -21,7 +21,7 @@ import math
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
-from scoreaware.evaluate.frechet import resampled_rows
+from scoreaware.evaluate.stats import resampled_rows
 
 KAD_SCALE = 100.0
 

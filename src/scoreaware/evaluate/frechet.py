@@ -21,6 +21,7 @@ import numpy as np
 from scipy import linalg
 
 from scoreaware.core.errors import StageError
+from scoreaware.evaluate.stats import resampled_rows
 
 IMAGINARY_TOLERANCE = 1e-3  # relative to the trace, as fadtk's check
 
@@ -162,17 +163,3 @@ def bootstrap_frechet(a: np.ndarray, b: Stats, resamples: int = 200, seed: int =
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values - (values.mean() - estimate), [tail, 100 - tail])
     return float(max(low, 0.0)), float(high)
-
-
-def resampled_rows(n: int, resamples: int, rng: np.random.Generator, groups: list[str] | None = None):
-    """Row indices of `resamples` bootstrap draws: rows, or whole groups of rows when `groups` names each row's."""
-    if groups is None:
-        for _ in range(resamples):
-            yield rng.integers(0, n, n)
-        return
-    members: dict[str, list[int]] = {}
-    for row, group in enumerate(groups):
-        members.setdefault(group, []).append(row)
-    blocks = [np.array(rows) for rows in members.values()]
-    for _ in range(resamples):
-        yield np.concatenate([blocks[i] for i in rng.integers(0, len(blocks), len(blocks))])

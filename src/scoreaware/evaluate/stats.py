@@ -61,11 +61,24 @@ def paired_prompt_test(prompts: Sequence[str], a: Sequence[float | None], b: Seq
             "n_clips": n_clips, "test": "paired t over prompts"}
 
 
-def _groups(prompts: Sequence[str]) -> list[np.ndarray]:
+def group_rows(labels: Sequence[str]) -> list[np.ndarray]:
+    """Row indices of each label (prompt), labels in sorted order."""
     order: dict[str, list[int]] = defaultdict(list)
-    for index, prompt in enumerate(prompts):
-        order[prompt].append(index)
+    for index, label in enumerate(labels):
+        order[label].append(index)
     return [np.array(rows) for _, rows in sorted(order.items())]
+
+
+def resampled_rows(n: int, resamples: int, rng: np.random.Generator, groups: Sequence[str] | None = None):
+    """Row indices of `resamples` bootstrap draws over n rows: rows with replacement, or with
+    `groups` (each row's prompt) whole groups with replacement, all their rows at once."""
+    if groups is None:
+        for _ in range(resamples):
+            yield rng.integers(0, n, n)
+        return
+    blocks = group_rows(groups)
+    for _ in range(resamples):
+        yield np.concatenate([blocks[i] for i in rng.integers(0, len(blocks), len(blocks))])
 
 
 def permutation_floor(n_prompts: int, resamples: int) -> float:
@@ -86,7 +99,7 @@ def paired_prompt_set_test(prompts: Sequence[str], statistic: Callable[[np.ndarr
     (the observed flip counts, so p > 0). Interval: the delta over prompts drawn with
     replacement (every clip of a drawn prompt), percentile.
     """
-    groups = _groups(prompts)
+    groups = group_rows(prompts)
     n, size = len(groups), len(prompts)
     observed = float(statistic(np.arange(size), np.arange(size) + size))
 
@@ -101,10 +114,8 @@ def paired_prompt_set_test(prompts: Sequence[str], statistic: Callable[[np.ndarr
              else [np.ones(n)] + [rng.choice((1, -1), n) for _ in range(resamples)])
     null = np.array([flipped(s) for s in flips])
     p = float((np.abs(null) >= abs(observed) * (1 - 1e-9)).mean())
-    boots = []
-    for _ in range(min(resamples, 2000)):
-        drawn = np.concatenate([groups[i] for i in rng.integers(0, n, n)])
-        boots.append(float(statistic(drawn, drawn + size)))
+    boots = [float(statistic(drawn, drawn + size))
+             for drawn in resampled_rows(size, min(resamples, 2000), rng, prompts)]
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(boots, [tail, 100 - tail])
     return {"delta": observed, "ci": [float(low), float(high)], "p": p, "n_prompts": n, "n_clips": size,

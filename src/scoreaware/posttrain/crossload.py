@@ -57,25 +57,6 @@ class CrossLoad:
     adapt_losses: list[float] | None = None
 
 
-def probe_outputs(old: FluxAudio, new: FluxAudio, state: dict, score: float, seed: int = 0) -> tuple[float, float]:
-    """(gap at the null score, relative divergence at `score`) on a fixed random probe batch."""
-    g = torch.Generator().manual_seed(seed)
-    n, frames = 4, 48
-    text = state["null"]["text_tokens"].float()[None].expand(n, -1, -1)
-    mask = torch.ones(n, text.shape[1], dtype=torch.bool)
-    clap = state["null"]["clap_text"].float()[None].expand(n, -1) + 0.1 * torch.randn(n, old.config.clap_dim,
-                                                                                         generator=g)
-    x = torch.randn(n, frames, old.config.latent_channels, generator=g)
-    t = torch.rand(n, generator=g)
-    null = Conditioning(text, mask, clap, torch.zeros(n), torch.zeros(n, dtype=torch.bool))
-    scored = Conditioning(text, mask, clap, torch.full((n,), float(score)), torch.ones(n, dtype=torch.bool))
-    with torch.no_grad():
-        gap = float((old(x, t, null) - new(x, t, null)).abs().max())
-        a, b = old(x, t, scored), new(x, t, scored)
-        divergence = float((a - b).abs().mean() / a.abs().mean().clamp(min=1e-12))
-    return gap, divergence
-
-
 def probe_batch(state: dict, config: ModelConfig, scores: torch.Tensor, generator: torch.Generator,
                 frames: int = 48) -> tuple[torch.Tensor, torch.Tensor, Conditioning, Conditioning]:
     """(x_t, t, conditioning at `scores`, the same at the null score) for len(scores) probes."""
@@ -89,6 +70,18 @@ def probe_batch(state: dict, config: ModelConfig, scores: torch.Tensor, generato
     scored = Conditioning(text, mask, clap, scores.float(), torch.ones(n, dtype=torch.bool))
     null = Conditioning(text, mask, clap, torch.zeros(n), torch.zeros(n, dtype=torch.bool))
     return x, t, scored, null
+
+
+def probe_outputs(old: FluxAudio, new: FluxAudio, state: dict, score: float, seed: int = 0) -> tuple[float, float]:
+    """(max gap at the null score, mean |v_old − v_new| / mean |v_old| at `score`) on one probe batch
+    of 4 (reported and recorded; the null gap is 0 by construction, so it is no check)."""
+    x, t, scored, null = probe_batch(state, old.config, torch.full((4,), float(score)),
+                                     torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        gap = float((old(x, t, null) - new(x, t, null)).abs().max())
+        a, b = old(x, t, scored), new(x, t, scored)
+        divergence = float((a - b).abs().mean() / a.abs().mean().clamp(min=1e-12))
+    return gap, divergence
 
 
 def bridge_gap(parent: FluxAudio, child: FluxAudio, state: dict, score: float, seed: int = 1234,
@@ -186,8 +179,6 @@ def cross_load_file(checkpoint: str | Path, score_head: str, output: Path, probe
         result = cross_load(state, score_head, probe_score, adapt_steps)
     except (ValueError, RuntimeError) as exc:
         raise StageError(str(exc)) from None
-    if result.null_gap > 1e-6:
-        raise StageError(f"the heads disagree at the null score (max |Δv| = {result.null_gap:.3g}); not written")
     if not result.gap <= max_gap:
         raise StageError(f"not a bridge: at the deployment score {probe_score:g} the cross-loaded model misses "
                          f"{100 * result.gap:.0f} % of the parent's score effect (plain load: "

@@ -65,8 +65,7 @@ class CRPOObjective:
         mask_w, mask_l = batch["latent_mask"].to(device), batch["latent_l_mask"].to(device)
         noise, t = draws["noise"].to(device), draws["t"].to(device)
         cond = batch_conditioning(batch, device)
-        if "drop_score" in draws:
-            cond.score_mask = cond.score_mask & ~draws["drop_score"].to(device)
+        cond.score_mask = cond.score_mask & ~draws["drop_score"].to(device)
         both = Conditioning.cat([cond, cond])
         both.latent_mask = torch.cat([mask_w, mask_l])
         x_t = torch.cat([interpolate(x_w, noise, t), interpolate(x_l, noise, t)])  # (2N, T, C), shared ε and t
