@@ -58,6 +58,8 @@ def conv1d_channel_last(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tenso
     adds them shifted — both k times the narrow width.
     """
     cout, cin, k = weight.shape
+    if k % 2 == 0:  # an even kernel would shift the output by half a frame (ModelConfig refuses it first)
+        raise ValueError(f"conv kernel {k} must be odd (the output keeps the input's length)")
     if k == 1:
         return F.linear(x, weight[:, :, 0], bias)
     n, t, _ = x.shape
@@ -80,8 +82,6 @@ class ConvMLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int, kernel: int = 3) -> None:
         super().__init__()
-        if kernel % 2 == 0:
-            raise ValueError(f"conv MLP kernel {kernel} must be odd (the output keeps the input's length)")
         self.fc1 = nn.Conv1d(dim, hidden, kernel, padding=kernel // 2)
         self.fc2 = nn.Conv1d(hidden, dim, kernel, padding=kernel // 2)
 
@@ -384,8 +384,6 @@ class _ChannelLastConv(nn.Conv1d):
     """Conv1d on (N, T, C) tensors (computed as a matmul, `conv1d_channel_last`)."""
 
     def __init__(self, cin: int, cout: int, kernel: int) -> None:
-        if kernel % 2 == 0:
-            raise ValueError(f"input kernel {kernel} must be odd (the output keeps the input's length)")
         super().__init__(cin, cout, kernel, padding=kernel // 2)
 
     def forward(self, x: Tensor) -> Tensor:
