@@ -13,7 +13,8 @@ COMMANDS = [[], ["curate"], ["curate", "ingest"], ["curate", "segment"], ["curat
             ["curate", "publish"], ["curate", "import"],
             ["demo"], ["demo", "make-corpus"], ["demo", "make-models"], ["demo", "run"], ["train"],
             ["train", "reward"], ["train", "encode"], ["train", "fit"], ["train", "sample"], ["eval"],
-            ["eval", "generate"], ["eval", "reference"], ["eval", "score"], ["eval", "fad"], ["eval", "compare"]]
+            ["eval", "generate"], ["eval", "reference"], ["eval", "score"], ["eval", "fad"], ["eval", "compare"],
+            ["experiment"], ["experiment", "run"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")

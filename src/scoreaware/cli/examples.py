@@ -35,6 +35,7 @@ EXAMPLES = {
     "eval score": "scoreaware eval score eval/run --reference eval/reference.npz",
     "eval fad": "scoreaware eval fad generated.npy eval/reference.npz",
     "eval compare": "scoreaware eval compare eval/baseline eval/score_sft --names baseline,score_sft",
+    "experiment run": "scoreaware experiment run experiments/seed_a.toml -o experiments/seed_a",
     "demo make-corpus": "scoreaware demo make-corpus corpus/ --clips 40 --seed 0",
     "demo make-models": "scoreaware demo make-models models/",
     "demo train-models": "scoreaware demo train-models -o models/ --only clap,reward",

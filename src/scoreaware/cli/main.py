@@ -17,6 +17,7 @@ from scoreaware.cli.demo import demo
 from scoreaware.cli.errors import GuardedGroup
 from scoreaware.cli.eval import evaluate
 from scoreaware.cli.examples import add_examples
+from scoreaware.cli.experiment import experiment
 from scoreaware.cli.posttrain import posttrain
 from scoreaware.cli.train import train
 
@@ -60,6 +61,7 @@ cli.add_command(curate)
 cli.add_command(train)
 cli.add_command(posttrain)
 cli.add_command(evaluate)
+cli.add_command(experiment)
 cli.add_command(demo)
 add_examples(cli)
 

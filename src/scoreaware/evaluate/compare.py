@@ -101,6 +101,11 @@ class Comparison:
     runs: list[Run]
     rows: list[dict]
     notes: list[str] = field(default_factory=list)  # what differs between paired runs besides the stage
+    baseline: str | None = None  # every delta is against this stage (an experiment); None: the previous stage
+
+    @property
+    def against(self) -> str:
+        return f"`{self.baseline}`" if self.baseline else "the previous stage"
 
 
 def compare_runs(runs: list[Run], resamples: int = 2000, seed: int = 0) -> Comparison:
@@ -113,7 +118,7 @@ def compare_runs(runs: list[Run], resamples: int = 2000, seed: int = 0) -> Compa
                                  "score every run against the same REF.npz")
         check_compatible(run.scores["fingerprints"]["clap"], runs[0].scores["fingerprints"]["clap"],
                          f"CLAP embeddings of {run.name} and {runs[0].name}")
-    reference = load_reference(_resolve(runs[0].scores["reference"]["path"], runs[0].path))[0]["clap"]
+    reference = load_reference(reference_of(runs[0]))[0]["clap"]
     rows, notes = [], []
     for index, run in enumerate(runs):
         metrics = run.scores["metrics"]
@@ -129,7 +134,7 @@ def compare_runs(runs: list[Run], resamples: int = 2000, seed: int = 0) -> Compa
                 notes.append(f"{before.name} → {run.name} also changes the sampling: {', '.join(differs)}")
             row.update(paired_deltas(before, run, reference.stats, resamples, seed))
         rows.append(row)
-    _adjust(rows)
+    adjust_holm(rows)
     return Comparison(runs, rows, notes)
 
 
@@ -154,17 +159,18 @@ def paired_deltas(a: Run, b: Run, reference, resamples: int = 2000, seed: int = 
     return out
 
 
-def _adjust(rows: list[dict]) -> None:
-    """Holm over every p of the table (all stages × metrics): p_<metric>_holm."""
+def adjust_holm(rows: list[dict]) -> None:
+    """Holm over every p of the table (all rows after the first × metrics): p_<metric>_holm."""
     slots = [(row, metric) for row in rows[1:] for metric in METRICS]
     adjusted = holm([row.get(f"p_{metric}") for row, metric in slots])
     for (row, metric), value in zip(slots, adjusted):
         row[f"p_{metric}_holm"] = value
 
 
-def _resolve(path: str, run_dir: Path) -> Path:
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else (run_dir / "eval" / candidate).resolve()
+def reference_of(run: Run) -> Path:
+    """The reference file `run` was scored against (recorded relative to its eval/ folder)."""
+    candidate = Path(run.scores["reference"]["path"])
+    return candidate if candidate.is_absolute() else (run.path / "eval" / candidate).resolve()
 
 
 # ---------------------------------------------------------------------------------- output
@@ -197,7 +203,7 @@ def to_markdown(comparison: Comparison) -> str:
                      f"{_delta(row, 'clap_score')} | {_fmt(row['reward'])} | {_delta(row, 'reward')} |")
     floors = sorted({row["p_floor_fad_clap"] for row in comparison.rows[1:] if row.get("p_floor_fad_clap")})
     lines.append("")
-    lines.append("Δ: this stage minus the previous one, on the same prompts (text) and seeds"
+    lines.append(f"Δ: this stage minus {comparison.against}, on the same prompts (text) and seeds"
                  + (" — but see the notes: the sampling differs" if comparison.notes else " and sampling settings")
                  + ". The unit is the prompt: clips are averaged per prompt, CLAP and reward deltas t-tested "
                    "across prompts; FAD (one reference, same n in every stage) by a sign-flip permutation "
@@ -248,8 +254,8 @@ def plot(comparison: Comparison, path: Path) -> Path:
         ax.set_xticks(x, names, rotation=20, ha="right")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    fig.suptitle("per-stage decomposition (same prompts and seeds; * Holm p < 0.05 vs the previous stage, "
-                 "prompt-level tests)", fontsize=9)
+    fig.suptitle(f"same prompts and seeds; * Holm p < 0.05 vs {comparison.against.strip('`')}, prompt-level tests",
+                 fontsize=9)
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=110)

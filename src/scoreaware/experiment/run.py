@@ -1,0 +1,115 @@
+"""`scoreaware experiment run EXP.toml`: every arm × training seed trained, generated, scored, tabled.
+
+Layout of ``-o OUT``::
+
+    OUT/run.json                          the experiment file's digest (another file is refused)
+    OUT/manifests/<arm>.jsonl.gz          an arm's curation variant (only arms with `filter`)
+    OUT/runs/<arm>/seed<k>/               train fit
+    OUT/samples/<arm>/seed<k>/            eval generate + eval score (eval/scores.json, clips.csv)
+    OUT/status.json                       per arm × seed: done, or the error that stopped it
+    OUT/table.md, table.csv, table.png    every arm against the first, prompt as the unit
+    OUT/summary.json
+
+Each step is an existing library call that resumes (`fit_or_resume`, `run_generation(resume=True)`,
+`score_run` skips an up-to-date score), so running the same command again after a kill
+continues where it stopped: no arm × seed is trained twice. An arm × seed that fails is recorded
+with its error and the others go on; the table holds what finished, and the command then fails
+naming what did not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from scoreaware.core.errors import StageError
+from scoreaware.core.files import atomic_write_text
+from scoreaware.core.provenance import describe_input
+from scoreaware.curate.runs.select import run_filter
+from scoreaware.curate.stages.filter import FilterConfig
+from scoreaware.evaluate.compare import plot, to_markdown, write_csv
+from scoreaware.evaluate.run import score_run
+from scoreaware.experiment.spec import Arm, Experiment, load_experiment
+from scoreaware.experiment.table import experiment_table
+from scoreaware.posttrain.steps import claim_output
+from scoreaware.train.config import ConfigError
+from scoreaware.train.fit import fit_or_resume
+from scoreaware.train.prompts import read_prompts
+from scoreaware.train.sample import SampleSettings, run_generation
+
+FAILURES = (StageError, ConfigError, ValueError, RuntimeError, OSError, KeyError)
+
+
+def arm_manifest(experiment: Experiment, arm: Arm, output: Path) -> Path:
+    """The training manifest of an arm: the experiment's, or its curation variant (filtered)."""
+    if not arm.filter:
+        return experiment.manifest
+    target = output / "manifests" / f"{arm.name}.jsonl.gz"
+    rules = {"clap_percentile": None, "require_caption": False, **arm.filter}  # only the named rules apply
+    run_filter(experiment.manifest, target, FilterConfig(**rules), resume=True)
+    return target
+
+
+def run_cell(experiment: Experiment, arm: Arm, seed: int, manifest: Path, output: Path,
+             log: Callable[[str], None]) -> Path:
+    """Train, generate and score one arm × training seed; its scored samples folder."""
+    ev = experiment.evaluation
+    checkpoint = fit_or_resume(output / "runs" / arm.name / f"seed{seed}",
+                               experiment.overrides(arm, seed, manifest, output / "runs" / arm.name / f"seed{seed}"),
+                               preset=experiment.preset, log=log)
+    samples = output / "samples" / arm.name / f"seed{seed}"
+    run_generation(checkpoint, read_prompts(ev.prompts), samples,
+                   SampleSettings(steps=ev.steps, cfg=ev.cfg, score=ev.score, seconds=ev.seconds, seed=0),
+                   seeds_per_prompt=ev.seeds, resume=True, prompts_file=str(ev.prompts))
+    score_run(samples, ev.reference, reward_checkpoint=str(ev.reward) if ev.reward else None,
+              mert_model=ev.mert_model, workers=0, bootstrap=100)
+    return samples
+
+
+def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples: int = 2000,
+                   log: Callable[[str], None] = print) -> tuple[dict, list[str]]:
+    """Run every arm × training seed of the experiment file `path` into `output`; (payload, lines)."""
+    experiment = load_experiment(path)
+    claim_output(output, {"experiment_sha256": describe_input(path)["sha256"],
+                          "manifest_sha256": describe_input(experiment.manifest)["sha256"]}, overwrite)
+    status_file = output / "status.json"
+    status = json.loads(status_file.read_text()) if status_file.is_file() else {}
+    done: dict[str, dict[int, Path]] = {arm.name: {} for arm in experiment.arms}
+    cells = [(arm, seed) for arm in experiment.arms for seed in experiment.training_seeds]
+    for index, (arm, seed) in enumerate(cells, start=1):
+        cell = f"{arm.name}/seed{seed}"
+        started = time.perf_counter()
+        log(f"── experiment {experiment.name}: {cell} ({index} of {len(cells)}) ──")
+        try:
+            samples = run_cell(experiment, arm, seed, arm_manifest(experiment, arm, output), output, log)
+        except FAILURES as exc:
+            status[cell] = {"state": "failed", "error": " ".join(str(exc).split())[:500]}
+            log(f"✗ {cell} failed: {status[cell]['error']}")
+        else:
+            done[arm.name][seed] = samples
+            status[cell] = {"state": "done", "samples": str(samples.relative_to(output)),
+                            "seconds": round(time.perf_counter() - started, 1)}
+            log(f"✓ {cell} done in {status[cell]['seconds']:.0f} s")
+        atomic_write_text(status_file, json.dumps(status, indent=1) + "\n")
+    failed = [cell for cell, entry in status.items() if entry["state"] == "failed"]
+    arms = {name: folders for name, folders in done.items() if folders}
+    lines = []
+    if experiment.arms[0].name in arms and len(arms) > 1:
+        comparison, per_seed = experiment_table(arms, resamples)
+        table = to_markdown(comparison) + "\n\n" + "\n".join(per_seed)
+        atomic_write_text(output / "table.md", table + "\n")
+        write_csv(comparison, output / "table.csv")
+        plot(comparison, output / "table.png")
+        lines += [*table.splitlines(), f"→ {output}/ (table.md, table.csv, table.png, status.json)"]
+        payload = {"arms": comparison.rows, "per_training_seed": per_seed}
+    else:
+        payload = {"arms": []}
+        lines.append("no table: the first arm (the baseline) and at least one other must finish")
+    payload.update(status=status, failed=failed)
+    atomic_write_text(output / "summary.json", json.dumps(payload, indent=1, default=str) + "\n")
+    if failed:
+        raise StageError(f"{len(failed)} of {len(cells)} arm × seed runs failed ({', '.join(failed[:4])}); see "
+                         f"{status_file}. The table holds the others; fix the cause and run the same command again")
+    return payload, lines

@@ -1,0 +1,74 @@
+"""The experiment table: each arm against the first, pooled over training seeds, prompt as the unit.
+
+An arm's clips from all its training seeds pool into one run whose clip keys are
+(prompt id, "training seed:sampling seed"), so `paired_deltas` pairs the same prompt, training
+seed and starting noise across arms and averages per prompt before testing: P prompts, however
+many seeds. Beside the pooled test, the delta of each training seed on its own shows whether
+one lucky seed carries the effect.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scoreaware.evaluate.compare import Comparison, Run, adjust_holm, load_run, paired_deltas, reference_of
+from scoreaware.evaluate.embeddings import load_reference
+from scoreaware.evaluate.frechet import Stats, bootstrap_frechet, frechet_from_stats
+from scoreaware.evaluate.score import mean_interval
+
+
+def pooled_run(name: str, folders: dict[int, object]) -> Run:
+    """One run of an arm from its scored samples folders, keyed by training seed."""
+    clips, clap = {}, {}
+    first = None
+    for training_seed, folder in sorted(folders.items()):
+        run = load_run(folder, name)
+        first = first or run
+        for (prompt, seed), row in run.clips.items():
+            key = (prompt, f"{training_seed}:{seed}")
+            clips[key] = row
+            if (prompt, seed) in run.clap:
+                clap[key] = run.clap[(prompt, seed)]
+    return Run(name, first.path, first.scores, clips, clap)
+
+
+def arm_row(run: Run, reference: Stats, resamples: int) -> dict:
+    """FAD-CLAP, CLAP score and reward of one pooled arm, intervals over prompts."""
+    keys = sorted(run.clips)
+    prompts = [prompt for prompt, _ in keys]
+    embeddings = np.stack([run.clap[k] for k in keys])
+    fad = frechet_from_stats(Stats.of(embeddings), reference).value
+    clap = mean_interval([run.clips[k]["clap_score"] for k in keys], bounds=(-1.0, 1.0), groups=prompts)
+    reward = mean_interval([run.clips[k]["reward"] for k in keys], groups=prompts)
+    return {"stage": run.name, "n": len(keys), "prompts": len(set(prompts)), "fad_clap": fad,
+            "fad_clap_ci": list(bootstrap_frechet(embeddings, reference, resamples=min(resamples, 500),
+                                                  groups=prompts)),
+            "clap_score": clap["mean"], "clap_score_ci": clap["ci"], "reward": reward["mean"],
+            "reward_ci": reward["ci"]}
+
+
+def experiment_table(arms: dict[str, dict[int, object]], resamples: int = 2000) -> tuple[Comparison, list[str]]:
+    """(the comparison of every arm with the first, lines of per-training-seed deltas).
+
+    `arms` maps arm name → {training seed: scored samples folder}, the first arm the baseline.
+    """
+    runs = [pooled_run(name, folders) for name, folders in arms.items()]
+    base = runs[0]
+    reference = load_reference(reference_of(base))[0]["clap"].stats
+    rows = []
+    for run in runs:
+        row = arm_row(run, reference, resamples)
+        if run is not base:
+            row.update(paired_deltas(base, run, reference, resamples))
+        rows.append(row)
+    adjust_holm(rows)
+    per_seed = []
+    for (name, folders), run in zip(list(arms.items())[1:], runs[1:]):
+        shared = sorted(set(folders) & set(arms[base.name]))
+        deltas = []
+        for training_seed in shared:
+            keys = [k for k in run.clips if k[1].split(":")[0] == str(training_seed) and k in base.clips]
+            deltas.append(np.mean([run.clips[k]["clap_score"] - base.clips[k]["clap_score"] for k in keys]))
+        per_seed.append(f"{name}: ΔCLAP by training seed " + ", ".join(
+            f"{seed} {delta:+.4f}" for seed, delta in zip(shared, deltas)))
+    return Comparison(runs, rows, baseline=base.name), per_seed

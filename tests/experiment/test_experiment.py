@@ -1,0 +1,135 @@
+"""`experiment run`: arms × training seeds through the library, a prompt-level table, resume after
+a kill with nothing trained twice, a failing arm that loses no other, and files checked by key."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from scoreaware.cli.main import cli
+from scoreaware.core.errors import StageError
+from scoreaware.experiment.spec import load_experiment
+
+
+@pytest.fixture(scope="module")
+def reference(ingested, tiny_clap, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("reference") / "ref.npz"
+    result = CliRunner().invoke(cli, ["eval", "reference", str(ingested), "-o", str(path), "--model", str(tiny_clap),
+                                      "-j", "0"])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def write_spec(folder: Path, encoded: Path, reference: Path, arms: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "prompts.txt").write_text("A calm ambient piece\nAn energetic rock song\n")
+    spec = folder / "exp.toml"
+    spec.write_text(f"""
+name = "toy"
+manifest = "{encoded}"
+training_seeds = [0, 1]
+[base]
+preset = "tiny"
+set = {{ steps = 4, batch_size = 4, max_frames = 32, ckpt_every = 2, timesteps = "logit_normal" }}
+[evaluate]
+prompts = "prompts.txt"
+reference = "{reference}"
+seeds = 2
+steps = 2
+cfg = 1.0
+seconds = 1.0
+{arms}""")
+    return spec
+
+
+ARMS = """
+[[arm]]
+name = "baseline"
+[[arm]]
+name = "beta"
+set = { timesteps = "beta" }
+[[arm]]
+name = "filter"
+filter = { clap_percentile = 25 }
+"""
+
+
+def run_module(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "scoreaware", *[str(a) for a in args]], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=900)
+
+
+def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_twice(encoded, reference, tmp_path):
+    spec = write_spec(tmp_path, encoded, reference, ARMS)
+    out = tmp_path / "out"
+    killed = run_module("experiment", "run", spec, "-o", out, env={"SCOREAWARE_CRASH_AT_STEP": "3"})
+    assert killed.returncode == -9  # killed inside the first arm × seed's training, after its step-2 checkpoint
+    result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    for arm in ("baseline", "beta", "filter"):
+        for seed in (0, 1):
+            runs = [p for p in (out / "runs" / arm / f"seed{seed}").iterdir() if p.is_dir()]
+            assert len(runs) == 1  # one run folder: resumed, never started again
+            history = json.loads((runs[0] / "history.json").read_text())
+            assert [h["step"] for h in history if "loss" in h][-1] == 4
+    first = next((out / "runs" / "baseline" / "seed0").iterdir())
+    assert json.loads((first / "config.json").read_text())["seed"] == 0
+    table = (out / "table.md").read_text()
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| ") and "stage" not in line]
+    assert [(name.strip(), size.strip()) for name, size in rows] == [
+        ("baseline", "2 / 8"), ("beta", "2 / 8"), ("filter", "2 / 8")]  # 2 prompts; 2 seeds × 2 training seeds
+    assert "minus `baseline`" in table and "beta: ΔCLAP by training seed 0 " in table
+    assert (out / "table.png").read_bytes()[:4] == b"\x89PNG"
+    status = json.loads((out / "status.json").read_text())
+    assert sorted(status) == sorted(f"{a}/seed{s}" for a in ("baseline", "beta", "filter") for s in (0, 1))
+    assert all(entry["state"] == "done" for entry in status.values())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["arms"][1]["p_clap_score_holm"] is not None and summary["arms"][1]["paired_prompts"] == 2
+    filtered = out / "manifests" / "filter.jsonl.gz"
+    assert filtered.is_file()
+
+    again = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
+    assert again.exit_code == 0 and again.output.count("already trained") == 6
+    spec.write_text(spec.read_text().replace("seeds = 2", "seeds = 3"))
+    changed = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
+    assert changed.exit_code == 1 and "other options" in changed.output and "--overwrite" in changed.output
+
+
+def test_a_failing_arm_loses_no_other_and_is_named(encoded, reference, tmp_path):
+    spec = write_spec(tmp_path, encoded, reference, ARMS.split("[[arm]]\nname = \"filter\"")[0]
+                      + '[[arm]]\nname = "broken"\nset = { no_such_setting = 1 }\n')
+    result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "2 of 6 arm × seed runs failed (broken/seed0, broken/seed1)" in result.output
+    status = json.loads((tmp_path / "out" / "status.json").read_text())
+    assert status["broken/seed0"]["state"] == "failed" and "no_such_setting" in status["broken/seed0"]["error"]
+    assert status["beta/seed1"]["state"] == "done"
+    assert "| beta |" in (tmp_path / "out" / "table.md").read_text()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace("[evaluate]", "[evaluate]\nwhatever = 1"), "unknown keys in [evaluate]: ['whatever']"),
+    (lambda s: s.replace('name = "beta"', 'name = "baseline"'), "arm[1].name 'baseline' is empty, repeated"),
+    (lambda s: s.replace('prompts = "prompts.txt"', 'prompts = "missing.txt"'), "evaluate.prompts = 'missing.txt'"),
+    (lambda s: s.replace("training_seeds = [0, 1]", "training_seeds = [0, 0]"), "training_seeds = [0, 0]"),
+    (lambda s: s + "\n[[arm]\n", "not valid TOML"),
+    (lambda s: s.replace("filter = { clap_percentile = 25 }", "filter = { loudest = 1 }"), "arm[2].filter must be"),
+])
+def test_a_wrong_experiment_file_is_refused_naming_the_key(encoded, reference, tmp_path, edit, message):
+    spec = write_spec(tmp_path, encoded, reference, ARMS)
+    spec.write_text(edit(spec.read_text()))
+    with pytest.raises(StageError, match=r"exp\.toml: .*" + message.replace("[", r"\[").replace("]", r"\]")
+                       .replace("(", r"\(").replace(")", r"\)")):
+        load_experiment(spec)
+    result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "internal error" not in result.output
+
+
+def test_an_arm_is_the_base_plus_its_delta(encoded, reference, tmp_path):
+    experiment = load_experiment(write_spec(tmp_path, encoded, reference, ARMS))
+    beta = dict(item.split("=", 1) for item in experiment.overrides(experiment.arms[1], 1, Path("m"), Path("r")))
+    assert beta["timesteps"] == "beta" and beta["steps"] == "4" and beta["seed"] == "1" and beta["manifest"] == "m"
+    assert experiment.arms[2].filter == {"clap_percentile": 25} and experiment.arms[2].set == {}
