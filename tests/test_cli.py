@@ -11,7 +11,8 @@ COMMANDS = [[], ["curate"], ["curate", "ingest"], ["curate", "segment"], ["curat
             ["curate", "describe"], ["curate", "score"], ["curate", "score", "clap"], ["curate", "score", "reward"],
             ["curate", "filter"], ["curate", "select"], ["curate", "report"], ["curate", "export"],
             ["curate", "publish"], ["curate", "import"],
-            ["demo"], ["demo", "make-corpus"], ["demo", "make-models"], ["demo", "run"], ["train"],
+            ["demo"], ["demo", "make-corpus"], ["demo", "make-models"], ["demo", "run"], ["demo", "prepare-seed-a"],
+            ["train"],
             ["train", "reward"], ["train", "encode"], ["train", "fit"], ["train", "sample"], ["eval"],
             ["eval", "generate"], ["eval", "reference"], ["eval", "score"], ["eval", "fad"], ["eval", "compare"],
             ["experiment"], ["experiment", "run"]]

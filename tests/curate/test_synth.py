@@ -97,3 +97,18 @@ def test_degradations_do_not_change_the_other_attributes():
     plain, damaged = plan_corpus(24, seed=2, degraded=0.0), plan_corpus(24, seed=2, degraded=0.4)
     for a, b in zip(plain, damaged):
         assert (a.genre, a.tempo, a.key, a.caption, a.defect) == (b.genre, b.tempo, b.key, b.caption, b.defect)
+
+
+def test_a_share_of_mismatched_captions_can_be_asked_for_and_the_default_is_unchanged():
+    default = plan_corpus(40, seed=0)
+    assert [i for i, s in enumerate(default) if not s.caption_matches_audio] == [2, 10, 18, 26, 34]
+    specs = plan_corpus(60, seed=0, mismatched=0.3)
+    readable = [s for s in specs if s.defect is None]
+    wrong = [s for s in readable if not s.caption_matches_audio]
+    assert len(wrong) == round(0.3 * len(readable))
+    unswapped = plan_corpus(60, seed=0, mismatched=0.0)  # every clip with its own caption
+    assert all(s.caption_matches_audio for s in unswapped)
+    own = {s.caption for s in unswapped}
+    by_caption = {s.caption: s.genre for s in unswapped}
+    for spec in wrong:  # each wrong caption is another clip's own, of another genre
+        assert spec.caption in own and by_caption[spec.caption] != spec.genre

@@ -117,6 +117,7 @@ def test_a_failing_arm_loses_no_other_and_is_named(encoded, reference, tmp_path)
     (lambda s: s.replace("training_seeds = [0, 1]", "training_seeds = [0, 0]"), "training_seeds = [0, 0]"),
     (lambda s: s + "\n[[arm]\n", "not valid TOML"),
     (lambda s: s.replace("filter = { clap_percentile = 25 }", "filter = { loudest = 1 }"), "arm[2].filter must be"),
+    (lambda s: s + '[[arm]]\nname = "o"\nmanifest = "gone.jsonl.gz"\n', "arm[3].manifest = 'gone.jsonl.gz'"),
 ])
 def test_a_wrong_experiment_file_is_refused_naming_the_key(encoded, reference, tmp_path, edit, message):
     spec = write_spec(tmp_path, encoded, reference, ARMS)
@@ -129,7 +130,11 @@ def test_a_wrong_experiment_file_is_refused_naming_the_key(encoded, reference, t
 
 
 def test_an_arm_is_the_base_plus_its_delta(encoded, reference, tmp_path):
-    experiment = load_experiment(write_spec(tmp_path, encoded, reference, ARMS))
+    oracle = tmp_path / "oracle.jsonl.gz"
+    oracle.write_bytes(encoded.read_bytes())
+    experiment = load_experiment(write_spec(tmp_path, encoded, reference, ARMS + '[[arm]]\nname = "oracle"\n'
+                                            'manifest = "oracle.jsonl.gz"\n'))
+    assert experiment.arms[3].manifest == oracle and experiment.arms[0].manifest is None
     beta = dict(item.split("=", 1) for item in experiment.overrides(experiment.arms[1], 1, Path("m"), Path("r")))
     assert beta["timesteps"] == "beta" and beta["steps"] == "4" and beta["seed"] == "1" and beta["manifest"] == "m"
     assert experiment.arms[2].filter == {"clap_percentile": 25} and experiment.arms[2].set == {}

@@ -91,6 +91,32 @@ def train_models(ctx: click.Context, output: Path, only: str | None, quick: bool
     click.echo(f"  {record['total_mb']} MB in all → {output}/ (MODELS.json)")
 
 
+@demo.command("prepare-seed-a", context_settings=dict(show_default=True))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("experiments/seed_a"),
+              help="Folder for the corpus, manifests, reference, prompts and seed_a.toml.")
+@click.option("--clips", type=click.IntRange(8), default=60, help="Clips in the synthetic corpus (30 s each).")
+@click.option("--mismatched", type=click.FloatRange(0, 1), default=0.3,
+              help="Share of readable clips captioned as a clip of another genre.")
+@click.option("--train-steps", type=click.IntRange(1), default=700, help="Steps of every arm's training run.")
+@click.option("--training-seeds", default="0,1,2", help="Comma-separated training seeds of every arm.")
+@click.option("--eval-seeds", type=click.IntRange(1), default=6, help="Clips per evaluation prompt.")
+def prepare_seed_a_cmd(output: Path, clips: int, mismatched: float, train_steps: int, training_seeds: str,
+                       eval_seeds: int) -> None:
+    """Build seed A's experiment on the embedded default (a corpus with known wrong captions; arms:
+    all data, CLAP filter, Beta t, filter + Beta, oracle) and write seed_a.toml for `experiment run`."""
+    from scoreaware.cli.options import print_summary
+    from scoreaware.demo.domain.build import default_models
+    from scoreaware.demo.seed_a import prepare_seed_a
+
+    try:
+        seeds = tuple(int(s) for s in training_seeds.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected integers like 0,1,2, got {training_seeds!r}",
+                                 param_hint="--training-seeds") from None
+    print_summary("demo prepare-seed-a", prepare_seed_a(output, default_models(), clips, mismatched, train_steps,
+                                                        seeds, eval_seeds), {})
+
+
 @demo.command("run", context_settings=dict(show_default=True))
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORKDIR,
               help="Where the corpus, manifests, runs and plots go.")

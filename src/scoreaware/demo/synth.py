@@ -317,11 +317,13 @@ def _fade(audio: np.ndarray, seconds: float = 0.05) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------- corpus
-def plan_corpus(clips: int, seed: int, degraded: float = 0.25) -> list[ClipSpec]:
+def plan_corpus(clips: int, seed: int, degraded: float = 0.25, mismatched: float | None = None) -> list[ClipSpec]:
     """Attributes and planted defects of every clip (no audio yet).
 
     :param degraded: share of the clips (among those with a readable file and a matching
         caption) that get a quality degradation: kinds in turn, strengths 1-3 in turn.
+    :param mismatched: share of the readable clips whose caption describes another clip of another
+        genre, drawn from their own stream; None keeps the demo's fixed one in eight.
     """
     rng = np.random.default_rng(seed)
     genres = list(GENRES)
@@ -356,11 +358,16 @@ def plan_corpus(clips: int, seed: int, degraded: float = 0.25) -> list[ClipSpec]
                 specs[index].path = specs[index].path.rsplit(".", 1)[0] + ".flac"
             if defect == "not_audio":
                 specs[index].path = specs[index].path.rsplit(".", 1)[0] + ".mp3"
-    # About one caption in eight describes another clip of a different genre.
-    for index in range(2, clips, 8):
-        donor = specs[(index + 3) % clips]
-        if donor.genre != specs[index].genre and specs[index].defect is None:
-            specs[index].caption = donor.caption
+    # About one caption in eight describes another clip of a different genre (or the share asked for).
+    readable = [i for i in range(clips) if specs[i].defect is None]
+    swapped = range(2, clips, 8) if mismatched is None else sorted(np.random.default_rng([seed, 11]).permutation(
+        readable)[: int(round(mismatched * len(readable)))])
+    own = [spec.caption for spec in specs]  # a donor gives its own caption, even if it received another
+    for index in swapped:
+        donor = next((index + k) % clips for k in range(3, clips + 3)
+                     if specs[(index + k) % clips].genre != specs[index].genre)
+        if specs[index].defect is None:
+            specs[index].caption = own[donor]
             specs[index].caption_matches_audio = False
     # Degradations from their own stream, so adding them changes no other attribute.
     eligible = [s for s in specs if s.defect is None and s.caption_matches_audio]
@@ -416,7 +423,7 @@ def write_metadata(specs: list[ClipSpec], root: Path, duration: float) -> None:
 
 
 def make_corpus(root: str | os.PathLike, clips: int = 40, duration: float = 30.0, seed: int = 0,
-                progress=None, degraded: float = 0.25) -> list[ClipSpec]:
+                progress=None, degraded: float = 0.25, mismatched: float | None = None) -> list[ClipSpec]:
     """Synthesize the corpus under `root`; returns the clip specs (the ground truth).
 
     :param clips: number of clips (at least 8 to plant every defect).
@@ -424,9 +431,10 @@ def make_corpus(root: str | os.PathLike, clips: int = 40, duration: float = 30.0
     :param seed: the corpus is a pure function of (clips, duration, seed).
     :param progress: optional callable invoked once per written clip.
     :param degraded: share of clean clips with a planted quality degradation.
+    :param mismatched: share of readable clips with another genre's caption (None: one in eight).
     """
     root = Path(root)
-    specs = plan_corpus(clips, seed, degraded)
+    specs = plan_corpus(clips, seed, degraded, mismatched)
     for spec in specs:
         write_clip(spec, root / "audio", duration, seed)
         if progress:

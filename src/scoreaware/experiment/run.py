@@ -43,12 +43,13 @@ FAILURES = (StageError, ConfigError, ValueError, RuntimeError, OSError, KeyError
 
 
 def arm_manifest(experiment: Experiment, arm: Arm, output: Path) -> Path:
-    """The training manifest of an arm: the experiment's, or its curation variant (filtered)."""
+    """The training manifest of an arm: the experiment's or the arm's own, filtered when it says so."""
+    source = arm.manifest or experiment.manifest
     if not arm.filter:
-        return experiment.manifest
+        return source
     target = output / "manifests" / f"{arm.name}.jsonl.gz"
     rules = {"clap_percentile": None, "require_caption": False, **arm.filter}  # only the named rules apply
-    run_filter(experiment.manifest, target, FilterConfig(**rules), resume=True)
+    run_filter(source, target, FilterConfig(**rules), resume=True)
     return target
 
 
@@ -73,7 +74,9 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
     """Run every arm × training seed of the experiment file `path` into `output`; (payload, lines)."""
     experiment = load_experiment(path)
     claim_output(output, {"experiment_sha256": describe_input(path)["sha256"],
-                          "manifest_sha256": describe_input(experiment.manifest)["sha256"]}, overwrite)
+                          "manifest_sha256": describe_input(experiment.manifest)["sha256"],
+                          **{f"{arm.name}_manifest_sha256": describe_input(arm.manifest)["sha256"]
+                             for arm in experiment.arms if arm.manifest}}, overwrite)
     status_file = output / "status.json"
     status = json.loads(status_file.read_text()) if status_file.is_file() else {}
     done: dict[str, dict[int, Path]] = {arm.name: {} for arm in experiment.arms}

@@ -25,10 +25,13 @@ filter = { clap_percentile = 10 }      # a curation variant: drop the bottom CLA
 [[arm]]
 name = "beta"
 set = { timesteps = "beta" }
+[[arm]]
+name = "oracle"
+manifest = "oracle.jsonl.gz"           # another training set (encoded the same way): e.g. matched only
 ```
 
-One arm changes one thing: `set` and `filter` are both deltas from the base. Every error names
-the file and the key at fault.
+One arm changes one thing: `set`, `filter` and `manifest` are each deltas from the base. Every
+error names the file and the key at fault.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Arm:
     name: str
     set: dict = field(default_factory=dict)  # train fit --set deltas from the base
     filter: dict | None = None  # curate filter rules applied to the manifest first (FilterConfig fields)
+    manifest: Path | None = None  # another training manifest instead of the experiment's
 
 
 @dataclass(frozen=True)
@@ -128,12 +132,14 @@ def load_experiment(path: str | Path) -> Experiment:
         if name in names or not name or "/" in name or name.startswith("."):
             raise StageError(f"{path}: {prefix}name {name!r} is empty, repeated or not a folder name")
         names.add(name)
-        if set(arm) - {"name", "set", "filter"}:
-            raise StageError(f"{path}: unknown keys in {prefix[:-1]}: {sorted(set(arm) - {'name', 'set', 'filter'})}")
+        if set(arm) - {"name", "set", "filter", "manifest"}:
+            raise StageError(f"{path}: unknown keys in {prefix[:-1]}: "
+                             f"{sorted(set(arm) - {'name', 'set', 'filter', 'manifest'})}")
         rules = arm.get("filter")
         if rules is not None and (not isinstance(rules, dict) or set(rules) - FILTER_KEYS):
             raise StageError(f"{path}: {prefix}filter must be a table of {sorted(FILTER_KEYS)}")
-        arms.append(Arm(name, dict(arm.get("set", {})), rules))
+        manifest = local(need(arm, "manifest", str, prefix), f"{prefix}manifest") if "manifest" in arm else None
+        arms.append(Arm(name, dict(arm.get("set", {})), rules, manifest))
     evaluate = need(data, "evaluate", dict)
     unknown = set(evaluate) - {f for f in Evaluation.__dataclass_fields__}
     if unknown:
