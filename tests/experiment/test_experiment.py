@@ -24,9 +24,9 @@ def reference(ingested, tiny_clap, tmp_path_factory) -> Path:
     return path
 
 
-def write_spec(folder: Path, encoded: Path, reference: Path, arms: str) -> Path:
+def write_spec(folder: Path, encoded: Path, reference: Path, arms: str, clap: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "prompts.txt").write_text("A calm ambient piece\nAn energetic rock song\n")
+    (folder / "prompts.csv").write_text("id,prompt\nambient,A calm ambient piece\nrock,An energetic rock song\n")
     spec = folder / "exp.toml"
     spec.write_text(f"""
 name = "toy"
@@ -36,8 +36,10 @@ training_seeds = [0, 1]
 preset = "tiny"
 set = {{ steps = 4, batch_size = 4, max_frames = 32, ckpt_every = 2, timesteps = "logit_normal" }}
 [evaluate]
-prompts = "prompts.txt"
+prompts = "prompts.csv"
 reference = "{reference}"
+labels = ["ambient", "rock"]
+label_clap = "{clap}"
 seeds = 2
 steps = 2
 cfg = 1.0
@@ -63,8 +65,9 @@ def run_module(*args, env=None):
                           text=True, env={**os.environ, **(env or {})}, timeout=900)
 
 
-def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_twice(encoded, reference, tmp_path):
-    spec = write_spec(tmp_path, encoded, reference, ARMS)
+def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_twice(encoded, reference, tmp_path,
+                                                                                          tiny_clap):
+    spec = write_spec(tmp_path, encoded, reference, ARMS, tiny_clap)
     out = tmp_path / "out"
     killed = run_module("experiment", "run", spec, "-o", out, env={"SCOREAWARE_CRASH_AT_STEP": "3"})
     assert killed.returncode == -9  # killed inside the first arm × seed's training, after its step-2 checkpoint
@@ -83,6 +86,9 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     assert [(name.strip(), size.strip()) for name, size in rows] == [
         ("baseline", "2 / 8"), ("beta", "2 / 8"), ("filter", "2 / 8")]  # 2 prompts; 2 seeds × 2 training seeds
     assert "minus `baseline`" in table and "beta: ΔCLAP by training seed 0 " in table
+    assert "baseline: label heard " in table and "of 8 clips" in table and "filter: label heard" in table
+    hits = json.loads((out / "samples" / "beta" / "seed1" / "eval" / "labels.json").read_text())
+    assert len(hits) == 4 and all(isinstance(v, bool) for v in hits.values())
     assert (out / "table.png").read_bytes()[:4] == b"\x89PNG"
     status = json.loads((out / "status.json").read_text())
     assert sorted(status) == sorted(f"{a}/seed{s}" for a in ("baseline", "beta", "filter") for s in (0, 1))
@@ -99,9 +105,9 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     assert changed.exit_code == 1 and "other options" in changed.output and "--overwrite" in changed.output
 
 
-def test_a_failing_arm_loses_no_other_and_is_named(encoded, reference, tmp_path):
+def test_a_failing_arm_loses_no_other_and_is_named(encoded, reference, tmp_path, tiny_clap):
     spec = write_spec(tmp_path, encoded, reference, ARMS.split("[[arm]]\nname = \"filter\"")[0]
-                      + '[[arm]]\nname = "broken"\nset = { no_such_setting = 1 }\n')
+                      + '[[arm]]\nname = "broken"\nset = { no_such_setting = 1 }\n', tiny_clap)
     result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1 and "2 of 6 arm × seed runs failed (broken/seed0, broken/seed1)" in result.output
     status = json.loads((tmp_path / "out" / "status.json").read_text())
@@ -113,14 +119,15 @@ def test_a_failing_arm_loses_no_other_and_is_named(encoded, reference, tmp_path)
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s.replace("[evaluate]", "[evaluate]\nwhatever = 1"), "unknown keys in [evaluate]: ['whatever']"),
     (lambda s: s.replace('name = "beta"', 'name = "baseline"'), "arm[1].name 'baseline' is empty, repeated"),
-    (lambda s: s.replace('prompts = "prompts.txt"', 'prompts = "missing.txt"'), "evaluate.prompts = 'missing.txt'"),
+    (lambda s: s.replace('prompts = "prompts.csv"', 'prompts = "missing.txt"'), "evaluate.prompts = 'missing.txt'"),
+    (lambda s: s.replace("label_clap", "#"), "evaluate.labels needs evaluate.label_clap"),
     (lambda s: s.replace("training_seeds = [0, 1]", "training_seeds = [0, 0]"), "training_seeds = [0, 0]"),
     (lambda s: s + "\n[[arm]\n", "not valid TOML"),
     (lambda s: s.replace("filter = { clap_percentile = 25 }", "filter = { loudest = 1 }"), "arm[2].filter must be"),
     (lambda s: s + '[[arm]]\nname = "o"\nmanifest = "gone.jsonl.gz"\n', "arm[3].manifest = 'gone.jsonl.gz'"),
 ])
-def test_a_wrong_experiment_file_is_refused_naming_the_key(encoded, reference, tmp_path, edit, message):
-    spec = write_spec(tmp_path, encoded, reference, ARMS)
+def test_a_wrong_experiment_file_is_refused_naming_the_key(encoded, reference, tmp_path, tiny_clap, edit, message):
+    spec = write_spec(tmp_path, encoded, reference, ARMS, tiny_clap)
     spec.write_text(edit(spec.read_text()))
     with pytest.raises(StageError, match=r"exp\.toml: .*" + message.replace("[", r"\[").replace("]", r"\]")
                        .replace("(", r"\(").replace(")", r"\)")):
@@ -129,11 +136,11 @@ def test_a_wrong_experiment_file_is_refused_naming_the_key(encoded, reference, t
     assert result.exit_code == 1 and "internal error" not in result.output
 
 
-def test_an_arm_is_the_base_plus_its_delta(encoded, reference, tmp_path):
+def test_an_arm_is_the_base_plus_its_delta(encoded, reference, tmp_path, tiny_clap):
     oracle = tmp_path / "oracle.jsonl.gz"
     oracle.write_bytes(encoded.read_bytes())
     experiment = load_experiment(write_spec(tmp_path, encoded, reference, ARMS + '[[arm]]\nname = "oracle"\n'
-                                            'manifest = "oracle.jsonl.gz"\n'))
+                                            'manifest = "oracle.jsonl.gz"\n', tiny_clap))
     assert experiment.arms[3].manifest == oracle and experiment.arms[0].manifest is None
     beta = dict(item.split("=", 1) for item in experiment.overrides(experiment.arms[1], 1, Path("m"), Path("r")))
     assert beta["timesteps"] == "beta" and beta["steps"] == "4" and beta["seed"] == "1" and beta["manifest"] == "m"

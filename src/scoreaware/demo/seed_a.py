@@ -18,6 +18,7 @@ captions only, logit-normal.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from scoreaware.core.manifests import read_cuts
@@ -26,7 +27,7 @@ from scoreaware.curate.runs.ingest import run_ingest
 from scoreaware.curate.runs.score import run_score_clap
 from scoreaware.curate.runs.segment import run_segment
 from scoreaware.demo.pipeline import EVAL_PROMPTS
-from scoreaware.demo.synth import make_corpus
+from scoreaware.demo.synth import GENRES, make_corpus
 from scoreaware.demo.tiny_models import make_tiny_t5
 from scoreaware.demo.truth import Truth
 from scoreaware.evaluate.reference import build_reference
@@ -61,6 +62,8 @@ seeds = {eval_seeds}
 steps = 25
 cfg = 2.0
 seconds = 10.0
+labels = {labels}  # the prompt ids: genre heard = the domain CLAP's nearest "{{label}} music"
+label_clap = "{clap}"
 
 [[arm]]
 name = "all_logit_normal"
@@ -129,7 +132,8 @@ def prepare_seed_a(folder: Path, models: Path, clips: int = 60, mismatched: floa
     (folder / "prompts.csv").write_text(EVAL_PROMPTS)
     spec = folder / "seed_a.toml"
     spec.write_text(SPEC.format(mismatched=mismatched, seeds=list(training_seeds), steps=steps,
-                                ckpt=max(1, steps // 3), eval_seeds=eval_seeds))
+                                ckpt=max(1, steps // 3), eval_seeds=eval_seeds,
+                                labels=json.dumps(list(GENRES)), clap=clap))
     wrong = sum(truth.mismatched(rid) for rid in truth.rows)
     return [f"corpus: {clips} clips, {wrong} with another genre's caption (truth: {corpus / 'truth.jsonl'})",
             f"training sets: {m('encode')} ({sum(1 for _ in read_cuts(m('encode')))} segments), oracle "

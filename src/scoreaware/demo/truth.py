@@ -17,9 +17,9 @@ import numpy as np
 from scoreaware.core.files import read_jsonl
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.schedule import beta_alpha, normalize_scores, robust_range
-from scoreaware.curate.scoring.clap import load_transformers_clap
 from scoreaware.demo.domain.targets import GENRE_PROMPT, genre_named
 from scoreaware.demo.synth import GENRES
+from scoreaware.evaluate.labels import label_accuracy
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,4 @@ def caption_examples(captioned: Path, n: int = 3) -> list[dict]:
 def sample_genres(run: Path, clap_model: str) -> dict:
     """Zero-shot genre accuracy of generated clips whose prompt id is their genre: the domain
     CLAP's audio embedding (stored by `eval score`) against "{genre} music" for the 7 genres."""
-
-    genres = list(GENRES)
-    encoder = load_transformers_clap(clap_model)
-    prompts = encoder.embed_text([GENRE_PROMPT.format(genre=g) for g in genres])
-    hits, total = 0, 0
-    for cut in read_cuts(run / "eval" / "clap.jsonl.gz"):
-        genre = (cut.custom or {}).get("prompt_id")
-        if genre not in genres or not cut.has_custom("clap_audio_emb"):
-            continue
-        total += 1
-        hits += genres[int(np.argmax(prompts @ cut.load_custom("clap_audio_emb")))] == genre
-    return {"clips": total, "accuracy": hits / total if total else None, "chance": 1 / len(genres)}
+    return label_accuracy(run, clap_model, list(GENRES), GENRE_PROMPT.replace("{genre}", "{label}"))

@@ -159,9 +159,9 @@ def paired_deltas(a: Run, b: Run, reference, resamples: int = 2000, seed: int = 
     return out
 
 
-def adjust_holm(rows: list[dict]) -> None:
+def adjust_holm(rows: list[dict], metrics: tuple[str, ...] = METRICS) -> None:
     """Holm over every p of the table (all rows after the first × metrics): p_<metric>_holm."""
-    slots = [(row, metric) for row in rows[1:] for metric in METRICS]
+    slots = [(row, metric) for row in rows[1:] for metric in metrics]
     adjusted = holm([row.get(f"p_{metric}") for row, metric in slots])
     for (row, metric), value in zip(slots, adjusted):
         row[f"p_{metric}_holm"] = value

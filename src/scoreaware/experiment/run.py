@@ -30,6 +30,7 @@ from scoreaware.core.provenance import describe_input
 from scoreaware.curate.runs.select import run_filter
 from scoreaware.curate.stages.filter import FilterConfig
 from scoreaware.evaluate.compare import plot, to_markdown, write_csv
+from scoreaware.evaluate.labels import label_hits
 from scoreaware.evaluate.run import score_run
 from scoreaware.experiment.spec import Arm, Experiment, load_experiment
 from scoreaware.experiment.table import experiment_table
@@ -66,6 +67,9 @@ def run_cell(experiment: Experiment, arm: Arm, seed: int, manifest: Path, output
                    seeds_per_prompt=ev.seeds, resume=True, prompts_file=str(ev.prompts))
     score_run(samples, ev.reference, reward_checkpoint=str(ev.reward) if ev.reward else None,
               mert_model=ev.mert_model, workers=0, bootstrap=100)
+    if ev.labels:
+        hits = label_hits(samples, ev.label_clap, list(ev.labels), ev.label_template)
+        atomic_write_text(samples / "eval" / "labels.json", json.dumps(hits, indent=1) + "\n")
     return samples
 
 
@@ -100,7 +104,7 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
     arms = {name: folders for name, folders in done.items() if folders}
     lines = []
     if experiment.arms[0].name in arms and len(arms) > 1:
-        comparison, per_seed = experiment_table(arms, resamples)
+        comparison, per_seed = experiment_table(arms, resamples, labelled=bool(experiment.evaluation.labels))
         table = to_markdown(comparison) + "\n\n" + "\n".join(per_seed)
         atomic_write_text(output / "table.md", table + "\n")
         write_csv(comparison, output / "table.csv")

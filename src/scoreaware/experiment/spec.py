@@ -17,6 +17,8 @@ score = 2.0                            # the deployment score (ignored by models
 seconds = 10.0
 reward = "reward.pt"                   # optional: eval score's reward head and its MERT
 mert_model = "mert"
+labels = ["rock", "jazz"]              # optional: prompt ids that name classes; the share of clips
+label_clap = "clap"                    #   whose nearest "{label} music" (label_template) is their own
 [[arm]]
 name = "baseline"                      # the first arm is what every other arm is compared with
 [[arm]]
@@ -64,6 +66,9 @@ class Evaluation:
     seconds: float = 10.0
     reward: Path | None = None
     mert_model: str | None = None
+    labels: tuple[str, ...] = ()  # prompt ids that are classes: zero-shot label accuracy per clip
+    label_clap: str | None = None  # the CLAP that hears them
+    label_template: str = "{label} music"
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,13 @@ def load_experiment(path: str | Path) -> Experiment:
     evaluation = Evaluation(
         prompts=local(need(evaluate, "prompts", str, "evaluate."), "evaluate.prompts"),
         reference=local(need(evaluate, "reference", str, "evaluate."), "evaluate.reference"),
-        **{k: evaluate[k] for k in ("seeds", "steps", "cfg", "score", "seconds", "mert_model") if k in evaluate},
-        reward=local(evaluate["reward"], "evaluate.reward") if "reward" in evaluate else None)
+        **{k: evaluate[k] for k in ("seeds", "steps", "cfg", "score", "seconds", "mert_model", "label_template")
+           if k in evaluate},
+        reward=local(evaluate["reward"], "evaluate.reward") if "reward" in evaluate else None,
+        labels=tuple(evaluate.get("labels", ())),
+        label_clap=str(local(evaluate["label_clap"], "evaluate.label_clap")) if "label_clap" in evaluate else None)
+    if evaluation.labels and not evaluation.label_clap:
+        raise StageError(f"{path}: evaluate.labels needs evaluate.label_clap (the CLAP that hears them)")
     seeds = data.get("training_seeds", [0])
     if not seeds or not all(isinstance(s, int) for s in seeds) or len(set(seeds)) != len(seeds):
         raise StageError(f"{path}: training_seeds = {seeds!r} must be distinct integers")

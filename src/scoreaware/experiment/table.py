@@ -9,12 +9,16 @@ one lucky seed carries the effect.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
-from scoreaware.evaluate.compare import Comparison, Run, adjust_holm, load_run, paired_deltas, reference_of
+from scoreaware.evaluate.compare import METRICS, Comparison, Run, adjust_holm, load_run, paired_deltas, reference_of
 from scoreaware.evaluate.embeddings import load_reference
 from scoreaware.evaluate.frechet import Stats, bootstrap_frechet, frechet_from_stats
 from scoreaware.evaluate.score import mean_interval
+from scoreaware.evaluate.stats import paired_prompt_test
 
 
 def pooled_run(name: str, folders: dict[int, object]) -> Run:
@@ -24,9 +28,11 @@ def pooled_run(name: str, folders: dict[int, object]) -> Run:
     for training_seed, folder in sorted(folders.items()):
         run = load_run(folder, name)
         first = first or run
+        labels = Path(folder) / "eval" / "labels.json"
+        hits = json.loads(labels.read_text()) if labels.is_file() else {}
         for (prompt, seed), row in run.clips.items():
             key = (prompt, f"{training_seed}:{seed}")
-            clips[key] = row
+            clips[key] = {**row, "label_hit": float(hits[row["id"]]) if row["id"] in hits else None}
             if (prompt, seed) in run.clap:
                 clap[key] = run.clap[(prompt, seed)]
     return Run(name, first.path, first.scores, clips, clap)
@@ -47,8 +53,10 @@ def arm_row(run: Run, reference: Stats, resamples: int) -> dict:
             "reward_ci": reward["ci"]}
 
 
-def experiment_table(arms: dict[str, dict[int, object]], resamples: int = 2000) -> tuple[Comparison, list[str]]:
-    """(the comparison of every arm with the first, lines of per-training-seed deltas).
+def experiment_table(arms: dict[str, dict[int, object]], resamples: int = 2000,
+                     labelled: bool = False) -> tuple[Comparison, list[str]]:
+    """(the comparison of every arm with the first, lines of per-training-seed deltas and, when
+    `labelled`, of the label accuracy: the share of clips whose class the CLAP hears).
 
     `arms` maps arm name → {training seed: scored samples folder}, the first arm the baseline.
     """
@@ -60,15 +68,44 @@ def experiment_table(arms: dict[str, dict[int, object]], resamples: int = 2000) 
         row = arm_row(run, reference, resamples)
         if run is not base:
             row.update(paired_deltas(base, run, reference, resamples))
+        if labelled:
+            row.update(label_row(base, run))
         rows.append(row)
-    adjust_holm(rows)
-    per_seed = []
+    adjust_holm(rows, METRICS + (("label",) if labelled else ()))
+    lines = [label_line(row) for row in rows] if labelled else []
     for (name, folders), run in zip(list(arms.items())[1:], runs[1:]):
         shared = sorted(set(folders) & set(arms[base.name]))
         deltas = []
         for training_seed in shared:
             keys = [k for k in run.clips if k[1].split(":")[0] == str(training_seed) and k in base.clips]
             deltas.append(np.mean([run.clips[k]["clap_score"] - base.clips[k]["clap_score"] for k in keys]))
-        per_seed.append(f"{name}: ΔCLAP by training seed " + ", ".join(
+        lines.append(f"{name}: ΔCLAP by training seed " + ", ".join(
             f"{seed} {delta:+.4f}" for seed, delta in zip(shared, deltas)))
-    return Comparison(runs, rows, baseline=base.name), per_seed
+    return Comparison(runs, rows, baseline=base.name), lines
+
+
+def label_row(base: Run, run: Run) -> dict:
+    """Label accuracy of `run` (interval over prompts) and, against `base`, its paired delta."""
+    keys = sorted(k for k in run.clips if run.clips[k]["label_hit"] is not None)
+    accuracy = mean_interval([run.clips[k]["label_hit"] for k in keys], bounds=(0.0, 1.0),
+                             groups=[k[0] for k in keys])
+    out = {"label": accuracy["mean"], "label_ci": accuracy["ci"], "label_clips": accuracy["n"]}
+    if run is not base:
+        shared = [k for k in keys if k in base.clips and base.clips[k]["label_hit"] is not None]
+        test = paired_prompt_test([k[0] for k in shared], [base.clips[k]["label_hit"] for k in shared],
+                                  [run.clips[k]["label_hit"] for k in shared])
+        out.update(d_label=test and test["delta"], d_label_ci=test and test["ci"], p_label=test and test["p"])
+    return out
+
+
+def label_line(row: dict) -> str:
+    """One arm's label accuracy, its interval and (against the baseline) delta, p and Holm p."""
+    if row["label"] is None:
+        return f"{row['stage']}: label heard —"
+    ci = row["label_ci"] or [float("nan")] * 2
+    text = f"{row['stage']}: label heard {row['label']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] of {row['label_clips']} clips"
+    if row.get("d_label") is not None:
+        dci = row["d_label_ci"]
+        text += (f"; Δ {row['d_label']:+.3f} [{dci[0]:+.3f}, {dci[1]:+.3f}] (p={row['p_label']:.3g}, "
+                 f"Holm {row['p_label_holm']:.3g})" + (" *" if row["p_label_holm"] < 0.05 else ""))
+    return text
