@@ -21,11 +21,13 @@ interrupted one picks up where it stopped.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import torch
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import count_lines
@@ -48,7 +50,7 @@ from scoreaware.demo.truth import Truth, sample_genres
 from scoreaware.evaluate.compare import run_compare
 from scoreaware.evaluate.reference import build_reference
 from scoreaware.evaluate.run import score_run
-from scoreaware.posttrain.crossload import cross_load_file
+from scoreaware.posttrain.crossload import MAX_GAP, cross_load_file
 from scoreaware.posttrain.crpo import run_crpo
 from scoreaware.posttrain.expert_iteration import run_expert_iteration
 from scoreaware.schemas.validation import validate_manifest
@@ -348,7 +350,16 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
     with timeline.step("train cross-load (v1 GlobalAdaLN → v2 InputAdd)", "cross-load"):
         crossloaded = post / "crossload.pt"
         if s.overwrite or not crossloaded.is_file():
-            show("train cross-load", cross_load_file(out["ei"], "input_add", crossloaded))
+            # measured on the demo's model (fresh clone, 700 + 100 steps): the plain load misses 1033 % of the
+            # v1 score effect and the adapted input-add head still 90 %, above the default limit (80 %). The
+            # demo accepts it, says so, and lets the evaluation table show what the partial bridge costs
+            lines = cross_load_file(out["ei"], "input_add", crossloaded, max_gap=math.inf)
+            gap = torch.load(crossloaded, weights_only=True)["lineage"]["bridge_gap"]
+            if gap > MAX_GAP:
+                lines.append(f"⚠ not a bridge by the default limit ({gap:.0%} of the score effect missed > "
+                             f"{MAX_GAP:.0%}): `posttrain cross-load` would refuse it; the demo goes on to show the "
+                             "chain")
+            show("train cross-load", lines)
         else:
             click.echo(f"✓ {crossloaded} already written")
         out["crossload"] = crossloaded
