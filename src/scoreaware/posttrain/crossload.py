@@ -27,6 +27,7 @@ score cannot tell (the embedding is zero there, whatever its weights). So here:
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,5 +197,5 @@ def cross_load_file(checkpoint: str | Path, score_head: str, output: Path, probe
     return [*([f"warning: {result.warning}"] if result.warning else []),
             f"{before} → {score_head}: identical at the null score (max |Δv| {result.null_gap:.1e}); at the "
             f"deployment score {probe_score:g} the plain load missed {100 * result.gap_before:.0f} % of the parent's "
-            f"score effect, after {adapt_steps} adaptation steps {100 * result.gap:.0f} % (limit {100 * max_gap:.0f} "
-            "%)", f"→ {output}"]
+            f"score effect, after {adapt_steps} adaptation steps {100 * result.gap:.0f} % ("
+            + (f"limit {100 * max_gap:.0f} %)" if math.isfinite(max_gap) else "no limit)"), f"→ {output}"]
