@@ -96,7 +96,7 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["arms"][1]["p_clap_score_holm"] is not None and summary["arms"][1]["paired_prompts"] == 2
     filtered = out / "manifests" / "filter.jsonl.gz"
-    assert filtered.is_file()
+    assert filtered.is_file() and (out / "manifests" / "filter.encode.json").is_file()  # trainable from anywhere
 
     again = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
     assert again.exit_code == 0 and again.output.count("already trained") == 6

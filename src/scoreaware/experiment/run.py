@@ -34,7 +34,7 @@ from scoreaware.evaluate.labels import label_hits
 from scoreaware.evaluate.run import score_run
 from scoreaware.experiment.spec import Arm, Experiment, load_experiment
 from scoreaware.experiment.table import experiment_table
-from scoreaware.posttrain.steps import claim_output
+from scoreaware.posttrain.steps import claim_output, write_encode_info_like
 from scoreaware.train.config import ConfigError
 from scoreaware.train.fit import fit_or_resume
 from scoreaware.train.prompts import read_prompts
@@ -51,6 +51,8 @@ def arm_manifest(experiment: Experiment, arm: Arm, output: Path) -> Path:
     target = output / "manifests" / f"{arm.name}.jsonl.gz"
     rules = {"clap_percentile": None, "require_caption": False, **arm.filter}  # only the named rules apply
     run_filter(source, target, FilterConfig(**rules), resume=True)
+    # the encode info beside the variant, not found through provenance (whose paths are the cwd's)
+    write_encode_info_like(source, target)
     return target
 
 

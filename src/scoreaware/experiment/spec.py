@@ -97,8 +97,9 @@ def _value(value) -> str:
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """Parse and check an experiment file; StageError naming the file and key at fault."""
-    path = Path(path)
+    """Parse and check an experiment file; StageError naming the file and key at fault. Paths in it
+    resolve against its folder, to absolute paths (a run may start from any working directory)."""
+    path = Path(path).resolve()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
