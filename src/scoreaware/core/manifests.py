@@ -4,7 +4,8 @@ Portable paths. Stage outputs store audio sources and array folders *relative to
 manifest's own folder* (see `portable`), so a curated folder can be moved, copied to another
 machine, published and pulled. `read_cuts` resolves them against the manifest's folder (not
 the working directory). Absolute paths and URLs are left as they are. Plain Lhotse users
-resolve them with ``cut.with_recording_path_prefix(folder)``, or simply call `read_cuts`.
+prefix the audio and the arrays with the manifest's folder (the recipe in docs/concepts.md,
+"Portable manifests"), or simply call `read_cuts`.
 
 Errors. A manifest line that is not UTF-8, not JSON, not an object or not a cut, and a gzip
 stream that ends early, raise :class:`ManifestError` naming ``file:line``. Field-level problems
