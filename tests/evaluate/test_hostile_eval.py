@@ -133,3 +133,74 @@ def test_a_prompt_past_the_token_limit_is_said(tiny_checkpoint, tmp_path):
     assert result.exit_code == 0, result.output
     assert "note: prompt 0002:" in result.output and "the text encoder keeps the first" in result.output
     assert "prompt 0001" not in result.output
+
+
+def copy_run(source, tmp_path, name="run"):
+    import shutil
+
+    run = tmp_path / name
+    shutil.copytree(source, run, ignore=shutil.ignore_patterns("eval"))
+    return run
+
+
+def test_score_quarantines_bad_clips_with_their_reason_and_goes_on(generated, eval_reference, tmp_path):
+    import soundfile as sf
+
+    run = copy_run(generated, tmp_path)
+    wavs = sorted(run.glob("*.wav"))
+    (wavs[0]).write_bytes(b"")
+    audio, rate = sf.read(wavs[1], dtype="float32", always_2d=True)
+    audio[5, 0] = np.nan
+    sf.write(wavs[1], audio, rate, subtype="FLOAT")
+    sf.write(wavs[2], np.repeat(audio[:, :1] * 0 + 0.1, 6, axis=1), rate)  # 6 channels: scored, named
+    result = CliRunner().invoke(cli, ["eval", "score", str(run), "--reference", str(eval_reference), "--no-mad",
+                                      "-j", "0", "--bootstrap", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout[result.stdout.index("{"):])
+    assert payload["n"] == len(wavs) - 2
+    assert {(q["source"], q["reason"]) for q in payload["quarantined"]} == {
+        (wavs[0].name, "empty_file"), (wavs[1].name, "non_finite_samples")}
+    assert any(f"2 of {len(wavs)} clips quarantined" in w for w in payload["warnings"])
+    assert any(f"{wavs[2].name}: 6 channels" in w for w in payload["warnings"])
+    every = copy_run(generated, tmp_path, "all_bad")
+    for wav in every.glob("*.wav"):
+        wav.write_bytes(b"RIFF")
+    result = CliRunner().invoke(cli, ["eval", "score", str(every), "--reference", str(eval_reference), "--no-mad",
+                                      "-j", "0", "--bootstrap", "10"])
+    assert result.exit_code == 1 and "every WAV was quarantined" in result.output, result.output
+
+
+@pytest.mark.parametrize("row, field", [
+    ({"path": "../../outside.wav"}, "path"), ({"path": "/etc/hostname"}, "path"), ({"seed": "zero"}, "seed"),
+    ({"id": None}, "id"), ({"latent": "../../x.npy"}, "latent")])
+def test_score_refuses_a_samples_row_naming_line_and_field(generated, eval_reference, tmp_path, row, field):
+    run = copy_run(generated, tmp_path)
+    table = run / "samples.jsonl"
+    lines = table.read_text().splitlines()
+    lines[1] = json.dumps({**json.loads(lines[1]), **row})
+    table.write_text("\n".join(lines) + "\n")
+    (tmp_path / "outside.wav").write_bytes((run / json.loads(lines[0])["path"]).read_bytes())  # exists: no escape
+    result = CliRunner().invoke(cli, ["eval", "score", str(run), "--reference", str(eval_reference), "--no-mad",
+                                      "-j", "0", "--bootstrap", "10"])
+    assert result.exit_code == 1, result.output
+    assert f"samples.jsonl:2: {field}" in result.output and "internal error" not in result.output, result.output
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda s: s["metrics"]["fad_clap"].pop("n"), "metrics.fad_clap.n: Field required"),
+    (lambda s: s["metrics"]["clap_score"].update(ci=[0.1, "x"]), "metrics.clap_score.ci.1"),
+    (lambda s: s["manifests"].update(clap="../../../etc/passwd"), "manifests.clap"),
+    (lambda s: s.update(format="other"), "not a scoreaware scores file")])
+def test_compare_names_the_field_of_a_damaged_scores_file(generated, scored, tmp_path, damage, message):
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(generated, a)
+    shutil.copytree(generated, b)
+    scores = json.loads((b / "eval" / "scores.json").read_text())
+    damage(scores)
+    (b / "eval" / "scores.json").write_text(json.dumps(scores))
+    result = CliRunner().invoke(cli, ["eval", "compare", str(a), str(b), "--resamples", "10"])
+    assert result.exit_code == 1, result.output
+    assert str(b / "eval" / "scores.json") in result.output and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

@@ -28,7 +28,7 @@ from scoreaware.core.provenance import library_versions
 from scoreaware.core.redact import redact
 from scoreaware.evaluate.embeddings import EmbeddingError, check_compatible, load_reference, manifest_embeddings
 from scoreaware.evaluate.frechet import ResampledFrechet
-from scoreaware.evaluate.score import SCORES_FORMAT, read_clips_csv
+from scoreaware.evaluate.scored_run import read_clips_csv, read_generation, read_scores
 from scoreaware.evaluate.stats import holm, paired_prompt_set_test, paired_prompt_test
 
 
@@ -50,10 +50,13 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
     if not scores_file.is_file():
         raise EmbeddingError(f"{path}: not scored yet (no eval/scores.json); run `scoreaware eval score {path} "
                              "--reference REF.npz` first")
-    scores = json.loads(scores_file.read_text())
-    if scores.get("format") != SCORES_FORMAT:
-        raise EmbeddingError(f"{scores_file}: not a scoreaware scores file")
+    scores = read_scores(scores_file)
+    if not (path / "eval" / "clips.csv").is_file():
+        raise EmbeddingError(f"{path / 'eval'}: no clips.csv beside scores.json; score the run again with "
+                             "`eval score --overwrite`")
     rows = read_clips_csv(path / "eval" / "clips.csv")
+    if not rows:
+        raise EmbeddingError(f"{path / 'eval' / 'clips.csv'}: no clips")
     clips = {(row["prompt_id"], row["seed"]): row for row in rows}
     embeddings = manifest_embeddings(path / "eval" / scores["manifests"]["clap"])
     by_id = dict(zip(embeddings.ids, embeddings.embeddings))
@@ -92,8 +95,7 @@ def settings_differences(a: Run, b: Run) -> list[str]:
 
 
 def _generation_settings(run: Run) -> dict:
-    path = run.path / "generation.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_generation(run.path / "generation.json")
 
 
 @dataclass

@@ -19,49 +19,103 @@ from lhotse.array import Array
 from lhotse.utils import fastcopy
 
 from scoreaware.core.errors import StageError
-from scoreaware.core.files import atomic_write_text
+from scoreaware.core.files import atomic_write_text, read_jsonl
 from scoreaware.core.manifests import read_cuts
-from scoreaware.core.output import StageOutput
+from scoreaware.core.output import QUARANTINE, Rejection, StageOutput, sibling
 from scoreaware.core.provenance import describe_input, library_versions, read_provenance
+from scoreaware.curate.audio import AudioProblem, probe_audio
 from scoreaware.curate.runs.score import run_score_clap, run_score_reward
 from scoreaware.curate.scoring.reward import load_mert
 from scoreaware.evaluate.compare import sanitized
-from scoreaware.evaluate.embeddings import EmbeddingError, load_reference, manifest_embeddings, mert_embeddings
-from scoreaware.evaluate.score import SCORES_FORMAT, set_metrics, write_clips_csv
+from scoreaware.evaluate.embeddings import (
+    MIN_SECONDS,
+    EmbeddingError,
+    load_reference,
+    manifest_embeddings,
+    mert_embeddings,
+)
+from scoreaware.evaluate.score import set_metrics, write_clips_csv
+from scoreaware.evaluate.scored_run import SCORES_FORMAT
 from scoreaware.schemas.validation import validate_manifest
+
+# the fields of a samples.jsonl row that scoring reads, and what each must be
+_ROW_FIELDS = {"id": (str,), "path": (str,), "prompt": (str,), "prompt_id": (str, int), "seed": (int,)}
+
+
+def _inside(samples: Path, relative: object, where: str, field: str) -> Path:
+    """`samples / relative`, refused unless it is a file name under `samples` (rows come from a file)."""
+    path = (samples / str(relative)).resolve()
+    if Path(str(relative)).is_absolute() or not path.is_relative_to(samples.resolve()) or path == samples.resolve():
+        raise StageError(f"{where}: {field} {str(relative)[:60]!r} is not a file inside {samples}")
+    return path
 
 
 def read_samples(samples: Path) -> list[dict]:
-    """The rows of ``samples.jsonl`` (from `eval generate`), each with its WAV present."""
+    """The rows of ``samples.jsonl`` (from `eval generate`), each checked and with its WAV present.
+
+    A row that is not an object, lacks a field or names a file outside the folder is an error
+    naming the line and field; a clip id seen twice is refused (the clips would not pair)."""
     table = samples / "samples.jsonl"
     if not table.is_file():
         raise StageError(f"{samples}: no samples.jsonl; generate with `scoreaware eval generate` first")
-    rows = []
-    for number, line in enumerate(table.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = table.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise StageError(f"{table}: not UTF-8 text") from None
+    rows, seen = [], {}
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        where = f"{table}:{number}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            raise StageError(f"{table}:{number}: not JSON (an interrupted generation? rerun it with --resume)") \
-                from None
-        if not (samples / row["path"]).is_file():
-            raise StageError(f"{table}:{number}: {row['path']} is missing")
+            raise StageError(f"{where}: not JSON (an interrupted generation? rerun it with --resume)") from None
+        if not isinstance(row, dict):
+            raise StageError(f"{where}: not a JSON object")
+        for field, types in _ROW_FIELDS.items():
+            value = row.get(field)
+            if not isinstance(value, types) or isinstance(value, bool) or value == "":
+                raise StageError(f"{where}: {field} must be {' or '.join(t.__name__ for t in types)}, "
+                                 f"not {str(value)[:40]!r}")
+        if row["id"] in seen:
+            raise StageError(f"{where}: clip {row['id'][:60]!r} again (first at line {seen[row['id']]})")
+        seen[row["id"]] = number
+        if not _inside(samples, row["path"], where, "path").is_file():
+            raise StageError(f"{where}: {row['path']} is missing")
+        if row.get("latent") is not None:
+            _inside(samples, row["latent"], where, "latent")
         rows.append(row)
     if not rows:
         raise StageError(f"{table}: no clips")
     return rows
 
 
-def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: bool = False) -> Path:
+def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: bool = False,
+                         notes: list[str] | None = None) -> Path:
     """A cuts manifest of the generated clips; the caption is the prompt as written. With
     `latents`, each cut also carries the latent `eval generate --keep-latents` kept (a Lhotse
-    array), so training on it needs no decode and re-encode."""
+    array), so training on it needs no decode and re-encode.
+
+    Every WAV is probed first (decodable, non-empty, finite samples, as long as its header says,
+    at least `MIN_SECONDS`); one that fails is quarantined with its reason beside the manifest
+    (``*.quarantine.jsonl.gz``) instead of ending the run. Clips of more than two channels are
+    named in `notes` (the models down-mix them)."""
 
     out = StageOutput(path, stage="ingest", overwrite=True, validator=validate_manifest)
     with out:
         for row in rows:
-            recording = Recording.from_file(samples / row["path"], recording_id=row["id"])
+            wav = samples / row["path"]
+            try:
+                info = probe_audio(wav)
+                if info.num_samples < MIN_SECONDS * info.sampling_rate:
+                    raise AudioProblem("too_short", f"{info.num_samples} samples: shorter than {MIN_SECONDS} s")
+            except AudioProblem as problem:
+                out.reject(Rejection(row["id"], "eval", problem.reason, problem.detail, row["path"]))
+                continue
+            if info.num_channels > 2 and notes is not None:
+                notes.append(f"{row['path']}: {info.num_channels} channels, down-mixed to mono")
+            recording = Recording.from_file(wav, recording_id=row["id"])
             custom = {"caption": row["prompt"], "prompt_id": str(row["prompt_id"]), "seed": int(row["seed"]),
                       "generated_score": row.get("score")}
             if latents:
@@ -74,6 +128,12 @@ def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: b
             out.write(fastcopy(recording.to_cut(), custom={k: v for k, v in custom.items() if v is not None}))
     out.finalize(options={"samples": str(samples)}, inputs=[describe_input(samples / "samples.jsonl")])
     return path
+
+
+def quarantined_clips(manifest: Path) -> list[dict]:
+    """The clips `write_clips_manifest` quarantined beside `manifest` (id, reason, detail, source)."""
+    quarantine = sibling(manifest, QUARANTINE)
+    return list(read_jsonl(quarantine)) if quarantine.is_file() else []
 
 
 def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = None,
@@ -90,8 +150,11 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
               "mert_model": mert_model, "clap_model": clap_model, "bootstrap": bootstrap, "mad": mad}
     previous = samples / "eval" / "scores.json"
     if previous.is_file() and not overwrite:
-        done = json.loads(previous.read_text())
-        if done.get("inputs") == inputs:
+        try:
+            done = json.loads(previous.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            done = None  # a damaged record of an earlier scoring: score again
+        if isinstance(done, dict) and done.get("inputs") == inputs:
             click.secho(f"✓ {previous} is up to date; nothing to do. Pass --overwrite to score again.", fg="green",
                         err=True)
             return done
@@ -102,7 +165,18 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
     rows = read_samples(samples)
     folder = samples / "eval"
     folder.mkdir(exist_ok=True)
-    clips_manifest = write_clips_manifest(samples, rows, folder / "clips.jsonl.gz")
+    notes: list[str] = []
+    clips_manifest = write_clips_manifest(samples, rows, folder / "clips.jsonl.gz", notes=notes)
+    quarantined = quarantined_clips(clips_manifest)
+    if len(quarantined) == len(rows):
+        raise StageError(f"no clip of {samples} could be scored: every WAV was quarantined (first: "
+                         f"{quarantined[0]['source']}: {quarantined[0]['reason']}, {quarantined[0]['detail']})")
+    if quarantined:
+        named = ", ".join(f"{q['source']} ({q['reason']})" for q in quarantined[:3])
+        notes.insert(0, f"{len(quarantined)} of {len(rows)} clips quarantined and scored without: {named}"
+                        f"{' …' if len(quarantined) > 3 else ''} (see {sibling(clips_manifest, QUARANTINE).name})")
+        dropped = {q["id"] for q in quarantined}
+        rows = [row for row in rows if row["id"] not in dropped]
     clap_manifest = folder / "clap.jsonl.gz"
     run_score_clap(clips_manifest, clap_manifest, backend=fingerprint.get("backend", "transformers"),
                    model=clap_model or fingerprint.get("source") or fingerprint["model"], amodel=_amodel(fingerprint),
@@ -126,6 +200,7 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
         mert_all = mert_embeddings(cuts, mert, "all", policy=policy) if "mert_all" in sets else None
         mert_last = mert_embeddings(cuts, mert, "last", policy=policy) if "mert_last" in sets else None
     result = set_metrics(clap, sets, clips, bootstrap, mert_all, mert_last, mad)
+    result.warnings[:0] = notes
     write_clips_csv(folder / "clips.csv", clips)
     reference_info = describe_input(reference)
     payload = {
@@ -133,7 +208,7 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
         "reference": {"path": str(Path(reference).resolve()), "sha256": reference_info["sha256"],
                       "source": meta.get("source")},
         "fingerprints": {name: item.fingerprint for name, item in sets.items()},
-        "metrics": result.metrics, "warnings": result.warnings,
+        "metrics": result.metrics, "warnings": result.warnings, "quarantined": quarantined,
         "manifests": {"clips": clips_manifest.name, "clap": clap_manifest.name, "scored": scored.name},
         "models": {"reward_checkpoint": describe_input(reward_checkpoint) if reward_checkpoint else None,
                    "mert_model": mert_model},

@@ -20,10 +20,8 @@ from scipy import stats as scipy_stats
 from scoreaware.evaluate.distances import bootstrap_interval, kernel_distance, mauve_available, mauve_distance
 from scoreaware.evaluate.embeddings import EmbeddingSet, check_compatible
 from scoreaware.evaluate.frechet import bootstrap_frechet, frechet_from_stats
+from scoreaware.evaluate.scored_run import CLIP_COLUMNS
 from scoreaware.evaluate.stats import prompt_means
-
-SCORES_FORMAT = "scoreaware.scores/1"
-CLIP_COLUMNS = ["id", "prompt_id", "seed", "prompt", "clap_score", "reward"]
 
 
 def mean_interval(values: np.ndarray, level: float = 0.95, bounds: tuple[float, float] | None = None,
@@ -118,13 +116,3 @@ def write_clips_csv(path: Path, clips: list[dict]) -> Path:
             writer.writerow(clip)
     tmp.replace(path)
     return path
-
-
-def read_clips_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        for name in ("clap_score", "reward"):
-            row[name] = float(row[name]) if row.get(name) not in (None, "") else None
-        row["seed"] = int(row["seed"])
-    return rows
