@@ -3,6 +3,7 @@ a kill with nothing trained twice, a failing arm that loses no other, and files 
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| ") and "stage" not in line]
     assert [(name.strip(), size.strip()) for name, size in rows] == [
         ("baseline", "2 / 8"), ("beta", "2 / 8"), ("filter", "2 / 8")]  # 2 prompts; 2 seeds × 2 training seeds
-    assert "minus `baseline`" in table and "beta: ΔCLAP by training seed 0 " in table
+    assert "minus `baseline`" in table and "beta: ΔCLAP vs baseline by training seed 0 " in table
     assert "baseline: label heard " in table and "of 8 clips" in table and "filter: label heard" in table
     hits = json.loads((out / "samples" / "beta" / "seed1" / "eval" / "labels.json").read_text())
     assert len(hits) == 4 and all(isinstance(v, bool) for v in hits.values())
@@ -145,3 +146,88 @@ def test_an_arm_is_the_base_plus_its_delta(encoded, reference, tmp_path, tiny_cl
     beta = dict(item.split("=", 1) for item in experiment.overrides(experiment.arms[1], 1, Path("m"), Path("r")))
     assert beta["timesteps"] == "beta" and beta["steps"] == "4" and beta["seed"] == "1" and beta["manifest"] == "m"
     assert experiment.arms[2].filter == {"clap_percentile": 25} and experiment.arms[2].set == {}
+
+
+CHAIN = """
+[[arm]]
+name = "baseline"
+[[arm]]
+name = "scored"
+set = {{ score_head = "global_adaln", score_field = "clap_score" }}  # the toy manifest has no reward
+[[arm]]
+name = "ei"
+after = "scored"
+posttrain = "expert-iteration"
+prompts = "post.txt"
+options = {{ k = 2, top = 0.5, oversample = 1, ft_steps = 2, lr = 1e-4, polish_steps = 0, sample_steps = 2, \
+seconds = 1.0, batch_size = 2, reward = "{reward}", mert_model = "{mert}" }}
+[[arm]]
+name = "crossload"
+after = "ei"
+posttrain = "cross-load"
+options = {{ adapt_steps = 3, max_gap = inf }}
+[[arm]]
+name = "crpo"
+after = "crossload"
+posttrain = "crpo"
+prompts = "post.txt"
+options = {{ n = 2, sample_steps = 2, seconds = 1.0, train_steps = 2, warmup = 0, batch_size = 2, holdout = 0.0 }}
+"""
+
+
+@pytest.fixture
+def reward_head(tmp_path):
+    import torch
+
+    from scoreaware.curate.scoring.reward import RewardConfig, RewardHead, save_reward
+
+    torch.manual_seed(0)
+    path = tmp_path / "reward.pt"
+    save_reward(path, RewardHead(RewardConfig(mert_dim=1024, hidden=(8,))))
+    return path
+
+
+def test_a_post_training_chain_runs_each_step_from_its_parent_and_is_compared_with_it(
+        encoded, reference, tmp_path, tiny_clap, tiny_mert, reward_head):
+    spec = write_spec(tmp_path, encoded, reference, CHAIN.format(reward=reward_head, mert=tiny_mert), tiny_clap)
+    spec.write_text(spec.read_text().replace("training_seeds = [0, 1]", "training_seeds = [0]"))
+    (tmp_path / "post.txt").write_text("A calm ambient piece\nAn energetic rock song\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    status = json.loads((out / "status.json").read_text())
+    assert [status[f"{a}/seed0"]["state"] for a in ("baseline", "scored", "ei", "crossload", "crpo")] == ["done"] * 5
+    # each step started from its parent's checkpoint of the same training seed
+    ei_run = json.loads((out / "runs" / "ei" / "seed0" / "run.json").read_text())
+    scored_ckpt = sorted((out / "runs" / "scored" / "seed0").glob("*/checkpoints/*.pt"))[-1]
+    from scoreaware.core.provenance import describe_input
+    assert describe_input(scored_ckpt)["sha256"] in json.dumps(ei_run)
+    import torch
+    crossloaded = torch.load(out / "runs" / "crossload" / "seed0" / "crossload.pt", weights_only=True)
+    assert crossloaded["model_config"]["score_head"] == "input_add"
+    table = (out / "table.md").read_text()
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.splitlines()
+            if line.startswith("| ") and "stage" not in line}
+    assert rows == {"baseline": "—", "scored": "baseline", "ei": "scored", "crossload": "ei", "crpo": "crossload"}
+    assert "the stage it changes (the `vs` column)" in table and "crpo: ΔCLAP vs crossload by training seed 0" in table
+    made = (out / "runs" / "crossload" / "seed0" / "crossload.pt").stat().st_mtime_ns
+    again = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("already trained") == 4  # 2 training arms and the fine-tunes of EI and CRPO
+    assert (out / "runs" / "crossload" / "seed0" / "crossload.pt").stat().st_mtime_ns == made  # not redone
+
+
+@pytest.mark.parametrize("arm, message", [
+    ('name = "x"\nafter = "later"\nposttrain = "crpo"\nprompts = "prompts.csv"', "after = 'later' names no earlier"),
+    ('name = "x"\nafter = "baseline"\nposttrain = "distill"', "posttrain = 'distill' is not one of"),
+    ('name = "x"\nafter = "baseline"', "needs both `after` and `posttrain`"),
+    ('name = "x"\nafter = "baseline"\nposttrain = "cross-load"\nset = { steps = 2 }', "changes one thing, its step"),
+    ('name = "x"\nafter = "baseline"\nposttrain = "cross-load"\noptions = { kk = 1 }',
+     "options for cross-load: ['kk']"),
+    ('name = "x"\nafter = "baseline"\nposttrain = "crpo"', "missing arm[3].prompts"),
+    ('name = "x"\noptions = { n = 1 }', "are for post-training arms"),
+])
+def test_a_wrong_post_training_arm_is_refused_naming_the_key(encoded, reference, tmp_path, tiny_clap, arm, message):
+    spec = write_spec(tmp_path, encoded, reference, ARMS + "[[arm]]\n" + arm + "\n", tiny_clap)
+    with pytest.raises(StageError, match=re.escape(message)):
+        load_experiment(spec)

@@ -51,8 +51,8 @@ from scoreaware.evaluate.compare import run_compare
 from scoreaware.evaluate.reference import build_reference
 from scoreaware.evaluate.run import score_run
 from scoreaware.posttrain.crossload import MAX_GAP, cross_load_file
-from scoreaware.posttrain.crpo import run_crpo
-from scoreaware.posttrain.expert_iteration import run_expert_iteration
+from scoreaware.posttrain.crpo import CRPO_DEFAULTS, run_crpo
+from scoreaware.posttrain.expert_iteration import EI_DEFAULTS, run_expert_iteration
 from scoreaware.schemas.validation import validate_manifest
 from scoreaware.train.encode_stage import run_encode
 from scoreaware.train.fit import fit_or_resume
@@ -160,16 +160,6 @@ def make_corpus(directory: Path, clips: int = 40, duration: float = 30.0, seed: 
             + ", ".join(f"{s.degradation} {s.degradation_strength}" for s in degraded),
             f"→ {directory}/audio, {directory}/metadata (autotagging.tsv, captions.json, tracks.csv), "
             f"{directory}/truth.jsonl   [{time.perf_counter() - start:.1f} s]"]
-
-
-# the drivers' own defaults (as their commands have them), so the demo names only what it changes
-EI_DEFAULTS = dict(base=None, data_free=False, rounds=1, k=9, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0,
-                   blend="reward=1,clap=1", per_prompt=False, top=0.1, oversample=5, ft_steps=30_000, lr=1e-5,
-                   polish_steps=5000, polish_lr=1e-6, batch_size=None, reference=None, eval_prompts=None,
-                   allow_overlap=False, unsafe_pickle=False)
-CRPO_DEFAULTS = dict(n=5, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0, clap_backend="transformers",
-                     clap_model=None, min_margin=0.0, holdout=0.1, train_steps=5000, lr=1e-6, warmup=100, beta=2000.0,
-                     lambda_fm=1.0, batch_size=8, unsafe_pickle=False, score_dropout=0.1)
 
 
 def curation(timeline: Timeline, s: DemoSettings) -> None:

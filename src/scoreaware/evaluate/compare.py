@@ -107,7 +107,11 @@ class Comparison:
 
     @property
     def against(self) -> str:
-        return f"`{self.baseline}`" if self.baseline else "the previous stage"
+        if self.baseline:
+            return f"`{self.baseline}`"
+        if any("against" in row for row in self.rows):
+            return "the stage it changes (the `vs` column)"
+        return "the previous stage"
 
 
 def compare_runs(runs: list[Run], resamples: int = 2000, seed: int = 0) -> Comparison:
@@ -196,11 +200,14 @@ def _delta(row: dict, metric: str) -> str:
 def to_markdown(comparison: Comparison) -> str:
     """The decomposition table: metrics per stage, deltas with 95 % intervals, prompt-level p and
     Holm-adjusted p (* Holm p < 0.05)."""
-    lines = ["| stage | prompts / clips | FAD-CLAP [95% CI] | ΔFAD-CLAP | CLAP score | ΔCLAP | reward | Δreward |",
-             "|---|---|---|---|---|---|---|---|"]
+    chained = not comparison.baseline and any("against" in row for row in comparison.rows)
+    lines = ["| stage | " + ("vs | " if chained else "") + "prompts / clips | FAD-CLAP [95% CI] | ΔFAD-CLAP | "
+             "CLAP score | ΔCLAP | reward | Δreward |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if chained else "")]
     for row in comparison.rows:
         ci = row["fad_clap_ci"]
-        lines.append(f"| {row['stage']} | {row.get('prompts', '—')} / {row['n']} | {_fmt(row['fad_clap'])} "
+        vs = f" {row.get('against', '—')} |" if chained else ""
+        lines.append(f"| {row['stage']} |{vs} {row.get('prompts', '—')} / {row['n']} | {_fmt(row['fad_clap'])} "
                      f"[{_fmt(ci[0])}, {_fmt(ci[1])}] | {_delta(row, 'fad_clap')} | {_fmt(row['clap_score'])} | "
                      f"{_delta(row, 'clap_score')} | {_fmt(row['reward'])} | {_delta(row, 'reward')} |")
     floors = sorted({row["p_floor_fad_clap"] for row in comparison.rows[1:] if row.get("p_floor_fad_clap")})
@@ -216,10 +223,10 @@ def to_markdown(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-CSV_COLUMNS = ["stage", "prompts", "n", "fad_clap", "fad_clap_ci", "d_fad_clap", "d_fad_clap_ci", "p_fad_clap",
-               "p_fad_clap_holm", "p_floor_fad_clap", "clap_score", "clap_score_ci", "d_clap_score", "d_clap_score_ci",
-               "p_clap_score", "p_clap_score_holm", "reward", "reward_ci", "d_reward", "d_reward_ci", "p_reward",
-               "p_reward_holm"]
+CSV_COLUMNS = ["stage", "against", "prompts", "n", "fad_clap", "fad_clap_ci", "d_fad_clap", "d_fad_clap_ci",
+               "p_fad_clap", "p_fad_clap_holm", "p_floor_fad_clap", "clap_score", "clap_score_ci", "d_clap_score",
+               "d_clap_score_ci", "p_clap_score", "p_clap_score_holm", "reward", "reward_ci", "d_reward",
+               "d_reward_ci", "p_reward", "p_reward_holm"]
 
 
 def write_csv(comparison: Comparison, path: Path) -> Path:

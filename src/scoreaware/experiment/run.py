@@ -4,10 +4,11 @@ Layout of ``-o OUT``::
 
     OUT/run.json                          the experiment file's digest (another file is refused)
     OUT/manifests/<arm>.jsonl.gz          an arm's curation variant (only arms with `filter`)
-    OUT/runs/<arm>/seed<k>/               train fit
+    OUT/runs/<arm>/seed<k>/               train fit, or the post-training step of an `after` arm
     OUT/samples/<arm>/seed<k>/            eval generate + eval score (eval/scores.json, clips.csv)
     OUT/status.json                       per arm × seed: done, or the error that stopped it
-    OUT/table.md, table.csv, table.png    every arm against the first, prompt as the unit
+    OUT/table.md, table.csv, table.png    every arm against the first (a post-training arm: against
+                                          its parent), prompt as the unit
     OUT/summary.json
 
 Each step is an existing library call that resumes (`fit_or_resume`, `run_generation(resume=True)`,
@@ -34,6 +35,9 @@ from scoreaware.evaluate.labels import label_hits
 from scoreaware.evaluate.run import score_run
 from scoreaware.experiment.spec import Arm, Experiment, load_experiment
 from scoreaware.experiment.table import experiment_table
+from scoreaware.posttrain.crossload import MAX_GAP, cross_load_file
+from scoreaware.posttrain.crpo import CRPO_DEFAULTS, run_crpo
+from scoreaware.posttrain.expert_iteration import EI_DEFAULTS, run_expert_iteration
 from scoreaware.posttrain.steps import claim_output, write_encode_info_like
 from scoreaware.train.config import ConfigError
 from scoreaware.train.fit import fit_or_resume
@@ -56,13 +60,47 @@ def arm_manifest(experiment: Experiment, arm: Arm, output: Path) -> Path:
     return target
 
 
-def run_cell(experiment: Experiment, arm: Arm, seed: int, manifest: Path, output: Path,
-             log: Callable[[str], None]) -> Path:
-    """Train, generate and score one arm × training seed; its scored samples folder."""
+def train_cell(experiment: Experiment, arm: Arm, seed: int, output: Path, log: Callable[[str], None]) -> Path:
+    """`train fit` of one training arm × seed (resumed when interrupted); its checkpoint."""
+    run_dir = output / "runs" / arm.name / f"seed{seed}"
+    manifest = arm_manifest(experiment, arm, output)
+    return fit_or_resume(run_dir, experiment.overrides(arm, seed, manifest, run_dir), preset=experiment.preset,
+                         log=log)
+
+
+def posttrain_cell(experiment: Experiment, arm: Arm, parent: Path, seed: int, output: Path) -> Path:
+    """One post-training step of `arm` from `parent` (its `after` arm's checkpoint for this training
+    seed), through the drivers the commands call (each resumes and refuses changed options); its
+    checkpoint."""
+    ev, options = experiment.evaluation, dict(arm.options)
+    folder = output / "runs" / arm.name / f"seed{seed}"
+    if arm.posttrain == "expert-iteration":
+        reward = options.pop("reward", str(ev.reward) if ev.reward else None)
+        mert = options.pop("mert_model", ev.mert_model)
+        if not reward or not mert:
+            raise StageError(f"{arm.name}: expert iteration needs a reward and its MERT ([evaluate] reward and "
+                             "mert_model, or the arm's options)")
+        run_expert_iteration(**{**EI_DEFAULTS, "score": ev.score, "cfg": ev.cfg, **options, "checkpoint": parent,
+                                "prompts": arm.prompts, "output": folder, "reward": reward, "mert_model": mert})
+        return Path(json.loads((folder / "summary.json").read_text())["final"])
+    if arm.posttrain == "crpo":
+        run_crpo(**{**CRPO_DEFAULTS, "score": ev.score, "cfg": ev.cfg, **options, "checkpoint": parent,
+                    "prompts": arm.prompts, "output": folder})
+        return Path(json.loads((folder / "summary.json").read_text())["checkpoint"])
+    target = folder / "crossload.pt"
+    record = folder / "crossload.json"
+    settings = {"parent": describe_input(parent)["sha256"], **options}
+    if not (target.is_file() and record.is_file() and json.loads(record.read_text()).get("settings") == settings):
+        lines = cross_load_file(parent, options.get("score_head", "input_add"), target,
+                                probe_score=options.get("probe_score", ev.score if ev.score is not None else 2.0),
+                                adapt_steps=options.get("adapt_steps", 300), max_gap=options.get("max_gap", MAX_GAP))
+        atomic_write_text(record, json.dumps({"settings": settings, "summary": lines}, indent=1) + "\n")
+    return target
+
+
+def run_cell(experiment: Experiment, arm: Arm, seed: int, checkpoint: Path, output: Path) -> Path:
+    """Generate and score one arm × training seed's checkpoint; its scored samples folder."""
     ev = experiment.evaluation
-    checkpoint = fit_or_resume(output / "runs" / arm.name / f"seed{seed}",
-                               experiment.overrides(arm, seed, manifest, output / "runs" / arm.name / f"seed{seed}"),
-                               preset=experiment.preset, log=log)
     samples = output / "samples" / arm.name / f"seed{seed}"
     run_generation(checkpoint, read_prompts(ev.prompts), samples,
                    SampleSettings(steps=ev.steps, cfg=ev.cfg, score=ev.score, seconds=ev.seconds, seed=0),
@@ -86,13 +124,21 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
     status_file = output / "status.json"
     status = json.loads(status_file.read_text()) if status_file.is_file() else {}
     done: dict[str, dict[int, Path]] = {arm.name: {} for arm in experiment.arms}
+    checkpoints: dict[str, dict[int, Path]] = {arm.name: {} for arm in experiment.arms}
     cells = [(arm, seed) for arm in experiment.arms for seed in experiment.training_seeds]
     for index, (arm, seed) in enumerate(cells, start=1):
         cell = f"{arm.name}/seed{seed}"
         started = time.perf_counter()
         log(f"── experiment {experiment.name}: {cell} ({index} of {len(cells)}) ──")
         try:
-            samples = run_cell(experiment, arm, seed, arm_manifest(experiment, arm, output), output, log)
+            if arm.after is None:
+                checkpoint = train_cell(experiment, arm, seed, output, log)
+            elif seed not in checkpoints[arm.after]:
+                raise StageError(f"its parent {arm.after}/seed{seed} did not finish")
+            else:
+                checkpoint = posttrain_cell(experiment, arm, checkpoints[arm.after][seed], seed, output)
+            checkpoints[arm.name][seed] = checkpoint
+            samples = run_cell(experiment, arm, seed, checkpoint, output)
         except FAILURES as exc:
             status[cell] = {"state": "failed", "error": " ".join(str(exc).split())[:500]}
             log(f"✗ {cell} failed: {status[cell]['error']}")
@@ -106,7 +152,9 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
     arms = {name: folders for name, folders in done.items() if folders}
     lines = []
     if experiment.arms[0].name in arms and len(arms) > 1:
-        comparison, per_seed = experiment_table(arms, resamples, labelled=bool(experiment.evaluation.labels))
+        against = {arm.name: experiment.against(arm) for arm in experiment.arms[1:]}
+        comparison, per_seed = experiment_table(arms, resamples, labelled=bool(experiment.evaluation.labels),
+                                                against=against)
         table = to_markdown(comparison) + "\n\n" + "\n".join(per_seed)
         atomic_write_text(output / "table.md", table + "\n")
         write_csv(comparison, output / "table.csv")

@@ -30,10 +30,18 @@ set = { timesteps = "beta" }
 [[arm]]
 name = "oracle"
 manifest = "oracle.jsonl.gz"           # another training set (encoded the same way): e.g. matched only
+[[arm]]
+name = "ei"
+after = "beta"                         # a post-training step from that arm's checkpoint, per training seed
+posttrain = "expert-iteration"         # expert-iteration | cross-load | crpo
+prompts = "post_prompts.txt"           # the candidates' prompts (expert-iteration, crpo)
+options = { k = 4, ft_steps = 100 }    # the driver's options that differ from its defaults
 ```
 
-One arm changes one thing: `set`, `filter` and `manifest` are each deltas from the base. Every
-error names the file and the key at fault.
+One arm changes one thing: `set`, `filter` and `manifest` are each deltas from the base, and a
+post-training arm is one step from the arm it names in `after`, which is what it is compared
+with (the others are compared with the first arm). Every error names the file and the key at
+fault.
 """
 
 from __future__ import annotations
@@ -45,6 +53,16 @@ from pathlib import Path
 from scoreaware.core.errors import StageError
 
 FILTER_KEYS = {"clap_percentile", "min_clap", "min_duration", "max_duration", "min_lufs", "require_caption"}
+# the options a post-training arm may change, per step (the drivers' keyword arguments)
+POSTTRAIN_OPTIONS = {
+    "expert-iteration": {"rounds", "k", "score", "cfg", "sample_steps", "seconds", "blend", "per_prompt", "top",
+                         "oversample", "ft_steps", "lr", "polish_steps", "polish_lr", "batch_size", "reward",
+                         "mert_model"},
+    "cross-load": {"score_head", "probe_score", "adapt_steps", "max_gap"},
+    "crpo": {"n", "score", "cfg", "sample_steps", "seconds", "min_margin", "holdout", "train_steps", "lr", "warmup",
+             "beta", "lambda_fm", "batch_size", "score_dropout"},
+}
+ARM_KEYS = {"name", "set", "filter", "manifest", "after", "posttrain", "prompts", "options"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,10 @@ class Arm:
     set: dict = field(default_factory=dict)  # train fit --set deltas from the base
     filter: dict | None = None  # curate filter rules applied to the manifest first (FilterConfig fields)
     manifest: Path | None = None  # another training manifest instead of the experiment's
+    after: str | None = None  # a post-training arm: the arm whose checkpoint it starts from
+    posttrain: str | None = None  # expert-iteration | cross-load | crpo
+    prompts: Path | None = None  # the candidates' prompts of expert-iteration and crpo
+    options: dict = field(default_factory=dict)  # the driver's options that differ from its defaults
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,10 @@ class Experiment:
     preset: str | None
     base: dict
     evaluation: Evaluation
+
+    def against(self, arm: Arm) -> str:
+        """The arm `arm` is compared with: its parent for a post-training arm, else the first."""
+        return arm.after or self.arms[0].name
 
     def overrides(self, arm: Arm, seed: int, manifest: Path, run_dir: Path) -> tuple[str, ...]:
         """The `train fit --set` strings of one arm × training seed."""
@@ -138,14 +164,35 @@ def load_experiment(path: str | Path) -> Experiment:
         if name in names or not name or "/" in name or name.startswith("."):
             raise StageError(f"{path}: {prefix}name {name!r} is empty, repeated or not a folder name")
         names.add(name)
-        if set(arm) - {"name", "set", "filter", "manifest"}:
-            raise StageError(f"{path}: unknown keys in {prefix[:-1]}: "
-                             f"{sorted(set(arm) - {'name', 'set', 'filter', 'manifest'})}")
+        if set(arm) - ARM_KEYS:
+            raise StageError(f"{path}: unknown keys in {prefix[:-1]}: {sorted(set(arm) - ARM_KEYS)}")
         rules = arm.get("filter")
         if rules is not None and (not isinstance(rules, dict) or set(rules) - FILTER_KEYS):
             raise StageError(f"{path}: {prefix}filter must be a table of {sorted(FILTER_KEYS)}")
         manifest = local(need(arm, "manifest", str, prefix), f"{prefix}manifest") if "manifest" in arm else None
-        arms.append(Arm(name, dict(arm.get("set", {})), rules, manifest))
+        after, step = arm.get("after"), arm.get("posttrain")
+        if (after is None) != (step is None):
+            raise StageError(f"{path}: {prefix[:-1]} needs both `after` and `posttrain` (or neither)")
+        prompts, options = None, dict(arm.get("options", {}))
+        if after is not None:
+            if after not in names - {name}:
+                raise StageError(f"{path}: {prefix}after = {after!r} names no earlier arm")
+            if step not in POSTTRAIN_OPTIONS:
+                raise StageError(f"{path}: {prefix}posttrain = {step!r} is not one of {sorted(POSTTRAIN_OPTIONS)}")
+            if {"set", "filter", "manifest"} & set(arm):
+                raise StageError(f"{path}: {prefix[:-1]}: a post-training arm changes one thing, its step; "
+                                 "`set`, `filter` and `manifest` belong to training arms")
+            unknown = set(options) - POSTTRAIN_OPTIONS[step]
+            if unknown:
+                raise StageError(f"{path}: unknown keys in {prefix}options for {step}: {sorted(unknown)} (known: "
+                                 f"{sorted(POSTTRAIN_OPTIONS[step])})")
+            if step != "cross-load":
+                prompts = local(need(arm, "prompts", str, prefix), f"{prefix}prompts")
+            if "reward" in options:
+                options["reward"] = str(local(options["reward"], f"{prefix}options.reward"))
+        elif "options" in arm or "prompts" in arm:
+            raise StageError(f"{path}: {prefix[:-1]}: `options` and `prompts` are for post-training arms")
+        arms.append(Arm(name, dict(arm.get("set", {})), rules, manifest, after, step, prompts, options))
     evaluate = need(data, "evaluate", dict)
     unknown = set(evaluate) - {f for f in Evaluation.__dataclass_fields__}
     if unknown:

@@ -53,35 +53,44 @@ def arm_row(run: Run, reference: Stats, resamples: int) -> dict:
             "reward_ci": reward["ci"]}
 
 
-def experiment_table(arms: dict[str, dict[int, object]], resamples: int = 2000,
-                     labelled: bool = False) -> tuple[Comparison, list[str]]:
-    """(the comparison of every arm with the first, lines of per-training-seed deltas and, when
-    `labelled`, of the label accuracy: the share of clips whose class the CLAP hears).
+def experiment_table(arms: dict[str, dict[int, object]], resamples: int = 2000, labelled: bool = False,
+                     against: dict[str, str] | None = None) -> tuple[Comparison, list[str]]:
+    """(the comparison of every arm with the one it changes, lines of per-training-seed deltas and,
+    when `labelled`, of the label accuracy: the share of clips whose class the CLAP hears).
 
-    `arms` maps arm name → {training seed: scored samples folder}, the first arm the baseline.
+    `arms` maps arm name → {training seed: scored samples folder}, the first arm the baseline;
+    `against` maps an arm to the arm it is one change from (default: the first; a post-training
+    arm names its parent). An arm whose reference arm did not finish gets no deltas.
     """
-    runs = [pooled_run(name, folders) for name, folders in arms.items()]
-    base = runs[0]
-    reference = load_reference(reference_of(base))[0]["clap"].stats
+    runs = {name: pooled_run(name, folders) for name, folders in arms.items()}
+    first = next(iter(runs.values()))
+    parent_of = {name: (against or {}).get(name, first.name) for name in list(runs)[1:]}
+    reference = load_reference(reference_of(first))[0]["clap"].stats
     rows = []
-    for run in runs:
+    for name, run in runs.items():
         row = arm_row(run, reference, resamples)
-        if run is not base:
-            row.update(paired_deltas(base, run, reference, resamples))
+        base = runs.get(parent_of.get(name, ""))
+        if base is not None:
+            row.update(paired_deltas(base, run, reference, resamples), against=base.name)
         if labelled:
-            row.update(label_row(base, run))
+            row.update(label_row(base or run, run))
         rows.append(row)
     adjust_holm(rows, METRICS + (("label",) if labelled else ()))
     lines = [label_line(row) for row in rows] if labelled else []
-    for (name, folders), run in zip(list(arms.items())[1:], runs[1:]):
-        shared = sorted(set(folders) & set(arms[base.name]))
+    for name, run in list(runs.items())[1:]:
+        base = runs.get(parent_of[name])
+        if base is None:
+            lines.append(f"{name}: no deltas (its reference arm {parent_of[name]} did not finish)")
+            continue
+        shared = sorted(set(arms[name]) & set(arms[base.name]))
         deltas = []
         for training_seed in shared:
             keys = [k for k in run.clips if k[1].split(":")[0] == str(training_seed) and k in base.clips]
             deltas.append(np.mean([run.clips[k]["clap_score"] - base.clips[k]["clap_score"] for k in keys]))
-        lines.append(f"{name}: ΔCLAP by training seed " + ", ".join(
+        lines.append(f"{name}: ΔCLAP vs {base.name} by training seed " + ", ".join(
             f"{seed} {delta:+.4f}" for seed, delta in zip(shared, deltas)))
-    return Comparison(runs, rows, baseline=base.name), lines
+    chained = any(parent != first.name for parent in parent_of.values())
+    return Comparison(list(runs.values()), rows, baseline=None if chained else first.name), lines
 
 
 def label_row(base: Run, run: Run) -> dict:

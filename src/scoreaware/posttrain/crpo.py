@@ -65,6 +65,12 @@ def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, di
     return pairs, skipped
 
 
+# the driver's defaults, as `train crpo` has them (callers name only what they change)
+CRPO_DEFAULTS = dict(n=5, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0, clap_backend="transformers",
+                     clap_model=None, min_margin=0.0, holdout=0.1, train_steps=5000, lr=1e-6, warmup=100, beta=2000.0,
+                     lambda_fm=1.0, batch_size=8, unsafe_pickle=False, score_dropout=0.1)
+
+
 def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float, cfg: float,
          sample_steps: int, seconds: float, clap_backend: str, clap_model: str | None, min_margin: float,
          holdout: float, train_steps: int, lr: float, warmup: int, beta: float, lambda_fm: float, batch_size: int,

@@ -49,6 +49,12 @@ from scoreaware.posttrain.steps import (
 )
 from scoreaware.schemas.validation import validate_manifest
 
+# the driver's defaults, as `train expert-iteration` has them (callers name only what they change)
+EI_DEFAULTS = dict(base=None, data_free=False, rounds=1, k=9, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0,
+                   blend="reward=1,clap=1", per_prompt=False, top=0.1, oversample=5, ft_steps=30_000, lr=1e-5,
+                   polish_steps=5000, polish_lr=1e-6, batch_size=None, reference=None, eval_prompts=None,
+                   allow_overlap=False, unsafe_pickle=False)
+
 
 def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Path | None,
                      data_free: bool,
