@@ -12,6 +12,7 @@ COMMANDS = [[], ["curate"], ["curate", "ingest"], ["curate", "segment"], ["curat
             ["curate", "filter"], ["curate", "select"], ["curate", "report"], ["curate", "export"],
             ["curate", "publish"], ["curate", "import"],
             ["demo"], ["demo", "make-corpus"], ["demo", "make-models"], ["demo", "run"], ["demo", "prepare-seed-a"],
+            ["demo", "prepare-seed-b"],
             ["train"],
             ["train", "reward"], ["train", "encode"], ["train", "fit"], ["train", "sample"], ["eval"],
             ["eval", "generate"], ["eval", "reference"], ["eval", "score"], ["eval", "fad"], ["eval", "compare"],

@@ -108,13 +108,37 @@ def prepare_seed_a_cmd(output: Path, clips: int, mismatched: float, train_steps:
     from scoreaware.demo.domain.build import default_models
     from scoreaware.demo.seed_a import prepare_seed_a
 
-    try:
-        seeds = tuple(int(s) for s in training_seeds.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected integers like 0,1,2, got {training_seeds!r}",
-                                 param_hint="--training-seeds") from None
     print_summary("demo prepare-seed-a", prepare_seed_a(output, default_models(), clips, mismatched, train_steps,
-                                                        seeds, eval_seeds), {})
+                                                        _seeds(training_seeds), eval_seeds), {})
+
+
+@demo.command("prepare-seed-b", context_settings=dict(show_default=True))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("experiments/seed_b"),
+              help="Folder for the corpus, manifests, reference, prompts and seed_b.toml.")
+@click.option("--clips", type=click.IntRange(8), default=60, help="Clips in the synthetic corpus (30 s each).")
+@click.option("--train-steps", type=click.IntRange(1), default=700, help="Steps of the two training arms.")
+@click.option("--post-steps", type=click.IntRange(1), default=100,
+              help="Fine-tuning steps of expert iteration and of CRPO.")
+@click.option("--training-seeds", default="0,1,2", help="Comma-separated training seeds of every arm.")
+@click.option("--eval-seeds", type=click.IntRange(1), default=6, help="Clips per evaluation prompt.")
+def prepare_seed_b_cmd(output: Path, clips: int, train_steps: int, post_steps: int, training_seeds: str,
+                       eval_seeds: int) -> None:
+    """Build seed B's chain on the embedded default (baseline → score-conditioned → expert iteration
+    → cross-load → CRPO, each compared with the one before) and write seed_b.toml for `experiment run`."""
+    from scoreaware.cli.options import print_summary
+    from scoreaware.demo.domain.build import default_models
+    from scoreaware.demo.seed_b import prepare_seed_b
+
+    print_summary("demo prepare-seed-b", prepare_seed_b(output, default_models(), clips, train_steps, post_steps,
+                                                        _seeds(training_seeds), eval_seeds), {})
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected integers like 0,1,2, got {text!r}", param_hint="--training-seeds") \
+            from None
 
 
 @demo.command("run", context_settings=dict(show_default=True))

@@ -101,6 +101,20 @@ def matched_only(encoded: Path, truth: Truth, out: Path) -> Path:
     return out
 
 
+def held_out_reference(folder: Path, clap: str) -> Path:
+    """``folder/reference.npz``: the CLAP embeddings of another corpus's segments (seed 1, 28 clips)."""
+    held_out, ingested, segments = folder / "held_out", folder / "held_out_ingest.jsonl.gz", \
+        folder / "held_out_segment.jsonl.gz"
+    if not (held_out / "truth.jsonl").is_file():
+        make_corpus(held_out, clips=28, duration=30.0, seed=1)
+    run_ingest(held_out / "audio", ingested, resume=True)
+    run_segment(ingested, segments, resume=True)
+    reference = folder / "reference.npz"
+    if not reference.is_file():
+        build_reference(segments, reference, model=clap, workers=0)
+    return reference
+
+
 def prepare_seed_a(folder: Path, models: Path, clips: int = 60, mismatched: float = 0.3, steps: int = 700,
                    training_seeds: tuple[int, ...] = (0, 1, 2), eval_seeds: int = 6) -> list[str]:
     """Build seed A's inputs in `folder` and write ``seed_a.toml``; the summary lines."""
@@ -121,14 +135,7 @@ def prepare_seed_a(folder: Path, models: Path, clips: int = 60, mismatched: floa
                clap_model=clap, repa="", resume=True)
     truth = Truth.load(corpus / "truth.jsonl")
     matched_only(m("encode"), truth, m("oracle"))
-    held_out = folder / "held_out"
-    if not (held_out / "truth.jsonl").is_file():
-        make_corpus(held_out, clips=28, duration=30.0, seed=1)
-    run_ingest(held_out / "audio", m("held_out_ingest"), resume=True)
-    run_segment(m("held_out_ingest"), m("held_out_segment"), resume=True)
-    reference = folder / "reference.npz"
-    if not reference.is_file():
-        build_reference(m("held_out_segment"), reference, model=clap, workers=0)
+    reference = held_out_reference(folder, clap)
     (folder / "prompts.csv").write_text(EVAL_PROMPTS)
     spec = folder / "seed_a.toml"
     spec.write_text(SPEC.format(mismatched=mismatched, seeds=list(training_seeds), steps=steps,

@@ -1,0 +1,45 @@
+"""The two shipped experiment files load, and every arm changes one thing from the arm it is
+compared with (the files are written by `demo prepare-seed-a/-b`; here from their templates)."""
+
+import json
+
+from scoreaware.demo import seed_a, seed_b
+from scoreaware.experiment.spec import load_experiment
+
+
+def write_inputs(folder, names):
+    for name in names:
+        (folder / name).write_text("x")
+
+
+def test_seed_a_arms_each_change_one_thing(tmp_path):
+    write_inputs(tmp_path, ["encode.jsonl.gz", "oracle.jsonl.gz", "prompts.csv", "reference.npz", "clap"])
+    spec = tmp_path / "seed_a.toml"
+    spec.write_text(seed_a.SPEC.format(mismatched=0.3, seeds=[0, 1, 2], steps=600, ckpt=200, eval_seeds=6,
+                                       labels=json.dumps(["rock"]), clap=tmp_path / "clap"))
+    experiment = load_experiment(spec)
+    assert experiment.training_seeds == (0, 1, 2)
+    changes = {arm.name: (arm.set, arm.filter, arm.manifest) for arm in experiment.arms}
+    assert changes["all_logit_normal"] == ({}, None, None)
+    assert changes["all_beta"][0]["timesteps"] == "beta"
+    assert changes["filter_logit_normal"][1] == {"clap_percentile": 10}
+    assert changes["oracle_logit_normal"][2] == tmp_path / "oracle.jsonl.gz"
+    assert all(experiment.against(arm) == "all_logit_normal" for arm in experiment.arms[1:])
+
+
+def test_seed_b_is_a_chain_of_single_steps(tmp_path):
+    write_inputs(tmp_path, ["encode.jsonl.gz", "prompts.csv", "post_prompts.txt", "reference.npz", "clap",
+                            "reward.pt"])
+    spec = tmp_path / "seed_b.toml"
+    spec.write_text(seed_b.SPEC.format(seeds=[0, 1, 2], steps=600, ckpt=200, eval_seeds=6, cfg=2.0, score=1.0,
+                                       reward=tmp_path / "reward.pt", mert="mert", labels=json.dumps(["rock"]),
+                                       clap=tmp_path / "clap", post_steps=100))
+    experiment = load_experiment(spec)
+    chain = [(arm.name, experiment.against(arm) if index else None, arm.posttrain)
+             for index, arm in enumerate(experiment.arms)]
+    assert chain == [("baseline", None, None), ("score_conditioned", "baseline", None),
+                     ("expert_iteration", "score_conditioned", "expert-iteration"),
+                     ("cross_load", "expert_iteration", "cross-load"), ("crpo", "cross_load", "crpo")]
+    assert experiment.arms[1].set == {"score_head": "global_adaln"}  # the only change from the baseline
+    assert experiment.base["score_head"] == "none" and experiment.evaluation.score == 1.0
+    assert experiment.arms[3].options["max_gap"] == float("inf")
