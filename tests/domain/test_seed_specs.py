@@ -13,7 +13,8 @@ def write_inputs(folder, names):
 
 
 def test_seed_a_arms_each_change_one_thing(tmp_path):
-    write_inputs(tmp_path, ["encode.jsonl.gz", "oracle.jsonl.gz", "prompts.csv", "reference.npz", "clap"])
+    write_inputs(tmp_path, ["encode.jsonl.gz", "oracle.jsonl.gz", "prompts.csv", "reference.npz", "clap",
+                            "held_out_encode.jsonl.gz"])
     spec = tmp_path / "seed_a.toml"
     spec.write_text(seed_a.SPEC.format(mismatched=0.3, seeds=[0, 1, 2], steps=600, ckpt=200, eval_seeds=6,
                                        labels=json.dumps(["rock"]), clap=tmp_path / "clap"))
@@ -29,7 +30,7 @@ def test_seed_a_arms_each_change_one_thing(tmp_path):
 
 def test_seed_b_is_a_chain_of_single_steps(tmp_path):
     write_inputs(tmp_path, ["encode.jsonl.gz", "prompts.csv", "post_prompts.txt", "reference.npz", "clap",
-                            "reward.pt"])
+                            "reward.pt", "held_out_encode.jsonl.gz"])
     spec = tmp_path / "seed_b.toml"
     spec.write_text(seed_b.SPEC.format(seeds=[0, 1, 2], steps=600, ckpt=200, eval_seeds=6, cfg=2.0, score=1.0,
                                        reward=tmp_path / "reward.pt", mert="mert", labels=json.dumps(["rock"]),

@@ -39,6 +39,7 @@ set = {{ steps = 4, batch_size = 4, max_frames = 32, ckpt_every = 2, timesteps =
 [evaluate]
 prompts = "prompts.csv"
 reference = "{reference}"
+held_out = "{encoded}"
 labels = ["ambient", "rock"]
 label_clap = "{clap}"
 seeds = 2
@@ -91,6 +92,9 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     hits = json.loads((out / "samples" / "beta" / "seed1" / "eval" / "labels.json").read_text())
     assert len(hits) == 4 and all(isinstance(v, bool) for v in hits.values())
     assert (out / "table.png").read_bytes()[:4] == b"\x89PNG"
+    assert "held-out flow loss" in table and (out / "held_out.png").read_bytes()[:4] == b"\x89PNG"
+    for arm in ("baseline", "beta", "filter"):
+        assert f"\n{arm}: " in table and "(n=2); by bin " in table
     status = json.loads((out / "status.json").read_text())
     assert sorted(status) == sorted(f"{a}/seed{s}" for a in ("baseline", "beta", "filter") for s in (0, 1))
     assert all(entry["state"] == "done" for entry in status.values())

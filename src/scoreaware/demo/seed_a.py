@@ -58,6 +58,7 @@ score_head = "none"
 [evaluate]
 prompts = "prompts.csv"
 reference = "reference.npz"
+held_out = "held_out_encode.jsonl.gz"  # clean held-out segments: the validation flow loss per t bin
 seeds = {eval_seeds}
 steps = 25
 cfg = 2.0
@@ -115,6 +116,21 @@ def held_out_reference(folder: Path, clap: str) -> Path:
     return reference
 
 
+def held_out_validation(folder: Path, models: Path, t5: Path) -> Path:
+    """``folder/held_out_encode.jsonl.gz``: the held-out corpus's segments with their (matching)
+    captions, encoded as the training set was, for the validation flow loss of every arm."""
+    held_out = folder / "held_out"
+    ingested, segments = folder / "held_out_val_ingest.jsonl.gz", folder / "held_out_val_segment.jsonl.gz"
+    meta = held_out / "metadata"
+    run_ingest(held_out / "audio", ingested, resume=True,
+               metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv"))
+    run_segment(ingested, segments, resume=True)
+    encoded = folder / "held_out_encode.jsonl.gz"
+    run_encode(segments, encoded, codec="mel-vae", codec_model=str(models / "codec"), text_encoder=str(t5),
+               clap_model=str(models / "clap"), repa="", resume=True)
+    return encoded
+
+
 def prepare_seed_a(folder: Path, models: Path, clips: int = 60, mismatched: float = 0.3, steps: int = 700,
                    training_seeds: tuple[int, ...] = (0, 1, 2), eval_seeds: int = 6) -> list[str]:
     """Build seed A's inputs in `folder` and write ``seed_a.toml``; the summary lines."""
@@ -136,6 +152,7 @@ def prepare_seed_a(folder: Path, models: Path, clips: int = 60, mismatched: floa
     truth = Truth.load(corpus / "truth.jsonl")
     matched_only(m("encode"), truth, m("oracle"))
     reference = held_out_reference(folder, clap)
+    held_out_validation(folder, models, t5)
     (folder / "prompts.csv").write_text(EVAL_PROMPTS)
     spec = folder / "seed_a.toml"
     spec.write_text(SPEC.format(mismatched=mismatched, seeds=list(training_seeds), steps=steps,

@@ -22,7 +22,7 @@ from scoreaware.curate.runs.ingest import run_ingest
 from scoreaware.curate.runs.score import run_score_clap, run_score_reward
 from scoreaware.curate.runs.segment import run_segment
 from scoreaware.demo.pipeline import EVAL_PROMPTS, POST_PROMPTS, SAMPLE_CFG, SAMPLE_SCORE
-from scoreaware.demo.seed_a import held_out_reference
+from scoreaware.demo.seed_a import held_out_reference, held_out_validation
 from scoreaware.demo.synth import GENRES, make_corpus
 from scoreaware.demo.tiny_models import make_tiny_t5
 from scoreaware.train.encode_stage import run_encode
@@ -49,6 +49,7 @@ score_head = "none"
 [evaluate]
 prompts = "prompts.csv"
 reference = "reference.npz"
+held_out = "held_out_encode.jsonl.gz"  # held-out segments: the validation flow loss per t bin
 seeds = {eval_seeds}
 steps = 25
 cfg = {cfg}
@@ -112,6 +113,7 @@ def prepare_seed_b(folder: Path, models: Path, clips: int = 60, steps: int = 700
     run_encode(m("reward.jsonl.gz"), m("encode.jsonl.gz"), codec="mel-vae", codec_model=str(models / "codec"),
                text_encoder=str(t5), clap_model=clap, repa="", resume=True)
     reference = held_out_reference(folder, clap)
+    held_out_validation(folder, models, t5)
     (folder / "prompts.csv").write_text(EVAL_PROMPTS)
     (folder / "post_prompts.txt").write_text(POST_PROMPTS)
     spec = folder / "seed_b.toml"

@@ -7,6 +7,7 @@ Layout of ``-o OUT``::
     OUT/runs/<arm>/seed<k>/               train fit, or the post-training step of an `after` arm
     OUT/samples/<arm>/seed<k>/            eval generate + eval score (eval/scores.json, clips.csv)
     OUT/status.json                       per arm × seed: done, or the error that stopped it
+    OUT/held_out.png                      validation flow loss per t bin of each arm (with [evaluate] held_out)
     OUT/table.md, table.csv, table.png    every arm against the first (a post-training arm: against
                                           its parent), prompt as the unit
     OUT/summary.json
@@ -34,13 +35,14 @@ from scoreaware.evaluate.compare import plot, to_markdown, write_csv
 from scoreaware.evaluate.labels import label_hits
 from scoreaware.evaluate.run import score_run
 from scoreaware.experiment.spec import Arm, Experiment, load_experiment
-from scoreaware.experiment.table import experiment_table
+from scoreaware.experiment.table import experiment_table, held_out_lines
 from scoreaware.posttrain.crossload import MAX_GAP, cross_load_file
 from scoreaware.posttrain.crpo import CRPO_DEFAULTS, run_crpo
 from scoreaware.posttrain.expert_iteration import EI_DEFAULTS, run_expert_iteration
 from scoreaware.posttrain.steps import claim_output, write_encode_info_like
 from scoreaware.train.config import ConfigError
 from scoreaware.train.fit import fit_or_resume
+from scoreaware.train.held_out import held_out_flow
 from scoreaware.train.prompts import read_prompts
 from scoreaware.train.sample import SampleSettings, run_generation
 
@@ -110,6 +112,12 @@ def run_cell(experiment: Experiment, arm: Arm, seed: int, checkpoint: Path, outp
     if ev.labels:
         hits = label_hits(samples, ev.label_clap, list(ev.labels), ev.label_template)
         atomic_write_text(samples / "eval" / "labels.json", json.dumps(hits, indent=1) + "\n")
+    if ev.held_out:
+        record = samples / "eval" / "held_out_flow.json"
+        digest = describe_input(checkpoint)["sha256"]
+        if not (record.is_file() and json.loads(record.read_text()).get("checkpoint_sha256") == digest):
+            flow = held_out_flow(checkpoint, ev.held_out)
+            atomic_write_text(record, json.dumps({"checkpoint_sha256": digest, **flow}, indent=1) + "\n")
     return samples
 
 
@@ -155,6 +163,7 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
         against = {arm.name: experiment.against(arm) for arm in experiment.arms[1:]}
         comparison, per_seed = experiment_table(arms, resamples, labelled=bool(experiment.evaluation.labels),
                                                 against=against)
+        per_seed += held_out_lines(arms, output / "held_out.png")
         table = to_markdown(comparison) + "\n\n" + "\n".join(per_seed)
         atomic_write_text(output / "table.md", table + "\n")
         write_csv(comparison, output / "table.csv")

@@ -15,6 +15,7 @@ steps = 25
 cfg = 2.0
 score = 2.0                            # the deployment score (ignored by models without a score head)
 seconds = 10.0
+held_out = "held_out.jsonl.gz"         # optional: encoded held-out segments (validation flow loss per t bin)
 reward = "reward.pt"                   # optional: eval score's reward head and its MERT
 mert_model = "mert"
 labels = ["rock", "jazz"]              # optional: prompt ids that name classes; the share of clips
@@ -91,6 +92,7 @@ class Evaluation:
     labels: tuple[str, ...] = ()  # prompt ids that are classes: zero-shot label accuracy per clip
     label_clap: str | None = None  # the CLAP that hears them
     label_template: str = "{label} music"
+    held_out: Path | None = None  # encoded held-out segments: each checkpoint's validation flow loss per t bin
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ def load_experiment(path: str | Path) -> Experiment:
         **{k: evaluate[k] for k in ("seeds", "steps", "cfg", "score", "seconds", "mert_model", "label_template")
            if k in evaluate},
         reward=local(evaluate["reward"], "evaluate.reward") if "reward" in evaluate else None,
+        held_out=local(evaluate["held_out"], "evaluate.held_out") if "held_out" in evaluate else None,
         labels=tuple(evaluate.get("labels", ())),
         label_clap=str(local(evaluate["label_clap"], "evaluate.label_clap")) if "label_clap" in evaluate else None)
     if evaluation.labels and not evaluation.label_clap:

@@ -118,3 +118,41 @@ def label_line(row: dict) -> str:
         text += (f"; Δ {row['d_label']:+.3f} [{dci[0]:+.3f}, {dci[1]:+.3f}] (p={row['p_label']:.3g}, "
                  f"Holm {row['p_label_holm']:.3g})" + (" *" if row["p_label_holm"] < 0.05 else ""))
     return text
+
+
+def held_out_lines(arms: dict[str, dict[int, object]], figure: Path) -> list[str]:
+    """Each arm's validation flow loss on the held-out segments (mean ± sd over training seeds),
+    overall and per timestep bin, and a plot of the per-bin curves; [] when none was measured."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    curves = {}
+    for name, folders in arms.items():
+        found = [json.loads(path.read_text())["val_flow_per_bin"] for folder in folders.values()
+                 if (path := Path(folder) / "eval" / "held_out_flow.json").is_file()]
+        if found:
+            curves[name] = np.asarray(found, dtype=float)  # (training seeds, bins)
+    if not curves:
+        return []
+    bins = next(iter(curves.values())).shape[1]
+    lines = [f"held-out flow loss (EMA weights, {bins} t bins from clean t=0 to noise t=1; mean ± sd over "
+             "training seeds):"]
+    for name, values in curves.items():
+        overall = values.mean(axis=1)
+        lines.append(f"{name}: {overall.mean():.4f} ± {overall.std(ddof=1) if len(overall) > 1 else 0.0:.4f}"
+                     f" (n={len(overall)}); by bin " + " ".join(f"{v:.3f}" for v in values.mean(axis=0)))
+    matplotlib.use("Agg")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    centers = (np.arange(bins) + 0.5) / bins
+    for name, values in curves.items():
+        ax.errorbar(centers, values.mean(axis=0), yerr=values.std(axis=0), label=name, capsize=2, marker="o", ms=3)
+    ax.set_xlabel("t (0 clean, 1 noise)")
+    ax.set_ylabel("held-out flow loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = figure.with_name(f".{figure.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(figure)
+    return lines
