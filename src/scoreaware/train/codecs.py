@@ -40,12 +40,14 @@ class Codec:
 
 def load_oobleck(model: str, device: str):
     """`AutoencoderOobleck.from_pretrained(model)` in eval mode, quietly: diffusers' Oobleck still
-    calls the deprecated `weight_norm`, which warns at every load."""
+    calls the deprecated `weight_norm`, which warns at every load, and without `accelerate` the
+    default low-memory load prints a recommendation to install it at every load (the full load
+    is what happens anyway)."""
     from diffusers import AutoencoderOobleck  # heavy: only the VAE codecs need it
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*weight_norm.* is deprecated", category=FutureWarning)
-        return AutoencoderOobleck.from_pretrained(model).to(device).eval()
+        return AutoencoderOobleck.from_pretrained(model, low_cpu_mem_usage=False).to(device).eval()
 
 
 @dataclass
