@@ -97,7 +97,7 @@ def train_models(ctx: click.Context, output: Path, only: str | None, quick: bool
 @click.option("--clips", type=click.IntRange(8), default=60, help="Clips in the synthetic corpus (30 s each).")
 @click.option("--mismatched", type=click.FloatRange(0, 1), default=0.3,
               help="Share of readable clips captioned as a clip of another genre.")
-@click.option("--train-steps", type=click.IntRange(1), default=700, help="Steps of every arm's training run.")
+@click.option("--train-steps", type=click.IntRange(1), default=600, help="Steps of every arm's training run.")
 @click.option("--training-seeds", default="0,1,2", help="Comma-separated training seeds of every arm.")
 @click.option("--eval-seeds", type=click.IntRange(1), default=6, help="Clips per evaluation prompt.")
 def prepare_seed_a_cmd(output: Path, clips: int, mismatched: float, train_steps: int, training_seeds: str,
@@ -116,10 +116,10 @@ def prepare_seed_a_cmd(output: Path, clips: int, mismatched: float, train_steps:
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("experiments/seed_b"),
               help="Folder for the corpus, manifests, reference, prompts and seed_b.toml.")
 @click.option("--clips", type=click.IntRange(8), default=60, help="Clips in the synthetic corpus (30 s each).")
-@click.option("--train-steps", type=click.IntRange(1), default=700, help="Steps of the two training arms.")
+@click.option("--train-steps", type=click.IntRange(1), default=600, help="Steps of the two training arms.")
 @click.option("--post-steps", type=click.IntRange(1), default=100,
               help="Fine-tuning steps of expert iteration and of CRPO.")
-@click.option("--training-seeds", default="0,1,2", help="Comma-separated training seeds of every arm.")
+@click.option("--training-seeds", default="0,1", help="Comma-separated training seeds of every arm.")
 @click.option("--eval-seeds", type=click.IntRange(1), default=6, help="Clips per evaluation prompt.")
 def prepare_seed_b_cmd(output: Path, clips: int, train_steps: int, post_steps: int, training_seeds: str,
                        eval_seeds: int) -> None:

@@ -131,7 +131,7 @@ def held_out_validation(folder: Path, models: Path, t5: Path) -> Path:
     return encoded
 
 
-def prepare_seed_a(folder: Path, models: Path, clips: int = 60, mismatched: float = 0.3, steps: int = 700,
+def prepare_seed_a(folder: Path, models: Path, clips: int = 60, mismatched: float = 0.3, steps: int = 600,
                    training_seeds: tuple[int, ...] = (0, 1, 2), eval_seeds: int = 6) -> list[str]:
     """Build seed A's inputs in `folder` and write ``seed_a.toml``; the summary lines."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -92,8 +92,8 @@ options = {{ n = 4, seconds = 4.0, train_steps = {post_steps}, lr = 1e-4, warmup
 """
 
 
-def prepare_seed_b(folder: Path, models: Path, clips: int = 60, steps: int = 700, post_steps: int = 100,
-                   training_seeds: tuple[int, ...] = (0, 1, 2), eval_seeds: int = 6) -> list[str]:
+def prepare_seed_b(folder: Path, models: Path, clips: int = 60, steps: int = 600, post_steps: int = 100,
+                   training_seeds: tuple[int, ...] = (0, 1), eval_seeds: int = 6) -> list[str]:
     """Build seed B's inputs in `folder` and write ``seed_b.toml``; the summary lines."""
     folder.mkdir(parents=True, exist_ok=True)
     clap, mert, reward = str(models / "clap"), str(models / "mert"), str(models / "reward.pt")
