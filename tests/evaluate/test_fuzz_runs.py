@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from scoreaware.cli.main import cli
 
-FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
 LIMIT_S = 120  # per call
 
