@@ -35,17 +35,11 @@ from scoreaware.posttrain.steps import write_encode_info_like
 from scoreaware.schemas.validation import validate_manifest
 from scoreaware.train.encode_stage import run_encode
 
-SPEC = """# Seed A's claim on the embedded default (written by `scoreaware demo prepare-seed-a`):
-# {mismatched:.0%} of the corpus's readable clips carry another genre's caption. Every arm changes
-# one thing from "all_logit_normal"; the table compares each with it, the prompt as the unit.
-name = "seed_a"
-manifest = "encode.jsonl.gz"
-training_seeds = {seeds}
-
-[base]
+# the demo's training recipe without REPA (no arm changes it); no score head unless an arm adds one
+BASE = """[base]
 preset = "tiny"
 
-[base.set]  # the demo's training recipe, without a score head or REPA (no arm changes them)
+[base.set]
 steps = {steps}
 batch_size = 16
 lr = 1e-3
@@ -54,7 +48,16 @@ max_frames = 216
 ckpt_every = {ckpt}
 timesteps = "logit_normal"
 score_head = "none"
+"""
 
+SPEC = """# Seed A's claim on the embedded default (written by `scoreaware demo prepare-seed-a`):
+# {mismatched:.0%} of the corpus's readable clips carry another genre's caption. Every arm changes
+# one thing from "all_logit_normal"; the table compares each with it, the prompt as the unit.
+name = "seed_a"
+manifest = "encode.jsonl.gz"
+training_seeds = {seeds}
+
+""" + BASE + """
 [evaluate]
 prompts = "prompts.csv"
 reference = "reference.npz"

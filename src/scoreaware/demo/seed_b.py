@@ -22,7 +22,7 @@ from scoreaware.curate.runs.ingest import run_ingest
 from scoreaware.curate.runs.score import run_score_clap, run_score_reward
 from scoreaware.curate.runs.segment import run_segment
 from scoreaware.demo.pipeline import EVAL_PROMPTS, POST_PROMPTS, SAMPLE_CFG, SAMPLE_SCORE
-from scoreaware.demo.seed_a import held_out_reference, held_out_validation
+from scoreaware.demo.seed_a import BASE, held_out_reference, held_out_validation
 from scoreaware.demo.synth import GENRES, make_corpus
 from scoreaware.demo.tiny_models import make_tiny_t5
 from scoreaware.train.encode_stage import run_encode
@@ -33,19 +33,7 @@ name = "seed_b"
 manifest = "encode.jsonl.gz"
 training_seeds = {seeds}
 
-[base]
-preset = "tiny"
-
-[base.set]  # the demo's training recipe, without REPA (no arm changes it)
-steps = {steps}
-batch_size = 16
-lr = 1e-3
-lr_schedule = "cosine"
-max_frames = 216
-ckpt_every = {ckpt}
-timesteps = "logit_normal"
-score_head = "none"
-
+""" + BASE + """
 [evaluate]
 prompts = "prompts.csv"
 reference = "reference.npz"
