@@ -60,6 +60,20 @@ def atomic_write_text(path: Pathlike, text: str) -> None:
     os.replace(tmp, path)
 
 
+def save_figure(fig, path: Pathlike, dpi: int = 110) -> Path:
+    """A matplotlib figure laid out, written to `path` (PNG) through a temporary file and a
+    rename, and closed; returns `path`."""
+    import matplotlib.pyplot as plt  # heavy: only the commands that plot need it
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def repair_jsonl_tail(path: Path) -> int:
     """Cut a torn last line (a write killed midway) off `path`; returns bytes removed."""
     size = path.stat().st_size

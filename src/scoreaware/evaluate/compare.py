@@ -23,7 +23,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from scoreaware.core.files import atomic_write_text
+from scoreaware.core.files import atomic_write_text, save_figure
 from scoreaware.core.provenance import library_versions
 from scoreaware.core.redact import redact
 from scoreaware.evaluate.embeddings import EmbeddingError, check_compatible, load_reference, manifest_embeddings
@@ -265,12 +265,7 @@ def plot(comparison: Comparison, path: Path) -> Path:
         ax.grid(alpha=0.3)
     fig.suptitle(f"same prompts and seeds; * Holm p < 0.05 vs {comparison.against.strip('`')}, prompt-level tests",
                  fontsize=9)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)
 
 
 def as_json(comparison: Comparison) -> dict:

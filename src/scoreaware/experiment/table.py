@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scoreaware.core.files import save_figure
 from scoreaware.evaluate.compare import METRICS, Comparison, Run, adjust_holm, load_run, paired_deltas, reference_of
 from scoreaware.evaluate.embeddings import load_reference
 from scoreaware.evaluate.frechet import Stats, bootstrap_frechet, frechet_from_stats
@@ -150,9 +151,5 @@ def held_out_lines(arms: dict[str, dict[int, object]], figure: Path) -> list[str
     ax.set_ylabel("held-out flow loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    tmp = figure.with_name(f".{figure.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(figure)
+    save_figure(fig, figure)
     return lines

@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from scoreaware.core.files import save_figure
 from scoreaware.core.progress import progress
 from scoreaware.core.provenance import describe_input
 from scoreaware.train.config import TrainConfig, save_config
@@ -234,11 +235,7 @@ def plot_history(history: list[dict], path: Path) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=100)
 
 
 def crpo_reference(config: TrainConfig, model_config: ModelConfig, parent: dict | None, device) -> FluxAudio | None:

@@ -9,6 +9,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 from scoreaware.core.errors import StageError
+from scoreaware.core.files import save_figure
 from scoreaware.curate.scoring.clap import load_transformers_clap
 from scoreaware.curate.scoring.pairs import PairsError, feature_models, pair_features
 from scoreaware.curate.scoring.reward import TrainConfig, chance_interval, load_mert, save_reward, train_reward_head
@@ -64,9 +65,4 @@ def plot_history(history: list[dict], out: Path) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title("reward head training")
-    fig.tight_layout()
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_figure(fig, out, dpi=100)

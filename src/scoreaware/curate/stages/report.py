@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from scoreaware.core.files import count_lines, read_jsonl, safe_name
+from scoreaware.core.files import count_lines, read_jsonl, safe_name, save_figure
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import QUARANTINE, sibling
 from scoreaware.core.provenance import read_provenance
@@ -71,12 +71,7 @@ def _figure_path(out_dir: Path, name: str) -> Path:
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)
 
 
 def before_after_rows(rows: list[StageRow], column: str) -> list[StageRow]:
