@@ -89,14 +89,14 @@ def posttrain_cell(experiment: Experiment, arm: Arm, parent: Path, seed: int, ou
         run_crpo(**{**CRPO_DEFAULTS, "score": ev.score, "cfg": ev.cfg, **options, "checkpoint": parent,
                     "prompts": arm.prompts, "output": folder})
         return Path(json.loads((folder / "summary.json").read_text())["checkpoint"])
+    # the same claim as the other drivers: OUT/run.json, other options refused; the file is written atomically
+    claim_output(folder, {"parent_sha256": describe_input(parent)["sha256"], **options})
     target = folder / "crossload.pt"
-    record = folder / "crossload.json"
-    settings = {"parent": describe_input(parent)["sha256"], **options}
-    if not (target.is_file() and record.is_file() and json.loads(record.read_text()).get("settings") == settings):
+    if not target.is_file():
         lines = cross_load_file(parent, options.get("score_head", "input_add"), target,
                                 probe_score=options.get("probe_score", ev.score if ev.score is not None else 2.0),
                                 adapt_steps=options.get("adapt_steps", 300), max_gap=options.get("max_gap", MAX_GAP))
-        atomic_write_text(record, json.dumps({"settings": settings, "summary": lines}, indent=1) + "\n")
+        atomic_write_text(folder / "crossload.json", json.dumps({"summary": lines}, indent=1) + "\n")
     return target
 
 
