@@ -58,8 +58,13 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
     if not rows:
         raise EmbeddingError(f"{path / 'eval' / 'clips.csv'}: no clips")
     clips = {(row["prompt_id"], row["seed"]): row for row in rows}
-    embeddings = manifest_embeddings(path / "eval" / scores["manifests"]["clap"])
+    manifest = path / "eval" / scores["manifests"]["clap"]
+    embeddings = manifest_embeddings(manifest)
     by_id = dict(zip(embeddings.ids, embeddings.embeddings))
+    missing = [row["id"] for row in rows if row["id"] not in by_id]
+    if missing:  # a damaged or replaced embeddings manifest: the clips would not pair
+        raise EmbeddingError(f"{manifest}: no CLAP embedding for {len(missing)} clip(s) of clips.csv (first: "
+                             f"{missing[0][:60]!r}); score the run again with `eval score --overwrite`")
     clap = {key: by_id[row["id"]] for key, row in clips.items() if row["id"] in by_id}
     return Run(name or path.name, path, scores, clips, clap)
 
