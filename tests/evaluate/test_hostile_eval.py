@@ -204,3 +204,21 @@ def test_compare_names_the_field_of_a_damaged_scores_file(generated, scored, tmp
     assert result.exit_code == 1, result.output
     assert str(b / "eval" / "scores.json") in result.output and message in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_compare_names_an_embeddings_manifest_that_lacks_clips_of_clips_csv(generated, scored, tmp_path):
+    """The fresh-clone fuzz run found this ending in `internal error: KeyError ('p1', 0)`."""
+    import shutil
+
+    from lhotse import CutSet
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(generated, a)
+    shutil.copytree(generated, b)
+    manifest = b / "eval" / json.loads((b / "eval" / "scores.json").read_text())["manifests"]["clap"]
+    cuts = CutSet.from_file(manifest)
+    CutSet.from_cuts(list(cuts)[1:]).to_file(manifest)  # one clip's embedding gone
+    result = CliRunner().invoke(cli, ["eval", "compare", str(a), str(b), "--resamples", "10"])
+    assert result.exit_code == 1, result.output
+    assert str(manifest) in result.output and "no CLAP embedding for 1 clip" in result.output, result.output
+    assert "internal error" not in result.output, result.output
