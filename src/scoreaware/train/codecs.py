@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scoreaware.train.griffin_lim import griffin_lim
+
 CODECS = ("mel", "mel-vae", "oobleck")
 MEL_FRONTEND = "mel_frontend.json"  # beside a mel-vae folder's config.json
 
@@ -74,8 +76,6 @@ class MelCodec(Codec):
                                                          n_mels=c.n_mels, power=2.0, center=True)
         self._inverse = torchaudio.transforms.InverseMelScale(c.n_fft // 2 + 1, n_mels=c.n_mels,
                                                               sample_rate=c.sample_rate)
-        self._griffin = torchaudio.transforms.GriffinLim(n_fft=c.n_fft, hop_length=c.hop_length, power=2.0,
-                                                         n_iter=c.griffin_lim_iters, rand_init=False)
 
     def describe(self) -> dict:
         return {"codec": "mel", **vars(self.config)}
@@ -92,10 +92,13 @@ class MelCodec(Codec):
 
     @torch.no_grad()
     def decode_batch(self, latents: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(N, frames, n_mels) -> (N, 1, S): inverse mel and Griffin-Lim over the whole batch at once."""
+        """(N, frames, n_mels) -> (N, 1, S): inverse mel over the batch, then Griffin-Lim clip by clip
+        (torchaudio's iterations, ~2× faster: `train.griffin_lim`; one clip at a time stays in cache and
+        is faster per clip than the whole batch at once)."""
+        c = self.config
         mel = torch.exp(torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2)) - 1e-5  # (N, n_mels, frames)
-        spec = self._inverse(mel.clamp(min=0.0))
-        audio = self._griffin(spec)  # (N, S)
+        spec = self._inverse(mel.clamp(min=0.0))  # (N, n_fft // 2 + 1, frames) power
+        audio = torch.cat([griffin_lim(clip[None], c.n_fft, c.hop_length, c.griffin_lim_iters) for clip in spec])
         return audio[:, None].numpy()
 
     def frames(self, seconds: float) -> int:

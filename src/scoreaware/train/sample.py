@@ -214,9 +214,13 @@ class Generator:
 
     def audio(self, latents: np.ndarray, seeds: list[int], settings: SampleSettings) -> list[np.ndarray]:
         """(C, S) float32 clips at 44.1 kHz, loudness-normalized (and Demucs-cleaned if asked)."""
+        return self.finish(self.codec.decode_batch(latents), seeds, settings)
+
+    def finish(self, decoded: np.ndarray, seeds: list[int], settings: SampleSettings) -> list[np.ndarray]:
+        """(N, C, S) audio at the codec's rate -> clips as `audio` returns them: resampled to 44.1 kHz,
+        cropped or padded to the asked length, Demucs-cleaned if asked, loudness-normalized."""
         import torchaudio  # heavy and absent from the vllm environment (its CUDA build is removed there)
 
-        decoded = self.codec.decode_batch(latents)  # (N, C, S) at the codec's rate
         out = []
         for audio, seed in zip(decoded, seeds):
             rate = self.codec.sample_rate
