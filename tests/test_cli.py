@@ -95,7 +95,8 @@ def test_demo_run_end_to_end(tmp_path):
 
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output
-    assert "\ntrain fit\n  steps" not in again.output  # nothing trained again
+    assert "baseline: already trained" in again.output and "score_sft: already trained" in again.output
+    assert "side by side" in result.output and "side by side" not in again.output  # no worker started again
     generated = [line for line in again.output.splitlines() if "generated now" in line]
     assert generated and all(", 0 generated now" in line for line in generated), generated
     assert again.output.count("already trained") >= 4 and "already exported" in again.output

@@ -9,16 +9,21 @@ import time
 
 from tqdm import tqdm
 
-LOG_EVERY = float(os.environ.get("SCOREAWARE_PROGRESS_SECONDS", "30"))  # seconds between lines off a terminal
+
+def log_every() -> float:
+    """Seconds between progress lines off a terminal (SCOREAWARE_PROGRESS_SECONDS, default 30), read
+    when a bar starts, so a worker process can report more often than its parent."""
+    return float(os.environ.get("SCOREAWARE_PROGRESS_SECONDS", "30"))
 
 
 class LineProgress:
     """The part of tqdm's interface the stages use, reporting one line every `every` seconds
     (and at the end) instead of redrawing a bar: ``segment: 120/467 window (26 %), 12.3/s``."""
 
-    def __init__(self, total: int | None, desc: str, unit: str, every: float = LOG_EVERY, file=None,
+    def __init__(self, total: int | None, desc: str, unit: str, every: float | None = None, file=None,
                  initial: int = 0) -> None:
-        self.total, self.desc, self.unit, self.every = total, desc, unit, every
+        self.total, self.desc, self.unit = total, desc, unit
+        self.every = log_every() if every is None else every
         self.file = file or sys.stderr
         self.n = self.initial = initial
         self.postfix: dict = {}
@@ -54,7 +59,7 @@ class LineProgress:
 
 
 def progress(total: int | None, desc: str, unit: str, initial: int = 0) -> tqdm | LineProgress:
-    """A tqdm bar on stderr when it is a terminal; otherwise a line every `LOG_EVERY` seconds."""
+    """A tqdm bar on stderr when it is a terminal; otherwise a line every `log_every()` seconds."""
     if sys.stderr.isatty():
         return tqdm(total=total, desc=desc, unit=unit, initial=initial, dynamic_ncols=True, leave=False)
     return LineProgress(total, desc, unit, initial=initial)

@@ -55,9 +55,9 @@ from scoreaware.posttrain.crpo import CRPO_DEFAULTS, run_crpo
 from scoreaware.posttrain.expert_iteration import EI_DEFAULTS, run_expert_iteration
 from scoreaware.schemas.validation import validate_manifest
 from scoreaware.train.encode_stage import run_encode
-from scoreaware.train.fit import fit_or_resume
 from scoreaware.train.prompts import read_prompts
 from scoreaware.train.sample import SampleSettings, run_generation
+from scoreaware.train.side_by_side import FitJob, fit_side_by_side
 
 PROMPTS = ("A calm ambient piece with warm synth pads and piano\n"
            "An energetic rock track with electric guitar, bass and drums at 130 BPM\n")
@@ -295,18 +295,17 @@ def training(timeline: Timeline, s: DemoSettings) -> dict[str, Path]:
               "lr_schedule=cosine", f"max_frames={MAX_FRAMES}",
               f"ckpt_every={max(1, s.train_steps // 3)}", f"val_manifest={m('encode')}",
               f"val_every={s.train_steps}")
-    runs = {}
     # the two runs differ in one thing, the score head, so the table's first row measures reward
     # conditioning alone (Beta t and the CLAP filter are measured by seed A's experiment)
     common += ("timesteps=beta", "repa=clap")
-    with timeline.step(f"train fit: baseline (tiny, {s.train_steps} steps: Beta t, REPA, no score head)",
-                       "train fit"):
-        runs["baseline"] = fit_or_resume(s.workdir / "runs" / "baseline", (
-            *common, f"run_dir={s.workdir / 'runs' / 'baseline'}", "score_head=none"), preset="tiny")
-    with timeline.step(f"train fit: score-conditioned (tiny, {s.train_steps} steps: the baseline + reward "
-                       "conditioning)", "train fit"):
-        runs["score_sft"] = fit_or_resume(s.workdir / "runs" / "score", (
-            *common, f"run_dir={s.workdir / 'runs' / 'score'}", "score_head=global_adaln"), preset="tiny")
+    # side by side, a process each: one tiny run's step leaves cores idle (train.side_by_side)
+    jobs = [FitJob("baseline", s.workdir / "runs" / "baseline", (
+                *common, f"run_dir={s.workdir / 'runs' / 'baseline'}", "score_head=none"), "tiny"),
+            FitJob("score_sft", s.workdir / "runs" / "score", (
+                *common, f"run_dir={s.workdir / 'runs' / 'score'}", "score_head=global_adaln"), "tiny")]
+    with timeline.step(f"train fit: baseline (Beta t, REPA, no score head) and score-conditioned (the baseline + "
+                       f"reward conditioning), tiny, {s.train_steps} steps each", "train fit"):
+        runs = {name: outcome.checkpoint for name, outcome in fit_side_by_side(jobs).items()}
     with timeline.step("train sample"):
         prompts = s.workdir / "prompts.txt"
         prompts.write_text(PROMPTS)

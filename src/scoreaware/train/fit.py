@@ -26,21 +26,29 @@ def fit(overrides: tuple[str, ...] = (), *, preset: str | None = None, config_pa
     return main(config, resume_dir, unsafe_pickle=unsafe_pickle, explicit=explicit)
 
 
+def finished_run(run_root: Path) -> Path | None:
+    """The last checkpoint of the newest run under `run_root` if it reached its configured steps."""
+    runs = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir()) if run_root.is_dir() else []
+    if not runs:
+        return None
+    last = sorted((runs[-1] / "checkpoints").glob("*.pt"))
+    config = json.loads((runs[-1] / "config.json").read_text())
+    return last[-1] if last and int(last[-1].stem) >= config["steps"] else None
+
+
 def fit_or_resume(run_root: Path, overrides: tuple[str, ...], preset: str | None = None,
                   log=print) -> Path:
     """Train into `run_root` unless a run there finished (then its last checkpoint) or was
     interrupted (then it resumes, with its saved configuration); the last checkpoint."""
 
+    finished = finished_run(run_root)
+    if finished is not None:
+        log(f"✓ {finished.parent.parent} already trained ({int(finished.stem)} steps)")
+        return finished
     runs = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir()) if run_root.is_dir() else []
-    if runs:
-        last = sorted((runs[-1] / "checkpoints").glob("*.pt"))
-        config = json.loads((runs[-1] / "config.json").read_text())
-        if last and int(last[-1].stem) >= config["steps"]:
-            log(f"✓ {runs[-1]} already trained ({config['steps']} steps)")
-            return last[-1]
-        if last:
-            fit(resume_dir=runs[-1])
-            return sorted((runs[-1] / "checkpoints").glob("*.pt"))[-1]
+    if runs and any((runs[-1] / "checkpoints").glob("*.pt")):
+        fit(resume_dir=runs[-1])
+        return sorted((runs[-1] / "checkpoints").glob("*.pt"))[-1]
     fit(overrides, preset=preset)
     run = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir())[-1]
     return sorted((run / "checkpoints").glob("*.pt"))[-1]
