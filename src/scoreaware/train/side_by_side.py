@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -101,10 +101,8 @@ def fit_side_by_side(jobs: list[FitJob], workers: int | None = None, log=print) 
 
 
 def _fit(job: FitJob, log) -> FitOutcome:
+    """A job not yet finished (the caller set finished ones aside): train it, or resume it."""
     began = time.perf_counter()
-    finished = finished_run(job.run_root)
-    if finished is not None:
-        return FitOutcome(finished, False, 0.0)
     return FitOutcome(fit_or_resume(job.run_root, job.overrides, job.preset, log=log), True,
                       time.perf_counter() - began)
 
@@ -116,7 +114,7 @@ def _follow(futures: dict[Future, FitJob], offsets: dict[str, int], poll: float 
     bar = None
     pending = set(futures)
     while pending:
-        finished, pending = wait(pending, timeout=poll, return_when=FIRST_EXCEPTION)
+        pending = wait(pending, timeout=poll).not_done
         for job in futures.values():
             step = _last_step(job.log, offsets[job.name])
             if step is not None:
