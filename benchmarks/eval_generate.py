@@ -67,18 +67,13 @@ def stock_decode(codec, latents: np.ndarray) -> np.ndarray:
     """(N, frames, channels) -> (N, 1, S) as the codec decodes, but with torchaudio's GriffinLim transform."""
     import torchaudio
 
-    mel_codec = getattr(codec, "mel", codec)  # mel-vae wraps the mel codec's front end
+    mel_codec = getattr(codec, "mel", codec)  # mel-vae decodes to the mel codec's latents first
+    log_mel = latents if mel_codec is codec else codec.log_mel(latents)
     c = mel_codec.config
+    griffin = torchaudio.transforms.GriffinLim(n_fft=c.n_fft, hop_length=c.hop_length, power=2.0,
+                                               n_iter=c.griffin_lim_iters, rand_init=False)
     with torch.no_grad():
-        if mel_codec is codec:
-            log_mel = torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2)
-        else:
-            z = torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2)
-            log_mel = codec.vae.decode(z).sample.float() * codec.std + codec.mean  # (N, n_mels, frames)
-        spec = mel_codec._inverse((torch.exp(log_mel) - 1e-5).clamp(min=0.0))
-        griffin = torchaudio.transforms.GriffinLim(n_fft=c.n_fft, hop_length=c.hop_length, power=2.0,
-                                                   n_iter=c.griffin_lim_iters, rand_init=False)
-        return griffin(spec)[:, None].numpy()
+        return griffin(mel_codec.power_spectrogram(log_mel))[:, None].numpy()
 
 
 def common_loop(checkpoint: Path, prompts: list[str], steps: int, seconds: float,

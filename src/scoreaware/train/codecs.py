@@ -96,10 +96,16 @@ class MelCodec(Codec):
         (torchaudio's iterations, ~2× faster: `train.griffin_lim`; one clip at a time stays in cache and
         is faster per clip than the whole batch at once)."""
         c = self.config
-        mel = torch.exp(torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2)) - 1e-5  # (N, n_mels, frames)
-        spec = self._inverse(mel.clamp(min=0.0))  # (N, n_fft // 2 + 1, frames) power
+        spec = self.power_spectrogram(latents)
         audio = torch.cat([griffin_lim(clip[None], c.n_fft, c.hop_length, c.griffin_lim_iters) for clip in spec])
         return audio[:, None].numpy()
+
+    @torch.no_grad()
+    def power_spectrogram(self, latents: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(N, frames, n_mels) log-mel -> (N, n_fft // 2 + 1, frames) power spectrogram (inverse mel),
+        the input of Griffin-Lim."""
+        mel = torch.exp(torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2)) - 1e-5  # (N, n_mels, frames)
+        return self._inverse(mel.clamp(min=0.0))
 
     def frames(self, seconds: float) -> int:
         return int(math.floor(seconds * self.sample_rate / self.config.hop_length)) + 1
@@ -196,9 +202,14 @@ class MelVaeCodec(Codec):
     @torch.no_grad()
     def decode_batch(self, latents: np.ndarray | torch.Tensor) -> np.ndarray:
         """(N, frames, channels) -> (N, 1, S): the VAE's log-mel, then Griffin-Lim."""
+        return self.mel.decode_batch(self.log_mel(latents))
+
+    @torch.no_grad()
+    def log_mel(self, latents: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(N, frames, channels) latents -> (N, frames · hop, n_mels) log-mel, the `mel` codec's latents."""
         z = torch.as_tensor(latents, dtype=torch.float32).transpose(1, 2).to(self.device)  # (N, channels, frames)
         mel = self.vae.decode(z).sample.float().cpu() * self.std + self.mean  # (N, n_mels, frames · hop)
-        return self.mel.decode_batch(mel.transpose(1, 2))
+        return mel.transpose(1, 2)
 
     def frames(self, seconds: float) -> int:
         return math.ceil(self.mel.frames(seconds) / self.hop)
