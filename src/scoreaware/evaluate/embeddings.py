@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,22 +150,28 @@ def clap_embeddings(cuts, encoder, policy: str = "first", batch_size: int = 16, 
     return EmbeddingSet(np.stack(rows) if rows else np.zeros((0, encoder.dim), np.float32), ids, fingerprint), rejected
 
 
-def mert_embeddings(cuts, mert, layers: str, window_seconds: float = 10.0, policy: str = "first") -> EmbeddingSet:
-    """MERT features of every cut (the same crop as CLAP): last layer or the mean of all layers."""
+def mert_embedding_sets(cuts, mert, layers: Sequence[str] = ("last", "all"), window_seconds: float = 10.0,
+                        policy: str = "first") -> dict[str, EmbeddingSet]:
+    """MERT features of every cut (the same crop as CLAP), one set per `layers` setting ("last": the
+    last layer, "all": the mean of all layers); each cut is decoded and run through MERT once."""
 
-    ids, rows = [], []
+    ids, rows = [], {name: [] for name in layers}
     window = int(window_seconds * mert.sampling_rate)
     for cut in cuts:
         try:
             audio = mono_resampled(cut, mert.sampling_rate)
         except Exception:
             continue
-        pieces = policy_windows(audio, window, policy)
-        rows.append(mert.embed(pieces, layers=layers).mean(axis=0))
+        for name, features in mert.embed_layers(policy_windows(audio, window, policy), layers).items():
+            rows[name].append(features.mean(axis=0))
         ids.append(cut.id)
-    fingerprint = {"model": mert.model_id, "weights": weights_fingerprint(mert.model_id), "policy": policy,
-                   "sampling_rate": mert.sampling_rate, "window": window, "layers": layers}
-    return EmbeddingSet(np.stack(rows) if rows else np.zeros((0, mert.dim), np.float32), ids, fingerprint)
+    sets = {}
+    for name in layers:
+        fingerprint = {"model": mert.model_id, "weights": weights_fingerprint(mert.model_id), "policy": policy,
+                       "sampling_rate": mert.sampling_rate, "window": window, "layers": name}
+        sets[name] = EmbeddingSet(np.stack(rows[name]) if rows[name] else np.zeros((0, mert.dim), np.float32),
+                                  list(ids), fingerprint)
+    return sets
 
 
 # ------------------------------------------------------------------------ reference files

@@ -16,7 +16,7 @@ from scoreaware.core.provenance import describe_input, library_versions
 from scoreaware.core.redact import redact
 from scoreaware.curate.scoring.clap import load_clap
 from scoreaware.curate.scoring.reward import load_mert
-from scoreaware.evaluate.embeddings import audio_cuts, clap_embeddings, mert_embeddings, save_reference
+from scoreaware.evaluate.embeddings import audio_cuts, clap_embeddings, mert_embedding_sets, save_reference
 
 
 def build_reference(source: Path, output: Path, *, backend: str = "transformers", model: str | None = None,
@@ -37,8 +37,8 @@ def build_reference(source: Path, output: Path, *, backend: str = "transformers"
     if mert_model:
         mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
         kept = [c for c in cuts if c.id in set(clap.ids)]
-        sets["mert_last"] = mert_embeddings(kept, mert, "last", policy=policy)
-        sets["mert_all"] = mert_embeddings(kept, mert, "all", policy=policy)
+        features = mert_embedding_sets(kept, mert, ("last", "all"), policy=policy)  # one MERT pass for both
+        sets["mert_last"], sets["mert_all"] = features["last"], features["all"]
     described = describe_input(source) if source.is_file() else {"path": str(source)}
     provenance = {"stage": "reference", "command": redact(" ".join(sys.argv)), "source": described,
                   "options": {"backend": backend, "model": model, "amodel": amodel, "policy": policy,

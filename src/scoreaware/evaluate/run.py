@@ -32,7 +32,7 @@ from scoreaware.evaluate.embeddings import (
     EmbeddingError,
     load_reference,
     manifest_embeddings,
-    mert_embeddings,
+    mert_embedding_sets,
 )
 from scoreaware.evaluate.score import set_metrics, write_clips_csv
 from scoreaware.evaluate.scored_run import SCORES_FORMAT
@@ -197,8 +197,9 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
         mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
         cuts = list(read_cuts(clips_manifest))
         policy = sets.get("mert_all", sets.get("mert_last")).fingerprint.get("policy", "first")
-        mert_all = mert_embeddings(cuts, mert, "all", policy=policy) if "mert_all" in sets else None
-        mert_last = mert_embeddings(cuts, mert, "last", policy=policy) if "mert_last" in sets else None
+        features = mert_embedding_sets(cuts, mert, [name for name in ("all", "last") if f"mert_{name}" in sets],
+                                       policy=policy)  # one MERT pass for both
+        mert_all, mert_last = features.get("all"), features.get("last")
     result = set_metrics(clap, sets, clips, bootstrap, mert_all, mert_last, mad)
     result.warnings[:0] = notes
     write_clips_csv(folder / "clips.csv", clips)

@@ -165,6 +165,29 @@ def test_cut_without_clap_embedding_is_quarantined(tmp_path, tiny_mert, segmente
     assert out[0].reason == "missing_clap_embedding"
 
 
+def test_mert_embed_layers_gives_both_features_from_one_forward_per_clip(tiny_mert):
+    mert = load_mert(str(tiny_mert))
+    rng = np.random.default_rng(0)
+    clips = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (24_000, 36_000, 12_000)]
+    calls = []
+    hook = mert.model.register_forward_hook(lambda *_: calls.append(1))
+    both = mert.embed_layers(clips, ("last", "all"))
+    hook.remove()
+    assert len(calls) == len(clips)  # one forward per clip serves both settings
+    with torch.inference_mode():  # each setting by its definition, in forwards of its own
+        inputs = [mert.extractor(c, sampling_rate=mert.sampling_rate, return_tensors="pt")["input_values"]
+                  for c in clips]
+        last = np.stack([mert.model(x).last_hidden_state.mean(1)[0].numpy() for x in inputs])
+        every = np.stack([torch.stack(mert.model(x, output_hidden_states=True).hidden_states).mean(0).mean(1)[0].numpy()
+                          for x in inputs])
+    np.testing.assert_allclose(both["last"], last, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(both["all"], every, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(last, every, atol=1e-3)  # the two settings are different features
+    np.testing.assert_array_equal(mert.embed(clips, "all"), both["all"])
+    with pytest.raises(ValueError, match="not implemented"):
+        mert.embed_layers(clips, ("last", "middle"))
+
+
 def test_audio_file_pairs(tmp_path, tiny_clap, tiny_mert):
     for k, amp in enumerate([0.05, 0.1, 0.2, 0.4, 0.6, 0.8]):
         write_audio(tmp_path / f"clip{k}.wav", tone(2.0, sr=24_000, amplitude=amp), sr=24_000, subtype="FLOAT")

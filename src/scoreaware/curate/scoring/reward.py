@@ -169,16 +169,24 @@ class MertEncoder:
         ``layers="last"``: the last hidden state (TuneJury's reward feature, and MAD's);
         ``"all"``: the mean over every layer's output (TuneJury's FAD-MERT feature).
         """
-        if layers not in ("last", "all"):
-            raise ValueError(f"layers={layers!r} not implemented (last | all)")
-        out = []
+        return self.embed_layers(clips, (layers,))[layers]
+
+    @torch.inference_mode()
+    def embed_layers(self, clips: Sequence[np.ndarray],
+                     layers: Sequence[str] = ("last", "all")) -> dict[str, np.ndarray]:
+        """`embed` for several `layers` settings from one forward per clip: {layers: (N, dim)}."""
+        unknown = [name for name in layers if name not in ("last", "all")]
+        if unknown:
+            raise ValueError(f"layers={unknown[0]!r} not implemented (last | all)")
+        out: dict[str, list[np.ndarray]] = {name: [] for name in layers}
         for clip in clips:  # clips differ in length; one at a time keeps padding out of the mean
             inputs = self.extractor(np.asarray(clip, dtype=np.float32), sampling_rate=self.sampling_rate,
                                     return_tensors="pt")
-            result = self.model(inputs["input_values"].to(self.device), output_hidden_states=layers == "all")
-            hidden = torch.stack(result.hidden_states).mean(0) if layers == "all" else result.last_hidden_state
-            out.append(hidden.mean(dim=1)[0].float().cpu().numpy())  # (1, frames, dim) -> (dim,)
-        return np.stack(out)
+            result = self.model(inputs["input_values"].to(self.device), output_hidden_states="all" in out)
+            for name, values in out.items():
+                hidden = torch.stack(result.hidden_states).mean(0) if name == "all" else result.last_hidden_state
+                values.append(hidden.mean(dim=1)[0].float().cpu().numpy())  # (1, frames, dim) -> (dim,)
+        return {name: np.stack(values) for name, values in out.items()}
 
 
 def load_mert(model: str, device: str = "cpu", trust_remote_code: bool = False) -> MertEncoder:
