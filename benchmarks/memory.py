@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import threading
 
 FIELDS = ("VmRSS", "RssAnon", "RssFile")
@@ -42,3 +44,13 @@ class PeakMemory:
 
     def growth_mib(self, key: str = "VmRSS") -> float:
         return (self.peak[key] - self.base[key]) / 2**20
+
+
+def release_free_memory() -> None:
+    """Collect garbage and hand the allocator's free pages back to the OS (glibc `malloc_trim`),
+    so that the next `PeakMemory` measures what its block allocates, not what another block freed."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: growth may then be understated
+        pass

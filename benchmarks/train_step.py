@@ -3,15 +3,18 @@
 TangoFlux trains `diffusers.FluxTransformer2DModel`; here both backbones get the same width
 (heads × head dim), the same number of joint (double-stream) and single-stream blocks, the same
 latent and text sequence lengths and batch, and run the same step: forward, flow-matching MSE,
-backward, AdamW. Peak memory is the growth of anonymous RSS during the timed steps.
+backward, AdamW. Peak memory is the growth of anonymous RSS during a step, measured from trimmed
+free memory. The backbones of a mode are timed in alternating rounds and each reports its median
+steps/s (and range).
 
     python benchmarks/train_step.py [--width 256] [--heads 4] [--joint 2] [--single 4]
-                                    [--frames 256] [--text 32] [--batch 4] [--steps 10]
+                                    [--frames 256] [--text 32] [--batch 4] [--steps 4] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -19,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from memory import PeakMemory  # noqa: E402
+from memory import PeakMemory, release_free_memory  # noqa: E402
 
 
 def ours(args, mlp_kernel: int = 3, input_kernel: int = 7):
@@ -59,46 +62,83 @@ def flux(args):
     return model, step
 
 
-def measure(build, args, compiled: bool = False, bf16: bool = False) -> dict:
-    """steps/s, peak anon RSS growth, params, GFLOP per step and compile time of one configuration."""
-    from torch.utils.flop_counter import FlopCounterMode
+def cpu_kind() -> str:
+    """The vector ISA torch dispatches to and whether the CPU has bf16 matrix units (AMX): under
+    bf16 autocast the ratios differ most between such machines."""
+    flags = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        flags = {flag for line in cpuinfo.read_text().splitlines() if line.startswith("flags")
+                 for flag in line.split(":", 1)[1].split()}
+    bf16 = "AMX bf16" if "amx_bf16" in flags else "AVX-512 bf16" if "avx512_bf16" in flags else "no bf16 units"
+    return f"{torch.backends.cpu.get_cpu_capability()}, {bf16}"
 
-    torch.manual_seed(0)
-    torch._dynamo.reset()
-    model, forward = build(args)
-    params = sum(p.numel() for p in model.parameters())
-    if compiled:
-        forward = torch.compile(forward)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x0 = torch.randn(args.batch, args.frames, 64)
 
-    def one():
-        noise = torch.randn_like(x0)
-        t = torch.rand(args.batch)
-        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * noise
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            prediction = forward(xt, t)
-        loss = (prediction.float() - (noise - x0)).pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+class Runner:
+    """One configuration ready to step: built, compiled if asked, warmed up, FLOPs counted."""
 
-    start = time.perf_counter()
-    one()  # compiles, when compiled
-    compile_seconds = time.perf_counter() - start if compiled else 0.0
-    one()  # warm-up: allocator, kernels
-    flops = 0
-    if not compiled:
-        with FlopCounterMode(display=False) as counter:
-            one()
-        flops = counter.get_total_flops()
-    with PeakMemory() as memory:
+    def __init__(self, build, args, compiled: bool = False, bf16: bool = False) -> None:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        torch.manual_seed(0)
+        model, forward = build(args)
+        self.params = sum(p.numel() for p in model.parameters())
+        if compiled:
+            forward = torch.compile(forward)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        x0 = torch.randn(args.batch, args.frames, 64)
+
+        def one():
+            noise = torch.randn_like(x0)
+            t = torch.rand(args.batch)
+            xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * noise
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                prediction = forward(xt, t)
+            loss = (prediction.float() - (noise - x0)).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        self.step = one
         start = time.perf_counter()
-        for _ in range(args.steps):
-            one()
-        seconds = time.perf_counter() - start
-    return {"rate": args.steps / seconds, "memory": memory.growth_mib("RssAnon"), "params": params,
-            "gflop": flops / 1e9, "compile": compile_seconds}
+        one()  # compiles, when compiled
+        self.compile = time.perf_counter() - start if compiled else 0.0
+        one()  # warm-up: allocator, kernels, optimizer state
+        self.gflop = 0.0
+        if not compiled:
+            with FlopCounterMode(display=False) as counter:
+                one()
+            self.gflop = counter.get_total_flops() / 1e9
+        self.rates: list[float] = []
+        self.memory = 0.0
+
+    def time(self, steps: int) -> None:
+        """One round: a step for peak memory growth (from trimmed free memory; the largest over the
+        rounds), then `steps` timed steps (not after a trim, which would time page faults)."""
+        release_free_memory()  # the other backbones' freed activations would hide this one's
+        with PeakMemory() as memory:
+            self.step()
+        self.memory = max(self.memory, memory.growth_mib("RssAnon"))
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        self.rates.append(steps / (time.perf_counter() - start))
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+
+def measure(builds: dict, args, compiled: bool = False, bf16: bool = False) -> dict[str, Runner]:
+    """Every backbone of one mode, timed in alternating rounds (median steps/s): on a shared
+    2-core machine the speed drifts by tens of percent within minutes, and alternation exposes
+    all backbones to the same drift."""
+    torch._dynamo.reset()  # once per mode: a reset between backbones would recompile them while timed
+    runners = {name: Runner(build, args, compiled, bf16) for name, build in builds.items()}
+    for _ in range(args.rounds):
+        for runner in runners.values():
+            runner.time(args.steps)
+    return runners
 
 
 def profile(build, args, rows: int = 8) -> str:
@@ -137,12 +177,14 @@ def main() -> None:
     parser.add_argument("--text", type=int, default=32)
     parser.add_argument("--text-dim", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=4, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds per backbone (median)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     parser.add_argument("--no-profile", action="store_true", help="skip the profile of our conv-MLP step")
     args = parser.parse_args()
     print(f"width {args.width} ({args.heads} heads), {args.joint} joint + {args.single} single blocks, "
-          f"{args.frames} latent + {args.text} text tokens, batch {args.batch}, threads {torch.get_num_threads()}")
+          f"{args.frames} latent + {args.text} text tokens, batch {args.batch}, threads {torch.get_num_threads()}; "
+          f"CPU: {cpu_kind()}")
     builds = {
         "diffusers FluxTransformer2DModel": flux,
         "ours, position-wise MLPs": lambda a: ours(a, mlp_kernel=1, input_kernel=1),  # Flux-sized blocks
@@ -151,16 +193,26 @@ def main() -> None:
     modes = [("fp32 eager", False, False), ("bf16 autocast eager", False, True)]
     if not args.no_compile:
         modes.append(("fp32 torch.compile", True, False))
+    best: dict[str, tuple[float, str]] = {}  # each backbone's fastest mode: (steps/s, mode)
     for mode, compiled, bf16 in modes:
-        results = {name: measure(build, args, compiled, bf16) for name, build in builds.items()}
+        results = measure(builds, args, compiled, bf16)
+        for name, r in results.items():
+            best[name] = max(best.get(name, (0.0, "")), (r.rate, mode))
         base = results["diffusers FluxTransformer2DModel"]
         print(f"\n{mode}:")
         for name, r in results.items():
-            speed = f"{r['gflop'] * r['rate']:5.0f} GFLOP/s" if r["gflop"] else ""
-            compile_note = f"   compile {r['compile']:.0f} s" if compiled else ""
-            print(f"{name:>34}: {r['rate']:6.2f} steps/s  ({r['rate'] / base['rate']:4.2f}× Flux)   "
-                  f"peak anon RSS +{r['memory']:6.1f} MiB   {r['params'] / 1e6:6.2f} M params"
-                  + (f"   {r['gflop']:6.1f} GFLOP/step {speed}" if r["gflop"] else "") + compile_note)
+            speed = f"{r.gflop * r.rate:5.0f} GFLOP/s" if r.gflop else ""
+            compile_note = f"   compile {r.compile:.0f} s" if compiled else ""
+            spread = f"[{min(r.rates):.2f}–{max(r.rates):.2f}]"
+            print(f"{name:>34}: {r.rate:6.2f} steps/s {spread:>11} ({r.rate / base.rate:4.2f}× Flux)   "
+                  f"peak anon RSS +{r.memory:6.1f} MiB   {r.params / 1e6:6.2f} M params"
+                  + (f"   {r.gflop:6.1f} GFLOP/step {speed}" if r.gflop else "") + compile_note)
+    # a mode can favour one side (diffusers' RMSNorm falls back to an unfused path under CPU autocast),
+    # so each backbone in its own fastest mode as well
+    flux_rate, flux_mode = best["diffusers FluxTransformer2DModel"]
+    print(f"\neach in its fastest mode: Flux {flux_rate:.2f} steps/s ({flux_mode})")
+    for name, (rate, mode) in list(best.items())[1:]:
+        print(f"{name:>34}: {rate:6.2f} steps/s  ({rate / flux_rate:4.2f}× Flux's best)   ({mode})")
     print("\ntargets at matched blocks: conv MLPs ≥ 1.0× Flux, position-wise ≥ 1.5×, peak memory ≤ Flux's. "
           "FluxAudio's conv MLPs (k = 3, and the k = 7 input ConvMLP) do ~3× the MLP FLOPs per token by design")
     if not args.no_profile:
