@@ -112,7 +112,7 @@ class Runner:
         self.rates: list[float] = []
         self.memory = 0.0
 
-    def time(self, steps: int) -> None:
+    def timed_round(self, steps: int) -> None:
         """One round: a step for peak memory growth (from trimmed free memory; the largest over the
         rounds), then `steps` timed steps (not after a trim, which would time page faults)."""
         release_free_memory()  # the other backbones' freed activations would hide this one's
@@ -137,7 +137,7 @@ def measure(builds: dict, args, compiled: bool = False, bf16: bool = False) -> d
     runners = {name: Runner(build, args, compiled, bf16) for name, build in builds.items()}
     for _ in range(args.rounds):
         for runner in runners.values():
-            runner.time(args.steps)
+            runner.timed_round(args.steps)
     return runners
 
 

@@ -165,13 +165,10 @@ def mert_embedding_sets(cuts, mert, layers: Sequence[str] = ("last", "all"), win
         for name, features in mert.embed_layers(policy_windows(audio, window, policy), layers).items():
             rows[name].append(features.mean(axis=0))
         ids.append(cut.id)
-    sets = {}
-    for name in layers:
-        fingerprint = {"model": mert.model_id, "weights": weights_fingerprint(mert.model_id), "policy": policy,
-                       "sampling_rate": mert.sampling_rate, "window": window, "layers": name}
-        sets[name] = EmbeddingSet(np.stack(rows[name]) if rows[name] else np.zeros((0, mert.dim), np.float32),
-                                  list(ids), fingerprint)
-    return sets
+    fingerprint = {"model": mert.model_id, "weights": weights_fingerprint(mert.model_id), "policy": policy,
+                   "sampling_rate": mert.sampling_rate, "window": window}
+    return {name: EmbeddingSet(np.stack(rows[name]) if rows[name] else np.zeros((0, mert.dim), np.float32),
+                               list(ids), {**fingerprint, "layers": name}) for name in layers}
 
 
 # ------------------------------------------------------------------------ reference files

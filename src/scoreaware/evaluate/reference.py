@@ -37,8 +37,9 @@ def build_reference(source: Path, output: Path, *, backend: str = "transformers"
     if mert_model:
         mert = load_mert(mert_model, device=device, trust_remote_code=trust_remote_code)
         kept = [c for c in cuts if c.id in set(clap.ids)]
-        features = mert_embedding_sets(kept, mert, ("last", "all"), policy=policy)  # one MERT pass for both
-        sets["mert_last"], sets["mert_all"] = features["last"], features["all"]
+        # one MERT pass for both: mert_last (MAD's feature) and mert_all (FAD-MERT's)
+        sets |= {f"mert_{name}": found for name, found in mert_embedding_sets(kept, mert, ("last", "all"),
+                                                                               policy=policy).items()}
     described = describe_input(source) if source.is_file() else {"path": str(source)}
     provenance = {"stage": "reference", "command": redact(" ".join(sys.argv)), "source": described,
                   "options": {"backend": backend, "model": model, "amodel": amodel, "policy": policy,
