@@ -121,27 +121,6 @@ def test_latent_padding_does_not_change_the_prediction():
     assert torch.allclose(model(x, t, c), model(padded, t, masked)[:, :10], atol=1e-5)
 
 
-@pytest.mark.parametrize("cin,cout,kernel", [(8, 32, 3), (32, 8, 3), (16, 16, 7), (64, 24, 7), (5, 9, 1)])
-def test_conv_as_matmul_equals_conv1d_forward_and_backward(cin, cout, kernel):
-    """Both regroupings (widening: gathered inputs; narrowing: shifted outputs) and k = 1 compute
-    exactly `F.conv1d` with padding k // 2, gradients included."""
-    import torch.nn.functional as F
-
-    from scoreaware.train.model import conv1d_channel_last
-
-    torch.manual_seed(0)
-    x = torch.randn(2, 11, cin, requires_grad=True)
-    weight = torch.randn(cout, cin, kernel, requires_grad=True)
-    bias = torch.randn(cout, requires_grad=True)
-    expected = F.conv1d(x.transpose(1, 2), weight, bias, padding=kernel // 2).transpose(1, 2)
-    got = conv1d_channel_last(x, weight, bias)
-    assert torch.allclose(got, expected, atol=1e-4)
-    upstream = torch.randn_like(expected)
-    for a, b in zip(torch.autograd.grad(got, (x, weight, bias), upstream),
-                    torch.autograd.grad(expected, (x, weight, bias), upstream)):
-        assert torch.allclose(a, b, atol=1e-4)
-
-
 def test_even_conv_kernels_are_refused():
     with pytest.raises(ValueError, match="must be odd"):
         ModelConfig(mlp_kernel=2)

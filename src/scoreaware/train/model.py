@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scoreaware.train.conv import conv1d_channel_last
+
 SCORE_HEADS = ("none", "global_adaln", "input_add", "token")
 
 
@@ -45,33 +47,6 @@ def apply_rope(x: Tensor, rotations: Tensor) -> Tensor:
     q and k per block (~8 % of a tiny CPU step)."""
     pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (N, H, T, Dh/2)
     return torch.view_as_real(pairs * rotations).flatten(-2).type_as(x)
-
-
-def conv1d_channel_last(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``conv1d(x, weight, padding=k // 2)`` on channel-last tensors, computed as one matmul.
-
-    x (N, T, Cin), weight (Cout, Cin, k) as `nn.Conv1d` stores it, k odd -> (N, T, Cout).
-    The same sums as the convolution, regrouped: oneDNN's 1-D convolution (and its backward) ran at
-    a fraction of the matmul rate here (66 % of a CPU training step; benchmarks/train_step.py), so
-    the k taps become one GEMM. The wide side is never unfolded: a widening layer gathers its k
-    shifted inputs (N, T, k·Cin), a narrowing one computes k outputs per frame (N, T, k·Cout) and
-    adds them shifted — both k times the narrow width.
-    """
-    cout, cin, k = weight.shape
-    if k % 2 == 0:  # an even kernel would shift the output by half a frame (ModelConfig refuses it first)
-        raise ValueError(f"conv kernel {k} must be odd (the output keeps the input's length)")
-    if k == 1:
-        return F.linear(x, weight[:, :, 0], bias)
-    n, t, _ = x.shape
-    pad = k // 2
-    if cin <= cout:  # gather: column j holds x[t + j − pad]
-        padded = F.pad(x, (0, 0, pad, pad))  # (N, T + 2·pad, Cin)
-        columns = torch.cat([padded[:, j : j + t] for j in range(k)], dim=-1)  # (N, T, k·Cin)
-        return F.linear(columns, weight.permute(0, 2, 1).reshape(cout, k * cin), bias)
-    taps = F.linear(x, weight.permute(2, 0, 1).reshape(k * cout, cin)).view(n, t, k, cout)  # tap j of frame s
-    taps = F.pad(taps, (0, 0, 0, 0, pad, pad))  # (N, T + 2·pad, k, Cout)
-    out = sum(taps[:, j : j + t, j] for j in range(k))  # y[t] = Σ_j W_j · x[t + j − pad]
-    return out if bias is None else out + bias
 
 
 class ConvMLP(nn.Module):
@@ -163,9 +138,9 @@ class JointBlock(nn.Module):
             self.norm2_c = nn.LayerNorm(dim, elementwise_affine=False)
 
     def forward(self, x: Tensor, c: Tensor, g: Tensor, rope: Tensor, text_mask: Tensor,
-                latent_mask: Tensor):
+                latent_mask: Tensor | None):
         """x (N, T, D) latent, c (N, L, D) text, g (N, D) global, masks (N, L) / (N, T) of real
-        tokens; returns updated (x, c)."""
+        tokens (latent_mask None: every frame is real); returns updated (x, c)."""
         n, t, d = x.shape
         sx, cx, gx, sx2, cx2, gx2 = self.ada_x(g).chunk(6, dim=-1)  # each (N, D)
         mods_c = self.ada_c(g).chunk(2 if self.pre_only else 6, dim=-1)
@@ -173,7 +148,8 @@ class JointBlock(nn.Module):
         q_c, k_c, v_c = self._heads(self.qkv_c(modulate(self.norm_c(c), mods_c[0], mods_c[1])))  # (N, H, L, Dh)
         q_x, k_x = apply_rope(q_x, rope), apply_rope(k_x, rope)
         q, k, v = torch.cat([q_c, q_x], 2), torch.cat([k_c, k_x], 2), torch.cat([v_c, v_x], 2)  # (N, H, L+T, Dh)
-        keep = torch.cat([text_mask, latent_mask], 1)  # (N, L+T) real tokens: padding is never attended
+        real = torch.ones(n, t, dtype=torch.bool, device=x.device) if latent_mask is None else latent_mask
+        keep = torch.cat([text_mask, real], 1)  # (N, L+T) real tokens: padding is never attended
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])  # (N, H, L+T, Dh)
         attn = attn.transpose(1, 2).reshape(n, -1, d)  # (N, L+T, D)
         a_c, a_x = attn[:, : c.shape[1]], attn[:, c.shape[1] :]
@@ -203,13 +179,15 @@ class SingleBlock(nn.Module):
         self.mlp = ConvMLP(dim, int(dim * mlp_ratio), kernel=kernel)
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def forward(self, x: Tensor, g: Tensor, rope: Tensor, latent_mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, g: Tensor, rope: Tensor, latent_mask: Tensor | None) -> Tensor:
+        """x (N, T, D), g (N, D), latent_mask (N, T) of real frames or None (all real)."""
         n, t, d = x.shape
         s1, c1, g1, s2, c2, g2 = self.ada(g).chunk(6, dim=-1)  # each (N, D)
         q, k, v = self.qkv(modulate(self.norm1(x), s1, c1)).reshape(n, t, 3, self.heads, -1).permute(
             2, 0, 3, 1, 4).unbind(0)  # (N, H, T, Dh)
         q, k = apply_rope(q, rope), apply_rope(k, rope)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=latent_mask[:, None, None, :])
+        mask = None if latent_mask is None else latent_mask[:, None, None, :]
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + g1[:, None] * self.out(attn.transpose(1, 2).reshape(n, t, d))  # (N, T, D)
         return x + g2[:, None] * self.mlp(modulate(self.norm2(x), s2, c2), latent_mask)
 
@@ -341,10 +319,14 @@ class FluxAudio(nn.Module):
         """(velocity, hidden state (N, T, D) after block `depth`, default `config.repa_depth`)."""
         depth = self.config.repa_depth if depth is None else depth
         latent_mask = cond.latent_mask
-        if latent_mask is None:
-            latent_mask = torch.ones(x_t.shape[:2], dtype=torch.bool, device=x_t.device)
+        if latent_mask is not None and bool(latent_mask.all()):
+            # no padded frame: skip the masking (one (N, T, 4·D) multiply per conv MLP, forward and
+            # backward, and a masked attention kernel; ~5 % of a tiny CPU step). On a GPU the check
+            # is one host sync per forward.
+            latent_mask = None
         conv, selu, conv_mlp = self.audio_in  # padded frames are zeroed before every convolution
-        x = conv_mlp(selu(conv(x_t * latent_mask[..., None])), latent_mask)  # (N, T, D)
+        x = x_t if latent_mask is None else x_t * latent_mask[..., None]
+        x = conv_mlp(selu(conv(x)), latent_mask)  # (N, T, D)
         c = self.text_in(cond.text)  # (N, L, D)
         g = self.t_embed(t) + self.clap_in(cond.clap)  # (N, D) global AdaLN vector
         text_mask = cond.text_mask
