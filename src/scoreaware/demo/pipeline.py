@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,8 @@ def make_corpus(directory: Path, clips: int = 40, duration: float = 30.0, seed: 
     """Synthesize the demo corpus into `directory`; the summary lines."""
     start = time.perf_counter()
     with progress(clips, "make-corpus", "clip") as bar:
-        specs = synthesize(directory, clips=clips, duration=duration, seed=seed, progress=lambda _: bar.update(1))
+        specs = synthesize(directory, clips=clips, duration=duration, seed=seed, progress=lambda _: bar.update(1),
+                           workers=os.cpu_count() or 1)
     defects = [s for s in specs if s.defect]
     mismatched = sum(not s.caption_matches_audio for s in specs)
     degraded = [s for s in specs if s.degradation]

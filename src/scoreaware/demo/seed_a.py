@@ -19,6 +19,7 @@ captions only, logit-normal.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from scoreaware.core.manifests import read_cuts
@@ -110,7 +111,7 @@ def held_out_reference(folder: Path, clap: str) -> Path:
     held_out, ingested, segments = folder / "held_out", folder / "held_out_ingest.jsonl.gz", \
         folder / "held_out_segment.jsonl.gz"
     if not (held_out / "truth.jsonl").is_file():
-        make_corpus(held_out, clips=28, duration=30.0, seed=1)
+        make_corpus(held_out, clips=28, duration=30.0, seed=1, workers=os.cpu_count() or 1)
     run_ingest(held_out / "audio", ingested, resume=True)
     run_segment(ingested, segments, resume=True)
     reference = folder / "reference.npz"
@@ -141,7 +142,7 @@ def prepare_seed_a(folder: Path, models: Path, clips: int = 60, mismatched: floa
     clap, m = str(models / "clap"), (lambda name: folder / f"{name}.jsonl.gz")
     corpus = folder / "corpus"
     if not (corpus / "truth.jsonl").is_file():
-        make_corpus(corpus, clips=clips, duration=30.0, seed=0, mismatched=mismatched)
+        make_corpus(corpus, clips=clips, duration=30.0, seed=0, mismatched=mismatched, workers=os.cpu_count() or 1)
     meta = corpus / "metadata"
     run_ingest(corpus / "audio", m("ingest"), resume=True,
                metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv"))

@@ -15,6 +15,7 @@ compared with the row before it, at the deployment score.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from scoreaware.core.manifests import read_cuts
@@ -88,7 +89,7 @@ def prepare_seed_b(folder: Path, models: Path, clips: int = 60, steps: int = 600
     m = folder.joinpath
     corpus = folder / "corpus"
     if not (corpus / "truth.jsonl").is_file():
-        make_corpus(corpus, clips=clips, duration=30.0, seed=0)
+        make_corpus(corpus, clips=clips, duration=30.0, seed=0, workers=os.cpu_count() or 1)
     meta = corpus / "metadata"
     run_ingest(corpus / "audio", m("ingest.jsonl.gz"), resume=True,
                metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv"))

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -379,13 +381,13 @@ def plan_corpus(clips: int, seed: int, degraded: float = 0.25, mismatched: float
     return specs
 
 
-def write_clip(spec: ClipSpec, audio_dir: Path, duration: float, seed: int) -> None:
-    """Render and encode one clip (or plant its defect)."""
+def write_clip(spec: ClipSpec, audio_dir: Path, duration: float, seed: int) -> ClipSpec:
+    """Render and encode one clip (or plant its defect); the spec, with its measured loudness."""
     path = audio_dir / spec.path
     path.parent.mkdir(parents=True, exist_ok=True)
     if spec.defect == "not_audio":  # a failed download saved under an audio name
         path.write_text("<html><head><title>403 Forbidden</title></head><body>Forbidden</body></html>\n")
-        return
+        return spec
     rng = np.random.default_rng([seed, int(spec.id)])
     audio = render(spec, duration, rng).T  # (time, channels)
     ext = path.suffix.lstrip(".")
@@ -400,6 +402,7 @@ def write_clip(spec: ClipSpec, audio_dir: Path, duration: float, seed: int) -> N
         data = tmp.read_bytes()
         tmp.write_bytes(data[: int(len(data) * 0.4)])
     os.replace(tmp, path)
+    return spec
 
 
 def write_metadata(specs: list[ClipSpec], root: Path, duration: float) -> None:
@@ -423,7 +426,8 @@ def write_metadata(specs: list[ClipSpec], root: Path, duration: float) -> None:
 
 
 def make_corpus(root: str | os.PathLike, clips: int = 40, duration: float = 30.0, seed: int = 0,
-                progress=None, degraded: float = 0.25, mismatched: float | None = None) -> list[ClipSpec]:
+                progress=None, degraded: float = 0.25, mismatched: float | None = None,
+                workers: int = 1) -> list[ClipSpec]:
     """Synthesize the corpus under `root`; returns the clip specs (the ground truth).
 
     :param clips: number of clips (at least 8 to plant every defect).
@@ -432,12 +436,24 @@ def make_corpus(root: str | os.PathLike, clips: int = 40, duration: float = 30.0
     :param progress: optional callable invoked once per written clip.
     :param degraded: share of clean clips with a planted quality degradation.
     :param mismatched: share of readable clips with another genre's caption (None: one in eight).
+    :param workers: processes rendering clips (each clip draws from its own seeded generator, so
+        the files are the same bytes for any number).
     """
     root = Path(root)
     specs = plan_corpus(clips, seed, degraded, mismatched)
-    for spec in specs:
-        write_clip(spec, root / "audio", duration, seed)
-        if progress:
-            progress(spec)
+    if workers <= 1:
+        for spec in specs:
+            write_clip(spec, root / "audio", duration, seed)
+            if progress:
+                progress(spec)
+    else:  # spawn: the caller may hold torch's thread pools, which fork would copy mid-state
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, clips), mp_context=context) as pool:
+            futures = {pool.submit(write_clip, spec, root / "audio", duration, seed): spec for spec in specs}
+            for future in as_completed(futures):
+                rendered, spec = future.result(), futures[future]
+                vars(spec).update(vars(rendered))  # what rendering measured (the loudness) comes back
+                if progress:
+                    progress(spec)
     write_metadata(specs, root, duration)
     return specs
