@@ -37,6 +37,17 @@ def test_conv_backward_passes_gradcheck_in_double():
         assert torch.autograd.gradcheck(lambda a, w: conv1d_channel_last(a, w, None), (x, weight))
 
 
+def test_the_function_itself_handles_a_one_tap_kernel():
+    """`conv1d_channel_last` sends k = 1 to `F.linear`; the autograd Function is right there too."""
+    from scoreaware.train.conv import ChannelLastConv
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 3, 1, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ChannelLastConv.apply, (x, weight, bias))
+
+
 def test_conv_under_bf16_autocast_returns_gradients_in_the_parameters_dtype():
     """Under CPU autocast the forward runs in bf16; the gradients come back in fp32 (the dtype of
     the leaves) and close to the fp32 ones."""

@@ -94,9 +94,7 @@ class ChannelLastConv(torch.autograd.Function):
             # y[t] = Σ_j W_j x[t + j − p]  ⇒  dx[s] = Σ_j W_{k−1−j}ᵀ g[s + j − p]: the same convolution
             grad_x = conv_forward(grad, wc.flip(-1).transpose(0, 1), None).to(x.dtype)
         if ctx.needs_input_grad[1]:
-            if k == 1:
-                grad_w = (grad.reshape(-1, cout).T @ xc.reshape(-1, cin))[:, :, None]
-            elif cin <= cout:  # gather the narrow input: dW (Cout, k·Cin) = gᵀ · [x shifted by j]
+            if cin <= cout:  # gather the narrow input: dW (Cout, k·Cin) = gᵀ · [x shifted by j]
                 columns = shifted(xc, k).view(n * t, k * cin)
                 grad_w = (grad.reshape(-1, cout).T @ columns).view(cout, k, cin).permute(0, 2, 1)
             else:  # gather the narrow gradient: dW_j = Σ_s g[s − j + p] ⊗ x[s]
