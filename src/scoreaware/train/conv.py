@@ -86,14 +86,14 @@ class ChannelLastConv(torch.autograd.Function):
         # under autocast the forward ran in a lower precision and the gradient arrives in it: compute
         # in the gradient's dtype, return each gradient in its input's dtype (as autocast's ops do)
         dtype = grad.dtype
-        xc, wc = x.to(dtype), weight.to(dtype)
         cout, cin, k = weight.shape
         n, t, _ = x.shape
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             # y[t] = Σ_j W_j x[t + j − p]  ⇒  dx[s] = Σ_j W_{k−1−j}ᵀ g[s + j − p]: the same convolution
-            grad_x = conv_forward(grad, wc.flip(-1).transpose(0, 1), None).to(x.dtype)
+            grad_x = conv_forward(grad, weight.to(dtype).flip(-1).transpose(0, 1), None).to(x.dtype)
         if ctx.needs_input_grad[1]:
+            xc = x.to(dtype)
             if cin <= cout:  # gather the narrow input: dW (Cout, k·Cin) = gᵀ · [x shifted by j]
                 columns = shifted(xc, k).view(n * t, k * cin)
                 grad_w = (grad.reshape(-1, cout).T @ columns).view(cout, k, cin).permute(0, 2, 1)
