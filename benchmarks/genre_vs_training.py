@@ -3,7 +3,7 @@
 Trains the demo's score-aware recipe (tiny DiT, mel-vae latents, Beta t, reward conditioning,
 REPA on the CLAP; the cosine schedule ends at each run's own last step, so every point is a
 separate run of that length, as `demo run --train-steps N` would train) on a finished demo's
-encoded manifest, generates the demo's 42 evaluation clips (7 genre prompts × 6 seeds, 6 s, its
+encoded manifest, generates the demo's 42 evaluation clips (7 genre prompts × 6 seeds, 10 s, its
 CFG and score) from each, and measures the genre the domain CLAP hears. Writes a JSON and a plot.
 
     python benchmarks/genre_vs_training.py --workdir manifests/demo [--steps 300 600 1000 1600]
@@ -22,7 +22,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from scoreaware.demo.domain.build import DEFAULT_MODELS  # noqa: E402
-from scoreaware.demo.pipeline import EVAL_PROMPTS, EVAL_SEEDS, MAX_FRAMES, SAMPLE_CFG, SAMPLE_SCORE  # noqa: E402
+from scoreaware.demo.pipeline import (  # noqa: E402
+    EVAL_PROMPTS,
+    EVAL_SECONDS,
+    EVAL_SEEDS,
+    MAX_FRAMES,
+    SAMPLE_CFG,
+    SAMPLE_SCORE,
+)
 from scoreaware.demo.truth import sample_genres  # noqa: E402
 from scoreaware.evaluate.run import score_run  # noqa: E402
 from scoreaware.train.fit import fit_or_resume  # noqa: E402
@@ -55,8 +62,8 @@ def main() -> None:
             minutes = (time.perf_counter() - start) / 60
             record.write_text(json.dumps({"minutes": minutes}) + "\n")
         clips = work / f"clips_{steps}"
-        run_generation(checkpoint, read_prompts(prompts), clips, SampleSettings(seconds=6.0, score=SAMPLE_SCORE,
-                                                                                cfg=SAMPLE_CFG),
+        settings = SampleSettings(seconds=EVAL_SECONDS, score=SAMPLE_SCORE, cfg=SAMPLE_CFG)
+        run_generation(checkpoint, read_prompts(prompts), clips, settings,
                        seeds_per_prompt=EVAL_SEEDS, resume=True, prompts_file=str(prompts))
         score_run(clips, args.workdir / "eval" / "reference.npz", workers=0, bootstrap=10, mad=False)
         genre = sample_genres(clips, clap)

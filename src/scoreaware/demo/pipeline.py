@@ -84,7 +84,19 @@ SAMPLE_SCORE = 1.0
 # the tiny model past what it learned.
 SAMPLE_CFG = 2.0
 EVAL_SEEDS = 6  # clips per genre prompt: 42 clips in all
-MAX_FRAMES = 216  # a whole 10 s segment at 21.5 Hz
+
+# Evaluation clips last 10 s: the domain CLAP's window (480 000 samples at 48 kHz; a shorter clip is
+# repeat-padded to it, and the seam changes what it hears) and the length of the curated segments and
+# of the reference. At 6 s the same six checkpoints were heard as the prompted genre 0.48–0.61 of the
+# time (84 clips each), at 10 s 0.57–0.64 (42 clips); rock, heard as folk in most 6 s clips, was rock in
+# all 10 s ones (docs/results.md). A 10 s clip costs ~1.3× a 6 s one to generate and score.
+EVAL_SECONDS = 10.0
+
+# Training crops: the first 6 s (129 latent frames at 21.5 Hz) of each 10 s segment. A step on them
+# costs 0.64× a step on whole segments (two runs side by side: 219 s against 344 s for 700 steps) and
+# the clips were heard as the prompted genre as often (10 s clips: 0.60 against 0.62, 42 clips; 6 s:
+# 0.48 against 0.52, 84 clips). The generator still makes 10 s clips (its positions are rotary).
+MAX_FRAMES = 129
 
 # candidate prompts of expert iteration and CRPO: not the evaluation prompts (the guard and the
 # table must measure prompts the post-training did not select on)
@@ -285,8 +297,8 @@ def training(timeline: Timeline, s: DemoSettings) -> dict[str, Path]:
 
     m = s.manifest
     # the shipped mel-vae codec: 21.5 latent frames per second (the plain mel codec: 86), so a whole
-    # 10 s segment is 216 tokens. REPA aligns with the domain CLAP only: the MERT stand-in is untrained
-    # (a random-feature target would pull the generator toward noise)
+    # 10 s segment is 216 tokens (training crops its first 129: MAX_FRAMES). REPA aligns with the domain
+    # CLAP only: the MERT stand-in is untrained (a random-feature target would pull the generator toward noise)
     with timeline.step("train encode (mel-vae latents, tiny T5, REPA target: the domain CLAP)"):
         show_result(run_encode(m("filter"), m("encode"), codec="mel-vae", codec_model=s.codec,
                                text_encoder=str(s.t5), clap_model=s.clap, repa="clap", overwrite=s.overwrite))
@@ -364,7 +376,7 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
 
 
 def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path],
-               seconds: float = 6.0) -> dict:
+               seconds: float = EVAL_SECONDS) -> dict:
     """eval reference (the curated set) → eval generate/score per checkpoint → eval compare, and
     the genre the domain CLAP hears in each checkpoint's clips; {checkpoint name: genre result}."""
 
