@@ -55,3 +55,10 @@ def test_reward_ranks_the_planted_degradations_low(demo_scored):
     degraded = np.concatenate([v for k, v in rewards.items() if k.startswith("degraded")])
     mismatched = np.array(rewards["mismatched caption"])
     assert degraded.mean() < clean and mismatched.mean() < clean, {k: np.mean(v) for k, v in rewards.items()}
+
+
+def test_genre_line_shows_the_count_so_a_near_miss_does_not_round_to_the_target():
+    from scoreaware.demo.pipeline import heard
+
+    assert heard("score_sft", {"accuracy": 25 / 42, "clips": 42}) == "score_sft 25/42 = 0.595"
+    assert heard("baseline", {"accuracy": 1.0, "clips": 42}) == "baseline 42/42 = 1.000"
