@@ -60,5 +60,5 @@ def test_reward_ranks_the_planted_degradations_low(demo_scored):
 def test_genre_line_shows_the_count_so_a_near_miss_does_not_round_to_the_target():
     from scoreaware.demo.pipeline import heard
 
-    assert heard("score_sft", {"accuracy": 25 / 42, "clips": 42}) == "score_sft 25/42 = 0.595"
-    assert heard("baseline", {"accuracy": 1.0, "clips": 42}) == "baseline 42/42 = 1.000"
+    assert heard("score_sft", {"hits": 25, "accuracy": 25 / 42, "clips": 42}) == "score_sft 25/42 = 0.595"
+    assert heard("baseline", {"hits": 42, "accuracy": 1.0, "clips": 42}) == "baseline 42/42 = 1.000"

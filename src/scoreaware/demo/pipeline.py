@@ -377,8 +377,7 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
 
 def heard(name: str, genre: dict) -> str:
     """'score_sft 25/42 = 0.595': the count beside the rate, so 0.595 does not print as a met 0.60."""
-    hits = round(genre["accuracy"] * genre["clips"])
-    return f"{name} {hits}/{genre['clips']} = {genre['accuracy']:.3f}"
+    return f"{name} {genre['hits']}/{genre['clips']} = {genre['accuracy']:.3f}"
 
 
 def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path],

@@ -29,7 +29,7 @@ def label_hits(run: Path, clap_model: str, labels: list[str], template: str = "{
 
 
 def label_accuracy(run: Path, clap_model: str, labels: list[str], template: str = "{label} music") -> dict:
-    """{clips, accuracy, chance} of `label_hits` over a scored run."""
+    """{clips, hits, accuracy, chance} of `label_hits` over a scored run."""
     hits = label_hits(run, clap_model, labels, template)
-    return {"clips": len(hits), "accuracy": float(np.mean(list(hits.values()))) if hits else None,
-            "chance": 1 / len(labels)}
+    return {"clips": len(hits), "hits": sum(hits.values()),
+            "accuracy": float(np.mean(list(hits.values()))) if hits else None, "chance": 1 / len(labels)}
