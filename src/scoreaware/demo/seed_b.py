@@ -22,11 +22,16 @@ from scoreaware.core.manifests import read_cuts
 from scoreaware.curate.runs.ingest import run_ingest
 from scoreaware.curate.runs.score import run_score_clap, run_score_reward
 from scoreaware.curate.runs.segment import run_segment
-from scoreaware.demo.pipeline import EVAL_PROMPTS, POST_PROMPTS, SAMPLE_CFG, SAMPLE_SCORE
+from scoreaware.demo.pipeline import EVAL_PROMPTS, POST_PROMPTS, SAMPLE_CFG
 from scoreaware.demo.seed_a import BASE, held_out_reference, held_out_validation
 from scoreaware.demo.synth import GENRES, make_corpus
 from scoreaware.demo.tiny_models import make_tiny_t5
 from scoreaware.train.encode_stage import run_encode
+
+# The deployment score seed B's published results were measured at (docs/results.md). The demo's
+# `SAMPLE_SCORE` moved to 0.5 after them, chosen on the demo's corpus, where the reward leans on genre;
+# seed B's corpus is another, and its arms would need their own choice.
+SCORE = 1.0
 
 SPEC = """# Seed B's chain on the embedded default (written by `scoreaware demo prepare-seed-b`). Each
 # arm changes one thing from the arm before it and is compared with it, the prompt as the unit.
@@ -42,7 +47,7 @@ held_out = "held_out_encode.jsonl.gz"  # held-out segments: the validation flow 
 seeds = {eval_seeds}
 steps = 25
 cfg = {cfg}
-score = {score}  # the deployment score (z-units of the training reward; the demo's)
+score = {score}  # the deployment score (z-units of the training reward)
 seconds = 10.0
 reward = "{reward}"
 mert_model = "{mert}"
@@ -107,7 +112,7 @@ def prepare_seed_b(folder: Path, models: Path, clips: int = 60, steps: int = 600
     (folder / "post_prompts.txt").write_text(POST_PROMPTS)
     spec = folder / "seed_b.toml"
     spec.write_text(SPEC.format(seeds=list(training_seeds), steps=steps, ckpt=max(1, steps // 3),
-                                eval_seeds=eval_seeds, cfg=SAMPLE_CFG, score=SAMPLE_SCORE, reward=reward, mert=mert,
+                                eval_seeds=eval_seeds, cfg=SAMPLE_CFG, score=SCORE, reward=reward, mert=mert,
                                 labels=json.dumps(list(GENRES)), clap=clap, post_steps=post_steps))
     return [f"corpus: {clips} clips, captions matching (truth: {corpus / 'truth.jsonl'})",
             f"training set: {m('encode.jsonl.gz')} ({sum(1 for _ in read_cuts(m('encode.jsonl.gz')))} segments, "
