@@ -62,3 +62,10 @@ def test_genre_line_shows_the_count_so_a_near_miss_does_not_round_to_the_target(
 
     assert heard("score_sft", {"hits": 25, "accuracy": 25 / 42, "clips": 42}) == "score_sft 25/42 = 0.595"
     assert heard("baseline", {"hits": 42, "accuracy": 1.0, "clips": 42}) == "baseline 42/42 = 1.000"
+
+
+def test_per_genre_line_names_each_genre_with_its_count():
+    from scoreaware.demo.pipeline import heard_per_genre
+
+    line = heard_per_genre("score_sft", {"per_label": {"rock": [6, 6], "hiphop": [0, 6]}})
+    assert line == "score_sft   rock 6/6  hiphop 0/6"

@@ -384,6 +384,11 @@ def heard(name: str, genre: dict) -> str:
     return f"{name} {genre['hits']}/{genre['clips']} = {genre['accuracy']:.3f}"
 
 
+def heard_per_genre(name: str, genre: dict) -> str:
+    """'score_sft  rock 6/6  electronic 0/6 …': which genres a checkpoint loses, not only how many."""
+    return f"{name:<10}" + "".join(f"  {label} {h}/{n}" for label, (h, n) in genre["per_label"].items())
+
+
 def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path],
                seconds: float = EVAL_SECONDS) -> dict:
     """eval reference (the curated set) → eval generate/score per checkpoint → eval compare, and
@@ -420,4 +425,6 @@ def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path]
         click.echo(f"  genre the domain CLAP hears in the {clips} clips of the 7 genre prompts (target ≥ 0.6, "
                    "chance 0.14):  " + ",  ".join(heard(name, g) for name, g in genres.items()
                                                  if g["accuracy"] is not None))
+        click.echo("  per genre prompt:\n" + "\n".join("    " + heard_per_genre(name, g) for name, g in genres.items()
+                                                     if g["accuracy"] is not None))
     return genres

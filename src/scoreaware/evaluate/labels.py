@@ -19,17 +19,29 @@ from scoreaware.curate.scoring.clap import load_transformers_clap
 def label_hits(run: Path, clap_model: str, labels: list[str], template: str = "{label} music") -> dict[str, bool]:
     """clip id → whether the CLAP hears its prompt id's class (clips whose prompt id is no class
     are left out)."""
-    texts = load_transformers_clap(clap_model).embed_text([template.format(label=label) for label in labels])
-    hits = {}
-    for cut in read_cuts(Path(run) / "eval" / "clap.jsonl.gz"):
-        label = (cut.custom or {}).get("prompt_id")
-        if label in labels and cut.has_custom("clap_audio_emb"):
-            hits[cut.id] = labels[int(np.argmax(texts @ cut.load_custom("clap_audio_emb")))] == label
-    return hits
+    return {cut_id: hit for cut_id, (_, hit) in _heard(run, clap_model, labels, template).items()}
 
 
 def label_accuracy(run: Path, clap_model: str, labels: list[str], template: str = "{label} music") -> dict:
-    """{clips, hits, accuracy, chance} of `label_hits` over a scored run."""
-    hits = label_hits(run, clap_model, labels, template)
-    return {"clips": len(hits), "hits": sum(hits.values()),
-            "accuracy": float(np.mean(list(hits.values()))) if hits else None, "chance": 1 / len(labels)}
+    """{clips, hits, accuracy, chance, per_label} over a scored run; `per_label` maps each class
+    with clips to [hits, clips] (a rate hides which classes fail: 35/42 can be one class lost or
+    three half-lost)."""
+    heard = _heard(run, clap_model, labels, template)
+    per_label = {label: [0, 0] for label in labels}
+    for label, hit in heard.values():
+        per_label[label][0] += int(hit)
+        per_label[label][1] += 1
+    hits = [hit for _, hit in heard.values()]
+    return {"clips": len(hits), "hits": sum(hits), "accuracy": float(np.mean(hits)) if hits else None,
+            "chance": 1 / len(labels), "per_label": {k: v for k, v in per_label.items() if v[1]}}
+
+
+def _heard(run: Path, clap_model: str, labels: list[str], template: str) -> dict[str, tuple[str, bool]]:
+    """clip id → (its prompt's class, whether the CLAP's nearest class is that one)."""
+    texts = load_transformers_clap(clap_model).embed_text([template.format(label=label) for label in labels])
+    heard = {}
+    for cut in read_cuts(Path(run) / "eval" / "clap.jsonl.gz"):
+        label = (cut.custom or {}).get("prompt_id")
+        if label in labels and cut.has_custom("clap_audio_emb"):
+            heard[cut.id] = label, labels[int(np.argmax(texts @ cut.load_custom("clap_audio_emb")))] == label
+    return heard
