@@ -422,9 +422,8 @@ def evaluation(timeline: Timeline, s: DemoSettings, checkpoints: dict[str, Path]
         show("eval compare", run_compare(runs, list(checkpoints), folder / "compare")[1])
         (folder / "genres.json").write_text(json.dumps(genres, indent=1) + "\n")
         clips = max(g["clips"] for g in genres.values())
+        rated = {name: g for name, g in genres.items() if g["accuracy"] is not None}
         click.echo(f"  genre the domain CLAP hears in the {clips} clips of the 7 genre prompts (target ≥ 0.6, "
-                   "chance 0.14):  " + ",  ".join(heard(name, g) for name, g in genres.items()
-                                                 if g["accuracy"] is not None))
-        click.echo("  per genre prompt:\n" + "\n".join("    " + heard_per_genre(name, g) for name, g in genres.items()
-                                                     if g["accuracy"] is not None))
+                   "chance 0.14):  " + ",  ".join(heard(name, g) for name, g in rated.items()))
+        click.echo("  per genre prompt:\n" + "\n".join("    " + heard_per_genre(name, g) for name, g in rated.items()))
     return genres

@@ -31,9 +31,9 @@ def label_accuracy(run: Path, clap_model: str, labels: list[str], template: str 
     for label, hit in heard.values():
         per_label[label][0] += int(hit)
         per_label[label][1] += 1
-    hits = [hit for _, hit in heard.values()]
-    return {"clips": len(hits), "hits": sum(hits), "accuracy": float(np.mean(hits)) if hits else None,
-            "chance": 1 / len(labels), "per_label": {k: v for k, v in per_label.items() if v[1]}}
+    hits, clips = sum(h for h, _ in per_label.values()), len(heard)
+    return {"clips": clips, "hits": hits, "accuracy": hits / clips if clips else None, "chance": 1 / len(labels),
+            "per_label": {k: v for k, v in per_label.items() if v[1]}}
 
 
 def _heard(run: Path, clap_model: str, labels: list[str], template: str) -> dict[str, tuple[str, bool]]:
