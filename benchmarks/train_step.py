@@ -5,7 +5,9 @@ TangoFlux trains `diffusers.FluxTransformer2DModel`; here both backbones get the
 latent and text sequence lengths and batch, and run the same step: forward, flow-matching MSE,
 backward, AdamW. Peak memory is the growth of anonymous RSS during a step, measured from trimmed
 free memory. The backbones of a mode are timed in alternating rounds and each reports its median
-steps/s (and range).
+steps/s (and range). For each eager mode it then prints what 1.0× would ask of the conv model:
+Flux's steps/s times our FLOPs per step, as the rate of the whole step, beside a bare GEMM of the
+MLP's shape timed in the same run.
 
     python benchmarks/train_step.py [--width 256] [--heads 4] [--joint 2] [--single 4]
                                     [--frames 256] [--text 32] [--batch 4] [--steps 4] [--rounds 5]
@@ -167,6 +169,22 @@ def profile(build, args, rows: int = 8) -> str:
     return "\n".join(f"    {e.key[:48]:<48} {100 * e.self_cpu_time_total / total:5.1f} %" for e in events[:rows])
 
 
+def gemm_rate(args, dtype: torch.dtype, repeats: int = 10) -> float:
+    """GFLOP/s of a bare matmul at the step's widest shapes — (batch·frames, width) × (width, 4·width)
+    and back, the MLP's — in `dtype`, median of `repeats`: what these cores give the GEMMs a step is
+    made of, with no other op in the way."""
+    rows, width = args.batch * args.frames, args.width
+    a, b = torch.randn(rows, width, dtype=dtype), torch.randn(width, 4 * width, dtype=dtype)
+    c = torch.randn(rows, 4 * width, dtype=dtype)
+    rates = []
+    for _ in range(repeats + 2):
+        start = time.perf_counter()
+        a @ b
+        c @ b.T
+        rates.append(2 * 2 * rows * width * 4 * width / (time.perf_counter() - start) / 1e9)
+    return statistics.median(rates[2:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--width", type=int, default=256)
@@ -194,8 +212,11 @@ def main() -> None:
     if not args.no_compile:
         modes.append(("fp32 torch.compile", True, False))
     best: dict[str, tuple[float, str]] = {}  # each backbone's fastest mode: (steps/s, mode)
+    eager: dict[str, dict[str, Runner]] = {}  # the eager modes' results, for the parity bound below
     for mode, compiled, bf16 in modes:
         results = measure(builds, args, compiled, bf16)
+        if not compiled:
+            eager[mode] = results
         for name, r in results.items():
             best[name] = max(best.get(name, (0.0, "")), (r.rate, mode))
         base = results["diffusers FluxTransformer2DModel"]
@@ -215,6 +236,17 @@ def main() -> None:
         print(f"{name:>34}: {rate:6.2f} steps/s  ({rate / flux_rate:4.2f}× Flux's best)   ({mode})")
     print("\ntargets at matched blocks: conv MLPs ≥ 1.0× Flux, position-wise ≥ 1.5×, peak memory ≤ Flux's. "
           "FluxAudio's conv MLPs (k = 3, and the k = 7 input ConvMLP) do ~3× the MLP FLOPs per token by design")
+    for mode, results in eager.items():
+        # what parity would ask of the conv model: Flux's steps/s times our FLOPs per step, as the rate of the
+        # *whole* step (attention, norms, optimizer included), against a bare GEMM's rate in that precision
+        flux_step, conv = results["diffusers FluxTransformer2DModel"], results["ours, FluxAudio conv MLPs"]
+        needed = flux_step.rate * conv.gflop
+        ceiling = gemm_rate(args, torch.bfloat16 if "bf16" in mode else torch.float32)
+        gemm_ms = 1000 * conv.gflop / ceiling
+        print(f"{mode}: parity for the conv MLPs needs the whole step at {needed:.0f} GFLOP/s ({conv.gflop:.1f} "
+              f"GFLOP/step × Flux's {flux_step.rate:.2f} steps/s); a bare GEMM of the MLP's shape runs at "
+              f"{ceiling:.0f} GFLOP/s here ({needed / ceiling:.2f}× of it): our step's FLOPs alone at that rate take "
+              f"{gemm_ms:.0f} ms of Flux's {1000 / flux_step.rate:.0f} ms")
     if not args.no_profile:
         print("\nwhere an eager fp32 step of ours (conv MLPs) goes, self CPU time:")
         print(profile(ours, args))
