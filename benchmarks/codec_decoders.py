@@ -27,6 +27,7 @@ import argparse
 import math
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -45,10 +46,10 @@ from scoreaware.train.griffin_lim import griffin_lim
 class StftGriffinLim:
     """The exact power spectrogram (the mel codec's STFT, without the mel) and Griffin-Lim back."""
 
-    def __init__(self, iters: int) -> None:
+    def __init__(self, config: MelCodecConfig) -> None:
         import torchaudio
 
-        self.config = MelCodecConfig(griffin_lim_iters=iters)
+        self.config = config
         self.sample_rate = self.config.sample_rate
         self._spectrogram = torchaudio.transforms.Spectrogram(self.config.n_fft, hop_length=self.config.hop_length,
                                                               power=2.0, center=True)
@@ -163,10 +164,10 @@ def main() -> None:
         reward = score_features(head, assemble_features(audio, targets.mert_embeddings(mert, items), text))
         return float(np.mean(np.argmax(audio @ prompts.T, axis=1) == truth)), reward
 
-    mel = MelCodec(MelCodecConfig(griffin_lim_iters=args.iters))
     vae = MelVaeCodec(str(models / "codec"))
-    vae.mel = mel
-    decoders = {"stft+gl": StftGriffinLim(args.iters), "mel+gl": mel, "mel-vae": vae}
+    vae.mel.config.griffin_lim_iters = args.iters  # the shipped front end, decoded at the iterations asked for
+    front_end = replace(vae.mel.config)
+    decoders = {"stft+gl": StftGriffinLim(front_end), "mel+gl": MelCodec(front_end), "mel-vae": vae}
     with tempfile.TemporaryDirectory() as scratch:
         if args.vocoder_steps:
             minutes = train_vocoder(scratch, args.vocoder_steps, args.vocoder_clips)
