@@ -33,12 +33,10 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from scoreaware.curate.scoring.clap import load_transformers_clap
-from scoreaware.curate.scoring.reward import assemble_features, load_mert, load_reward, score_features
 from scoreaware.demo.domain import targets
 from scoreaware.demo.domain.build import default_models
 from scoreaware.demo.domain.corpus import TRAIN_SEEDS, rendered, training_specs
-from scoreaware.demo.synth import GENRES, SR, caption_of
+from scoreaware.demo.synth import SR
 from scoreaware.train.codecs import MelCodec, MelCodecConfig, MelVaeCodec
 from scoreaware.train.griffin_lim import griffin_lim
 
@@ -109,7 +107,7 @@ def train_vocoder(folder: str, steps: int, clips: int, frames: int = 32, batch: 
     seed = TRAIN_SEEDS["codec"]
     for _, audio in rendered(training_specs(clips, seed, 0.3), 10.0, seed):
         waves.append(torchaudio.functional.resample(torch.from_numpy(audio), SR, mel.sample_rate))
-        mels.append(torch.from_numpy(mel.encode(audio[None], SR)))  # (frames, n_mels)
+        mels.append(torch.from_numpy(mel.encode(waves[-1][None].numpy(), mel.sample_rate)))  # (frames, n_mels)
     stacked = torch.cat(mels)
     hop = mel.config.hop_length
     config = SpeechT5HifiGanConfig(model_in_dim=mel.channels, sampling_rate=mel.sample_rate,
@@ -150,19 +148,8 @@ def main() -> None:
     args = parser.parse_args()
     models = default_models()
     clips = targets.fresh_clips(args.seed, args.clips)
-    encoder = load_transformers_clap(str(models / "clap"))
-    head, mert = load_reward(models / "reward.pt"), load_mert(str(models / "mert"))
-    genres = list(GENRES)
-    prompts = encoder.embed_text([targets.GENRE_PROMPT.format(genre=g) for g in genres])
-    truth = np.array([genres.index(spec.genre) for spec, _ in clips])
-    text = encoder.embed_text([caption_of(spec, np.random.default_rng([args.seed, int(spec.id)]))
-                               for spec, _ in clips])
+    heard_and_reward = targets.round_trip_scorer(models, clips, args.seed)  # as the codec test scores
     clean = np.array([spec.degradation is None for spec, _ in clips])
-
-    def heard_and_reward(items):  # as targets.measure_codec scores them
-        audio = targets.clap_embeddings(encoder, items)
-        reward = score_features(head, assemble_features(audio, targets.mert_embeddings(mert, items), text))
-        return float(np.mean(np.argmax(audio @ prompts.T, axis=1) == truth)), reward
 
     vae = MelVaeCodec(str(models / "codec"))
     vae.mel.config.griffin_lim_iters = args.iters  # the shipped front end, decoded at the iterations asked for

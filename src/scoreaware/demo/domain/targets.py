@@ -148,10 +148,10 @@ def mert_embeddings(mert, clips: list[tuple[ClipSpec, np.ndarray]]) -> np.ndarra
         return mert.embed([resampler(SR, mert.sampling_rate)(torch.from_numpy(a)).numpy() for _, a in clips])
 
 
-def measure_codec(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: int) -> dict:
-    """Genre heard and reward rank of `clips` against their round trips through the shipped
-    mel-vae codec (and through the plain mel codec, to show what Griffin-Lim alone costs)."""
-
+def round_trip_scorer(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: int):
+    """`score(items) -> (genre heard rate, (clips,) rewards)` for `clips` or any round trip of them
+    (same order): the shipped CLAP's "{genre} music" prompts and the reward (CLAP audio + MERT +
+    each clip's own caption, drawn from `seed` and its id), the models loaded once."""
     encoder = load_transformers_clap(str(models / "clap"))
     head, mert = load_reward(models / "reward.pt"), load_mert(str(models / "mert"))
     genres = list(GENRES)
@@ -159,11 +159,19 @@ def measure_codec(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: 
     truth = np.array([genres.index(spec.genre) for spec, _ in clips])
     text = encoder.embed_text([caption_of(spec, np.random.default_rng([seed, int(spec.id)])) for spec, _ in clips])
 
-    def heard_and_reward(items):
+    def score(items: list[tuple[ClipSpec, np.ndarray]]) -> tuple[float, np.ndarray]:
         audio = clap_embeddings(encoder, items)
         reward = score_features(head, assemble_features(audio, mert_embeddings(mert, items), text))
         return float(np.mean(np.argmax(audio @ prompts.T, axis=1) == truth)), reward
 
+    return score
+
+
+def measure_codec(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: int) -> dict:
+    """Genre heard and reward rank of `clips` against their round trips through the shipped
+    mel-vae codec (and through the plain mel codec, to show what Griffin-Lim alone costs)."""
+
+    heard_and_reward = round_trip_scorer(models, clips, seed)
     codec = MelVaeCodec(str(models / "codec"))
     genre_original, reward_original = heard_and_reward(clips)
     genre_mel, reward_mel = heard_and_reward(round_trip(MelCodec(), clips))
