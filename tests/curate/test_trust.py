@@ -153,3 +153,45 @@ def test_redact_hides_url_userinfo():
     assert redact("GET http://user:hunter2@host:8000/v1 failed") == "GET http://***@host:8000/v1 failed"
     assert split_userinfo("https://a%40b:p%3Aw@h:1/v1") == ("https://h:1/v1", "a@b:p:w")
     assert split_userinfo("http://h/v1") == ("http://h/v1", None)
+
+
+@pytest.mark.parametrize("password", ["pa@ssSECRET", "p:w%41SECRET", "pässwörd-SECRET-é", "a b+c@d:e%f-SECRET"])
+def test_a_server_that_echoes_credentials_every_way_leaks_nothing(tmp_path, monkeypatch, caplog, password):
+    """The server prints the password raw, URL-encoded, JSON-escaped and as the Basic token, in its
+    reason phrase and its body, on every retry; no stream or file of the run may hold any of them."""
+    import base64
+    import json
+    import urllib.parse
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    audio = write_audio(tmp_path / "a.wav", tone(1.0))
+    manifest = tmp_path / "v.jsonl.gz"
+    CutSet.from_cuts([file_cut(audio, cut_id="c0", caption="x", caption_verbose="A slow piece.")]).to_file(manifest)
+    caplog.set_level(logging.INFO)  # (at DEBUG the root command re-raises, for -vv's traceback)
+    token = base64.b64encode(f"user:{password}".encode()).decode()
+    forms = {password, urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password, safe=""), token,
+             token.rstrip("="), json.dumps(password)[1:-1], "SECRET"}
+    with FakeOpenAI(mode="echo_credentials") as server:
+        url = server.url.replace("http://", f"http://user:{urllib.parse.quote(password, safe='')}@")
+        failed = CliRunner().invoke(cli, ["-v", "curate", "caption", str(manifest), "--stage", "rewrite", "--engine",
+                                          "openai", "--model", "m", "--base-url", url, "--retries", "2",
+                                          "-o", str(tmp_path / "c.jsonl.gz")])
+    assert server.headers and server.headers[0]["Authorization"] == f"Basic {token}"  # the server saw them
+    assert failed.exit_code == 1 and "403" in failed.output, failed.output
+    streams = failed.output + caplog.text
+    files = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".wav")
+    import gzip
+
+    for p in tmp_path.rglob("*.gz"):
+        files += gzip.decompress(p.read_bytes())
+    for form in forms:
+        assert form not in streams, (form, streams[-1500:])
+        assert form.encode() not in files, form
+
+
+def test_redact_scrubs_a_password_with_an_at_sign_whole():
+    from scoreaware.core.redact import redact
+
+    assert redact("http://user:pa@ssSECRET@127.0.0.1:18081/v1") == "http://***@127.0.0.1:18081/v1"
+    assert redact("user=user pass=secret; got Basic dXNlcjpzZWNyZXQ=", "user:secret") == \
+        "user=user pass=***; got Basic ***"

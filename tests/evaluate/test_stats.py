@@ -114,3 +114,23 @@ def test_per_run_intervals_are_over_prompts_so_copies_do_not_narrow_them():
     by_prompt = bootstrap_frechet(copies, reference, 300, groups=[f"p{i // 5}" for i in range(60)])
     by_clip = bootstrap_frechet(copies, reference, 300)
     assert by_prompt[1] - by_prompt[0] > 1.5 * (by_clip[1] - by_clip[0])
+
+
+def test_every_prompt_delta_equal_gives_the_exact_sign_flip_p_not_zero():
+    from scoreaware.evaluate.stats import paired_prompt_test
+
+    prompts = [f"p{i}" for i in range(7)]
+    found = paired_prompt_test(prompts, [0.0] * 7, [0.25] * 7)
+    assert found["delta"] == 0.25 and found["p"] == 2 / 2**7 and "sign flip" in found["test"]
+    assert paired_prompt_test(prompts, [0.5] * 7, [0.5] * 7)["p"] == 1.0
+    two = paired_prompt_test(["a", "b"], [0.0, 0.0], [1.0, 1.0])
+    assert two["p"] == 0.5  # two prompts can never show more than a coin's worth
+
+
+def test_resamples_help_states_the_floor_of_both_regimes():
+    from click.testing import CliRunner
+
+    from scoreaware.cli.main import cli
+
+    text = " ".join(CliRunner().invoke(cli, ["eval", "compare", "--help"]).output.split())
+    assert "2/2^P" in text and "1/(this + 1)" in text

@@ -16,15 +16,84 @@ def demo() -> None:
 
 @demo.command("make-corpus", context_settings=dict(show_default=True))
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--world", type=click.Choice(["scores", "synth"]), default="scores",
+              help="scores: excerpts of works in music21's corpus played by General MIDI instruments; synth: the "
+                   "procedural oscillator genres (a fast fixture; `demo run` still curates this one until its domain "
+                   "models are retrained on the scores world).")
 @click.option("--clips", type=click.IntRange(8), default=40, help="Number of clips (≥ 8 plants every defect).")
 @click.option("--duration", type=click.FloatRange(1.0), default=30.0, help="Seconds per clip.")
-@click.option("--seed", type=int, default=0, help="The corpus is a pure function of clips, duration and seed.")
-def make_corpus(directory: Path, clips: int, duration: float, seed: int) -> None:
-    """Synthesize a small music corpus with captions, tags and planted defects into DIRECTORY."""
+@click.option("--seed", type=int, default=0, help="The corpus is a pure function of its options and the seed.")
+@click.option("--collections", default=",".join(("bach", "palestrina", "oneill", "ryan", "aird")),
+              help="Comma-separated music21 collections (scores world): bach, palestrina, oneill, ryan, aird "
+                   "(public domain) and essen (non-commercial use only).")
+@click.option("--split", type=click.Choice(["train", "test", "all"]), default="train",
+              help="Which works (scores world): the test split's works are held out for evaluation prompts.")
+def make_corpus(directory: Path, world: str, clips: int, duration: float, seed: int, collections: str,
+                split: str) -> None:
+    """Render or synthesize a small music corpus with captions, tags and planted defects into DIRECTORY."""
     from scoreaware.demo.pipeline import make_corpus as synthesize
-    from scoreaware.demo.pipeline import show
+    from scoreaware.demo.pipeline import make_score_corpus, show
 
-    show("make-corpus", synthesize(directory, clips=clips, duration=duration, seed=seed))
+    if world == "synth":
+        show("make-corpus", synthesize(directory, clips=clips, duration=duration, seed=seed))
+        return
+    from scoreaware.demo.world.catalog import COLLECTIONS
+
+    chosen = tuple(c.strip() for c in collections.split(",") if c.strip())
+    unknown = [c for c in chosen if c not in COLLECTIONS]
+    if unknown or not chosen:
+        raise click.BadParameter(f"{(unknown or [collections])[0]!r}: choose from {', '.join(COLLECTIONS)}",
+                                 param_hint="--collections")
+    show("make-corpus", make_score_corpus(directory, clips=clips, duration=duration, seed=seed, collections=chosen,
+                                          split=split))
+
+
+@demo.command("train-judge", context_settings=dict(show_default=True))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for instrument.npz and JUDGE.json (the shipped one: "
+                   "src/scoreaware/demo/default_models/judge).")
+@click.option("--clips", type=click.IntRange(24), default=480, help="Training renders (judge seed 301, train works).")
+@click.option("--eval-clips", type=click.IntRange(12), default=240,
+              help="Renders the ceilings are measured on (seed 302, held-out works).")
+@click.option("--json", "as_json", is_flag=True, help="Print JUDGE.json.")
+def train_judge_cmd(output: Path, clips: int, eval_clips: int, as_json: bool) -> None:
+    """Train the independent judge's instrument classifier and measure every estimator's ceiling on renders.
+
+    The judge (tempo and key/mode by DSP, instrument by this classifier) is used only to evaluate:
+    no curation, training or selection step imports it."""
+    import json
+
+    from scoreaware.cli.eval import quiet_stdout
+    from scoreaware.demo.world.judge import JudgeRecipe, describe_card, train_judge
+
+    with quiet_stdout(as_json):
+        card = train_judge(output, JudgeRecipe(clips=clips, eval_clips=eval_clips),
+                           lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(card, indent=1))
+        return
+    click.secho("\ndemo train-judge", bold=True)
+    for line in describe_card(card):
+        click.echo(f"  {line}")
+    click.echo(f"  → {output}/ (instrument.npz, JUDGE.json)")
+
+
+@demo.command("prompts", context_settings=dict(show_default=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The prompts CSV (id, prompt, instrument, tempo_band, mode, style, ...).")
+@click.option("-n", "count", type=click.IntRange(12, 360), default=48, help="Distinct attribute combinations.")
+@click.option("--seed", type=int, default=401, help="Seed of the combinations and of the held-out works.")
+def prompts_cmd(output: Path, count: int, seed: int) -> None:
+    """Write the evaluation prompt set: distinct instrument × tempo band × mode × style combinations,
+    each tied to a held-out work in its mode (`eval generate` reads the CSV)."""
+    from scoreaware.core.files import atomic_write_text
+    from scoreaware.demo.world.prompts import evaluation_prompts, prompts_csv
+
+    rows = evaluation_prompts(count, seed)
+    atomic_write_text(output, prompts_csv(rows))
+    click.secho("\ndemo prompts", bold=True)
+    click.echo(f"  {len(rows)} prompts, every one a different combination, from {len({r['work_id'] for r in rows})} "
+               f"held-out works → {output}")
 
 
 @demo.command("make-models", context_settings=dict(show_default=True))

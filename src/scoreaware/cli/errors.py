@@ -18,11 +18,18 @@ from collections.abc import Callable
 import click
 
 from scoreaware.core.errors import StageError
+from scoreaware.core.redact import redact
 from scoreaware.train.config import ConfigError
 
 
 def as_click_error(exc: Exception) -> click.ClickException:
-    """What `exc` looks like to the user."""
+    """What `exc` looks like to the user, with every known secret scrubbed (`core.redact`)."""
+    error = _as_click_error(exc)
+    error.message = redact(error.message)
+    return error
+
+
+def _as_click_error(exc: Exception) -> click.ClickException:
     if isinstance(exc, ConfigError):
         return click.BadParameter(str(exc))
     if isinstance(exc, StageError):

@@ -146,11 +146,16 @@ def reference_cmd(source: Path, output: Path, backend: str, model: str | None, a
 @click.option("--device", default="cpu")
 @click.option("--unsafe-pickle", is_flag=True)
 @click.option("--overwrite", is_flag=True, help="Score again even if the scores are up to date.")
+@click.option("--judge", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A judge folder (instrument.npz + JUDGE.json; shipped: scoreaware/demo/default_models/judge): "
+                   "adherence of clips whose prompts name instrument, tempo_band and mode, beside the judge's "
+                   "ceiling on real renders.")
 @json_option
 @click.pass_context
 def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpoint: str | None,
               mert_model: str | None, clap_model: str | None, trust_remote_code: bool, mad: bool, bootstrap: int,
-              batch_size: int, workers: int, device: str, unsafe_pickle: bool, overwrite: bool, as_json: bool) -> None:
+              batch_size: int, workers: int, device: str, unsafe_pickle: bool, overwrite: bool, judge: str | None,
+              as_json: bool) -> None:
     """Score the clips in SAMPLES (from `eval generate`) and their set against REFERENCE.
 
     Per clip: CLAP score against the prompt as written, reward (empty prompt). Per set: FAD-CLAP
@@ -163,6 +168,13 @@ def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
         result = score_run(samples, reference, reward_checkpoint, mert_model, trust_remote_code, mad,
                            bootstrap, batch_size, workers, device, unsafe_pickle, clap_model=clap_model,
                            overwrite=overwrite)
+        if judge:
+            from scoreaware.evaluate.adherence import judge_run
+
+            result["metrics"]["adherence"] = judge_run(samples, judge)
+            if not result["metrics"]["adherence"]:
+                result["warnings"].append("--judge: no clip's prompt names instrument, tempo_band and mode (columns "
+                                          "of the prompts file); nothing judged")
     metrics = result["metrics"]
 
     def line(name: str, label: str) -> str | None:
@@ -175,8 +187,12 @@ def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
 
     lines = [x for x in (line("fad_clap", "FAD-CLAP"), line("kad_clap", "KAD-CLAP"), line("clap_score", "CLAP score"),
                          line("reward", "reward"), line("fad_mert", "FAD-MERT"), line("mad", "MAD")) if x]
+    if metrics.get("adherence"):
+        from scoreaware.evaluate.adherence import format_adherence
+
+        lines += format_adherence(metrics["adherence"])
     lines += [f"note: {w}" for w in result["warnings"]]
-    lines.append(f"→ {samples / 'eval'} (scores.json, clips.csv)")
+    lines.append(f"→ {samples / 'eval'} (scores.json, clips.csv{', judge.csv' if metrics.get('adherence') else ''})")
     emit(as_json, result, "eval score", lines)
 
 
@@ -218,7 +234,8 @@ def fad_cmd(generated: Path, reference: Path, embedding: str, bootstrap: int, as
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for compare.md, compare.csv, compare.png [default: next to the first run].")
 @click.option("--resamples", "--bootstrap", "resamples", type=click.IntRange(10), default=2000,
-              help="Sign flips and bootstrap draws over prompts (FAD's smallest p is about 1/(this + 1)).")
+              help="Sign flips and bootstrap draws over prompts. FAD's smallest p with P prompts: 2/2^P when all 2^P "
+                   "flips are enumerated (2^P ≤ this), else 1/(this + 1).")
 @json_option
 def compare_cmd(runs: tuple[Path, ...], names: str | None, output: Path | None, resamples: int,
                 as_json: bool) -> None:

@@ -39,6 +39,8 @@ EXAMPLES = {
     "demo prepare-seed-a": "scoreaware demo prepare-seed-a -o experiments/seed_a",
     "demo prepare-seed-b": "scoreaware demo prepare-seed-b -o experiments/seed_b",
     "demo make-corpus": "scoreaware demo make-corpus corpus/ --clips 40 --seed 0",
+    "demo train-judge": "scoreaware demo train-judge -o judge/",
+    "demo prompts": "scoreaware demo prompts -o prompts.csv -n 48",
     "demo make-models": "scoreaware demo make-models models/",
     "demo train-models": "scoreaware demo train-models -o models/ --only clap,reward",
     "demo run": "scoreaware demo run --workdir manifests/demo",

@@ -48,6 +48,8 @@ from scoreaware.demo.synth import make_corpus as synthesize
 from scoreaware.demo.timeline import Timeline
 from scoreaware.demo.tiny_models import make_tiny_t5
 from scoreaware.demo.truth import Truth, sample_genres
+from scoreaware.demo.world.catalog import DEFAULT_COLLECTIONS
+from scoreaware.demo.world.corpus import make_corpus as render_corpus
 from scoreaware.evaluate.compare import run_compare
 from scoreaware.evaluate.reference import build_reference
 from scoreaware.evaluate.run import score_run
@@ -178,6 +180,29 @@ def make_corpus(directory: Path, clips: int = 40, duration: float = 30.0, seed: 
             + ", ".join(f"{s.degradation} {s.degradation_strength}" for s in degraded),
             f"→ {directory}/audio, {directory}/metadata (autotagging.tsv, captions.json, tracks.csv), "
             f"{directory}/truth.jsonl   [{time.perf_counter() - start:.1f} s]"]
+
+
+def make_score_corpus(directory: Path, clips: int = 40, duration: float = 30.0, seed: int = 0,
+                      collections: tuple[str, ...] = DEFAULT_COLLECTIONS, split: str = "train") -> list[str]:
+    """Render the realistic world's corpus (music21 works, General MIDI instruments) into `directory`;
+    the summary lines."""
+    start = time.perf_counter()
+    with progress(clips, "make-corpus", "clip") as bar:
+        specs = render_corpus(directory, clips=clips, duration=duration, seed=seed, progress=lambda _: bar.update(1),
+                              workers=os.cpu_count() or 1, collections=collections, split=split)
+    defects = [s for s in specs if s.defect]
+    degraded = [s for s in specs if s.degradation]
+    works = {s.work_id for s in specs}
+    licenses = sorted({s.license for s in specs})
+    return [f"{clips} excerpts × {duration:g} s of {len(works)} works ({', '.join(collections)}; {split} split), "
+            f"{len({s.instrument for s in specs})} instruments, 44.1 kHz mp3/flac/wav, stereo and mono",
+            f"licenses: {'; '.join(licenses)}",
+            f"planted: {sum(not s.caption_matches_audio for s in specs)} captions of another clip, "
+            + ", ".join(f"{s.defect} {s.path}" for s in defects),
+            f"degraded (not in the metadata): {len(degraded)} clips — "
+            + ", ".join(f"{s.degradation} {s.degradation_strength}" for s in degraded),
+            f"→ {directory}/audio, {directory}/metadata (autotagging.tsv, captions.json, tracks.csv, "
+            f"descriptions.jsonl), {directory}/truth.jsonl   [{time.perf_counter() - start:.1f} s]"]
 
 
 def curation(timeline: Timeline, s: DemoSettings) -> None:

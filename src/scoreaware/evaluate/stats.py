@@ -51,9 +51,12 @@ def paired_prompt_test(prompts: Sequence[str], a: Sequence[float | None], b: Seq
     n_clips = sum(1 for p, x, y in zip(prompts, a, b) if x is not None and y is not None)
     delta = float(deltas.mean())
     if np.allclose(deltas, deltas[0]):  # no spread: t is undefined (0/0 or ±inf)
+        # the exact sign-flip test instead: under the null each prompt's delta is as likely negated,
+        # and all n share one sign with probability 2 / 2^n (never 0: n prompts cannot prove more)
         exact = bool(np.allclose(deltas, 0.0))
-        return {"delta": delta, "ci": [delta, delta], "p": 1.0 if exact else 0.0, "n_prompts": len(shared),
-                "n_clips": n_clips, "test": "paired t over prompts"}
+        return {"delta": delta, "ci": [delta, delta], "p": 1.0 if exact else min(1.0, 2.0 / 2 ** len(deltas)),
+                "n_prompts": len(shared), "n_clips": n_clips,
+                "test": "paired t over prompts" if exact else "sign flip over prompts (every delta equal)"}
     sem = float(deltas.std(ddof=1) / math.sqrt(len(deltas)))
     half = float(scipy_stats.t.ppf(0.5 + level / 2, len(deltas) - 1)) * sem
     p = float(scipy_stats.ttest_1samp(deltas, 0.0).pvalue)

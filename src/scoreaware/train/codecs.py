@@ -59,6 +59,8 @@ class MelCodecConfig:
     hop_length: int = 256
     n_mels: int = 64
     griffin_lim_iters: int = 32
+    f_min: float = 0.0
+    f_max: float | None = None  # None: half the sample rate
 
 
 class MelCodec(Codec):
@@ -73,12 +75,16 @@ class MelCodec(Codec):
         import torchaudio  # heavy and absent from the vllm environment (its CUDA build is removed there)
 
         self._mel = torchaudio.transforms.MelSpectrogram(c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
-                                                         n_mels=c.n_mels, power=2.0, center=True)
+                                                         n_mels=c.n_mels, power=2.0, center=True,
+                                                         f_min=c.f_min, f_max=c.f_max)
         self._inverse = torchaudio.transforms.InverseMelScale(c.n_fft // 2 + 1, n_mels=c.n_mels,
-                                                              sample_rate=c.sample_rate)
+                                                              sample_rate=c.sample_rate, f_min=c.f_min,
+                                                              f_max=c.f_max)
 
     def describe(self) -> dict:
-        return {"codec": "mel", **vars(self.config)}
+        # the band edges only when set, so encode info recorded before they existed still matches
+        return {"codec": "mel", **{k: v for k, v in vars(self.config).items()
+                                   if k not in ("f_min", "f_max") or v not in (0.0, None)}}
 
     @torch.no_grad()
     def encode(self, audio: np.ndarray, sampling_rate: int) -> np.ndarray:

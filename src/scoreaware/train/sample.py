@@ -286,6 +286,8 @@ def generate_clips(generator: Generator, jobs: list[ClipJob], out_dir: Path, set
                        "k": job.k, "seed": job.seed, "path": path.name, "seconds": audio.shape[1] / OUTPUT_RATE,
                        **(row_extra or {}), **{k: v for k, v in asdict(settings).items() if k != "seed"},
                        "seed_base": settings.seed}
+                if job.prompt.extra:  # the prompt's attributes (prompt file columns), for the judge
+                    row["attributes"] = {k: v for k, v in job.prompt.extra.items() if isinstance(v, (str, int, float))}
                 if keep_latents:
                     np.save(out_dir / "latents" / f"{job.id}.npy", latent.astype(np.float32))
                     row["latent"] = f"latents/{job.id}.npy"

@@ -48,6 +48,20 @@ class FakeOpenAI:
                 for key, seconds in outer.slow.items():
                     if key in user:
                         time.sleep(seconds)
+                if outer.mode == "echo_credentials":  # a server that prints what it was sent, every way it can
+                    import base64
+                    import urllib.parse
+
+                    header = self.headers.get("Authorization") or ""
+                    token = header.split(" ", 1)[-1]
+                    user, _, password = base64.b64decode(token).decode("utf-8").partition(":")
+                    quoted = urllib.parse.quote(password, safe="")
+                    self.send_response(403, f"bad credentials: user={user} pass={quoted}; got Basic {token}")
+                    self.end_headers()
+                    echo = (f"403 bad credentials: user={user} pass={password}; got Basic {token}; as sent: {quoted}; "
+                            f"as JSON: {json.dumps({'pass': password})}; headers: {dict(self.headers)}")
+                    self.wfile.write(echo.encode("utf-8"))
+                    return
                 if outer.mode == "echo_auth":  # a misconfigured proxy that echoes the request headers
                     self.send_response(500, f"upstream said: Authorization: {self.headers.get('Authorization')}")
                     self.end_headers()

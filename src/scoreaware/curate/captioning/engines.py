@@ -36,7 +36,7 @@ from transformers import (
     Qwen2AudioForConditionalGeneration,
 )
 
-from scoreaware.core.redact import redact, split_userinfo
+from scoreaware.core.redact import redact, register, split_userinfo
 
 log = logging.getLogger(__name__)
 ENGINES = ("vllm", "openai", "transformers")
@@ -214,6 +214,7 @@ class OpenAIEngine(Engine):
         self.model_id, self.concurrency, self.timeout = model, concurrency, timeout
         self.retries, self.backoff = retries, backoff
         self._key = os.environ.get(api_key_env, "")
+        register(self._userinfo, self._key)  # every later message, log line and sidecar scrubs them
 
     def _payload(self, req: ChatRequest, sampling: SamplingConfig, attempt: int) -> dict:
         content: list | str = req.user
