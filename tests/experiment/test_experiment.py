@@ -59,6 +59,18 @@ set = { timesteps = "beta" }
 [[arm]]
 name = "filter"
 filter = { clap_percentile = 25 }
+[[contrast]]
+name = "score-aware"
+arms = ["beta", "baseline"]
+metric = "clap_score"
+margin = 0.05
+[[contrast]]
+name = "filter-no-worse"
+arms = ["filter", "baseline"]
+metric = "clap_score"
+margin = 0.5
+claim = "equivalence"
+primary = false
 """
 
 
@@ -100,6 +112,15 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     assert all(entry["state"] == "done" for entry in status.values())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["arms"][1]["p_clap_score_holm"] is not None and summary["arms"][1]["paired_prompts"] == 2
+    deltas = (out / "seed_deltas.csv").read_text().splitlines()
+    assert deltas[0] == "treatment,control,training_seed,metric,delta"
+    for arm in ("beta", "filter"):
+        for metric in ("clap_score", "label", "fad_clap"):  # (no reward head in this file: no reward delta)
+            assert sum(line.startswith(f"{arm},baseline,") and f",{metric}," in line for line in deltas) == 2, metric
+    contrasts = (out / "contrasts.md").read_text()
+    assert "score-aware (primary, clap_score: beta − baseline)" in contrasts and "over 2 seeds" in contrasts
+    assert "filter-no-worse (secondary" in contrasts
+    assert [c["contrast"] for c in summary["contrasts"]] == ["score-aware", "filter-no-worse"]
     filtered = out / "manifests" / "filter.jsonl.gz"
     assert filtered.is_file() and (out / "manifests" / "filter.encode.json").is_file()  # trainable from anywhere
 
@@ -130,6 +151,11 @@ def test_a_failing_arm_loses_no_other_and_is_named(encoded, reference, tmp_path,
     (lambda s: s + "\n[[arm]\n", "not valid TOML"),
     (lambda s: s.replace("filter = { clap_percentile = 25 }", "filter = { loudest = 1 }"), "arm[2].filter must be"),
     (lambda s: s + '[[arm]]\nname = "o"\nmanifest = "gone.jsonl.gz"\n', "arm[3].manifest = 'gone.jsonl.gz'"),
+    (lambda s: s.replace('arms = ["beta", "baseline"]', 'arms = ["beta", "nope"]'), "contrast[0].arms: 'nope'"),
+    (lambda s: s.replace("margin = 0.05", "margin = -1"), "contrast[0].margin = -1 must be a number > 0"),
+    (lambda s: s.replace('claim = "equivalence"', 'claim = "maybe"'), "contrast[1].claim = 'maybe'"),
+    (lambda s: s.replace('name = "score-aware"', 'name = "score-aware"\nwhy = 1'), "contrast[0]: unknown keys"),
+    (lambda s: s.replace('name = "toy"', 'name = "toy"\nunit = "clip"'), "unit = 'clip' is not one of"),
 ])
 def test_a_wrong_experiment_file_is_refused_naming_the_key(encoded, reference, tmp_path, tiny_clap, edit, message):
     spec = write_spec(tmp_path, encoded, reference, ARMS, tiny_clap)

@@ -31,9 +31,11 @@ from scoreaware.core.files import atomic_write_text
 from scoreaware.core.provenance import describe_input
 from scoreaware.curate.runs.select import run_filter
 from scoreaware.curate.stages.filter import FilterConfig
+from scoreaware.evaluate.adherence import judge_run
 from scoreaware.evaluate.compare import plot, to_markdown, write_csv
 from scoreaware.evaluate.labels import label_hits
 from scoreaware.evaluate.run import score_run
+from scoreaware.experiment.contrasts import contrast_table, format_contrasts, seed_deltas, write_seed_deltas
 from scoreaware.experiment.spec import Arm, Experiment, load_experiment
 from scoreaware.experiment.table import experiment_table, held_out_lines
 from scoreaware.posttrain.crossload import MAX_GAP, cross_load_file
@@ -109,6 +111,8 @@ def run_cell(experiment: Experiment, arm: Arm, seed: int, checkpoint: Path, outp
                    seeds_per_prompt=ev.seeds, resume=True, prompts_file=str(ev.prompts))
     score_run(samples, ev.reference, reward_checkpoint=str(ev.reward) if ev.reward else None,
               mert_model=ev.mert_model, workers=0, bootstrap=100)
+    if ev.judge:
+        judge_run(samples, ev.judge)
     if ev.labels:
         hits = label_hits(samples, ev.label_clap, list(ev.labels), ev.label_template)
         atomic_write_text(samples / "eval" / "labels.json", json.dumps(hits, indent=1) + "\n")
@@ -122,9 +126,15 @@ def run_cell(experiment: Experiment, arm: Arm, seed: int, checkpoint: Path, outp
 
 
 def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples: int = 2000,
-                   log: Callable[[str], None] = print) -> tuple[dict, list[str]]:
-    """Run every arm × training seed of the experiment file `path` into `output`; (payload, lines)."""
+                   log: Callable[[str], None] = print, seeds: tuple[int, ...] | None = None) -> tuple[dict, list[str]]:
+    """Run every arm × training seed of the experiment file `path` into `output` (only the training
+    seeds `seeds` now, when given: cells finished earlier stay in the table); (payload, lines)."""
     experiment = load_experiment(path)
+    if seeds is not None:
+        unknown = sorted(set(seeds) - set(experiment.training_seeds))
+        if unknown:
+            raise StageError(f"--seeds {unknown[0]} is not a training seed of {path} "
+                             f"({', '.join(map(str, experiment.training_seeds))})")
     claim_output(output, {"experiment_sha256": describe_input(path)["sha256"],
                           "manifest_sha256": describe_input(experiment.manifest)["sha256"],
                           **{f"{arm.name}_manifest_sha256": describe_input(arm.manifest)["sha256"]
@@ -134,6 +144,12 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
     done: dict[str, dict[int, Path]] = {arm.name: {} for arm in experiment.arms}
     checkpoints: dict[str, dict[int, Path]] = {arm.name: {} for arm in experiment.arms}
     cells = [(arm, seed) for arm in experiment.arms for seed in experiment.training_seeds]
+    for arm, seed in cells:  # cells an earlier run finished and this one does not run
+        entry = status.get(f"{arm.name}/seed{seed}", {})
+        if seeds is not None and seed not in seeds and entry.get("state") == "done":
+            done[arm.name][seed] = output / entry["samples"]
+            checkpoints[arm.name][seed] = Path(entry["checkpoint"]) if entry.get("checkpoint") else None
+    cells = [(arm, seed) for arm, seed in cells if seeds is None or seed in seeds]
     for index, (arm, seed) in enumerate(cells, start=1):
         cell = f"{arm.name}/seed{seed}"
         started = time.perf_counter()
@@ -153,7 +169,7 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
         else:
             done[arm.name][seed] = samples
             status[cell] = {"state": "done", "samples": str(samples.relative_to(output)),
-                            "seconds": round(time.perf_counter() - started, 1)}
+                            "checkpoint": str(checkpoint), "seconds": round(time.perf_counter() - started, 1)}
             log(f"✓ {cell} done in {status[cell]['seconds']:.0f} s")
         atomic_write_text(status_file, json.dumps(status, indent=1) + "\n")
     failed = [cell for cell, entry in status.items() if entry["state"] == "failed"]
@@ -170,6 +186,17 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
         plot(comparison, output / "table.png")
         lines += [*table.splitlines(), f"→ {output}/ (table.md, table.csv, table.png, status.json)"]
         payload = {"arms": comparison.rows, "per_training_seed": per_seed}
+        pairs = [(name, parent) for name, parent in against.items()] + [(c.treatment, c.control)
+                                                                          for c in experiment.contrasts]
+        deltas = seed_deltas(arms, pairs)
+        write_seed_deltas(deltas, output / "seed_deltas.csv")
+        if experiment.contrasts:
+            contrasts = contrast_table(experiment.contrasts, deltas)
+            payload["contrasts"] = contrasts
+            contrast_lines = format_contrasts(contrasts)
+            atomic_write_text(output / "contrasts.md", "\n".join(contrast_lines) + "\n")
+            lines += contrast_lines
+        lines.append(f"→ {output}/seed_deltas.csv (every metric's delta per training seed)")
     else:
         payload = {"arms": []}
         lines.append("no table: the first arm (the baseline) and at least one other must finish")

@@ -20,6 +20,7 @@ reward = "reward.pt"                   # optional: eval score's reward head and 
 mert_model = "mert"
 labels = ["rock", "jazz"]              # optional: prompt ids that name classes; the share of clips
 label_clap = "clap"                    #   whose nearest "{label} music" (label_template) is their own
+judge = "judge"                        # optional: the independent judge's folder (attribute adherence)
 [[arm]]
 name = "baseline"                      # the first arm is what every other arm is compared with
 [[arm]]
@@ -37,6 +38,21 @@ after = "beta"                         # a post-training step from that arm's ch
 posttrain = "expert-iteration"         # expert-iteration | cross-load | crpo
 prompts = "post_prompts.txt"           # the candidates' prompts (expert-iteration, crpo)
 options = { k = 4, ft_steps = 100 }    # the driver's options that differ from its defaults
+```
+
+Pre-registered contrasts (read by `experiment plan` before anything trains, and by the table)::
+
+```toml
+unit = "training_seed"                # the replication unit of a recipe claim ("prompt": within one seed)
+[[contrast]]
+name = "score-aware"
+arms = ["beta", "uniform"]             # treatment, control: both arms of this file
+metric = "instrument"                  # what is compared (judge adherence, clap_score, reward, fad_clap, label)
+margin = 0.05                          # the smallest difference that matters: the planner's target effect,
+                                       #   and the equivalence margin of a "no worse" claim
+primary = true                         # Holm runs over the primary family only
+claim = "difference"                   # or "equivalence" (TOST against the margin)
+sd = 0.04                              # optional: a pilot's SD of one unit's delta (else `plan --pilot`)
 ```
 
 One arm changes one thing: `set`, `filter` and `manifest` are each deltas from the base, and a
@@ -64,6 +80,8 @@ POSTTRAIN_OPTIONS = {
              "beta", "lambda_fm", "batch_size", "score_dropout"},
 }
 ARM_KEYS = {"name", "set", "filter", "manifest", "after", "posttrain", "prompts", "options"}
+CONTRAST_KEYS = {"name", "arms", "metric", "margin", "primary", "claim", "sd"}
+UNITS = ("training_seed", "prompt")
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,21 @@ class Evaluation:
     label_clap: str | None = None  # the CLAP that hears them
     label_template: str = "{label} music"
     held_out: Path | None = None  # encoded held-out segments: each checkpoint's validation flow loss per t bin
+    judge: Path | None = None  # a judge folder: attribute adherence of clips whose prompts name their attributes
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A comparison declared before the run: treatment − control on one metric."""
+
+    name: str
+    treatment: str
+    control: str
+    metric: str
+    margin: float
+    primary: bool = True
+    claim: str = "difference"  # or "equivalence"
+    sd: float | None = None  # a pilot's SD of one unit's delta
 
 
 @dataclass(frozen=True)
@@ -105,6 +138,8 @@ class Experiment:
     preset: str | None
     base: dict
     evaluation: Evaluation
+    contrasts: tuple[Contrast, ...] = ()
+    unit: str = "training_seed"
 
     def against(self, arm: Arm) -> str:
         """The arm `arm` is compared with: its parent for a post-training arm, else the first."""
@@ -150,7 +185,7 @@ def load_experiment(path: str | Path) -> Experiment:
             raise StageError(f"{path}: {key} = {value!r}: {resolved} does not exist")
         return resolved
 
-    unknown = set(data) - {"name", "manifest", "training_seeds", "base", "evaluate", "arm"}
+    unknown = set(data) - {"name", "manifest", "training_seeds", "base", "evaluate", "arm", "contrast", "unit"}
     if unknown:
         raise StageError(f"{path}: unknown keys {sorted(unknown)}")
     base = data.get("base", {})
@@ -206,6 +241,7 @@ def load_experiment(path: str | Path) -> Experiment:
            if k in evaluate},
         reward=local(evaluate["reward"], "evaluate.reward") if "reward" in evaluate else None,
         held_out=local(evaluate["held_out"], "evaluate.held_out") if "held_out" in evaluate else None,
+        judge=local(evaluate["judge"], "evaluate.judge") if "judge" in evaluate else None,
         labels=tuple(evaluate.get("labels", ())),
         label_clap=str(local(evaluate["label_clap"], "evaluate.label_clap")) if "label_clap" in evaluate else None)
     if evaluation.labels and not evaluation.label_clap:
@@ -213,5 +249,52 @@ def load_experiment(path: str | Path) -> Experiment:
     seeds = data.get("training_seeds", [0])
     if not seeds or not all(isinstance(s, int) for s in seeds) or len(set(seeds)) != len(seeds):
         raise StageError(f"{path}: training_seeds = {seeds!r} must be distinct integers")
+    unit = data.get("unit", "training_seed")
+    if unit not in UNITS:
+        raise StageError(f"{path}: unit = {unit!r} is not one of {list(UNITS)}")
+    contrasts = parse_contrasts(path, data.get("contrast", []), names)
     return Experiment(path, str(data.get("name", path.stem)), local(need(data, "manifest", str), "manifest"),
-                      tuple(arms), tuple(seeds), base.get("preset"), dict(base.get("set", {})), evaluation)
+                      tuple(arms), tuple(seeds), base.get("preset"), dict(base.get("set", {})), evaluation,
+                      contrasts, unit)
+
+
+def parse_contrasts(path: Path, items: object, arms: set[str]) -> tuple[Contrast, ...]:
+    """The [[contrast]] tables, each checked; StageError naming the key at fault."""
+    if not isinstance(items, list):
+        raise StageError(f"{path}: contrast must be an array of tables ([[contrast]])")
+    found, names = [], set()
+    for index, item in enumerate(items):
+        at = f"{path}: contrast[{index}]"
+        if not isinstance(item, dict):
+            raise StageError(f"{at} is not a table")
+        if set(item) - CONTRAST_KEYS:
+            raise StageError(f"{at}: unknown keys {sorted(set(item) - CONTRAST_KEYS)} (known: {sorted(CONTRAST_KEYS)})")
+        name = item.get("name")
+        if not isinstance(name, str) or not name or name in names:
+            raise StageError(f"{at}.name = {name!r} is missing, empty or repeated")
+        names.add(name)
+        pair = item.get("arms")
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(a, str) for a in pair)
+                and pair[0] != pair[1]):
+            raise StageError(f"{at}.arms = {pair!r} must be two different arm names [treatment, control]")
+        missing = [a for a in pair if a not in arms]
+        if missing:
+            raise StageError(f"{at}.arms: {missing[0]!r} is no arm of this file")
+        metric = item.get("metric")
+        if not isinstance(metric, str) or not metric:
+            raise StageError(f"{at}.metric = {metric!r} must name a metric")
+        margin = item.get("margin")
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+            raise StageError(f"{at}.margin = {margin!r} must be a number > 0")
+        primary = item.get("primary", True)
+        if not isinstance(primary, bool):
+            raise StageError(f"{at}.primary = {primary!r} must be true or false")
+        claim = item.get("claim", "difference")
+        if claim not in ("difference", "equivalence"):
+            raise StageError(f"{at}.claim = {claim!r} must be 'difference' or 'equivalence'")
+        sd = item.get("sd")
+        if sd is not None and (isinstance(sd, bool) or not isinstance(sd, (int, float)) or not sd > 0):
+            raise StageError(f"{at}.sd = {sd!r} must be a number > 0")
+        found.append(Contrast(name, pair[0], pair[1], metric, float(margin), primary, claim,
+                              None if sd is None else float(sd)))
+    return tuple(found)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from scoreaware.demo.domain.corpus import TRAIN_SEEDS, rendered, training_specs
 from scoreaware.demo.synth import SR
-from scoreaware.train.codecs import MEL_FRONTEND, MelCodec
+from scoreaware.train.codecs import MEL_FRONTEND, MelCodec, MelCodecConfig
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,14 @@ class CodecRecipe:
     lr: float = 1e-3
     kl_weight: float = 1e-4
     seed: int = TRAIN_SEEDS["codec"]
+    # the mel front end (MelCodecConfig); the defaults are the shipped codec's
+    n_mels: int = 64
+    n_fft: int = 1024
+    f_min: float = 0.0
+    f_max: float | None = None
+
+    def mel_config(self) -> MelCodecConfig:
+        return MelCodecConfig(n_fft=self.n_fft, n_mels=self.n_mels, f_min=self.f_min, f_max=self.f_max)
 
 
 def mel_frames(mel: MelCodec, recipe: CodecRecipe, log=print) -> list[np.ndarray]:
@@ -54,14 +62,16 @@ def mel_frames(mel: MelCodec, recipe: CodecRecipe, log=print) -> list[np.ndarray
                                                                 leave=False)]
 
 
-def train_codec(out: Path, recipe: CodecRecipe = CodecRecipe(), log=print) -> dict:
-    """Train the VAE on `recipe`'s clips and save it to `out` (a `from_pretrained` folder)."""
+def train_codec(out: Path, recipe: CodecRecipe = CodecRecipe(), log=print,
+                audio: list[np.ndarray] | None = None) -> dict:
+    """Train the VAE on `recipe`'s clips (or on `audio`: mono 44.1 kHz clips of another world) and save
+    it to `out` (a `from_pretrained` folder)."""
     from diffusers import AutoencoderOobleck  # heavy: only this part of train-models needs it
 
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
-    mel = MelCodec()
-    clips = mel_frames(mel, recipe, log)
+    mel = MelCodec(recipe.mel_config())
+    clips = mel_frames(mel, recipe, log) if audio is None else [mel.encode(a[None], SR).T for a in audio]
     stacked = np.concatenate(clips, axis=1)  # (n_mels, all frames)
     mean, std = stacked.mean(axis=1), stacked.std(axis=1) + 1e-3
     data = [torch.from_numpy((c - mean[:, None]) / std[:, None]).float() for c in clips]

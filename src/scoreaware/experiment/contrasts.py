@@ -1,0 +1,173 @@
+"""Per-training-seed deltas for every metric, and the pre-registered contrasts tested over seeds.
+
+Within a training seed the prompt is the unit: a cell's clips are averaged per prompt, the paired
+prompts' deltas averaged into one number per seed. Across seeds, the seed is the unit of a
+recipe claim: `seed_test` (paired t over seeds) for a difference, `tost` against the declared
+margin for an equivalence. Holm runs over the primary family only; secondary contrasts are
+reported with their own family and say so.
+
+Metrics of a cell (``OUT/samples/<arm>/seed<k>/eval/``): ``clap_score`` and ``reward``
+(clips.csv), ``label`` (labels.json), the judge's ``instrument``, ``tempo_band``, ``mode`` hits and
+``instrument_margin``, ``mode_margin`` (judge.csv), and ``fad_clap`` (one FAD per cell against the
+reference: a set metric, so its per-seed delta is the difference of the two cells' FADs).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from scoreaware.evaluate.compare import load_run, reference_of
+from scoreaware.evaluate.embeddings import load_reference
+from scoreaware.evaluate.frechet import Stats, frechet_from_stats
+from scoreaware.evaluate.power import mde, seed_test, tost
+from scoreaware.evaluate.stats import holm
+
+# contrast metric name → the column of a cell's per-clip table
+CLIP_METRICS = {"clap_score": "clap_score", "reward": "reward", "label": "label_hit",
+                "instrument": "hit_instrument", "tempo_band": "hit_tempo_band", "mode": "hit_mode",
+                "instrument_margin": "instrument_margin", "mode_margin": "mode_margin"}
+SET_METRICS = ("fad_clap",)
+METRICS = (*CLIP_METRICS, *SET_METRICS)
+
+
+def cell_clips(folder: Path) -> dict[tuple[str, int], dict]:
+    """(prompt id, sampling seed) → {metric column: value} of one scored cell (clips.csv, labels.json,
+    judge.csv merged by clip id)."""
+    run = load_run(folder)
+    labels_file = Path(folder) / "eval" / "labels.json"
+    labels = json.loads(labels_file.read_text()) if labels_file.is_file() else {}
+    judged = {}
+    judge_file = Path(folder) / "eval" / "judge.csv"
+    if judge_file.is_file():
+        with open(judge_file, newline="", encoding="utf-8") as f:
+            judged = {row["id"]: row for row in csv.DictReader(f)}
+    out = {}
+    for key, row in run.clips.items():
+        values = {"clap_score": row.get("clap_score"), "reward": row.get("reward"),
+                  "label_hit": float(labels[row["id"]]) if row["id"] in labels else None}
+        for column in ("hit_instrument", "hit_tempo_band", "hit_mode", "instrument_margin", "mode_margin"):
+            found = judged.get(row["id"], {}).get(column)
+            values[column] = float(found) if found not in (None, "") else None
+        out[key] = values
+    return out
+
+
+def prompt_delta(treatment: dict, control: dict, column: str) -> float | None:
+    """Mean over prompts of the per-prompt mean delta of `column`, clips paired by (prompt, seed)."""
+    per_prompt = defaultdict(list)
+    for key, row in treatment.items():
+        other = control.get(key)
+        if other is None or row.get(column) is None or other.get(column) is None:
+            continue
+        per_prompt[key[0]].append(row[column] - other[column])
+    return float(np.mean([np.mean(v) for v in per_prompt.values()])) if per_prompt else None
+
+
+def cell_fad(folder: Path, reference: Stats) -> float:
+    run = load_run(folder)
+    return frechet_from_stats(Stats.of(np.stack([run.clap[k] for k in sorted(run.clap)])), reference).value
+
+
+def seed_deltas(arms: dict[str, dict[int, Path]], pairs: list[tuple[str, str]]) -> list[dict]:
+    """One row per (treatment, control, training seed, metric): the seed's prompt-level delta."""
+    tables = {(name, seed): cell_clips(folder) for name, folders in arms.items() for seed, folder in folders.items()}
+    first = next(iter(next(iter(arms.values())).values()))
+    reference = load_reference(reference_of(load_run(first)))[0]["clap"].stats
+    fads: dict[tuple[str, int], float] = {}
+    rows = []
+    for treatment, control in dict.fromkeys(pairs):
+        if treatment not in arms or control not in arms:
+            continue
+        for seed in sorted(set(arms[treatment]) & set(arms[control])):
+            a, b = tables[(control, seed)], tables[(treatment, seed)]
+            for metric, column in CLIP_METRICS.items():
+                delta = prompt_delta(b, a, column)
+                if delta is not None:
+                    rows.append({"treatment": treatment, "control": control, "training_seed": seed,
+                                 "metric": metric, "delta": delta})
+            for name in (treatment, control):
+                if (name, seed) not in fads:
+                    fads[(name, seed)] = cell_fad(arms[name][seed], reference)
+            rows.append({"treatment": treatment, "control": control, "training_seed": seed, "metric": "fad_clap",
+                         "delta": fads[(treatment, seed)] - fads[(control, seed)]})
+    return rows
+
+
+def write_seed_deltas(rows: list[dict], path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["treatment", "control", "training_seed", "metric", "delta"])
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return path
+
+
+def read_seed_deltas(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{**row, "training_seed": int(row["training_seed"]), "delta": float(row["delta"])}
+                for row in csv.DictReader(f)]
+
+
+def deltas_of(rows: list[dict], treatment: str, control: str, metric: str) -> list[float]:
+    return [r["delta"] for r in sorted(rows, key=lambda r: r["training_seed"])
+            if (r["treatment"], r["control"], r["metric"]) == (treatment, control, metric)]
+
+
+def contrast_table(contrasts, rows: list[dict], alpha: float = 0.05) -> list[dict]:
+    """Each declared contrast tested over training seeds; Holm within the primary and within the
+    secondary family; the MDE of the design at the observed seed SD beside each."""
+    out = []
+    for c in contrasts:
+        deltas = deltas_of(rows, c.treatment, c.control, c.metric)
+        result = (tost(deltas, c.margin, alpha) if c.claim == "equivalence" else seed_test(deltas)) or {}
+        sd = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else None
+        out.append({"contrast": c.name, "treatment": c.treatment, "control": c.control, "metric": c.metric,
+                    "claim": c.claim, "family": "primary" if c.primary else "secondary", "margin": c.margin,
+                    "n_seeds": len(deltas), "delta": result.get("delta"), "ci": result.get("ci"),
+                    "p": result.get("p"), "sd": sd, "equivalent": result.get("equivalent"), "test": result.get("test"),
+                    "seed_deltas": deltas})
+    for family in ("primary", "secondary"):
+        members = [r for r in out if r["family"] == family and r["claim"] == "difference"]
+        for row, adjusted in zip(members, holm([r["p"] for r in members])):
+            row["p_holm"] = adjusted
+        for row in members:
+            row["mde"] = mde(row["n_seeds"], row["sd"], alpha, tests=len(members)) if row["sd"] else None
+    for row in out:
+        row["verdict"] = verdict(row, alpha)
+    return out
+
+
+def verdict(row: dict, alpha: float = 0.05) -> str:
+    """What the contrast decides: a difference, an equivalence, or neither (with why)."""
+    if row["p"] is None:
+        return "not tested (fewer than 2 training seeds finished)"
+    if row["claim"] == "equivalence":
+        return (f"equivalent within ±{row['margin']:g}" if row["equivalent"] else
+                f"not shown equivalent: the {100 * (1 - 2 * alpha):.0f} % interval reaches past ±{row['margin']:g}")
+    if (row.get("p_holm") or 1.0) < alpha:
+        return "difference (Holm within its family)"
+    low, high = row["ci"]
+    if -row["margin"] < low and high < row["margin"]:
+        return f"no difference larger than the margin ±{row['margin']:g} (the interval excludes it)"
+    return "undecided: not significant, and the interval still holds the margin"
+
+
+def format_contrasts(table: list[dict]) -> list[str]:
+    lines = ["pre-registered contrasts (training seed as the unit; Holm within each family):"]
+    for r in table:
+        if r["delta"] is None:
+            lines.append(f"  {r['contrast']} ({r['family']}): {r['verdict']}")
+            continue
+        ci = r["ci"]
+        p = f"p {r['p']:.3g}" + (f", Holm {r['p_holm']:.3g}" if r.get("p_holm") is not None else "")
+        mde_text = f", MDE {r['mde']:.3g}" if r.get("mde") else ""
+        lines.append(f"  {r['contrast']} ({r['family']}, {r['metric']}: {r['treatment']} − {r['control']}): "
+                     f"{r['delta']:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}] over {r['n_seeds']} seeds ({p}{mde_text}) "
+                     f"→ {r['verdict']}")
+    return lines
