@@ -23,9 +23,14 @@ def test_seed_a_arms_each_change_one_thing(tmp_path):
     changes = {arm.name: (arm.set, arm.filter, arm.manifest) for arm in experiment.arms}
     assert changes["all_logit_normal"] == ({}, None, None)
     assert changes["all_beta"][0]["timesteps"] == "beta"
-    assert changes["filter_logit_normal"][1] == {"clap_percentile": 10}
+    assert changes["filter_uniform"][1] == {"clap_percentile": 10}
     assert changes["oracle_logit_normal"][2] == tmp_path / "oracle.jsonl.gz"
     assert all(experiment.against(arm) == "all_logit_normal" for arm in experiment.arms[1:])
+    assert changes["all_uniform"][0] == {"timesteps": "uniform"}  # the control of the score-aware claim
+    assert experiment.arms[4].combines == ("filter", "timesteps")
+    contrasts = {c.name: (c.treatment, c.control, c.primary) for c in experiment.contrasts}
+    assert contrasts["score-aware"] == ("all_beta", "all_uniform", True)
+    assert contrasts["filter"] == ("filter_uniform", "all_uniform", True)
 
 
 def test_seed_b_is_a_chain_of_single_steps(tmp_path):

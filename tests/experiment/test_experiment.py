@@ -261,3 +261,47 @@ def test_a_wrong_post_training_arm_is_refused_naming_the_key(encoded, reference,
     spec = write_spec(tmp_path, encoded, reference, ARMS + "[[arm]]\n" + arm + "\n", tiny_clap)
     with pytest.raises(StageError, match=re.escape(message)):
         load_experiment(spec)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace('set = { timesteps = "beta" }', 'set = "beta"'), "arm[1].set = 'beta' must be a table"),
+    (lambda s: s.replace('set = { timesteps = "beta" }', 'set = { timesteps = "beta", lr = 0.001 }'),
+     "arm[1] changes 2 things (set.timesteps, set.lr)"),
+    (lambda s: s.replace('filter = { clap_percentile = 25 }',
+                         'filter = { clap_percentile = 25 }\nset = { lr = 0.1 }'), "arm[2] changes 2 things"),
+    (lambda s: s.replace("clap_percentile = 25", 'clap_percentile = "ten"'), "clap_percentile = 'ten' must be a number"),
+    (lambda s: s.replace("seeds = 2\n", 'seeds = "six"\n'), "evaluate.seeds = 'six' must be an integer"),
+    (lambda s: s.replace("cfg = 1.0", 'cfg = "x"'), "evaluate.cfg = 'x' must be a number"),
+    (lambda s: s.replace("seconds = 1.0", "seconds = 0"), "evaluate.seconds = 0 must be a number > 0"),
+    (lambda s: s.replace("seeds = 2\n", "seeds = 0\n"), "evaluate.seeds = 0 must be an integer ≥ 1"),
+    (lambda s: s.replace("training_seeds = [0, 1]", "training_seeds = [true]"), "training_seeds = [True]"),
+    (lambda s: s.replace("training_seeds = [0, 1]", "training_seeds = [-1]"), "training_seeds = [-1]"),
+    (lambda s: s.replace('name = "beta"', 'name = "be\\u0000ta"'), "is empty, repeated or not a safe folder name"),
+    (lambda s: s.replace("steps = 4,", "steps = -1,"), "base.set: steps = -1: must be ≥ 1"),
+    (lambda s: s.replace('set = { timesteps = "beta" }', 'set = { timesteps = "beta", batch_size = 0 }')
+     .replace('name = "beta"', 'name = "beta"\ncombines = ["timesteps", "batch"]'),
+     r"arm\[1\].set \(beta\): batch_size = 0: must be ≥ 1"),
+])
+def test_typed_experiment_values_are_refused_before_anything_trains(encoded, reference, tmp_path, tiny_clap, edit,
+                                                                    message):
+    spec = write_spec(tmp_path, encoded, reference, ARMS, tiny_clap)
+    spec.write_text(edit(spec.read_text()))
+    result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "Traceback" not in result.output and "internal error" not in result.output
+    assert re.search(message if message.startswith("arm\\[") else re.escape(message), result.output), result.output
+    assert not (tmp_path / "out" / "runs").exists()  # nothing trained
+
+
+def test_an_arm_that_declares_what_it_combines_is_accepted(encoded, reference, tmp_path, tiny_clap):
+    spec = write_spec(tmp_path, encoded, reference, ARMS.replace(
+        'filter = { clap_percentile = 25 }', 'filter = { clap_percentile = 25 }\nset = { timesteps = "beta" }\n'
+        'combines = ["filter", "beta"]'), tiny_clap)
+    assert load_experiment(spec).arms[2].combines == ("filter", "beta")
+
+
+def test_a_run_of_over_a_day_asks_for_yes(encoded, reference, tmp_path, tiny_clap):
+    spec = write_spec(tmp_path, encoded, reference, ARMS, tiny_clap)
+    spec.write_text(spec.read_text().replace("steps = 4,", "steps = 1e10,"))
+    result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "hours here" in result.output and "--yes" in result.output
+    assert not (tmp_path / "out" / "runs").exists()

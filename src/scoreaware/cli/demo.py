@@ -167,12 +167,15 @@ def train_models(ctx: click.Context, output: Path, only: str | None, quick: bool
 @click.option("--mismatched", type=click.FloatRange(0, 1), default=0.3,
               help="Share of readable clips captioned as a clip of another genre.")
 @click.option("--train-steps", type=click.IntRange(1), default=600, help="Steps of every arm's training run.")
-@click.option("--training-seeds", default="0,1,2", help="Comma-separated training seeds of every arm.")
+@click.option("--training-seeds", default="0,1,2,3,4,5,6,7,8,9",
+              help="Comma-separated training seeds of every arm: 10, the replication unit of the primary contrasts "
+                   "(`experiment plan` prints what they can detect; `experiment run --seeds` runs part at a time).")
 @click.option("--eval-seeds", type=click.IntRange(1), default=6, help="Clips per evaluation prompt.")
 def prepare_seed_a_cmd(output: Path, clips: int, mismatched: float, train_steps: int, training_seeds: str,
                        eval_seeds: int) -> None:
     """Build seed A's experiment on the embedded default (a corpus with known wrong captions; arms:
-    all data, CLAP filter, Beta t, filter + Beta, oracle) and write seed_a.toml for `experiment run`."""
+    logit-normal, uniform, Beta t, filter + uniform, filter + Beta, oracle; primary contrasts Beta vs
+    uniform and filter vs all) and write seed_a.toml for `experiment run`."""
     from scoreaware.cli.options import print_summary
     from scoreaware.demo.domain.build import default_models
     from scoreaware.demo.seed_a import prepare_seed_a

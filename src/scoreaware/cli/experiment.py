@@ -22,8 +22,10 @@ def experiment() -> None:
 @click.option("--overwrite", is_flag=True, help="Start over (another experiment file is refused otherwise).")
 @click.option("--seeds", default=None, help="Comma-separated training seeds to run now (a subset of the file's); "
               "cells finished by earlier runs stay in the table, so a long design can be run in parts.")
+@click.option("--yes", is_flag=True, help="Start a run estimated at over a day here without asking.")
 @json_option
-def run_cmd(spec: Path, output: Path, resamples: int, overwrite: bool, seeds: str | None, as_json: bool) -> None:
+def run_cmd(spec: Path, output: Path, resamples: int, overwrite: bool, seeds: str | None, yes: bool,
+            as_json: bool) -> None:
     """Train, generate and score every arm × training seed of SPEC, then the table (each arm against
     the first, prompt as the unit, Holm-adjusted) and its plot. The same command resumes a killed run.
     """
@@ -36,7 +38,7 @@ def run_cmd(spec: Path, output: Path, resamples: int, overwrite: bool, seeds: st
         except ValueError:
             raise click.BadParameter(f"expected integers like 0,1,2, got {seeds!r}", param_hint="--seeds") from None
     payload, lines = run_experiment(spec, output, overwrite, resamples,
-                                    log=lambda line: click.echo(line, err=as_json), seeds=subset)
+                                    log=lambda line: click.echo(line, err=as_json), seeds=subset, yes=yes)
     emit(as_json, payload, "experiment run", lines)
 
 

@@ -71,24 +71,61 @@ labels = {labels}  # the prompt ids: genre heard = the domain CLAP's nearest "{{
 label_clap = "{clap}"
 
 [[arm]]
-name = "all_logit_normal"
+name = "all_logit_normal"  # today's baseline: every segment, logit-normal t
 
 [[arm]]
-name = "filter_logit_normal"
+name = "all_uniform"  # the base distribution the Beta schedule reduces to for well-aligned segments (λ = 0)
+set = {{ timesteps = "uniform" }}
+
+[[arm]]
+name = "all_beta"  # score-aware: t ~ Beta(1 + λ(1 − S̃), 1), λ = 1
+set = {{ timesteps = "beta" }}
+
+[[arm]]
+name = "filter_uniform"
 filter = {{ clap_percentile = 10 }}
+set = {{ timesteps = "uniform" }}
+combines = ["filter", "timesteps"]
 
 [[arm]]
-name = "all_beta"
-set = {{ timesteps = "beta", beta_lambda = 1.0 }}
-
-[[arm]]
-name = "filter_beta"
+name = "filter_beta"  # the paper's recipe
 filter = {{ clap_percentile = 10 }}
-set = {{ timesteps = "beta", beta_lambda = 1.0 }}
+set = {{ timesteps = "beta" }}
+combines = ["filter", "timesteps"]
 
 [[arm]]
 name = "oracle_logit_normal"
 manifest = "oracle.jsonl.gz"
+
+# Pre-registered: the score-aware claim is Beta against uniform (one change: the score-awareness),
+# not against logit-normal (which would also swap the base distribution); the filter claim is
+# filter + uniform against all + uniform. The margin is the smallest difference in the share of
+# clips heard as their label that matters here (one clip in 20).
+[[contrast]]
+name = "score-aware"
+arms = ["all_beta", "all_uniform"]
+metric = "label"
+margin = 0.05
+
+[[contrast]]
+name = "filter"
+arms = ["filter_uniform", "all_uniform"]
+metric = "label"
+margin = 0.05
+
+[[contrast]]
+name = "score-aware (CLAP)"
+arms = ["all_beta", "all_uniform"]
+metric = "clap_score"
+margin = 0.02
+primary = false
+
+[[contrast]]
+name = "filter (CLAP)"
+arms = ["filter_uniform", "all_uniform"]
+metric = "clap_score"
+margin = 0.02
+primary = false
 """
 
 

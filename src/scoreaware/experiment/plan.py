@@ -80,11 +80,7 @@ def plan_experiment(path: Path, pilot: Path | None = None, alpha: float = 0.05, 
             row["needed"] = units_needed(c.margin, sd, alpha, power, tests)
         rows.append(row)
         lines.append(plan_line(row, experiment.unit))
-    training = [a for a in experiment.arms if a.after is None]
-    steps = int(experiment.base.get("steps", 1000))
-    clips = prompts * experiment.evaluation.seeds
-    seconds = len(experiment.arms) * len(experiment.training_seeds) * clips * SECONDS_PER_CLIP + sum(
-        int(a.set.get("steps", steps)) for a in training) * len(experiment.training_seeds) / STEPS_PER_SECOND
+    seconds = estimate_seconds(experiment, prompts)
     estimate = {"hours": round(seconds / 3600, 2), "cells": len(experiment.arms) * len(experiment.training_seeds)}
     lines.append(f"cost here: about {estimate['hours']:.1f} h for {estimate['cells']} arm × seed cells "
                  f"({STEPS_PER_SECOND} steps/s, {SECONDS_PER_CLIP} s a clip on 2 cores)")
@@ -92,6 +88,18 @@ def plan_experiment(path: Path, pilot: Path | None = None, alpha: float = 0.05, 
         lines.append("  over 2 hours: run part of it with `experiment run FILE -o OUT --seeds 0,1,2`, then the same "
                      "command with more seeds; finished cells are kept and the table uses every one")
     return {"unit": experiment.unit, "n": n, "prompts": prompts, "contrasts": rows, "estimate": estimate}, lines
+
+
+def estimate_seconds(experiment, prompts: int | None = None, seeds: tuple[int, ...] | None = None) -> float:
+    """What training, generating and scoring every cell (of `seeds`, default all) costs here."""
+    from scoreaware.train.config import resolve
+
+    prompts = prompts if prompts is not None else len(read_prompts(experiment.evaluation.prompts))
+    count = len(seeds if seeds is not None else experiment.training_seeds)
+    steps = sum(resolve(experiment.preset, overrides={**experiment.base, **a.set, "manifest": "-"}).steps
+                for a in experiment.arms if a.after is None)
+    clips = prompts * experiment.evaluation.seeds * len(experiment.arms)
+    return count * (clips * SECONDS_PER_CLIP + steps / STEPS_PER_SECOND)
 
 
 def plan_line(row: dict, unit: str) -> str:

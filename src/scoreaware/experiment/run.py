@@ -36,6 +36,7 @@ from scoreaware.evaluate.compare import plot, to_markdown, write_csv
 from scoreaware.evaluate.labels import label_hits
 from scoreaware.evaluate.run import score_run
 from scoreaware.experiment.contrasts import contrast_table, format_contrasts, seed_deltas, write_seed_deltas
+from scoreaware.experiment.plan import estimate_seconds
 from scoreaware.experiment.spec import Arm, Experiment, load_experiment
 from scoreaware.experiment.table import experiment_table, held_out_lines
 from scoreaware.posttrain.crossload import MAX_GAP, cross_load_file
@@ -126,7 +127,8 @@ def run_cell(experiment: Experiment, arm: Arm, seed: int, checkpoint: Path, outp
 
 
 def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples: int = 2000,
-                   log: Callable[[str], None] = print, seeds: tuple[int, ...] | None = None) -> tuple[dict, list[str]]:
+                   log: Callable[[str], None] = print, seeds: tuple[int, ...] | None = None,
+                   yes: bool = False) -> tuple[dict, list[str]]:
     """Run every arm × training seed of the experiment file `path` into `output` (only the training
     seeds `seeds` now, when given: cells finished earlier stay in the table); (payload, lines)."""
     experiment = load_experiment(path)
@@ -135,6 +137,10 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
         if unknown:
             raise StageError(f"--seeds {unknown[0]} is not a training seed of {path} "
                              f"({', '.join(map(str, experiment.training_seeds))})")
+    hours = estimate_seconds(experiment, seeds=seeds) / 3600
+    if hours > 24 and not yes:
+        raise StageError(f"{path}: this run would take about {hours:,.0f} hours here (`experiment plan` shows why); "
+                         "pass --yes to start it anyway, or run part of it with --seeds")
     claim_output(output, {"experiment_sha256": describe_input(path)["sha256"],
                           "manifest_sha256": describe_input(experiment.manifest)["sha256"],
                           **{f"{arm.name}_manifest_sha256": describe_input(arm.manifest)["sha256"]

@@ -63,6 +63,9 @@ fault.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +82,12 @@ POSTTRAIN_OPTIONS = {
     "crpo": {"n", "score", "cfg", "sample_steps", "seconds", "min_margin", "holdout", "train_steps", "lr", "warmup",
              "beta", "lambda_fm", "batch_size", "score_dropout"},
 }
-ARM_KEYS = {"name", "set", "filter", "manifest", "after", "posttrain", "prompts", "options"}
+ARM_KEYS = {"name", "set", "filter", "manifest", "after", "posttrain", "prompts", "options", "combines"}
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+EVALUATE_TYPES = {"seeds": (int, 1, True), "steps": (int, 1, True), "cfg": ((int, float), 0, True),
+                  "score": ((int, float), -1e6, True), "seconds": ((int, float), 0, False)}
+FILTER_TYPES = {"clap_percentile": (float, 0, 100), "min_clap": (float, -1, 1), "min_duration": (float, 0, None),
+                "max_duration": (float, 0, None), "min_lufs": (float, -120, 0), "require_caption": (bool, None, None)}
 CONTRAST_KEYS = {"name", "arms", "metric", "margin", "primary", "claim", "sd"}
 UNITS = ("training_seed", "prompt")
 
@@ -94,6 +102,7 @@ class Arm:
     posttrain: str | None = None  # expert-iteration | cross-load | crpo
     prompts: Path | None = None  # the candidates' prompts of expert-iteration and crpo
     options: dict = field(default_factory=dict)  # the driver's options that differ from its defaults
+    combines: tuple[str, ...] = ()  # the changes an arm deliberately combines (the paper's "filter + Beta")
 
 
 @dataclass(frozen=True)
@@ -198,14 +207,29 @@ def load_experiment(path: str | Path) -> Experiment:
     for index, arm in enumerate(arms_data):
         prefix = f"arm[{index}]."
         name = need(arm, "name", str, prefix)
-        if name in names or not name or "/" in name or name.startswith("."):
-            raise StageError(f"{path}: {prefix}name {name!r} is empty, repeated or not a folder name")
+        if name in names or not SAFE_NAME.fullmatch(name):
+            raise StageError(f"{path}: {prefix}name {name!r} is empty, repeated or not a safe folder name (letters, "
+                             "digits, '.', '_', '-'; at most 64, not starting with '.')")
         names.add(name)
         if set(arm) - ARM_KEYS:
             raise StageError(f"{path}: unknown keys in {prefix[:-1]}: {sorted(set(arm) - ARM_KEYS)}")
         rules = arm.get("filter")
         if rules is not None and (not isinstance(rules, dict) or set(rules) - FILTER_KEYS):
             raise StageError(f"{path}: {prefix}filter must be a table of {sorted(FILTER_KEYS)}")
+        for key, value in (rules or {}).items():
+            check_filter_value(path, f"{prefix}filter.{key}", key, value)
+        for key in ("set", "options"):
+            if key in arm and not isinstance(arm[key], dict):
+                raise StageError(f"{path}: {prefix}{key} = {arm[key]!r} must be a table ({key} = {{ key = value }})")
+        combines = arm.get("combines", [])
+        if not isinstance(combines, list) or not all(isinstance(c, str) and c for c in combines):
+            raise StageError(f"{path}: {prefix}combines = {combines!r} must be a list of the changes it combines")
+        changes = [f"set.{k}" for k in arm.get("set", {})] + [k for k in ("filter", "manifest") if k in arm]
+        if index and "after" not in arm and len(changes) != 1 and len(changes) != len(combines):
+            listed = ", ".join(changes) or "nothing"
+            raise StageError(f"{path}: {prefix[:-1]} changes {len(changes)} things ({listed}); "
+                             "an arm changes one thing from the base, or declares what it combines "
+                             f"(combines = {json.dumps([c.split('.')[-1] for c in changes] or ['...'])})")
         manifest = local(need(arm, "manifest", str, prefix), f"{prefix}manifest") if "manifest" in arm else None
         after, step = arm.get("after"), arm.get("posttrain")
         if (after is None) != (step is None):
@@ -229,11 +253,28 @@ def load_experiment(path: str | Path) -> Experiment:
                 options["reward"] = str(local(options["reward"], f"{prefix}options.reward"))
         elif "options" in arm or "prompts" in arm:
             raise StageError(f"{path}: {prefix[:-1]}: `options` and `prompts` are for post-training arms")
-        arms.append(Arm(name, dict(arm.get("set", {})), rules, manifest, after, step, prompts, options))
+        arms.append(Arm(name, dict(arm.get("set", {})), rules, manifest, after, step, prompts, options,
+                        tuple(combines)))
     evaluate = need(data, "evaluate", dict)
     unknown = set(evaluate) - {f for f in Evaluation.__dataclass_fields__}
     if unknown:
         raise StageError(f"{path}: unknown keys in [evaluate]: {sorted(unknown)}")
+    for key, (kinds, low, inclusive) in EVALUATE_TYPES.items():
+        if key in evaluate:
+            value = evaluate[key]
+            if value is None and key == "score":
+                continue
+            if isinstance(value, bool) or not isinstance(value, kinds) or (
+                    isinstance(value, float) and not math.isfinite(value)) or (
+                    value < low if inclusive else value <= low):
+                kind = "an integer" if kinds is int else "a number"
+                raise StageError(f"{path}: evaluate.{key} = {value!r} must be {kind} {'≥' if inclusive else '>'} {low}")
+    for key in ("mert_model", "label_template"):
+        if key in evaluate and not isinstance(evaluate[key], str):
+            raise StageError(f"{path}: evaluate.{key} = {evaluate[key]!r} must be text")
+    if "labels" in evaluate and not (isinstance(evaluate["labels"], list)
+                                     and all(isinstance(x, str) for x in evaluate["labels"])):
+        raise StageError(f"{path}: evaluate.labels = {evaluate['labels']!r} must be a list of prompt ids")
     evaluation = Evaluation(
         prompts=local(need(evaluate, "prompts", str, "evaluate."), "evaluate.prompts"),
         reference=local(need(evaluate, "reference", str, "evaluate."), "evaluate.reference"),
@@ -247,8 +288,12 @@ def load_experiment(path: str | Path) -> Experiment:
     if evaluation.labels and not evaluation.label_clap:
         raise StageError(f"{path}: evaluate.labels needs evaluate.label_clap (the CLAP that hears them)")
     seeds = data.get("training_seeds", [0])
-    if not seeds or not all(isinstance(s, int) for s in seeds) or len(set(seeds)) != len(seeds):
-        raise StageError(f"{path}: training_seeds = {seeds!r} must be distinct integers")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                           for s in seeds) or len(set(seeds)) != len(seeds):
+        raise StageError(f"{path}: training_seeds = {seeds!r} must be distinct integers ≥ 0")
+    if not isinstance(base.get("set", {}), dict):
+        raise StageError(f"{path}: base.set = {base['set']!r} must be a table")
+    check_training(path, base.get("preset"), dict(base.get("set", {})), arms)
     unit = data.get("unit", "training_seed")
     if unit not in UNITS:
         raise StageError(f"{path}: unit = {unit!r} is not one of {list(UNITS)}")
@@ -298,3 +343,32 @@ def parse_contrasts(path: Path, items: object, arms: set[str]) -> tuple[Contrast
         found.append(Contrast(name, pair[0], pair[1], metric, float(margin), primary, claim,
                               None if sd is None else float(sd)))
     return tuple(found)
+
+
+def check_filter_value(path: Path, where: str, key: str, value) -> None:
+    """A filter rule's value of the right type and range, else StageError naming it."""
+    kind, low, high = FILTER_TYPES[key]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise StageError(f"{path}: {where} = {value!r} must be true or false")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise StageError(f"{path}: {where} = {value!r} must be a number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise StageError(f"{path}: {where} = {value!r} must be within [{low}, {'∞' if high is None else high}]")
+
+
+def check_training(path: Path, preset: str | None, base: dict, arms: list[Arm]) -> None:
+    """Every training arm's `train fit` settings resolve (known keys, types, ranges) before anything trains."""
+    from scoreaware.train.config import ConfigError, resolve
+
+    try:
+        resolve(preset, overrides={**base, "manifest": "-"})
+    except ConfigError as error:
+        raise StageError(f"{path}: base.set: {error}") from None
+    for index, arm in enumerate(arms):
+        if arm.after is None:
+            try:
+                resolve(preset, overrides={**base, **arm.set, "manifest": "-"})
+            except ConfigError as error:
+                raise StageError(f"{path}: arm[{index}].set ({arm.name}): {error}") from None

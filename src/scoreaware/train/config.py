@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import inspect
 import json
+import math
 import re
 import tomllib
 import typing
@@ -133,7 +134,24 @@ def resume_config(saved: dict, explicit: dict) -> tuple[TrainConfig, dict]:
     return dataclasses.replace(config, **changes), changes
 
 
+# (key, smallest allowed, whether the bound itself is allowed, the largest allowed or None): a value
+# outside is refused before anything is built (steps=0 would exit with no checkpoint, batch_size=0
+# fail in a reshape)
+RANGES = (("steps", 1, True, None), ("batch_size", 1, True, None), ("max_frames", 1, True, None),
+          ("warmup", 0, True, None), ("log_every", 1, True, None), ("ckpt_every", 1, True, None),
+          ("val_every", 0, True, None), ("num_workers", 0, True, None), ("lr", 0, False, None),
+          ("weight_decay", 0, True, None), ("grad_clip", 0, True, None), ("beta_lambda", 0, True, None),
+          ("repa_coeff", 0, True, None), ("repa_depth", 0, True, None), ("repa_width", 1, True, None),
+          ("text_dropout", 0, True, 1), ("score_dropout", 0, True, 1), ("ema_decay", 0, True, 1))
+
+
 def validated(config: TrainConfig) -> TrainConfig:
+    for key, low, inclusive, high in RANGES:
+        value = getattr(config, key)
+        if not math.isfinite(value) or (value < low if inclusive else value <= low) or (
+                high is not None and value >= high):
+            bound = f"{'≥' if inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
+            raise ConfigError(f"{key} = {value!r}: must be {bound}")
     if config.objective not in ("flow", "crpo"):
         raise ConfigError(f"objective {config.objective!r} not implemented; choose flow or crpo")
     if config.unscored not in ("error", "uniform"):
