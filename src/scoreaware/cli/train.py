@@ -137,8 +137,10 @@ def print_fit_summary(history: list[dict]) -> None:
     steps = [h for h in history if "loss" in h]
     for key, label in (("flow", "flow loss"), ("crpo", "CRPO loss"), ("implicit_acc", "implicit accuracy")):
         values = [h[key] for h in steps if key in h]
-        if values:
+        if len(values) > 1:
             click.echo(f"  steps {steps[-1]['step']}: {label} {values[0]:.4f} → {values[-1]:.4f}")
+        elif values:  # one logged value: no "x → x" that reads as a loss that did not move
+            click.echo(f"  step {steps[-1]['step']}: {label} {values[0]:.4f} (logged once)")
     vals = [h for h in history if any(k.startswith("val_") for k in h)]
     if vals:
         last = vals[-1]

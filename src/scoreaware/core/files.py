@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,10 +141,28 @@ def parse_line(raw: bytes | str, path: Path, number: int) -> dict:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ManifestError(f"{path}:{number}: not UTF-8 text (byte {exc.start} of the line)") from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    data = loads_checked(raw, f"{path}:{number}", ManifestError)
     if not isinstance(data, dict):
         raise ManifestError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def loads_checked(text: str, where: str, error: type[Exception] = ValueError):
+    """`json.loads` of text from a user's file, every way it can fail as one `error` naming `where`:
+    invalid JSON, nesting deeper than Python's recursion limit, and a lone surrogate escape
+    (``"\\ud800"``: not a character, so the value could never be written as UTF-8 again)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise error(f"{where}: JSON nested too deeply to read (deeper than {sys.getrecursionlimit()} levels)") from None
+    if "\\u" in text and re.search(r"\\u[dD][89a-fA-F]", text):  # an escaped surrogate: is it one of a pair?
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise error(f"{where}: holds a lone surrogate escape (\\u{ord(exc.object[exc.start]):04x}), which is "
+                        "not a character") from None
+        except RecursionError:
+            raise error(f"{where}: JSON nested too deeply to read") from None
     return data

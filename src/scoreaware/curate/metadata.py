@@ -33,6 +33,7 @@ import ast
 import csv
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from scoreaware.core.errors import ManifestError, StageError
-from scoreaware.core.files import iter_json_text
+from scoreaware.core.files import iter_json_text, loads_checked
 
 KNOWN_FIELDS = ("id", "path", "caption", "tags", "license", "artist", "title")
 
@@ -162,6 +163,9 @@ def read_caption_json(path: Path, text: str) -> Iterator[TrackMeta]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MetadataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise MetadataError(f"{path}:1: JSON nested too deeply to read") from None
+    data = loads_checked(text, f"{path}:1", MetadataError) if "\\u" in text else data  # lone surrogates
     if isinstance(data, dict):
         rows = []
         for key, value in data.items():
@@ -273,6 +277,8 @@ def _text_field(row: dict, name: str, path: Path, where: str) -> str | None:
         return None
     if isinstance(value, (dict, list, bool)):
         raise MetadataError(f"{path}:{where}: {name} must be text, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):  # JSON NaN / Infinity: no text at all
+        raise MetadataError(f"{path}:{where}: {name} must be text, got {value!r}")
     return str(value).strip() or None
 
 
@@ -333,6 +339,8 @@ def detect_format(path: Path, text: str | None = None) -> str:
             whole = json.loads(text)
         except json.JSONDecodeError:
             return "jsonl"
+        except RecursionError:
+            raise MetadataError(f"{path}:1: JSON nested too deeply to read") from None
         if isinstance(whole, dict) and {"id", "path"} & whole.keys():
             return "jsonl"  # a single record
         return "caption_json"  # one JSON object: a mapping of paths to captions

@@ -19,7 +19,7 @@ from lhotse.array import Array
 from lhotse.utils import fastcopy
 
 from scoreaware.core.errors import StageError
-from scoreaware.core.files import atomic_write_text, read_jsonl
+from scoreaware.core.files import atomic_write_text, loads_checked, read_jsonl
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import QUARANTINE, Rejection, StageOutput, sibling
 from scoreaware.core.provenance import describe_input, library_versions, read_provenance
@@ -59,7 +59,7 @@ def read_samples(samples: Path) -> list[dict]:
     if not table.is_file():
         raise StageError(f"{samples}: no samples.jsonl; generate with `scoreaware eval generate` first")
     try:
-        text = table.read_text(encoding="utf-8")
+        text = table.read_bytes().decode("utf-8-sig")  # a BOM an editor added is not a torn row
     except UnicodeDecodeError:
         raise StageError(f"{table}: not UTF-8 text") from None
     rows, seen = [], {}
@@ -71,6 +71,10 @@ def read_samples(samples: Path) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError:
             raise StageError(f"{where}: not JSON (an interrupted generation? rerun it with --resume)") from None
+        except RecursionError:
+            raise StageError(f"{where}: JSON nested too deeply to read") from None
+        if "\\u" in line:
+            row = loads_checked(line, where, StageError)  # a lone surrogate is refused here, not when written
         if not isinstance(row, dict):
             raise StageError(f"{where}: not a JSON object")
         for field, types in _ROW_FIELDS.items():
