@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from scoreaware.core.files import atomic_write_text
 from scoreaware.evaluate.judge import Judge
+from scoreaware.evaluate.run import read_samples
 
 ATTRIBUTES = ("instrument", "tempo_band", "mode")
 JUDGE_COLUMNS = ("id", "prompt_id", "instrument", "tempo_band", "mode", "heard_instrument", "heard_tempo_band",
@@ -116,9 +118,6 @@ def judge_run(samples: Path, judge: str | Path) -> dict:
     writes SAMPLES/eval/judge.csv and judge.json and returns the adherence (empty when no prompt
     names them). Kept apart from `score_run`, which the post-training drivers call: no step that
     selects or trains can reach the judge (the import contract in pyproject.toml)."""
-    from scoreaware.core.files import atomic_write_text
-    from scoreaware.evaluate.run import read_samples
-
     loaded = Judge(judge)
     judged = judge_clips(loaded, samples, read_samples(samples))
     found = adherence(judged, loaded.ceilings)

@@ -21,6 +21,7 @@ from scoreaware.evaluate.power import can_reach, mde, units_needed
 from scoreaware.evaluate.stats import permutation_floor
 from scoreaware.experiment.contrasts import METRICS, deltas_of, read_seed_deltas
 from scoreaware.experiment.spec import load_experiment
+from scoreaware.train.config import resolve
 from scoreaware.train.prompts import read_prompts
 
 # measured on this kind of machine (README, docs/results.md): a tiny run's step with batch 16 on
@@ -92,8 +93,6 @@ def plan_experiment(path: Path, pilot: Path | None = None, alpha: float = 0.05, 
 
 def estimate_seconds(experiment, prompts: int | None = None, seeds: tuple[int, ...] | None = None) -> float:
     """What training, generating and scoring every cell (of `seeds`, default all) costs here."""
-    from scoreaware.train.config import resolve
-
     prompts = prompts if prompts is not None else len(read_prompts(experiment.evaluation.prompts))
     count = len(seeds if seeds is not None else experiment.training_seeds)
     steps = sum(resolve(experiment.preset, overrides={**experiment.base, **a.set, "manifest": "-"}).steps

@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scoreaware.core.errors import StageError
+from scoreaware.train.config import ConfigError, resolve
 
 FILTER_KEYS = {"clap_percentile", "min_clap", "min_duration", "max_duration", "min_lufs", "require_caption"}
 # the options a post-training arm may change, per step (the drivers' keyword arguments)
@@ -360,8 +361,6 @@ def check_filter_value(path: Path, where: str, key: str, value) -> None:
 
 def check_training(path: Path, preset: str | None, base: dict, arms: list[Arm]) -> None:
     """Every training arm's `train fit` settings resolve (known keys, types, ranges) before anything trains."""
-    from scoreaware.train.config import ConfigError, resolve
-
     try:
         resolve(preset, overrides={**base, "manifest": "-"})
     except ConfigError as error:

@@ -20,6 +20,9 @@ import numpy as np
 from scoreaware.demo.domain.codec import CodecRecipe, train_codec
 from scoreaware.demo.domain.corpus import codec_round_trip
 from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips
+from scoreaware.demo.world.judge import measure_judge
+from scoreaware.evaluate.judge import Judge
+from scoreaware.train.codecs import MelVaeCodec
 
 WORLD_CODEC_SEED = 304
 
@@ -41,10 +44,6 @@ def train_world_codec(out: Path, world: WorldCodec = WorldCodec(), log=print) ->
 
 def measure_world_codec(codec_dir: Path, judge_dir: Path, clips: int = 120, seed: int = JUDGE_EVAL_SEED) -> dict:
     """The judge on held-out renders and on their round trips through the codec: {originals, reconstructed}."""
-    from scoreaware.demo.world.judge import measure_judge
-    from scoreaware.evaluate.judge import Judge
-    from scoreaware.train.codecs import MelVaeCodec
-
     held_out = rendered_clips(clips, seed, 10.0, "test")
     codec, judge = MelVaeCodec(str(codec_dir)), Judge(judge_dir)
     round_trips = [(spec, codec_round_trip(audio, codec)) for spec, audio in held_out]
