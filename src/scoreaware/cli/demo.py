@@ -78,6 +78,32 @@ def train_judge_cmd(output: Path, clips: int, eval_clips: int, as_json: bool) ->
     click.echo(f"  → {output}/ (instrument.npz, JUDGE.json)")
 
 
+@demo.command("train-world-codec", context_settings=dict(show_default=True))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the codec (the shipped one: src/scoreaware/demo/default_models/world_codec).")
+@click.option("--clips", type=click.IntRange(8), default=300, help="Training renders (seed 304, train works).")
+@click.option("--steps", type=click.IntRange(1), default=3000, help="Training steps (batch 16 of 3 s crops).")
+@click.option("--eval-clips", type=click.IntRange(12), default=120,
+              help="Held-out renders the judge hears, originals against round trips.")
+def train_world_codec_cmd(output: Path, clips: int, steps: int, eval_clips: int) -> None:
+    """Train the realistic world's codec (the mel-vae recipe on a 160-mel front end that keeps pitch)
+    and measure what the judge still hears in its reconstructions. About 45 minutes on 2 cores."""
+    from dataclasses import replace
+
+    from scoreaware.demo.domain.build import DEFAULT_MODELS
+    from scoreaware.demo.world.codec import WorldCodec, build_world_codec
+
+    world = WorldCodec(clips=clips, recipe=replace(WorldCodec().recipe, steps=steps))
+    card = build_world_codec(output, world, DEFAULT_MODELS / "judge", eval_clips, lambda m: click.echo(m, err=True))
+    click.secho("\ndemo train-world-codec", bold=True)
+    measured = card.get("measured")
+    if measured:
+        o, r = measured["originals"], measured["reconstructed"]
+        for key in ("instrument", "tempo_band", "mode", "mode_balanced", "key_related"):
+            click.echo(f"  {key.replace('_', ' ')}: originals {o[key]:.3f}, reconstructions {r[key]:.3f}")
+    click.echo(f"  → {output}/ ({card['params'] / 1e6:.2f}M parameters, {card['minutes']} min)")
+
+
 @demo.command("prompts", context_settings=dict(show_default=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The prompts CSV (id, prompt, instrument, tempo_band, mode, style, ...).")

@@ -41,6 +41,7 @@ EXAMPLES = {
     "demo prepare-seed-b": "scoreaware demo prepare-seed-b -o experiments/seed_b",
     "demo make-corpus": "scoreaware demo make-corpus corpus/ --clips 40 --seed 0",
     "demo train-judge": "scoreaware demo train-judge -o judge/",
+    "demo train-world-codec": "scoreaware demo train-world-codec -o world_codec/",
     "demo prompts": "scoreaware demo prompts -o prompts.csv -n 48",
     "demo make-models": "scoreaware demo make-models models/",
     "demo train-models": "scoreaware demo train-models -o models/ --only clap,reward",

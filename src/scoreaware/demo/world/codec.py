@@ -25,6 +25,8 @@ from scoreaware.evaluate.judge import Judge
 from scoreaware.train.codecs import MelVaeCodec
 
 WORLD_CODEC_SEED = 304
+CARD = "WORLD_CODEC.json"
+COMMAND = "scoreaware demo train-world-codec -o src/scoreaware/demo/default_models/world_codec"
 
 
 @dataclass(frozen=True)
@@ -55,3 +57,19 @@ def measure_world_codec(codec_dir: Path, judge_dir: Path, clips: int = 120, seed
             "rms_db_change": float(np.mean([20 * np.log10((np.sqrt(np.mean(b**2)) + 1e-9) /
                                                            (np.sqrt(np.mean(a**2)) + 1e-9))
                                             for (_, a), (_, b) in zip(held_out, round_trips)]))}
+
+
+def build_world_codec(out: Path, world: WorldCodec = WorldCodec(), judge_dir: Path | None = None,
+                      eval_clips: int = 120, log=print) -> dict:
+    """Train the codec into `out`, measure it with the judge, write its card (``WORLD_CODEC.json``)."""
+    import json
+    from dataclasses import asdict
+
+    trained = train_world_codec(out, world, log)
+    card = {"command": COMMAND, "recipe": asdict(world), "minutes": trained["minutes"], "params": trained["params"],
+            "final": trained["history"][-1]}
+    if judge_dir is not None:
+        log(f"measuring on {eval_clips} renders of held-out works (seed {JUDGE_EVAL_SEED}) and their round trips")
+        card["measured"] = measure_world_codec(out, judge_dir, eval_clips)
+    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
+    return card
