@@ -15,7 +15,7 @@ TINY_DURATION = 12.0
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
-    """8 clips × 12 s with every planted metadata defect (see curate.synth.plan_corpus), no audio degradations."""
+    """8 clips × 12 s with every planted metadata defect (scoreaware.demo.synth.plan_corpus), no degradations."""
     from scoreaware.demo.synth import make_corpus
 
     root = tmp_path_factory.mktemp("corpus")

@@ -1,4 +1,4 @@
-"""The demo pipeline: the same click commands a user types, in order, on the synthetic corpus.
+"""The demo pipeline: the library calls behind the commands a user types, in order, on the synthetic corpus.
 
 curation: make-corpus → ingest → segment → score clap (metadata captions) → filter (what trusting
 the metadata would remove) → score reward → caption audio → caption rewrite → score clap (final

@@ -9,7 +9,7 @@ Sampling integrates dx/dt = v from t = 1 (noise) to t = 0 (data).
 Timestep samplers:
   * ``uniform``: t ~ U(0, 1);
   * ``logit_normal``: t = sigmoid(N(m, s)) (the baseline, m = 0, s = 1);
-  * ``beta``: the score-aware schedule t ~ Beta(1 + λ(1 − S̃), 1) (see `curate.schedule`),
+  * ``beta``: the score-aware schedule t ~ Beta(1 + λ(1 − S̃), 1) (see `scoreaware.core.schedule`),
     S̃ the cut's normalized CLAP score: well-aligned cuts train at all noise levels, poorly
     aligned ones mostly at high noise, where only coarse structure is learned.
 """
