@@ -144,3 +144,37 @@ def test_fad_refuses_embeddings_of_another_model(generated, scored, ingested, tm
     result = CliRunner().invoke(cli, ["eval", "fad", str(generated / "eval" / "clap.jsonl.gz"),
                                       str(tmp_path / "other.npz")])
     assert result.exit_code == 1 and "not made the same way" in result.output and "weights" in result.output
+
+
+def test_a_reference_made_with_a_relative_model_path_scores_from_anywhere_and_a_moved_model_is_named(
+        ingested, tiny_clap, generated, tmp_path, monkeypatch):
+    """`eval reference --model models/clap` (relative, as typed in a project folder) records where the
+    model is; scoring from another folder finds it; once the folder is moved, scoring stops at once
+    with one line naming the reference, the path and the override (never a Hub request)."""
+    import shutil
+    import socket
+
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    shutil.copytree(tiny_clap, project / "models" / "clap")
+    monkeypatch.chdir(project)
+    invoke("eval", "reference", ingested, "-o", "ref.npz", "--model", "models/clap", "-j", "0")
+    run = tmp_path / "run"
+    shutil.copytree(generated, run, ignore=shutil.ignore_patterns("eval"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    invoke("eval", "score", run, "--reference", project / "ref.npz", "--no-mad", "-j", "0", "--bootstrap", "10")
+    shutil.move(project / "models", tmp_path / "moved")
+    result = CliRunner().invoke(cli, ["eval", "score", str(run), "--reference", str(project / "ref.npz"), "--no-mad",
+                                      "-j", "0", "--overwrite"])
+    assert result.exit_code == 1 and "models/clap" in result.output and "--clap-model" in result.output
+    assert "internal error" not in result.output and "Traceback" not in result.output
+    again = CliRunner().invoke(cli, ["eval", "score", str(run), "--reference", str(project / "ref.npz"), "--no-mad",
+                                     "-j", "0", "--overwrite", "--clap-model", str(tmp_path / "moved" / "clap")])
+    assert again.exit_code == 0, again.output

@@ -29,7 +29,10 @@ def build_reference(source: Path, output: Path, *, backend: str = "transformers"
     unreadable, notes = [], []
     cuts = audio_cuts(source, unreadable, notes)
     encoder = load_clap(backend, model, device=device, amodel=amodel, unsafe_pickle=unsafe_pickle)
-    clap, rejected = clap_embeddings(cuts, encoder, policy, batch_size, workers, source=model)
+    # a local model folder is recorded as an absolute path (a reference is copied between projects while the
+    # model stays where it is), so scoring from any working directory finds it and never asks the Hub for it
+    recorded = str(Path(model).resolve()) if model and Path(model).exists() else model
+    clap, rejected = clap_embeddings(cuts, encoder, policy, batch_size, workers, source=recorded)
     rejected = unreadable + rejected
     if len(clap.embeddings) < 2:
         raise StageError(f"{source}: {len(clap.embeddings)} readable clips; a reference needs at least 2")
