@@ -184,8 +184,9 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
     clap_manifest = folder / "clap.jsonl.gz"
     recorded = fingerprint.get("source") or fingerprint["model"]
     if not clap_model and (Path(recorded).is_absolute() or recorded.startswith(".")) and not Path(recorded).exists():
-        raise StageError(f"{reference}: its CLAP was the local folder {recorded} (weights {fingerprint.get('weights')}), "
-                         "which is not there any more; pass --clap-model with where those weights are now")
+        raise StageError(f"{reference}: its CLAP was the local folder {recorded} (weights "
+                         f"{fingerprint.get('weights')}), which is not there any more; pass --clap-model with where "
+                         "those weights are now")
     run_score_clap(clips_manifest, clap_manifest, backend=fingerprint.get("backend", "transformers"),
                    model=clap_model or fingerprint.get("source") or fingerprint["model"], amodel=_amodel(fingerprint),
                    caption_field="caption", policy=fingerprint["policy"], batch_size=batch_size, workers=workers,
