@@ -124,6 +124,15 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     filtered = out / "manifests" / "filter.jsonl.gz"
     assert filtered.is_file() and (out / "manifests" / "filter.encode.json").is_file()  # trainable from anywhere
 
+    # one seed of one arm missing (it failed): the table pairs the seeds both arms finished and says so
+    from scoreaware.experiment.table import experiment_table
+
+    partial = {arm: {seed: out / "samples" / arm / f"seed{seed}" for seed in (0, 1)} for arm in ("baseline", "beta")}
+    del partial["beta"][1]
+    comparison, lines = experiment_table(partial, resamples=50)
+    assert comparison.rows[1]["paired_prompts"] == 2 and comparison.rows[1]["n"] == 4
+    assert "beta vs baseline: paired over training seeds [0] only" in "\n".join(lines)
+
     again = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
     assert again.exit_code == 0 and again.output.count("already trained") == 6
     spec.write_text(spec.read_text().replace("seeds = 2", "seeds = 3"))

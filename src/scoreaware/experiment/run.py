@@ -182,7 +182,8 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
     arms = {name: folders for name, folders in done.items() if folders}
     lines = []
     if experiment.arms[0].name in arms and len(arms) > 1:
-        against = {arm.name: experiment.against(arm) for arm in experiment.arms[1:]}
+        against = {arm.name: experiment.against(arm) for arm in experiment.arms[1:]
+                   if arm.name in arms and experiment.against(arm) in arms}
         comparison, per_seed = experiment_table(arms, resamples, labelled=bool(experiment.evaluation.labels),
                                                 against=against)
         per_seed += held_out_lines(arms, output / "held_out.png")

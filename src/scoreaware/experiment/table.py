@@ -68,16 +68,27 @@ def experiment_table(arms: dict[str, dict[int, object]], resamples: int = 2000, 
     parent_of = {name: (against or {}).get(name, first.name) for name in list(runs)[1:]}
     reference = load_reference(reference_of(first))[0]["clap"].stats
     rows = []
+    lines = []
     for name, run in runs.items():
         row = arm_row(run, reference, resamples)
         base = runs.get(parent_of.get(name, ""))
         if base is not None:
-            row.update(paired_deltas(base, run, reference, resamples), against=base.name)
+            # pair only the training seeds both arms finished: one failed seed of either arm drops that
+            # seed from this comparison (and says so), not the whole table
+            shared = sorted(set(arms[name]) & set(arms[base.name]))
+            if set(shared) != set(arms[name]) | set(arms[base.name]):
+                lines.append(f"{name} vs {base.name}: paired over training seeds {shared} only (the others did not "
+                             "finish for both)")
+                run = pooled_run(name, {s: arms[name][s] for s in shared}) if shared else None
+                base = pooled_run(base.name, {s: arms[base.name][s] for s in shared}) if shared else None
+            if run is not None and base is not None:
+                row.update(paired_deltas(base, run, reference, resamples), against=base.name)
+            run = runs[name]
         if labelled:
             row.update(label_row(base or run, run))
         rows.append(row)
     adjust_holm(rows, METRICS + (("label",) if labelled else ()))
-    lines = [label_line(row) for row in rows] if labelled else []
+    lines = ([label_line(row) for row in rows] if labelled else []) + lines
     for name, run in list(runs.items())[1:]:
         base = runs.get(parent_of[name])
         if base is None:
