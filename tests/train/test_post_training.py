@@ -399,14 +399,20 @@ def test_expert_iteration_driver_resumes_a_killed_round_exactly(parent, reward_h
     invoke("eval", "reference", ingested, "-o", reference, "--model", tiny_clap, "--mert-model", tiny_mert, "-j", "0")
     args = ["train", "expert-iteration", parent, "--prompts", prompts, "--reward", reward_head, "--mert-model",
             tiny_mert, "--candidates", "2", "--top", "0.5", "--ft-steps", "8", "--polish-steps", "2", "--batch-size",
-            "2", "--seconds", "1", "--steps", "3", "--data-free"]
+            "2", "--seconds", "1", "--steps", "3", "--data-free", "--score", "1.0", "--cfg", "3.0", "--per-prompt"]
     full = invoke(*args, "-o", tmp_path / "full", "--reference", reference, "--eval-prompts", guard)
     summary = json.loads((tmp_path / "full" / "summary.json").read_text())
     assert [g["name"] for g in summary["guard"]] == ["round0", "round1"] and summary["rounds"][0]["keepers"] == 2
     assert "fidelity guard" in full.output
-    for name in ("round0", "round1"):  # the guard samples as the child is deployed: score 2, CFG 4.5
+    # the guard samples as the child is deployed: the score and CFG given (not the defaults 2.0, 4.5)
+    for name in ("round0", "round1"):
         settings = json.loads((tmp_path / "full" / "guard" / name / "generation.json").read_text())
-        assert (settings["score"], settings["cfg"]) == (2.0, 4.5)
+        assert (settings["score"], settings["cfg"]) == (1.0, 3.0)
+    # --per-prompt reaches the selection through the driver: each prompt keeps its own top fraction
+    from scoreaware.core.provenance import read_provenance
+
+    selection = read_provenance(tmp_path / "full" / "round1" / "selected.jsonl.gz")["config"]
+    assert (selection["group_by"], selection["per_group"]) == ("prompt_id", True)
     killed = run_module(*args, "-o", tmp_path / "part", env={"OMP_NUM_THREADS": "1", "SCOREAWARE_CRASH_AT_STEP": "5"})
     assert killed.returncode == -9
     invoke(*args, "-o", tmp_path / "part")  # the same command again: every finished step is skipped
@@ -436,7 +442,7 @@ def test_crpo_driver_builds_ranked_pairs_and_resumes_exactly(parent, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("A calm ambient piece\nAn energetic rock song\nA jazz trio\nSolo piano\nFolk guitar\n")
     args = ["train", "crpo", crossed, "--prompts", prompts, "--candidates", "3", "--seconds", "2", "--steps", "4",
-            "--train-steps", "8", "--warmup", "2", "--batch-size", "2", "--holdout", "0.3"]
+            "--train-steps", "8", "--warmup", "2", "--batch-size", "2", "--holdout", "0.3", "--score-dropout", "0.3"]
     one_thread = {"OMP_NUM_THREADS": "1"}  # β = 2000 magnifies float rounding: same threads in every run
     full = run_module(*args, "-o", tmp_path / "full", env=one_thread)
     assert full.returncode == 0, full.stderr[-2000:]
@@ -460,6 +466,8 @@ def test_crpo_driver_builds_ranked_pairs_and_resumes_exactly(parent, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = (next((tmp_path / name / "runs").iterdir()) for name in ("full", "part"))
     assert len(losses(a)) == 8 and np.allclose(losses(a), losses(b), rtol=1e-5, atol=1e-6)
+    # the driver hands the score dropout it was given to the fine-tune (not a constant of its own)
+    assert json.loads((a / "config.json").read_text())["score_dropout"] == 0.3
     summary = json.loads((tmp_path / "part" / "summary.json").read_text())
     assert summary["pairs"] + summary["held_out"] == 5 and summary["skipped"]["near_tie"] == 0
 
