@@ -340,3 +340,31 @@ def test_a_checkpoint_refuses_latents_of_another_codec(encoded, vae_encoded, tmp
         assert result.exit_code == 1, result.output
         assert "codec: parent" in result.output and str(manifest) in result.output, result.output
         assert "internal error" not in result.output
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_replaced_not_doubled(encoded, tmp_path):
+    """An arm × seed killed before its first checkpoint leaves a run folder with nothing to resume;
+    the restart trains in its place, so one arm × seed is one run folder (one TensorBoard run)."""
+    from scoreaware.train.fit import fit_or_resume
+
+    root = tmp_path / "runs"
+    orphan = root / "000-tiny"
+    (orphan / "checkpoints").mkdir(parents=True)
+    (orphan / "tb").mkdir()
+    overrides = (f"manifest={encoded}", "steps=2", "batch_size=2", "max_frames=16", "ckpt_every=2",
+                 f"run_dir={root}")
+    checkpoint = fit_or_resume(root, overrides, preset="tiny", log=lambda _: None)
+    assert sorted(p.name for p in root.iterdir()) == [checkpoint.parent.parent.name]
+    assert checkpoint.is_file()
+
+
+@pytest.mark.parametrize("setting, message", [("steps=0", "steps = 0: must be ≥ 1"),
+                                              ("steps=-5", "steps = -5: must be ≥ 1"),
+                                              ("batch_size=0", "batch_size = 0: must be ≥ 1"),
+                                              ("max_frames=0", "max_frames = 0: must be ≥ 1"),
+                                              ("lr=0", "lr = 0.0: must be > 0")])
+def test_out_of_range_settings_are_refused_before_training(encoded, tmp_path, setting, message):
+    result = CliRunner().invoke(cli, ["train", "fit", "--preset", "tiny", "--manifest", str(encoded), "--set",
+                                      f"run_dir={tmp_path}", "--set", setting])
+    assert result.exit_code == 2 and message in result.output and "internal error" not in result.output
+    assert not list(tmp_path.iterdir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from scoreaware.train.config import ConfigError, TrainConfig, explicit_values, parse_overrides, validated
@@ -32,6 +33,8 @@ def finished_run(run_root: Path) -> Path | None:
     if not runs:
         return None
     last = sorted((runs[-1] / "checkpoints").glob("*.pt"))
+    if not last or not (runs[-1] / "config.json").is_file():
+        return None
     config = json.loads((runs[-1] / "config.json").read_text())
     return last[-1] if last and int(last[-1].stem) >= config["steps"] else None
 
@@ -49,6 +52,8 @@ def fit_or_resume(run_root: Path, overrides: tuple[str, ...], preset: str | None
     if runs and any((runs[-1] / "checkpoints").glob("*.pt")):
         fit(resume_dir=runs[-1])
         return sorted((runs[-1] / "checkpoints").glob("*.pt"))[-1]
+    for orphan in runs:  # killed before its first checkpoint: nothing to resume, and a second run folder
+        shutil.rmtree(orphan)  # beside it would show TensorBoard two runs of one arm × seed
     fit(overrides, preset=preset)
     run = sorted(p for p in run_root.glob("*") if (p / "checkpoints").is_dir())[-1]
     return sorted((run / "checkpoints").glob("*.pt"))[-1]
