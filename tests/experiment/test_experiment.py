@@ -141,12 +141,14 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
 
 
 def test_a_failing_arm_loses_no_other_and_is_named(encoded, reference, tmp_path, tiny_clap):
+    # a training set that passes the file's checks (it exists) but cannot be trained on: fails at run time
+    (tmp_path / "broken.jsonl.gz").write_bytes(b"not a manifest")
     spec = write_spec(tmp_path, encoded, reference, ARMS.split("[[arm]]\nname = \"filter\"")[0]
-                      + '[[arm]]\nname = "broken"\nset = { no_such_setting = 1 }\n', tiny_clap)
+                      + '[[arm]]\nname = "broken"\nmanifest = "broken.jsonl.gz"\n', tiny_clap)
     result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1 and "2 of 6 arm × seed runs failed (broken/seed0, broken/seed1)" in result.output
     status = json.loads((tmp_path / "out" / "status.json").read_text())
-    assert status["broken/seed0"]["state"] == "failed" and "no_such_setting" in status["broken/seed0"]["error"]
+    assert status["broken/seed0"]["state"] == "failed" and "gzip" in status["broken/seed0"]["error"]
     assert status["beta/seed1"]["state"] == "done"
     assert "| beta |" in (tmp_path / "out" / "table.md").read_text()
 
@@ -193,6 +195,7 @@ name = "baseline"
 [[arm]]
 name = "scored"
 set = {{ score_head = "global_adaln", score_field = "clap_score" }}  # the toy manifest has no reward
+combines = ["score_head", "score_field"]
 [[arm]]
 name = "ei"
 after = "scored"
