@@ -236,8 +236,12 @@ def dataset_card(manifest: str, dataset, columns: dict[str, str], skipped: list[
 
 
 def _spdx(text: str) -> str:
-    """'CC BY-SA 4.0' -> 'cc-by-sa-4.0' (the Hub's licence ids)."""
-    return "-".join(text.lower().replace("-", " ").split()).replace("cc0", "cc0-1.0") if text else "other"
+    """'CC BY-SA 4.0' -> 'cc-by-sa-4.0' (the Hub's licence ids); a licence with no Hub id (public domain,
+    non-commercial terms of a collection) is 'other', and the card's text names it."""
+    if not text:
+        return "other"
+    spdx = "-".join(text.lower().replace("-", " ").split()).replace("cc0", "cc0-1.0")
+    return spdx if spdx.startswith(("cc", "mit", "apache", "gpl", "bsd")) else "other"
 
 
 # ------------------------------------------------------------------------------ hub

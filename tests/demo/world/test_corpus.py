@@ -126,6 +126,14 @@ def test_ingest_and_segment_catch_the_broken_and_silent_files(corpus, tmp_path):
     silent = next(rid for rid, row in truth.items() if row["defect"] == "near_silent")
     assert silent not in kept and kept, kept
     assert all(truth[rid]["license"] == catalog.PUBLIC_DOMAIN for rid in kept)
+    # the license travels into the exported dataset and its card
+    from scoreaware.curate.publish import export_dataset
+
+    export_dataset(tmp_path / "segment.jsonl.gz", tmp_path / "dataset")
+    card = (tmp_path / "dataset" / "README.md").read_text()
+    assert "public domain" in card.lower(), card[:1500]
+    front = card.split("---")[1]  # the Hub's licence id: 'public domain' has none, so 'other'
+    assert "license:\n- other" in front or "license: other" in front or "- other" in front, front
 
 
 def test_unknown_collection_is_a_clear_error(tmp_path):
