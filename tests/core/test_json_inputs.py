@@ -63,3 +63,19 @@ def test_samples_with_a_bom_are_read_and_deep_rows_refused(tmp_path):
     (tmp_path / "samples.jsonl").write_text(json.dumps(row)[:-1] + ', "x": ' + DEEP + "}\n")
     with pytest.raises(StageError, match="samples.jsonl:1: JSON nested too deeply"):
         read_samples(tmp_path)
+
+
+@pytest.mark.parametrize("name, delimiter", [("m.csv", ","), ("m.tsv", "\t")])
+def test_a_csv_field_over_128_kib_is_read_as_jsonl_would_read_it(tmp_path, name, delimiter):
+    from scoreaware.core.manifests import read_cuts
+    from scoreaware.train.prompts import read_prompts
+
+    audio = _audio(tmp_path)
+    caption = "a long caption " * 15_000  # 225 KB
+    (tmp_path / name).write_text(f"path{delimiter}caption\na.wav{delimiter}{caption}\n")
+    out = tmp_path / "ingest.jsonl.gz"
+    result = CliRunner().invoke(cli, ["curate", "ingest", str(audio), "-m", str(tmp_path / name), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert next(iter(read_cuts(out))).custom["caption"] == caption.strip()
+    (tmp_path / "p.csv").write_text(f"id,prompt\np1,{caption}\n")
+    assert read_prompts(tmp_path / "p.csv")[0].text == caption.strip()

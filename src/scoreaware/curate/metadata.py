@@ -228,6 +228,9 @@ def read_table(path: Path, text: str, notes: list[str] | None = None) -> Iterato
     delimiter, note = delimiter_for(path, text)
     if note and notes is not None:
         notes.append(note)
+    # the text is in memory already, so no field is longer than it: lift csv's 128 KiB default, which
+    # refused long captions that JSONL takes
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', doublequote=True,
                         strict=True)
     try:

@@ -119,6 +119,7 @@ def _from_json(path: Path, text: str) -> list[Prompt]:
 
 
 def _from_table(path: Path, text: str, delimiter: str) -> list[Prompt]:
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # in memory already: no 128 KiB cap
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     if not reader.fieldnames or not set(TEXT_KEYS) & {f.strip() for f in reader.fieldnames}:
         raise PromptError(f"{path}:1: the header needs a 'prompt' (or 'caption'/'text') column, got "
