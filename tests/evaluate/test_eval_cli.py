@@ -178,3 +178,25 @@ def test_a_reference_made_with_a_relative_model_path_scores_from_anywhere_and_a_
     again = CliRunner().invoke(cli, ["eval", "score", str(run), "--reference", str(project / "ref.npz"), "--no-mad",
                                      "-j", "0", "--overwrite", "--clap-model", str(tmp_path / "moved" / "clap")])
     assert again.exit_code == 0, again.output
+
+
+def test_a_clip_with_a_non_finite_embedding_is_set_aside_not_fatal(scored, generated, tmp_path):
+    """One cut whose stored CLAP embedding holds NaN: the set is read without it and its id is
+    returned for quarantine (eval score then scores the others and names it)."""
+    from lhotse.utils import fastcopy
+
+    from scoreaware.core.arrays import ArrayStore
+    from scoreaware.evaluate.embeddings import EmbeddingError, finite_manifest_embeddings
+
+    cuts = list(read_cuts(generated / "eval" / "clap.jsonl.gz"))
+    store = ArrayStore(tmp_path / "arrays")
+    broken = np.full_like(cuts[0].load_custom("clap_audio_emb"), np.nan)
+    cuts[0] = fastcopy(cuts[0], custom={**cuts[0].custom, "clap_audio_emb": store.put("clap", cuts[0].id, broken)})
+    manifest = tmp_path / "clap.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(manifest)
+    found, dropped = finite_manifest_embeddings(manifest)
+    assert dropped == [cuts[0].id] and len(found.ids) == len(cuts) - 1 and np.isfinite(found.embeddings).all()
+    nothing = [fastcopy(c, custom={**c.custom, "clap_audio_emb": store.put("clap", c.id + "x", broken)}) for c in cuts]
+    CutSet.from_cuts(nothing).to_file(tmp_path / "none.jsonl.gz")
+    with pytest.raises(EmbeddingError, match="no cut has a finite clap embedding"):
+        finite_manifest_embeddings(tmp_path / "none.jsonl.gz")

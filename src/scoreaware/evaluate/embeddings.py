@@ -233,8 +233,8 @@ def load_embedding_set(path: str | os.PathLike, name: str = "clap") -> Embedding
     raise EmbeddingError(f"{path}: expected an .npy matrix, a reference .npz or a scored manifest")
 
 
-def manifest_embeddings(path: str | os.PathLike, name: str = "clap") -> EmbeddingSet:
-    """Stored embeddings of a scored manifest, with the fingerprint its sidecar records."""
+def _manifest_rows(path: str | os.PathLike, name: str) -> tuple[list[str], list[np.ndarray], dict]:
+    """(ids, rows, fingerprint) of the stored embeddings of a scored manifest."""
 
     name = {"mert_last": "mert"}.get(name, name)
     if name not in ("clap", "mert"):
@@ -258,4 +258,22 @@ def manifest_embeddings(path: str | os.PathLike, name: str = "clap") -> Embeddin
                        "policy": opts.get("policy"), "sampling_rate": opts.get("sampling_rate"),
                        "window": opts.get("window_samples")}
         fingerprint = {k: v for k, v in fingerprint.items() if v is not None}
+    return ids, rows, fingerprint
+
+
+def manifest_embeddings(path: str | os.PathLike, name: str = "clap") -> EmbeddingSet:
+    """Stored embeddings of a scored manifest, with the fingerprint its sidecar records."""
+    ids, rows, fingerprint = _manifest_rows(path, name)
     return EmbeddingSet(np.stack(rows), ids, fingerprint, str(path))
+
+
+def finite_manifest_embeddings(path: str | os.PathLike, name: str = "clap") -> tuple[EmbeddingSet, list[str]]:
+    """`manifest_embeddings` without the rows that hold NaN or inf, and the ids of those rows
+    (callers quarantine them); an `EmbeddingError` when no row is finite."""
+    ids, rows, fingerprint = _manifest_rows(path, name)
+    matrix = np.stack(rows)
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.any():
+        raise EmbeddingError(f"{path}: no cut has a finite {name} embedding (the audio or the model is broken)")
+    dropped = [i for i, ok in zip(ids, finite) if not ok]
+    return EmbeddingSet(matrix[finite], [i for i, ok in zip(ids, finite) if ok], fingerprint, str(path)), dropped

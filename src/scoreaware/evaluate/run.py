@@ -30,8 +30,8 @@ from scoreaware.evaluate.compare import sanitized
 from scoreaware.evaluate.embeddings import (
     MIN_SECONDS,
     EmbeddingError,
+    finite_manifest_embeddings,
     load_reference,
-    manifest_embeddings,
     mert_embedding_sets,
 )
 from scoreaware.evaluate.score import set_metrics, write_clips_csv
@@ -191,7 +191,14 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
                    model=clap_model or fingerprint.get("source") or fingerprint["model"], amodel=_amodel(fingerprint),
                    caption_field="caption", policy=fingerprint["policy"], batch_size=batch_size, workers=workers,
                    device=device, unsafe_pickle=unsafe_pickle, resume=False, overwrite=True)
-    clap = manifest_embeddings(clap_manifest, "clap")
+    clap, bad = finite_manifest_embeddings(clap_manifest, "clap")
+    if bad:  # a clip whose embedding is NaN/inf: quarantined with its reason, the rest scored
+        by_id = {row["id"]: row for row in rows}
+        quarantined += [{"id": cid, "reason": "non_finite_embedding", "detail": "the CLAP embedding holds NaN or inf",
+                         "source": by_id[cid]["path"] if cid in by_id else cid} for cid in bad]
+        notes.append(f"{len(bad)} clip(s) with a non-finite CLAP embedding quarantined and scored without: "
+                     + ", ".join(bad[:3]) + (" …" if len(bad) > 3 else ""))
+        rows = [row for row in rows if row["id"] not in set(bad)]
     scored = clap_manifest
     if reward_checkpoint:
         if not mert_model:
@@ -244,7 +251,9 @@ def _clip_table(scored: Path, rows: list[dict]) -> list[dict]:
     by_id = {row["id"]: row for row in rows}
     table = []
     for cut in read_cuts(scored):
-        row = by_id[cut.id]
+        row = by_id.get(cut.id)
+        if row is None:  # quarantined after scoring (a non-finite embedding)
+            continue
         table.append({"id": cut.id, "prompt_id": str(row["prompt_id"]), "seed": int(row["seed"]),
                       "prompt": row["prompt"], "clap_score": cut.custom.get("clap_score"),
                       "reward": cut.custom.get("reward")})
