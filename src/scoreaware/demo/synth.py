@@ -371,14 +371,19 @@ def plan_corpus(clips: int, seed: int, degraded: float = 0.25, mismatched: float
         if specs[index].defect is None:
             specs[index].caption = own[donor]
             specs[index].caption_matches_audio = False
-    # Degradations from their own stream, so adding them changes no other attribute.
+    plant_degradations(specs, seed, degraded)
+    return specs
+
+
+def plant_degradations(specs: list, seed: int, degraded: float) -> None:
+    """Give `degraded` of the clean clips (readable, own caption) a degradation, kinds in turn and
+    strengths 1–3 in turn, drawn from a stream of their own so adding them changes no other attribute."""
     eligible = [s for s in specs if s.defect is None and s.caption_matches_audio]
     chosen = np.random.default_rng([seed, 7]).permutation(len(eligible))[: int(round(degraded * len(eligible)))]
     kinds = list(DEGRADATIONS)
     for turn, index in enumerate(sorted(chosen)):
         eligible[index].degradation = kinds[turn % len(kinds)]
         eligible[index].degradation_strength = 1 + (turn // len(kinds) + turn) % 3
-    return specs
 
 
 def write_clip(spec: ClipSpec, audio_dir: Path, duration: float, seed: int) -> ClipSpec:

@@ -37,7 +37,7 @@ import numpy as np
 import soundfile as sf
 
 from scoreaware.curate.loudness import window_loudness
-from scoreaware.demo.synth import DEGRADATIONS, degrade, normalize
+from scoreaware.demo.synth import degrade, normalize, plant_degradations
 from scoreaware.demo.world import catalog
 from scoreaware.demo.world.captions import caption_of, tags_of
 from scoreaware.demo.world.render import (
@@ -146,12 +146,7 @@ def plan_corpus(clips: int, seed: int, collections: tuple[str, ...] = catalog.DE
         np.random.default_rng([seed, 11]).permutation(readable)[: int(round(mismatched * len(readable)))])
     for index in swapped:
         specs[index].caption_matches_audio = False
-    eligible = [s for s in specs if s.defect is None and s.caption_matches_audio]
-    chosen = np.random.default_rng([seed, 7]).permutation(len(eligible))[: int(round(degraded * len(eligible)))]
-    kinds = list(DEGRADATIONS)
-    for turn, index in enumerate(sorted(chosen)):
-        eligible[index].degradation = kinds[turn % len(kinds)]
-        eligible[index].degradation_strength = 1 + (turn // len(kinds) + turn) % 3
+    plant_degradations(specs, seed, degraded)
     return specs
 
 
