@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from scoreaware.cli.errors import user_errors
 from scoreaware.cli.options import print_summary
 
 
@@ -38,6 +39,7 @@ def posttrain() -> None:
 @click.option("--batch-size", type=click.IntRange(1), default=8)
 @click.option("--unsafe-pickle", is_flag=True)
 @click.option("--overwrite", is_flag=True, help="Start over (another run's options are refused otherwise).")
+@user_errors(ValueError)  # the drivers' ValueErrors are bad inputs (a parent that does not fit, no scores, ...)
 def crpo(**options) -> None:
     """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning."""
     from scoreaware.posttrain.crpo import run_crpo
@@ -81,6 +83,7 @@ def crpo(**options) -> None:
 @click.option("--allow-overlap", is_flag=True, help="Allow evaluation prompts among the candidate prompts.")
 @click.option("--unsafe-pickle", is_flag=True)
 @click.option("--overwrite", is_flag=True, help="Start over (another run's options are refused otherwise).")
+@user_errors(ValueError)
 def expert_iteration(**options) -> None:
     """Expert iteration from CHECKPOINT: generate, score, select, mix, fine-tune (ROUNDS times)."""
     from scoreaware.posttrain.expert_iteration import run_expert_iteration
