@@ -65,3 +65,18 @@ def test_renders_of_the_prompt_adhere_and_the_wrong_instrument_does_not(tmp_path
 def test_clips_without_attributes_are_not_judged(tmp_path, renders):
     folder = _samples(tmp_path / "plain", [({}, renders[0][1])])
     assert judge_run(folder, DEFAULT_MODELS / "judge") == {}
+
+
+def test_the_adherence_curve_is_drawn_from_per_prompt_rates(tmp_path):
+    from scoreaware.evaluate.adherence import adherence_curve
+
+    def table(hit: int) -> list[dict]:
+        return [{"prompt_id": p, "instrument": "violin", "tempo_band": "slow", "mode": m, "hit_instrument": hit,
+                 "hit_tempo_band": 0, "hit_mode": hit, "instrument_margin": 0.0, "mode_margin": 0.0}
+                for p, m in (("a", "major"), ("b", "minor"))]
+
+    ceilings = {"instrument": 0.9, "tempo_band": 0.6, "mode": 0.8, "mode_balanced": 0.75}
+    points = [(600, adherence(table(0), ceilings)), (1200, adherence(table(1), ceilings))]
+    assert points[1][1]["mode"]["per_prompt"] == [1.0, 1.0] and points[1][1]["mode"]["ceiling"] == 0.75
+    out = adherence_curve(points, ceilings, tmp_path / "curve.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from scoreaware.core.files import atomic_write_text
+from scoreaware.core.files import atomic_write_text, save_figure
 from scoreaware.evaluate.judge import Judge
 from scoreaware.evaluate.run import read_samples
 
@@ -79,7 +79,8 @@ def adherence(judged: list[dict], ceilings: dict) -> dict:
         rate = float(np.mean(per_prompt))
         found[attribute] = {"rate_clips": float(np.mean([r[f"hit_{attribute}"] for r in judged])),
                             "rate_prompts": rate, "chance": chance, "ceiling": ceiling, "halfway": halfway,
-                            "met": None if halfway is None else bool(rate >= halfway)}
+                            "met": None if halfway is None else bool(rate >= halfway),
+                            "per_prompt": [float(x) for x in per_prompt]}
     for margin in ("instrument_margin", "mode_margin"):
         per_prompt = [np.mean([r[margin] for r in rows]) for rows in by_prompt.values()]
         found[margin] = {"mean_prompts": float(np.mean(per_prompt))}
@@ -128,3 +129,43 @@ def judge_run(samples: Path, judge: str | Path) -> dict:
     atomic_write_text(folder / "judge.json", json.dumps({"judge": str(Path(judge).resolve()),
                                                           "ceilings": loaded.ceilings, "adherence": found}, indent=1))
     return found
+
+
+def adherence_curve(points: list[tuple[float, dict]], ceilings: dict, out: Path, xlabel: str = "training steps"
+                    ) -> Path:
+    """Plot each attribute's prompt-level adherence (with its 95 % interval over prompts) against
+    `points` [(x, adherence of `adherence()` with `per_prompt` rates)], beside chance, the judge's
+    ceiling and the halfway mark; a PNG at `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import stats as scipy_stats
+
+    fig, axes = plt.subplots(1, len(ATTRIBUTES), figsize=(4 * len(ATTRIBUTES), 3.4), sharex=True)
+    for ax, attribute in zip(axes, ATTRIBUTES):
+        xs, means, lows, highs = [], [], [], []
+        for x, found in points:
+            rates = np.asarray(found[attribute]["per_prompt"], dtype=float)
+            half = (scipy_stats.t.ppf(0.975, len(rates) - 1) * rates.std(ddof=1) / np.sqrt(len(rates))
+                    if len(rates) > 1 else 0.0)
+            xs.append(x)
+            means.append(rates.mean())
+            lows.append(rates.mean() - half)
+            highs.append(rates.mean() + half)
+        ax.fill_between(xs, lows, highs, alpha=0.2)
+        ax.plot(xs, means, marker="o", label="generated, as prompted")
+        last = points[-1][1][attribute]
+        ceiling = ceilings.get(f"{attribute}_balanced", ceilings.get(attribute))
+        ax.axhline(last["chance"], color="grey", ls=":", label="chance")
+        if ceiling is not None:
+            ax.axhline(ceiling, color="green", ls="--", label="judge's ceiling on renders")
+            ax.axhline(last["chance"] + (ceiling - last["chance"]) / 2, color="orange", ls="-.", label="halfway")
+        ax.set_title(attribute.replace("_", " "))
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share heard as prompted (prompt-level)")
+    axes[-1].legend(fontsize=7, loc="upper right")
+    fig.supxlabel(xlabel, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, out)
