@@ -1,1 +1,1 @@
-"""The realistic embedded world: music21 works rendered by General MIDI instruments, with exact labels (docs/world.md)."""
+"""The realistic embedded world: music21 works played by General MIDI instruments (docs/world.md)."""
