@@ -147,16 +147,21 @@ def parse_line(raw: bytes | str, path: Path, number: int) -> dict:
     return data
 
 
-def loads_checked(text: str, where: str, error: type[Exception] = ValueError):
+def loads_checked(text: str, where: str, error: type[Exception] = ValueError, invalid: str | None = None):
     """`json.loads` of text from a user's file, every way it can fail as one `error` naming `where`:
     invalid JSON, nesting deeper than Python's recursion limit, and a lone surrogate escape
-    (``"\\ud800"``: not a character, so the value could never be written as UTF-8 again)."""
+    (``"\\ud800"``: not a character, so the value could never be written as UTF-8 again).
+    `invalid` replaces the message of invalid JSON (the reader knows the likelier cause); a ``{line}``
+    in `where` is filled with the line at fault (1 when the whole text is at fault)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise error(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        at = where.replace("{line}", str(exc.lineno))
+        raise error(f"{at}: {invalid or f'invalid JSON ({exc.msg} at column {exc.colno})'}") from None
     except RecursionError:
+        where = where.replace("{line}", "1")
         raise error(f"{where}: JSON nested too deeply to read (deeper than {sys.getrecursionlimit()} levels)") from None
+    where = where.replace("{line}", "1")
     if "\\u" in text and re.search(r"\\u[dD][89a-fA-F]", text):  # an escaped surrogate: is it one of a pair?
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")

@@ -159,13 +159,7 @@ def _json_line_of(text: str, position: int) -> int:
 
 def read_caption_json(path: Path, text: str) -> Iterator[TrackMeta]:
     """A JSON list of records, or an object mapping paths to captions (or to records)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MetadataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-    except RecursionError:
-        raise MetadataError(f"{path}:1: JSON nested too deeply to read") from None
-    data = loads_checked(text, f"{path}:1", MetadataError) if "\\u" in text else data  # lone surrogates
+    data = loads_checked(text, f"{path}:{{line}}", MetadataError)
     if isinstance(data, dict):
         rows = []
         for key, value in data.items():

@@ -67,14 +67,8 @@ def read_samples(samples: Path) -> list[dict]:
         if not line.strip():
             continue
         where = f"{table}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise StageError(f"{where}: not JSON (an interrupted generation? rerun it with --resume)") from None
-        except RecursionError:
-            raise StageError(f"{where}: JSON nested too deeply to read") from None
-        if "\\u" in line:
-            row = loads_checked(line, where, StageError)  # a lone surrogate is refused here, not when written
+        row = loads_checked(line, where, StageError,
+                            invalid="not JSON (an interrupted generation? rerun it with --resume)")
         if not isinstance(row, dict):
             raise StageError(f"{where}: not a JSON object")
         for field, types in _ROW_FIELDS.items():
