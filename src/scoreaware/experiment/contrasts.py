@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scoreaware.evaluate.compare import load_run, reference_of
+from scoreaware.evaluate.compare import Run, load_run, reference_of
 from scoreaware.evaluate.embeddings import load_reference
 from scoreaware.evaluate.frechet import Stats, frechet_from_stats
 from scoreaware.evaluate.power import mde, seed_test, tost
@@ -35,10 +35,10 @@ SET_METRICS = ("fad_clap",)
 METRICS = (*CLIP_METRICS, *SET_METRICS)
 
 
-def cell_clips(folder: Path) -> dict[tuple[str, int], dict]:
+def cell_clips(run: Run) -> dict[tuple[str, int], dict]:
     """(prompt id, sampling seed) → {metric column: value} of one scored cell (clips.csv, labels.json,
     judge.csv merged by clip id)."""
-    run = load_run(folder)
+    folder = run.path
     labels_file = Path(folder) / "eval" / "labels.json"
     labels = json.loads(labels_file.read_text()) if labels_file.is_file() else {}
     judged = {}
@@ -68,16 +68,15 @@ def prompt_delta(treatment: dict, control: dict, column: str) -> float | None:
     return float(np.mean([np.mean(v) for v in per_prompt.values()])) if per_prompt else None
 
 
-def cell_fad(folder: Path, reference: Stats) -> float:
-    run = load_run(folder)
+def cell_fad(run: Run, reference: Stats) -> float:
     return frechet_from_stats(Stats.of(np.stack([run.clap[k] for k in sorted(run.clap)])), reference).value
 
 
 def seed_deltas(arms: dict[str, dict[int, Path]], pairs: list[tuple[str, str]]) -> list[dict]:
     """One row per (treatment, control, training seed, metric): the seed's prompt-level delta."""
-    tables = {(name, seed): cell_clips(folder) for name, folders in arms.items() for seed, folder in folders.items()}
-    first = next(iter(next(iter(arms.values())).values()))
-    reference = load_reference(reference_of(load_run(first)))[0]["clap"].stats
+    runs = {(name, seed): load_run(folder) for name, folders in arms.items() for seed, folder in folders.items()}
+    tables = {key: cell_clips(run) for key, run in runs.items()}  # each cell read once, for every metric
+    reference = load_reference(reference_of(next(iter(runs.values()))))[0]["clap"].stats
     fads: dict[tuple[str, int], float] = {}
     rows = []
     for treatment, control in dict.fromkeys(pairs):
@@ -92,7 +91,7 @@ def seed_deltas(arms: dict[str, dict[int, Path]], pairs: list[tuple[str, str]]) 
                                  "metric": metric, "delta": delta})
             for name in (treatment, control):
                 if (name, seed) not in fads:
-                    fads[(name, seed)] = cell_fad(arms[name][seed], reference)
+                    fads[(name, seed)] = cell_fad(runs[(name, seed)], reference)
             rows.append({"treatment": treatment, "control": control, "training_seed": seed, "metric": "fad_clap",
                          "delta": fads[(treatment, seed)] - fads[(control, seed)]})
     return rows
