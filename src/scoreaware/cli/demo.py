@@ -61,21 +61,13 @@ def train_judge_cmd(output: Path, clips: int, eval_clips: int, as_json: bool) ->
 
     The judge (tempo and key/mode by DSP, instrument by this classifier) is used only to evaluate:
     no curation, training or selection step imports it."""
-    import json
-
-    from scoreaware.cli.eval import quiet_stdout
+    from scoreaware.cli.eval import emit, quiet_stdout
     from scoreaware.demo.world.judge import JudgeRecipe, describe_card, train_judge
 
     with quiet_stdout(as_json):
         card = train_judge(output, JudgeRecipe(clips=clips, eval_clips=eval_clips),
                            lambda m: click.echo(m, err=True))
-    if as_json:
-        click.echo(json.dumps(card, indent=1))
-        return
-    click.secho("\ndemo train-judge", bold=True)
-    for line in describe_card(card):
-        click.echo(f"  {line}")
-    click.echo(f"  → {output}/ (instrument.npz, JUDGE.json)")
+    emit(as_json, card, "demo train-judge", [*describe_card(card), f"→ {output}/ (instrument.npz, JUDGE.json)"])
 
 
 @demo.command("train-world-codec", context_settings=dict(show_default=True))
