@@ -10,7 +10,7 @@ import re
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lhotse import CutSet
 
@@ -79,6 +79,9 @@ def audio_dir(tmp_path_factory):
 
 @FUZZ
 @given(metadata_bytes())
+@example((".jsonl", b'{"path": "a/1.wav", "caption": "\\ud800"}\n')).via("issue 36: UnicodeEncodeError, .partial left")
+@example((".json", b"[" * 100_000 + b"]" * 100_000)).via("issue 36: RecursionError")
+@example((".jsonl", b'{"path": "a/1.wav", "caption": NaN}\n')).via("issue 36: a NaN caption")
 def test_any_metadata_file_gives_a_result_or_a_located_error(audio_dir, tmp_path_factory, case):
     suffix, data = case
     work = tmp_path_factory.mktemp("meta")

@@ -77,3 +77,19 @@ def test_the_clap_score_interval_is_the_means_and_stays_in_its_range():
     assert np.allclose(got["ci"], [values.mean() - half, values.mean() + half]) and got["n"] == 40
     two = mean_interval([0.95, -0.2], bounds=(-1.0, 1.0))  # t(1) = 12.7: unbounded it would be [-6.9, 7.7]
     assert two["ci"] == [-1.0, 1.0] and -1.0 <= two["mean"] <= 1.0
+
+
+def test_mad_on_a_small_set_prints_no_faiss_warning(capfd):
+    """faiss printed "WARNING clustering 69 points to 7 centroids" from C++ on every small-set MAD
+    (five times per demo); the silencer takes it off file descriptor 2 and gives the descriptor back."""
+    import os
+
+    from scoreaware.evaluate.distances import native_stderr_silenced
+
+    rng = np.random.default_rng(3)
+    mauve_distance(rng.normal(size=(40, 8)), rng.normal(size=(30, 8)))
+    with native_stderr_silenced():
+        os.write(2, b"a native warning\n")
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert "clustering" not in err and "a native warning" not in err and "after" in err

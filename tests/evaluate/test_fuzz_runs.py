@@ -90,13 +90,18 @@ def damage_rows(table: Path, kind: str, data) -> None:
         obj.pop(data.draw(st.sampled_from(sorted(obj))))
         lines[row] = json.dumps(obj)
     elif kind == "odd_value":
-        obj[data.draw(st.sampled_from(sorted(obj)))] = data.draw(st.sampled_from([None, [], {}, -1, "", "\x00", 1e308]))
+        obj[data.draw(st.sampled_from(sorted(obj)))] = data.draw(st.sampled_from([None, [], {}, -1, "", "\x00", 1e308,
+                                                                                  "\ud800", float("nan")]))
         lines[row] = json.dumps(obj)
     elif kind == "escape":
         obj["path"] = data.draw(st.sampled_from(["../../../../etc/passwd", "/etc/passwd", "..", "."]))
         lines[row] = json.dumps(obj)
     elif kind == "duplicate":
         lines.append(lines[row])
+    elif kind == "deep":  # issue 36: a RecursionError
+        lines[row] = '{"id": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    elif kind == "bom":  # issue 36: reported as "an interrupted generation"
+        lines[0] = "\ufeff" + lines[0]
     table.write_text("\n".join(lines) + "\n")
 
 
@@ -117,7 +122,8 @@ def test_eval_score_never_hangs_or_leaks_a_traceback(run_source, eval_reference,
                 ["truncate", "garbage", "empty", "nan", "inf", "six_channels", "one_sample", "silence", "huge"])), data)
         else:
             damage_rows(run / "samples.jsonl", data.draw(st.sampled_from(
-                ["torn", "not_an_object", "missing_field", "odd_value", "escape", "duplicate"])), data)
+                ["torn", "not_an_object", "missing_field", "odd_value", "escape", "duplicate", "deep", "bom"])),
+                data)
     result = invoke("eval", "score", run, "--reference", eval_reference, "--no-mad", "-j", "0",
                     "--bootstrap", "10")
     assert_clean(result, "samples.jsonl", ".wav", str(run))

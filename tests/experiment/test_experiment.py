@@ -141,10 +141,17 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
 
 
 def test_a_failing_arm_loses_no_other_and_is_named(encoded, reference, tmp_path, tiny_clap):
-    # a training set that passes the file's checks (it exists) but cannot be trained on: fails at run time
+    # a training set with no encode info: refused before anything trains (the pre-flight)
     (tmp_path / "broken.jsonl.gz").write_bytes(b"not a manifest")
     spec = write_spec(tmp_path, encoded, reference, ARMS.split("[[arm]]\nname = \"filter\"")[0]
                       + '[[arm]]\nname = "broken"\nmanifest = "broken.jsonl.gz"\n', tiny_clap)
+    early = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
+    assert early.exit_code == 1 and "no .encode.json for" in early.output and "broken.jsonl.gz" in early.output
+    assert not (tmp_path / "out" / "runs").exists()
+    # with encode info (its models there) but lines that are no manifest: passes the pre-flight, fails at run time
+    from scoreaware.train.data import encode_info
+
+    (tmp_path / "broken.encode.json").write_text(json.dumps(encode_info(encoded)))
     result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1 and "2 of 6 arm × seed runs failed (broken/seed0, broken/seed1)" in result.output
     status = json.loads((tmp_path / "out" / "status.json").read_text())

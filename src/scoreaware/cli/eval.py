@@ -60,14 +60,16 @@ def quiet_stdout(as_json: bool):
 @click.option("--seeds", "seeds_per_prompt", type=click.IntRange(1), default=1, help="Clips per prompt (K).")
 @click.option("--keep-latents", is_flag=True, help="Also keep each clip's latent (latents/ID.npy).")
 @sampling_options
+@click.option("--text-encoder", default=None,
+              help="The text encoder's folder or hub id, when the one the checkpoint records has moved.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the same options.")
 @click.option("--overwrite", is_flag=True, help="Start over (deletes the folder's clips).")
 @json_option
 def generate_cmd(checkpoint: str, prompts: str, output: Path, seeds_per_prompt: int, keep_latents: bool, steps: int,
                  cfg: float, score: float, no_score: bool, negative_prompt: str, prefix: str, seconds: float,
                  lufs: float, demucs: str | None, demucs_passes: int, demucs_repo: str | None, clap_model: str | None,
-                 seed: int, batch_size: int, device: str, unsafe_pickle: bool, resume: bool, overwrite: bool,
-                 as_json: bool) -> None:
+                 seed: int, batch_size: int, device: str, unsafe_pickle: bool, text_encoder: str | None, resume: bool,
+                 overwrite: bool, as_json: bool) -> None:
     """Generate one clip per (prompt, seed) from CHECKPOINT for evaluation.
 
     Clip k of prompt i starts from the noise of seed = --seed + i·K + k, so the same prompt and
@@ -85,7 +87,7 @@ def generate_cmd(checkpoint: str, prompts: str, output: Path, seeds_per_prompt: 
     with progress(len(items) * seeds_per_prompt, "generate", "clip") as bar:
         run = run_generation(checkpoint, items, output, settings, seeds_per_prompt, batch_size, keep_latents,
                              clap_model, device, resume, overwrite, unsafe_pickle, prompts_file=str(prompts),
-                             progress=lambda _: bar.update(1))
+                             progress=lambda _: bar.update(1), text_encoder=text_encoder)
     rate = run.generated / timer.seconds if timer.seconds else 0.0
     emit(as_json, {"output": str(output), "clips": len(run.rows), "generated": run.generated,
                    "seconds": round(timer.seconds, 2), "clips_per_second": rate},

@@ -147,6 +147,8 @@ def print_fit_summary(history: list[dict]) -> None:
         shown = [f"{k.removeprefix('val_').replace('_', ' ')} {v:.4f}" for k, v in last.items()
                  if k.startswith("val_") and isinstance(v, float)]
         click.echo(f"  validation at step {last['step']}: " + ", ".join(shown))
+    else:  # no slice is held out by default: the training manifest is the data a user chose to train on
+        click.echo("  no validation: set val_manifest=... (a held-out encoded manifest) to log a held-out loss")
 
 
 def sampling_options(fn):

@@ -16,7 +16,10 @@ settings: ``num_buckets="auto"``, ``seed=42``, no featurizer (features given).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
@@ -62,10 +65,27 @@ def mauve_distance(generated: np.ndarray, reference: np.ndarray, seed: int = 42)
         import mauve  # optional: the mad extra
     except ImportError as exc:
         raise RuntimeError("MAD needs `pip install 'scoreaware[mad]'` (mauve-text, GPL-3)") from exc
-    out = mauve.compute_mauve(p_features=np.asarray(generated, dtype=np.float32),
-                              q_features=np.asarray(reference, dtype=np.float32), featurize_model_name=None,
-                              num_buckets="auto", seed=seed, verbose=False)
+    with native_stderr_silenced():
+        out = mauve.compute_mauve(p_features=np.asarray(generated, dtype=np.float32),
+                                  q_features=np.asarray(reference, dtype=np.float32), featurize_model_name=None,
+                                  num_buckets="auto", seed=seed, verbose=False)
     return float(-math.log(max(out.mauve, 1e-12)))
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """File descriptor 2 sent to /dev/null for the block. faiss (MAUVE's k-means) prints "WARNING
+    clustering 138 points to 4 centroids" from C++ on every call with a small set, which an
+    evaluation set usually is, five times per demo; Python exceptions still raise with their text."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def bootstrap_interval(statistic, x: np.ndarray, resamples: int = 200, seed: int = 0,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text
+from scoreaware.core.locations import record
 from scoreaware.core.progress import Timer
 from scoreaware.core.provenance import describe_input, library_versions
 from scoreaware.core.redact import redact
@@ -29,10 +30,12 @@ def build_reference(source: Path, output: Path, *, backend: str = "transformers"
     unreadable, notes = [], []
     cuts = audio_cuts(source, unreadable, notes)
     encoder = load_clap(backend, model, device=device, amodel=amodel, unsafe_pickle=unsafe_pickle)
-    # a local model folder is recorded as an absolute path (a reference is copied between projects while the
-    # model stays where it is), so scoring from any working directory finds it and never asks the Hub for it
-    recorded = str(Path(model).resolve()) if model and Path(model).exists() else model
+    # a local model folder is recorded relative to REF.npz with its digest (core.locations), so scoring from
+    # any working directory finds it and never asks the Hub for it
+    recorded, digest = record(model, output.parent) if model else (model, None)
     clap, rejected = clap_embeddings(cuts, encoder, policy, batch_size, workers, source=recorded)
+    if digest:
+        clap.fingerprint["source_sha256"] = digest
     rejected = unreadable + rejected
     if len(clap.embeddings) < 2:
         raise StageError(f"{source}: {len(clap.embeddings)} readable clips; a reference needs at least 2")

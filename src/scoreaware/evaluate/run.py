@@ -20,6 +20,7 @@ from lhotse.utils import fastcopy
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text, loads_checked, read_jsonl
+from scoreaware.core.locations import locate, require
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import QUARANTINE, Rejection, StageOutput, sibling
 from scoreaware.core.provenance import describe_input, library_versions, read_provenance
@@ -176,13 +177,9 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
         dropped = {q["id"] for q in quarantined}
         rows = [row for row in rows if row["id"] not in dropped]
     clap_manifest = folder / "clap.jsonl.gz"
-    recorded = fingerprint.get("source") or fingerprint["model"]
-    if not clap_model and (Path(recorded).is_absolute() or recorded.startswith(".")) and not Path(recorded).exists():
-        raise StageError(f"{reference}: its CLAP was the local folder {recorded} (weights "
-                         f"{fingerprint.get('weights')}), which is not there any more; pass --clap-model with where "
-                         "those weights are now")
+    model = clap_model or reference_clap(reference, fingerprint)
     run_score_clap(clips_manifest, clap_manifest, backend=fingerprint.get("backend", "transformers"),
-                   model=clap_model or fingerprint.get("source") or fingerprint["model"], amodel=_amodel(fingerprint),
+                   model=model, amodel=_amodel(fingerprint),
                    caption_field="caption", policy=fingerprint["policy"], batch_size=batch_size, workers=workers,
                    device=device, unsafe_pickle=unsafe_pickle, resume=False, overwrite=True)
     clap, bad = finite_manifest_embeddings(clap_manifest, "clap")
@@ -233,6 +230,15 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
 
     atomic_write_text(folder / "scores.json", json.dumps(sanitized(payload), indent=1, default=str))
     return sanitized(payload)
+
+
+def reference_clap(reference: Path, fingerprint: dict) -> str:
+    """The CLAP a reference was embedded with: its recorded local folder resolved against the
+    reference's own folder (a StageError if it moved), or its Hub id."""
+    recorded = fingerprint.get("source") or fingerprint["model"]
+    located = locate(recorded, Path(reference).parent, local="source_sha256" in fingerprint)
+    return require(located, artifact=reference, field="clap model", recorded=recorded,
+                   digest=fingerprint.get("source_sha256"), override="--clap-model")
 
 
 def _amodel(fingerprint: dict) -> str:

@@ -33,8 +33,10 @@ from scoreaware.curate.runs.select import run_filter
 from scoreaware.curate.stages.filter import FilterConfig
 from scoreaware.evaluate.adherence import judge_run
 from scoreaware.evaluate.compare import plot, to_markdown, write_csv
+from scoreaware.evaluate.embeddings import load_reference
+from scoreaware.evaluate.judge import Judge
 from scoreaware.evaluate.labels import label_hits
-from scoreaware.evaluate.run import score_run
+from scoreaware.evaluate.run import reference_clap, score_run
 from scoreaware.experiment.contrasts import contrast_table, format_contrasts, seed_deltas, write_seed_deltas
 from scoreaware.experiment.plan import estimate_seconds
 from scoreaware.experiment.spec import Arm, Experiment, load_experiment
@@ -44,8 +46,10 @@ from scoreaware.posttrain.crpo import CRPO_DEFAULTS, run_crpo
 from scoreaware.posttrain.expert_iteration import EI_DEFAULTS, run_expert_iteration
 from scoreaware.posttrain.steps import claim_output, write_encode_info_like
 from scoreaware.train.config import ConfigError
+from scoreaware.train.data import encode_info
 from scoreaware.train.fit import fit_or_resume
 from scoreaware.train.held_out import held_out_flow
+from scoreaware.train.model_paths import require_models
 from scoreaware.train.prompts import read_prompts
 from scoreaware.train.sample import SampleSettings, run_generation
 
@@ -126,6 +130,25 @@ def run_cell(experiment: Experiment, arm: Arm, seed: int, checkpoint: Path, outp
     return samples
 
 
+def preflight(experiment: Experiment) -> None:
+    """Everything the run will need later, resolved now (a StageError before the first arm trains):
+    the models each training manifest's encode info records, the reference's CLAP, the judge and
+    the prompts (the file's own paths were checked when it was read)."""
+    ev = experiment.evaluation
+    try:
+        for manifest in {experiment.manifest, *(arm.manifest for arm in experiment.arms if arm.manifest)}:
+            require_models(encode_info(manifest), f"the encode info of {manifest}")
+        sets, _ = load_reference(ev.reference)
+        if "clap" not in sets:
+            raise StageError(f"{ev.reference}: has no CLAP embeddings")
+        reference_clap(ev.reference, sets["clap"].fingerprint)
+        read_prompts(ev.prompts)
+        if ev.judge:
+            Judge(ev.judge)
+    except (FileNotFoundError, ValueError) as exc:
+        raise StageError(f"{experiment.path}: {exc}") from None
+
+
 def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples: int = 2000,
                    log: Callable[[str], None] = print, seeds: tuple[int, ...] | None = None,
                    yes: bool = False) -> tuple[dict, list[str]]:
@@ -137,6 +160,7 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
         if unknown:
             raise StageError(f"--seeds {unknown[0]} is not a training seed of {path} "
                              f"({', '.join(map(str, experiment.training_seeds))})")
+    preflight(experiment)
     hours = estimate_seconds(experiment, seeds=seeds) / 3600
     if hours > 24 and not yes:
         raise StageError(f"{path}: this run would take about {hours:,.0f} hours here (`experiment plan` shows why); "

@@ -207,6 +207,8 @@ def load_experiment(path: str | Path) -> Experiment:
     arms, names = [], set()
     for index, arm in enumerate(arms_data):
         prefix = f"arm[{index}]."
+        if not isinstance(arm, dict):
+            raise StageError(f"{path}: arm[{index}] = {arm!r} must be a table ([[arm]])")
         name = need(arm, "name", str, prefix)
         if name in names or not SAFE_NAME.fullmatch(name):
             raise StageError(f"{path}: {prefix}name {name!r} is empty, repeated or not a safe folder name (letters, "
@@ -232,7 +234,8 @@ def load_experiment(path: str | Path) -> Experiment:
                              "an arm changes one thing from the base, or declares what it combines "
                              f"(combines = {json.dumps([c.split('.')[-1] for c in changes] or ['...'])})")
         manifest = local(need(arm, "manifest", str, prefix), f"{prefix}manifest") if "manifest" in arm else None
-        after, step = arm.get("after"), arm.get("posttrain")
+        after = need(arm, "after", str, prefix) if "after" in arm else None
+        step = need(arm, "posttrain", str, prefix) if "posttrain" in arm else None
         if (after is None) != (step is None):
             raise StageError(f"{path}: {prefix[:-1]} needs both `after` and `posttrain` (or neither)")
         prompts, options = None, dict(arm.get("options", {}))
@@ -251,7 +254,8 @@ def load_experiment(path: str | Path) -> Experiment:
             if step != "cross-load":
                 prompts = local(need(arm, "prompts", str, prefix), f"{prefix}prompts")
             if "reward" in options:
-                options["reward"] = str(local(options["reward"], f"{prefix}options.reward"))
+                options["reward"] = str(local(need(options, "reward", str, f"{prefix}options."),
+                                              f"{prefix}options.reward"))
         elif "options" in arm or "prompts" in arm:
             raise StageError(f"{path}: {prefix[:-1]}: `options` and `prompts` are for post-training arms")
         arms.append(Arm(name, dict(arm.get("set", {})), rules, manifest, after, step, prompts, options,

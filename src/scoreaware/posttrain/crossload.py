@@ -35,7 +35,7 @@ import torch
 
 from scoreaware.core.errors import StageError
 from scoreaware.train.model import Conditioning, FluxAudio, ModelConfig
-from scoreaware.train.model_paths import load_training_checkpoint, relative_models
+from scoreaware.train.model_paths import load_training_checkpoint, portable_state
 
 HEADS = ("global_adaln", "input_add", "token")
 
@@ -188,9 +188,7 @@ def cross_load_file(checkpoint: str | Path, score_head: str, output: Path, probe
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
-    saved = dict(result.state)
-    if isinstance(saved.get("encode"), dict):  # model folders relative to the new file
-        saved["encode"] = relative_models(saved["encode"], output.parent)
+    saved = portable_state(result.state, output.parent)  # models and files relative to the new file
     torch.save(saved, tmp)
     tmp.replace(output)
     before = state["model_config"]["score_head"]

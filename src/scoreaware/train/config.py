@@ -145,6 +145,14 @@ RANGES = (("steps", 1, True, None), ("batch_size", 1, True, None), ("max_frames"
           ("text_dropout", 0, True, 1), ("score_dropout", 0, True, 1), ("ema_decay", 0, True, 1))
 
 
+# the names a key may take, checked before anything is built (tests/train/test_config.py checks them against
+# the model presets, the samplers and the score heads, which live in modules that import torch)
+CHOICES = {"model": ("tiny", "S", "L"), "score_head": ("none", "global_adaln", "input_add", "token"),
+           "objective": ("flow", "crpo"), "timesteps": ("uniform", "logit_normal", "beta"),
+           "lr_schedule": ("constant", "cosine"), "precision": ("auto", "fp32", "bf16")}
+REPA_TARGETS = ("clap", "muq")
+
+
 def validated(config: TrainConfig) -> TrainConfig:
     for key, low, inclusive, high in RANGES:
         value = getattr(config, key)
@@ -152,8 +160,15 @@ def validated(config: TrainConfig) -> TrainConfig:
                 high is not None and value >= high):
             bound = f"{'≥' if inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
             raise ConfigError(f"{key} = {value!r}: must be {bound}")
-    if config.objective not in ("flow", "crpo"):
-        raise ConfigError(f"objective {config.objective!r} not implemented; choose flow or crpo")
+    for key, allowed in CHOICES.items():
+        if getattr(config, key) not in allowed:
+            raise ConfigError(f"{key} = {getattr(config, key)!r} not implemented; choose from {', '.join(allowed)}")
+    unknown = sorted(set(config.repa) - set(REPA_TARGETS))
+    if unknown:
+        raise ConfigError(f"repa = {','.join(config.repa)}: {', '.join(unknown)} is no REPA target; choose from "
+                          f"{', '.join(REPA_TARGETS)}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.device):
+        raise ConfigError(f"device = {config.device!r}: choose auto, cpu, cuda, cuda:N or mps")
     if config.unscored not in ("error", "uniform"):
         raise ConfigError(f"unscored {config.unscored!r}: choose error (refuse cuts without {config.clap_field}) or "
                           "uniform (train them with uniform t, as perfectly aligned)")
@@ -197,8 +212,10 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict:
     return out
 
 
-def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+def save_config(config: TrainConfig, path: Path, relative=None) -> None:
+    """`config` as JSON; `relative(dict)` rewrites its file paths for where `path` lives."""
+    data = dataclasses.asdict(config)
+    path.write_text(json.dumps(relative(data) if relative else data, indent=1) + "\n")
 
 
 def config_from_dict(data: dict) -> TrainConfig:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from scoreaware.train.config import ConfigError, TrainConfig, explicit_values, parse_overrides, validated
 from scoreaware.train.loop import main
+from scoreaware.train.model_paths import absolute_paths
 
 
 def fit(overrides: tuple[str, ...] = (), *, preset: str | None = None, config_path: str | None = None,
@@ -20,7 +21,7 @@ def fit(overrides: tuple[str, ...] = (), *, preset: str | None = None, config_pa
     values = parse_overrides(overrides)
     if manifest:
         values["manifest"] = manifest
-    explicit = explicit_values(preset, config_path, values)
+    explicit = absolute_paths(explicit_values(preset, config_path, values))  # typed from here; stored portably
     config = None if resume_dir is not None else validated(TrainConfig(**explicit))
     if config is not None and not config.manifest:
         raise ConfigError("no training manifest: pass --manifest or set manifest in the config")

@@ -18,10 +18,11 @@ from lhotse.array import Array
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import content_digest
+from scoreaware.core.locations import missing_message
 from scoreaware.train.config import TrainConfig, resume_config
 from scoreaware.train.data import Normalization, check_finite, check_scores, compute_normalization, encode_info
 from scoreaware.train.model import FluxAudio
-from scoreaware.train.model_paths import load_training_checkpoint
+from scoreaware.train.model_paths import load_training_checkpoint, require_models
 from scoreaware.train.objective import NullConditioning
 from scoreaware.train.repa import RepaLoss
 
@@ -76,11 +77,15 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
                 "to extend it)")
     manifest_sha256 = content_digest(config.manifest) if Path(config.manifest).is_file() else ""
     recorded = (checkpoint or {}).get("manifest_sha256")
+    if recorded and not manifest_sha256:
+        raise StageError(missing_message(latest_checkpoint(resume_dir), "config.manifest", config.manifest,
+                                         config.manifest, recorded, None))
     if recorded and manifest_sha256 != recorded:  # shuffled, truncated or replaced: other steps, other data
         raise StageError(f"manifest {config.manifest} changed since {resume_dir} started (sha256 {recorded[:12]}… → "
                          f"{manifest_sha256[:12] or 'missing'}…): --resume continues the same data; restore it, or "
                          "start a new run (--set init_from=... to fine-tune from this one)")
     info = encode_info(config.manifest)
+    require_models(info, f"the encode info of {config.manifest}")  # a run whose text encoder moved cannot sample
     if config.init_from:
         parent = load_training_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
         check_inheritance(parent, info, config.manifest)

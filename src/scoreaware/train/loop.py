@@ -47,7 +47,7 @@ from scoreaware.train.data import (
 from scoreaware.train.flow import TimestepSampler
 from scoreaware.train.inherit import load_parent_weights, starting_point
 from scoreaware.train.model import MODELS, FluxAudio, ModelConfig
-from scoreaware.train.model_paths import relative_models
+from scoreaware.train.model_paths import portable_state, relative_config
 from scoreaware.train.objective import TIME_BINS, FlowObjective, NullConditioning, Trainable, time_bin_losses
 from scoreaware.train.preference import CRPOObjective, frozen_copy
 from scoreaware.train.repa import RepaLoss
@@ -320,7 +320,7 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
     if rank == 0 and run_dir is None:
         run_dir = new_run_dir(Path(config.run_dir), config.model)
         (run_dir / "checkpoints").mkdir(parents=True)
-        save_config(config, run_dir / "config.json")
+        save_config(config, run_dir / "config.json", lambda data: relative_config(data, run_dir))
     if world > 1:
         holder = [str(run_dir)]
         dist.broadcast_object_list(holder)
@@ -425,8 +425,7 @@ def save_checkpoint(run_dir: Path, step: int, epoch: int, net, ema, optimizer, c
                  "config": asdict(config), "step": step, "epoch": epoch, "rng": rngs, "sampler": samplers,
                  "history": history, **extra}
         path = run_dir / "checkpoints" / f"{step:07d}.pt"
-        if isinstance(state.get("encode"), dict):  # model folders relative to the checkpoint (it can move)
-            state["encode"] = relative_models(state["encode"], path.parent)
+        state = portable_state(state, path.parent)  # models and files relative to the checkpoint (it can move)
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)

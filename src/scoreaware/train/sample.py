@@ -33,6 +33,7 @@ from scipy.io import wavfile
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text, repair_jsonl_tail, safe_name
+from scoreaware.core.locations import require
 from scoreaware.core.provenance import config_changes, describe_input, library_versions
 from scoreaware.curate.scoring.clap import load_transformers_clap
 from scoreaware.train.codecs import codec_from_description
@@ -40,7 +41,7 @@ from scoreaware.train.data import Normalization
 from scoreaware.train.flow import euler_sample
 from scoreaware.train.inherit import load_nulls
 from scoreaware.train.model import Conditioning, FluxAudio, ModelConfig
-from scoreaware.train.model_paths import load_model, load_training_checkpoint
+from scoreaware.train.model_paths import DIGESTS, load_model, load_training_checkpoint
 from scoreaware.train.prompts import Prompt
 from scoreaware.train.text import load_text_encoder, pad_tokens
 
@@ -153,16 +154,23 @@ class Generator:
         self.model, self.state = load_generator(checkpoint, device, unsafe_pickle)
         self.device = device
         info = self.state["encode"]
+        digests = info.get(DIGESTS) or {}
+        if isinstance(info["codec"], dict) and info["codec"].get("model"):
+            require(info["codec"]["model"], artifact=checkpoint, field="encode.codec.model",
+                    digest=digests.get("codec.model"))
         self.codec = codec_from_description(info["codec"], device)
         self.text = load_model("encode.text_encoder", text_encoder or info["text_encoder"], checkpoint,
-                               lambda name: load_text_encoder(name, device, info.get("max_text_tokens", 77)))
+                               lambda name: load_text_encoder(name, device, info.get("max_text_tokens", 77)),
+                               digest=None if text_encoder else digests.get("text_encoder"), override="--text-encoder")
         self.norm = Normalization.from_dict(self.state["norm"])
         clap_model = clap_model or info.get("clap_model")
         if not clap_model:
             raise ValueError("sampling needs the CLAP text model the data was scored with: pass --clap-model")
 
         self.clap = load_model("encode.clap_model", clap_model, checkpoint,
-                               lambda name: load_transformers_clap(name, device))
+                               lambda name: load_transformers_clap(name, device),
+                               digest=digests.get("clap_model") if clap_model == info.get("clap_model") else None,
+                               override="--clap-model")
         trained_with = info.get("clap_weights")
         if trained_with and self.clap.fingerprint != trained_with:
             raise ValueError(f"the CLAP model {clap_model} ({self.clap.fingerprint}) is not the one the training data "
@@ -337,7 +345,7 @@ def run_generation(checkpoint: str | os.PathLike, prompts: list[Prompt], out_dir
                    seeds_per_prompt: int = 1, batch_size: int = 8, keep_latents: bool = False,
                    clap_model: str | None = None, device: str = "cpu", resume: bool = False,
                    overwrite: bool = False, unsafe_pickle: bool = False, prompts_file: str | None = None,
-                   progress=None) -> GenerationRun:
+                   progress=None, text_encoder: str | None = None) -> GenerationRun:
     """Generate every (prompt, seed) clip into `out_dir`, resumably, with a provenance sidecar.
 
     The options that decide the clips (checkpoint hash, prompts, seeds, sampling settings) are
@@ -379,7 +387,7 @@ def run_generation(checkpoint: str | os.PathLike, prompts: list[Prompt], out_dir
     todo = [job for job in jobs if job.id not in done_before]
     if todo:
         sidecar.unlink(missing_ok=True)  # not complete until this run ends
-        generator = Generator(checkpoint, clap_model, device, unsafe_pickle=unsafe_pickle)
+        generator = Generator(checkpoint, clap_model, device, text_encoder=text_encoder, unsafe_pickle=unsafe_pickle)
         texts = [settings.prefix + prompt.text for prompt in prompts]
         for index, tokens in generator.text.truncated(texts):
             notes.append(f"prompt {prompts[index].id}: {tokens} tokens; the text encoder keeps the first "
