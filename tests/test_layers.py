@@ -9,6 +9,7 @@ import ast
 from pathlib import Path
 
 import grimp
+import pytest
 
 import scoreaware
 
@@ -74,3 +75,24 @@ def test_every_module_imports_in_the_core_environment():
     from scoreaware.testing.imports import unimportable_modules
 
     assert unimportable_modules() == []
+
+
+@pytest.mark.parametrize("module, planted, broken", [
+    ("curate/stages/filter.py", "import scoreaware.testing.dummies  # noqa\n", "scoreaware.curate.stages.filter"),
+    ("testing/dummies.py", "import scoreaware.curate.audio  # noqa\n", "scoreaware.testing.dummies")])
+def test_the_test_helpers_contracts_trip_on_a_planted_import(tmp_path, module, planted, broken):
+    """scoreaware.testing imports pytest: a library module importing it, or it importing a stage
+    (a test leaning on what it tests), breaks a contract, shown on a copy of the installed package."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(PACKAGE, tmp_path / "src" / "scoreaware", ignore=shutil.ignore_patterns(
+        "default_models", "__pycache__", "*.gz"))
+    target = tmp_path / "src" / "scoreaware" / module
+    target.write_text(planted + target.read_text())
+    root = Path(__file__).resolve().parents[1]
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint), "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=tmp_path / "src",
+                            capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path / "src"), "PATH": ""})
+    assert result.returncode != 0 and broken in result.stdout and "test helpers" in result.stdout, result.stdout[-1500:]

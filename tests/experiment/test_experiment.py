@@ -325,3 +325,29 @@ def test_a_run_of_over_a_day_asks_for_yes(encoded, reference, tmp_path, tiny_cla
     result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1 and "hours here" in result.output and "--yes" in result.output
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_run_from_another_folder_resolves_everything_and_a_moved_model_stops_it_before_training(
+        ingested, encoded, tiny_clap, tmp_path, monkeypatch):
+    """Issue 36: `experiment run` from another folder trained every arm, then failed every arm × seed
+    at scoring (the reference's `models/clap` was read from the working directory). Everything is
+    resolved from the files that record it, and checked before the first arm trains."""
+    import shutil
+
+    from scoreaware.experiment.run import preflight
+    from scoreaware.experiment.spec import load_experiment
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny_clap, project / "models" / "clap")
+    monkeypatch.chdir(project)
+    invoke_ok = CliRunner().invoke(cli, ["eval", "reference", str(ingested), "-o", "ref.npz", "--model", "models/clap",
+                                         "-j", "0"])
+    assert invoke_ok.exit_code == 0, invoke_ok.output
+    spec = write_spec(project, encoded, project / "ref.npz", ARMS.split("[[arm]]\nname = \"filter\"")[0],
+                      tiny_clap)
+    monkeypatch.chdir("/")
+    preflight(load_experiment(spec))  # resolves from /
+    shutil.move(project / "models", tmp_path / "moved")
+    result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "ref.npz" in result.output and "--clap-model" in result.output, result.output
+    assert not (tmp_path / "out" / "runs").exists()  # nothing trained

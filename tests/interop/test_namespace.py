@@ -25,3 +25,6 @@ def test_the_wheel_installs_only_the_scoreaware_package():
     top = {str(f).split("/")[0] for f in metadata.files("scoreaware") or []}
     packages = {name for name in top if not name.endswith(".dist-info") and not name.startswith("..")}
     assert packages == {"scoreaware"}, packages
+    names = {str(f) for f in metadata.files("scoreaware") or []}
+    for mapped in ("curate/stages/filter.py", "train/loop.py", "schemas/models.py"):  # the top-level folders
+        assert f"scoreaware/{mapped}" in names, mapped

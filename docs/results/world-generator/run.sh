@@ -2,12 +2,15 @@
 # The world's generator, one run (docs/results.md, "The realistic world"): corpus -> ingest -> segment ->
 # encode (the world codec) -> fit (tiny, 2400 steps) -> 48 prompts × 2 clips per checkpoint -> the judge.
 # Usage: bash docs/results/world-generator/run.sh WORKDIR   (from the repository, after `tox -e core`)
+# The 60-minute curve: STEPS=12000 CKPT=2400 bash docs/results/world-generator/run.sh WORKDIR
+# (each checkpoint's training minutes, from file times, go to WORKDIR/minutes.json)
 set -euo pipefail
 REPO=$(pwd)
 SA="$REPO/.tox/core/bin/scoreaware"
 PY="$REPO/.tox/core/bin/python"
 MODELS="$REPO/src/scoreaware/demo/default_models"
 STEPS=${STEPS:-2400}
+CKPT=${CKPT:-600}
 mkdir -p "$1" && cd "$1"
 [ -f corpus/truth.jsonl ] || $SA demo make-corpus corpus --clips 240 --duration 20 --seed 7
 M=corpus/metadata
@@ -15,7 +18,12 @@ M=corpus/metadata
 [ -f segment.jsonl.gz ] || $SA curate segment ingest.jsonl.gz -o segment.jsonl.gz
 [ -f models/t5/config.json ] || $SA demo make-models models
 [ -f encode.jsonl.gz ] || $SA train encode segment.jsonl.gz -o encode.jsonl.gz --codec mel-vae --codec-model "$MODELS/world_codec" --text-encoder models/t5 --clap-model "$MODELS/clap"
-$SA train fit --preset tiny --manifest encode.jsonl.gz --set run_dir=runs --set steps=$STEPS --set batch_size=16 --set lr=1e-3 --set lr_schedule=cosine --set max_frames=129 --set ckpt_every=600 --set timesteps=logit_normal
+[ -d runs ] || $SA train fit --preset tiny --manifest encode.jsonl.gz --set run_dir=runs --set steps=$STEPS --set batch_size=16 --set lr=1e-3 --set lr_schedule=cosine --set max_frames=129 --set ckpt_every=$CKPT --set timesteps=logit_normal
+$PY -c "
+import json, os, glob
+start = os.path.getmtime(sorted(glob.glob('runs/*/config.json'))[-1])
+print(json.dumps({os.path.basename(c)[:-3]: round((os.path.getmtime(c) - start) / 60, 1)
+                  for c in sorted(glob.glob('runs/*/checkpoints/*.pt'))}))" > minutes.json
 for ck in $(ls runs/*/checkpoints/*.pt | sort); do
   name=$(basename "$ck" .pt)
   [ -f "samples_$name/samples.jsonl" ] || $SA eval generate "$ck" --prompts "$REPO/src/scoreaware/demo/world/prompts48.csv" -o "samples_$name" --seeds 2 --seconds 10 --cfg 2.0 --no-score

@@ -370,8 +370,8 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
     prompts = post / "prompts.txt"
     prompts.write_text(POST_PROMPTS)
     out = {}
-    with timeline.step(f"train expert-iteration (1 round: 4 candidates × 7 prompts, top 25 %, {s.post_steps} steps)",
-                       "expert iteration"):
+    with timeline.step(f"posttrain expert-iteration (1 round: 4 candidates × 7 prompts, top 25 %, "
+                       f"{s.post_steps} steps)", "expert iteration"):
         run_expert_iteration(**{**EI_DEFAULTS, "checkpoint": parent, "prompts": prompts, "output": post / "ei",
                                 "reward": str(s.reward), "mert_model": s.mert, "rounds": 1, "k": 4, "seconds": 4.0,
                                 "cfg": SAMPLE_CFG,
@@ -395,7 +395,7 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
         else:
             click.echo(f"✓ {crossloaded} already written")
         out["crossload"] = crossloaded
-    with timeline.step(f"train crpo (4 candidates × 7 prompts, best vs worst by CLAP, {s.post_steps} steps)",
+    with timeline.step(f"posttrain crpo (4 candidates × 7 prompts, best vs worst by CLAP, {s.post_steps} steps)",
                        "crpo"):
         run_crpo(**{**CRPO_DEFAULTS, "checkpoint": crossloaded, "prompts": prompts, "output": post / "crpo", "n": 4,
                     "cfg": SAMPLE_CFG, "seconds": 4.0, "train_steps": s.post_steps, "lr": 1e-4, "warmup": 0,

@@ -1,4 +1,4 @@
-"""`scoreaware train crpo`: CLAP-ranked preference pairs, then preference fine-tuning.
+"""`scoreaware posttrain crpo`: CLAP-ranked preference pairs, then preference fine-tuning.
 
 TangoFlux's CRPO as the reward-conditioned submission ran it (ttm-humanpref
 `train_crpo_A_from_FT_expert.sh`): N = 5 candidates per prompt from the starting checkpoint
@@ -65,7 +65,7 @@ def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, di
     return pairs, skipped
 
 
-# the driver's defaults, as `train crpo` has them (callers name only what they change)
+# the driver's defaults, as `posttrain crpo` has them (callers name only what they change)
 CRPO_DEFAULTS = dict(n=5, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0, clap_backend="transformers",
                      clap_model=None, min_margin=0.0, holdout=0.1, train_steps=5000, lr=1e-6, warmup=100, beta=2000.0,
                      lambda_fm=1.0, batch_size=8, unsafe_pickle=False, score_dropout=0.1)
@@ -153,7 +153,7 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
                "mean_clap_margin": float(np.mean(margins)), "implicit_acc": accuracy[-1] if accuracy else None,
                "held_out_implicit_acc": held_out[-1] if held_out else None, "checkpoint": str(child)}
     (output / "summary.json").write_text(json.dumps(summary, indent=1))
-    click.secho("\ntrain crpo", bold=True)
+    click.secho("\nposttrain crpo", bold=True)
     click.echo(f"  {len(pairs)} pairs from {len(rows)} candidates ({outputs['pairs']} train, {outputs['pairs_val']} "
                f"held out); skipped {skipped['near_tie']} near-ties (< {min_margin:g}) and "
                f"{skipped['single_candidate']} prompts with one candidate; mean CLAP margin {np.mean(margins):.4f}")

@@ -1,4 +1,4 @@
-"""`scoreaware train expert-iteration`: rounds of generate → score → select → mix → fine-tune.
+"""`scoreaware posttrain expert-iteration`: rounds of generate → score → select → mix → fine-tune.
 
 The reward-conditioned submission's stage 2 (ttm-humanpref `finetune_v1_44k_expert_iter.sh`,
 TuneJury mode 3): K candidates per prompt at score s = 2 and CFG 4.5, scored by the TuneJury
@@ -49,7 +49,7 @@ from scoreaware.posttrain.steps import (
 )
 from scoreaware.schemas.validation import validate_manifest
 
-# the driver's defaults, as `train expert-iteration` has them (callers name only what they change)
+# the driver's defaults, as `posttrain expert-iteration` has them (callers name only what they change)
 EI_DEFAULTS = dict(base=None, data_free=False, rounds=1, k=9, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0,
                    blend="reward=1,clap=1", per_prompt=False, top=0.1, oversample=5, ft_steps=30_000, lr=1e-5,
                    polish_steps=5000, polish_lr=1e-6, batch_size=None, reference=None, eval_prompts=None,
@@ -114,7 +114,7 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
     flags = hacking_flags(guard)
     summary = {"rounds": history, "guard": guard, "flags": flags, "final": str(parent.path)}
     (output / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    click.secho("\ntrain expert-iteration", bold=True)
+    click.secho("\nposttrain expert-iteration", bold=True)
     for record in history:
         click.echo(f"  round {record['round']}: {record['keepers']} keepers of {record['selected']['of']} candidates "
                    f"(top {top:g}, blend {blend}{', per prompt' if per_prompt else ''}) × {oversample} → "

@@ -1,7 +1,7 @@
 """Caption: stage ``audio`` (an audio-language model writes ``caption_verbose``) and stage
 ``rewrite`` (a text LLM turns it, with the tags, into a concise caption-like ``caption``).
 
-Prompts are templates (``scoreaware/curate/captioning/templates/*.txt`` or the user's files) filled with
+Prompts are templates (``curate/captioning/templates/*.txt`` or the user's files) filled with
 ``{tags}`` and ``{caption_verbose}``. Every output is cleaned and checked
 (`curate.captioning.checks`); a failing one is regenerated with a new seed, up to `attempts`
 times. A cut that still fails keeps its previous text and gets ``caption_flag`` with the
