@@ -33,3 +33,15 @@ def test_the_reader_names_file_and_line(tmp_path):
         next(rows)
     with pytest.raises(ManifestError, match=r"p.jsonl:2: invalid JSON"):
         list(iter_json_text('{"a": 1}\n{oops\n', "p.jsonl"))
+
+
+@pytest.mark.parametrize("content", [b"no", gzip.compress(b'{"id": "a"}\n' * 50)[:30]])
+def test_a_gz_that_is_not_one_or_is_cut_short_is_named_not_an_internal_error(tmp_path, content):
+    """Seen in issue 36's probes: `train fit` on a training manifest that was not gzip (b'no')
+    ended in "internal error: BadGzipFile" with no file named (its sha256 is taken first)."""
+    from scoreaware.core.files import content_digest
+
+    path = tmp_path / "train.jsonl.gz"
+    path.write_bytes(content)
+    with pytest.raises(ManifestError, match=r"train\.jsonl\.gz: not a readable gzip file"):
+        content_digest(path)

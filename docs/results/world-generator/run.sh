@@ -2,7 +2,7 @@
 # The world's generator, one run (docs/results.md, "The realistic world"): corpus -> ingest -> segment ->
 # encode (the world codec) -> fit (tiny, 2400 steps) -> 48 prompts × 2 clips per checkpoint -> the judge.
 # Usage: bash docs/results/world-generator/run.sh WORKDIR   (from the repository, after `tox -e core`)
-# The 60-minute curve: STEPS=12000 CKPT=2400 bash docs/results/world-generator/run.sh WORKDIR
+# The 60-minute curve: STEPS=28000 CKPT=4000 bash docs/results/world-generator/run.sh WORKDIR
 # (each checkpoint's training minutes, from file times, go to WORKDIR/minutes.json)
 set -euo pipefail
 REPO=$(pwd)

@@ -47,9 +47,13 @@ def content_digest(path: Pathlike) -> str:
     often (and whenever) they were recompressed (a gzip header records the time of writing)."""
     digest = hashlib.sha256()
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with opener(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # a .gz that is not one, or is cut short
+        raise ManifestError(f"{path}: not a readable gzip file ({type(exc).__name__}: {exc}); "
+                            "was it truncated, or written without compression?") from None
     return digest.hexdigest()
 
 
