@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,6 +54,9 @@ def test_renders_of_the_prompt_adhere_and_the_wrong_instrument_does_not(tmp_path
     found = judge_run(right, DEFAULT_MODELS / "judge")
     assert found["prompts"] == 6 and found["instrument"]["rate_prompts"] >= 5 / 6, found
     assert (right / "eval" / "judge.csv").is_file() and (right / "eval" / "judge.json").is_file()
+    record = json.loads((right / "eval" / "judge.json").read_text())  # portable: relative to itself, with a digest
+    assert not Path(record["judge"]).is_absolute() and len(record["judge_sha256"]) == 64
+    assert (right / "eval" / record["judge"]).resolve() == (DEFAULT_MODELS / "judge").resolve()
     # the same audio under another instrument's prompt: the judge must not confirm it
     shifted = [r for r, _ in renders[1:]] + [renders[0][0]]
     wrong = _samples(tmp_path / "wrong", [({"instrument": s["instrument"] if s["instrument"] != r["instrument"]

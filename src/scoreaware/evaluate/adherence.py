@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from scoreaware.core.files import atomic_write_text, save_figure
+from scoreaware.core.locations import record
 from scoreaware.evaluate.judge import Judge
 from scoreaware.evaluate.run import read_samples
 
@@ -126,7 +127,8 @@ def judge_run(samples: Path, judge: str | Path) -> dict:
     folder.mkdir(exist_ok=True)
     if judged:
         write_judge_csv(folder / "judge.csv", judged)
-    atomic_write_text(folder / "judge.json", json.dumps({"judge": str(Path(judge).resolve()),
+    recorded, digest = record(str(judge), folder)  # relative to judge.json, with its digest (core.locations)
+    atomic_write_text(folder / "judge.json", json.dumps({"judge": recorded, "judge_sha256": digest,
                                                           "ceilings": loaded.ceilings, "adherence": found}, indent=1))
     return found
 
