@@ -212,10 +212,9 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict:
     return out
 
 
-def save_config(config: TrainConfig, path: Path, relative=None) -> None:
-    """`config` as JSON; `relative(dict)` rewrites its file paths for where `path` lives."""
-    data = dataclasses.asdict(config)
-    path.write_text(json.dumps(relative(data) if relative else data, indent=1) + "\n")
+def save_config(config: dict, path: Path) -> None:
+    """A run config (`dataclasses.asdict`, its paths as they should be stored) as JSON."""
+    path.write_text(json.dumps(config, indent=1) + "\n")
 
 
 def config_from_dict(data: dict) -> TrainConfig:

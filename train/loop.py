@@ -320,7 +320,7 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
     if rank == 0 and run_dir is None:
         run_dir = new_run_dir(Path(config.run_dir), config.model)
         (run_dir / "checkpoints").mkdir(parents=True)
-        save_config(config, run_dir / "config.json", lambda data: relative_config(data, run_dir))
+        save_config(relative_config(asdict(config), run_dir), run_dir / "config.json")
     if world > 1:
         holder = [str(run_dir)]
         dist.broadcast_object_list(holder)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.core.errors import StageError
-from scoreaware.core.locations import locate, record, require
+from scoreaware.core.locations import is_url, locate, record, require
+from scoreaware.core.manifests import relativize
 
 MODEL_FIELDS = ("text_encoder", "clap_model", "muq_model")  # plus codec.model (the Oobleck VAE)
 DIGESTS = "model_sha256"  # {field: sha256} of every model recorded as a local folder
@@ -39,10 +40,10 @@ def relative_models(info: dict, folder: Path) -> dict:
     out = copy.deepcopy(info)
     digests = dict(out.get(DIGESTS) or {})
     for name, holder, key in _slots(out):
-        written, digest = record(holder[key], folder)
-        if digest is None and os.path.isabs(holder[key]):  # a local model that is missing now: keep its digest
-            written = os.path.relpath(holder[key], Path(folder).resolve())
-        holder[key] = written
+        if name in digests:  # located from an earlier record: its digest stands (a checkpoint save rehashes nothing)
+            holder[key] = relativize(holder[key], Path(folder).resolve())
+            continue
+        holder[key], digest = record(holder[key], folder)
         if digest:
             digests[name] = digest
     out[DIGESTS] = {name: digests[name] for name, _, _ in _slots(out) if name in digests}
@@ -85,14 +86,14 @@ CONFIG_PATHS = ("manifest", "val_manifest", "init_from")
 
 def absolute_paths(values: dict) -> dict:
     """`values` (config keys a user set) with every local file path made absolute from here."""
-    return {k: (os.path.abspath(v) if k in CONFIG_PATHS and isinstance(v, str) and v and "://" not in v else v)
+    return {k: (os.path.abspath(v) if k in CONFIG_PATHS and isinstance(v, str) and v and not is_url(v) else v)
             for k, v in values.items()}
 
 
 def relative_config(config: dict, folder: Path) -> dict:
     """A run config (dict) with its file paths written relative to `folder`."""
     folder = Path(folder).resolve()
-    return {k: (os.path.relpath(v, folder) if k in CONFIG_PATHS and isinstance(v, str) and os.path.isabs(v) else v)
+    return {k: (relativize(v, folder) if k in CONFIG_PATHS and isinstance(v, str) and v else v)
             for k, v in config.items()}
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import content_digest
+from scoreaware.core.manifests import relativize
 
 _DIGESTS: dict[tuple, str] = {}  # (path, size, mtime_ns) of every file → the folder's digest, per process
 
@@ -52,11 +53,7 @@ def record(value: str, folder: str | os.PathLike) -> tuple[str, str | None]:
     working directory, where the user typed it) in an artifact that lives in `folder`."""
     if not value or is_url(value) or not os.path.exists(value):
         return value, None  # a Hub id (or nothing)
-    try:
-        written = os.path.relpath(os.path.abspath(value), Path(folder).resolve())
-    except ValueError:  # another drive on Windows
-        written = os.path.abspath(value)
-    return written, path_digest(value)
+    return relativize(value, Path(folder).resolve()), path_digest(value)
 
 
 def locate(value: str, folder: str | os.PathLike, local: bool = False) -> str:
