@@ -31,7 +31,7 @@ from scoreaware.demo.pipeline import (  # noqa: E402
     SAMPLE_SCORE,
 )
 from scoreaware.demo.truth import sample_genres  # noqa: E402
-from scoreaware.evaluate.run import score_run  # noqa: E402
+from scoreaware.evaluate.score_run import score_run  # noqa: E402
 from scoreaware.train.fit import fit_or_resume  # noqa: E402
 from scoreaware.train.prompts import read_prompts  # noqa: E402
 from scoreaware.train.sample import SampleSettings, run_generation  # noqa: E402

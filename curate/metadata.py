@@ -42,6 +42,7 @@ from pathlib import Path, PurePosixPath
 
 from scoreaware.core.errors import ManifestError, StageError
 from scoreaware.core.files import iter_json_text, loads_checked
+from scoreaware.schemas.fields import CAPTION
 
 KNOWN_FIELDS = ("id", "path", "caption", "tags", "license", "artist", "title")
 
@@ -284,7 +285,7 @@ def _from_row(row: dict, path: Path, where: str, youtube: bool = False) -> Track
     rel = _text_field(row, "path", path, where)
     if not ident and not rel:
         raise MetadataError(f"{path}:{where}: needs an 'id' or a 'path' field (columns: {sorted(row)[:8]})")
-    caption = row.get("caption")
+    caption = row.get(CAPTION)
     if isinstance(caption, list):
         if not all(isinstance(c, str) for c in caption):
             raise MetadataError(f"{path}:{where}: caption must be text or a list of texts")

@@ -11,6 +11,20 @@ os.environ.setdefault("DISABLE_PANDERA_IMPORT_WARNING", "True")
 
 TINY_CLIPS = 8
 TINY_DURATION = 12.0
+FAULTS = Path(__file__).resolve().parent / "faults"
+
+
+def kill_after_step_env(step: int) -> dict[str, str]:
+    """Environment for a child process that kills itself (SIGKILL) after training step `step`
+    and its checkpoint (tests/faults/sitecustomize.py does it; the library has no hook)."""
+    path = os.pathsep.join(p for p in (str(FAULTS), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "SCOREAWARE_TEST_KILL_AFTER_STEP": str(step)}
+
+
+@pytest.fixture
+def kill_after_step():
+    """`kill_after_step_env` as a fixture: ``env = kill_after_step(3)``."""
+    return kill_after_step_env
 
 
 @pytest.fixture(scope="session")

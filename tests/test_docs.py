@@ -56,3 +56,52 @@ def test_the_readme_quickstart_reads_only_what_an_earlier_command_wrote_and_ever
     publish = next(c for c in commands if "publish" in c)
     encode = next(c for c in commands if "encode" in c)
     assert "manifests/select.jsonl.gz" in publish and "manifests/select.jsonl.gz" in encode
+
+
+def test_the_worked_scorer_example_runs_as_written(segmented4, tmp_path, monkeypatch):
+    """docs/adding_a_scorer.md: its three blocks (model, stage, command) are a working scorer: it
+    scores a real manifest, records its options, resumes as a finished stage, and its click
+    options are its Config's fields."""
+    import dataclasses
+    import re
+    import sys
+    import types
+
+    import click
+    from click.testing import CliRunner
+
+    from scoreaware.core.manifests import read_cuts
+    from scoreaware.core.provenance import read_provenance
+
+    text = (ROOT / "docs" / "adding_a_scorer.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 3, "the example is the model, the stage and the command"
+    # each block in its own module, as the three files would be; a later one imports the earlier's names
+    names: dict = {}
+    for number, (block, name) in enumerate(zip(blocks, ("model", "stage", "command"))):
+        module = types.ModuleType(f"brightness_{name}")
+        monkeypatch.setitem(sys.modules, module.__name__, module)  # dataclasses look their module up
+        module.__dict__.update(names, Path=Path)
+        exec(compile(block, f"adding_a_scorer.md block {number + 1}", "exec"), module.__dict__)
+        names.update({k: v for k, v in module.__dict__.items() if k in (
+            "spectral_centroid", "BrightnessConfig", "run_score_brightness")})
+
+    group = click.Group("score")
+    group.add_command(module.score_brightness_cmd)
+    out = tmp_path / "brightness.jsonl.gz"
+    result = CliRunner().invoke(group, ["brightness", str(segmented4), "-o", str(out), "--max-seconds", "2"])
+    assert result.exit_code == 0, result.output
+    assert "score brightness" in result.output and "brightness_hz (this run)" in result.output
+    cuts = list(read_cuts(out))
+    assert len(cuts) == sum(1 for _ in read_cuts(segmented4))
+    assert all(0 < c.custom["brightness_hz"] < c.sampling_rate / 2 for c in cuts)
+    assert read_provenance(out)["options"]["max_seconds"] == 2.0
+    again = CliRunner().invoke(group, ["brightness", str(segmented4), "-o", str(out), "--max-seconds", "2"])
+    assert again.exit_code == 0 and "already complete" in again.output
+    changed = CliRunner().invoke(group, ["brightness", str(segmented4), "-o", str(out), "--resume"])
+    assert "max_seconds: 2.0 → 10.0" in str(changed.exception)  # another option is refused, named
+
+    options = {p.name for p in module.score_brightness_cmd.params} - {
+        "manifest", "output", "resume", "overwrite", "executor", "ray_address", "ray_actors", "shard_size",
+        "cpus_per_actor"}
+    assert options == {f.name for f in dataclasses.fields(module.BrightnessConfig)}

@@ -12,12 +12,18 @@ import difflib
 import inspect
 import json
 import math
+import os
 import re
 import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from scoreaware.core.locations import is_url
+from scoreaware.schemas.fields import CLAP_SCORE
+
+# the keys that name files: absolute when typed, relative to the artifact when stored (train.model_paths)
+CONFIG_PATHS = ("manifest", "val_manifest", "init_from")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -27,7 +33,7 @@ class TrainConfig:
     max_frames: int = 512  # latent frames per example (longer cuts are cropped from their start)
     score_field: str = "reward"  # conditioning score (z-normalized per group)
     score_group_by: str = ""  # custom field whose groups normalize the score separately
-    clap_field: str = "clap_score"  # drives the beta timestep sampler
+    clap_field: str = CLAP_SCORE  # drives the beta timestep sampler
     unscored: str = "error"  # a beta run's cut without clap_field: error | uniform (trained as S̃ = 1: uniform t)
     # model
     model: str = "tiny"  # tiny | S | L
@@ -186,7 +192,13 @@ def _layers(preset: str | None, path: str | None, overrides: dict | None) -> dic
         layers.append(("preset " + preset, PRESETS[preset]))
     if path:
         with open(path, "rb") as f:
-            layers.append((str(path), tomllib.load(f)))
+            layer = tomllib.load(f)
+        # a relative file path in the TOML is relative to the TOML (as in an experiment file), not
+        # to the folder the command is run from
+        folder = os.path.dirname(os.path.abspath(path))
+        layers.append((str(path), {k: (os.path.join(folder, v) if k in CONFIG_PATHS and isinstance(v, str) and v
+                                       and not os.path.isabs(v) and not is_url(v) else v)
+                                   for k, v in layer.items()}))
     if overrides:
         layers.append(("--set", overrides))
     for source, layer in layers:

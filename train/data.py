@@ -23,6 +23,7 @@ from lhotse.dataset import DynamicCutSampler
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.provenance import manifest_base, provenance_chain
 from scoreaware.core.schedule import normalize_scores, robust_range
+from scoreaware.schemas.fields import CLAP_AUDIO_EMB, CLAP_SCORE, CLAP_TEXT_EMB
 from scoreaware.train.encode import read_encode_info
 from scoreaware.train.text import pad_tokens
 
@@ -37,7 +38,7 @@ class Normalization:
     clap_range: tuple[float, float] = (0.0, 1.0)
     score_field: str = "reward"
     score_group_by: str = ""
-    clap_field: str = "clap_score"
+    clap_field: str = CLAP_SCORE
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,14 +175,14 @@ class LatentBatches(torch.utils.data.Dataset):
         batch = {
             "ids": [c.id for c in cuts],
             "latent": latent, "latent_mask": mask, "text": text, "text_mask": text_mask,
-            "clap": torch.from_numpy(np.stack([c.load_custom("clap_text_emb") for c in cuts])).float(),
+            "clap": torch.from_numpy(np.stack([c.load_custom(CLAP_TEXT_EMB) for c in cuts])).float(),
             "score": torch.tensor([s if s is not None else 0.0 for s in scores], dtype=torch.float32),
             "score_mask": torch.tensor([s is not None for s in scores]),
             "s_tilde": torch.tensor([self.norm.s_tilde(c) for c in cuts], dtype=torch.float32),
         }
         for name, (kind, _) in self.repa.items():
             if kind == "global":
-                batch[f"repa_{name}"] = torch.from_numpy(np.stack([c.load_custom("clap_audio_emb") for c in cuts]))
+                batch[f"repa_{name}"] = torch.from_numpy(np.stack([c.load_custom(CLAP_AUDIO_EMB) for c in cuts]))
             else:
                 seqs = [c.load_custom("repa_frames") for c in cuts]
                 # crop the target frames to the same span as the (cropped) latent

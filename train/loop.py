@@ -388,8 +388,6 @@ def main(config: TrainConfig | None, resume_dir: Path | None = None, unsafe_pick
                 validation()
             if step % config.ckpt_every == 0 or step == config.steps:
                 checkpoint_now()
-            if os.environ.get("SCOREAWARE_CRASH_AT_STEP") == str(step):
-                os.kill(os.getpid(), 9)  # simulate a kill mid-training (tests only)
             if step >= config.steps:
                 break
         else:

@@ -20,6 +20,7 @@ from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.core.errors import StageError
 from scoreaware.core.locations import is_url, locate, record, require
 from scoreaware.core.manifests import relativize
+from scoreaware.train.config import CONFIG_PATHS
 
 MODEL_FIELDS = ("text_encoder", "clap_model", "muq_model")  # plus codec.model (the Oobleck VAE)
 DIGESTS = "model_sha256"  # {field: sha256} of every model recorded as a local folder
@@ -79,11 +80,9 @@ def load_model(field: str, value: str, source: str | os.PathLike, loader: Callab
                          f"the file) nor a model that could be loaded ({type(exc).__name__}: {detail})") from None
 
 
-# run-config keys that name files: absolute while a run trains (they were typed relative to where it started),
-# written relative to the artifact that records them (config.json: the run folder; a checkpoint: its folder)
-CONFIG_PATHS = ("manifest", "val_manifest", "init_from")
-
-
+# run-config keys that name files (config.CONFIG_PATHS): absolute while a run trains (they were typed
+# relative to where it started, or to the TOML), written relative to the artifact that records them
+# (config.json: the run folder; a checkpoint: its folder)
 def absolute_paths(values: dict) -> dict:
     """`values` (config keys a user set) with every local file path made absolute from here."""
     return {k: (os.path.abspath(v) if k in CONFIG_PATHS and isinstance(v, str) and v and not is_url(v) else v)

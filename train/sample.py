@@ -36,6 +36,7 @@ from scoreaware.core.files import atomic_write_text, repair_jsonl_tail, safe_nam
 from scoreaware.core.locations import require
 from scoreaware.core.provenance import config_changes, describe_input, library_versions
 from scoreaware.curate.scoring.clap import load_transformers_clap
+from scoreaware.schemas.fields import PROMPT_ID
 from scoreaware.train.codecs import codec_from_description
 from scoreaware.train.data import Normalization
 from scoreaware.train.flow import euler_sample
@@ -289,7 +290,7 @@ def generate_clips(generator: Generator, jobs: list[ClipJob], out_dir: Path, set
             for job, latent, audio in zip(batch, latents, generator.audio(latents, seeds, settings)):
                 path = out_dir / f"{job.id}.wav"
                 write_wav(path, audio)
-                row = {"id": job.id, "prompt_id": job.prompt.id, "prompt": job.prompt.text,
+                row = {"id": job.id, PROMPT_ID: job.prompt.id, "prompt": job.prompt.text,
                        "conditioning_text": settings.prefix + job.prompt.text, "prompt_index": job.prompt_index,
                        "k": job.k, "seed": job.seed, "path": path.name, "seconds": audio.shape[1] / OUTPUT_RATE,
                        **(row_extra or {}), **{k: v for k, v in asdict(settings).items() if k != "seed"},

@@ -26,6 +26,7 @@ from scoreaware.core.manifests import read_cuts
 from scoreaware.core.provenance import provenance_chain, weights_fingerprint
 from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
 from scoreaware.curate.scoring.reward import assemble_features
+from scoreaware.schemas.fields import CLAP_AUDIO_EMB, CLAP_TEXT_EMB, MERT_EMB
 
 
 class PairsError(StageError, ValueError):
@@ -98,16 +99,16 @@ def pair_features(path: str | os.PathLike, manifest: str | os.PathLike | None = 
     def from_cut(cut_id: str) -> np.ndarray:
         if cut_id not in cache:
             cut = cuts[cut_id]
-            if not cut.has_custom("clap_audio_emb"):
+            if not cut.has_custom(CLAP_AUDIO_EMB):
                 raise PairsError(f"cut {cut_id} has no clap_audio_emb; score the manifest with `score clap`")
-            if cut.has_custom("mert_emb"):
-                mert_feat = cut.load_custom("mert_emb")
+            if cut.has_custom(MERT_EMB):
+                mert_feat = cut.load_custom(MERT_EMB)
             elif mert is not None:
                 mert_feat = mert.embed([mono_resampled(cut, mert.sampling_rate)])[0]
             else:
                 raise PairsError(f"cut {cut_id} has no mert_emb; pass --mert-model or score reward first")
-            text = cut.load_custom("clap_text_emb") if prompt_protocol == "caption" else None
-            cache[cut_id] = assemble(cut.load_custom("clap_audio_emb"), mert_feat, text)
+            text = cut.load_custom(CLAP_TEXT_EMB) if prompt_protocol == "caption" else None
+            cache[cut_id] = assemble(cut.load_custom(CLAP_AUDIO_EMB), mert_feat, text)
         return cache[cut_id]
 
     def from_file(audio: str, prompt: str) -> np.ndarray:

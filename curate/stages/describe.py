@@ -21,18 +21,19 @@ import pandas as pd
 from scoreaware.core.files import read_jsonl
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import QUARANTINE, sibling
+from scoreaware.schemas.fields import CLAP_SCORE, COMBINED_SCORE, LOUDNESS_LUFS, SELECTION_RANK, WINDOW_START
 from scoreaware.schemas.tables import iter_table_chunks
 
 # Fields shown first, with units; any other numeric custom field follows.
 KNOWN_FIELDS = {
     "duration": "duration (s)",
-    "loudness_lufs": "loudness (LUFS)",
-    "clap_score": "CLAP score",
+    LOUDNESS_LUFS: "loudness (LUFS)",
+    CLAP_SCORE: "CLAP score",
     "reward": "reward",
-    "combined_score": "combined score",
+    COMBINED_SCORE: "combined score",
     "caption_words": "caption length (words)",
 }
-_NOT_FIELDS = {"start", "sampling_rate", "num_channels", "window_start", "selection_rank"}
+_NOT_FIELDS = {"start", "sampling_rate", "num_channels", WINDOW_START, SELECTION_RANK}
 
 
 @dataclass

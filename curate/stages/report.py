@@ -32,11 +32,12 @@ from scoreaware.core.output import QUARANTINE, sibling
 from scoreaware.core.provenance import read_provenance
 from scoreaware.core.redact import redact
 from scoreaware.core.schedule import beta_alpha, beta_density, normalize_scores, robust_range
+from scoreaware.schemas.fields import CLAP_SCORE, COMBINED_SCORE, LOUDNESS_LUFS, REWARD
 from scoreaware.schemas.tables import iter_table_chunks
 
 STAGE_ORDER = ["ingest", "segment", "clap", "reward", "caption_audio", "caption_rewrite", "filter", "select",
                "mixture"]
-TABLE_COLUMNS = ["id", "duration", "caption", "clap_score", "reward", "combined_score", "loudness_lufs"]
+TABLE_COLUMNS = ["id", "duration", "caption", CLAP_SCORE, REWARD, COMBINED_SCORE, LOUDNESS_LUFS]
 
 
 @dataclass
@@ -146,7 +147,7 @@ def plot_caption_lengths(rows: list[StageRow], out: Path) -> Path | None:
 def examples(rows: list[StageRow], k: int) -> tuple[str, pd.DataFrame, pd.DataFrame, Path | None]:
     """Best and worst k segments by combined score, else CLAP score, from the richest manifest
     (and that manifest). With fewer than 2k segments they split them: none is listed twice."""
-    for key in ("combined_score", "clap_score", "reward"):
+    for key in (COMBINED_SCORE, CLAP_SCORE, REWARD):
         having = [r for r in rows if key in r.table and r.table[key].notna().any()]
         if having:
             source = max(having, key=lambda r: len(r.table))
@@ -276,17 +277,17 @@ def build_report(manifests: list[Path], out_dir: Path, lam: float = 1.0, k: int 
     # chronological (sidecar finish times); stage order breaks ties and places manifests without one
     rows.sort(key=lambda r: (r.finished or "~", STAGE_ORDER.index(r.stage) if r.stage in STAGE_ORDER else 99))
     figures = []
-    for column, label in (("clap_score", "CLAP score"), ("reward", "reward")):
+    for column, label in ((CLAP_SCORE, "CLAP score"), (REWARD, REWARD)):
         fig = plot_before_after(rows, column, label, _figure_path(out_dir, f"{column}_hist"))
         if fig:
             figures.append((f"{label} before/after", fig))
     if labels:
-        for column, label in (("clap_score", "CLAP score"), ("reward", "reward")):
+        for column, label in ((CLAP_SCORE, "CLAP score"), (REWARD, REWARD)):
             fig = plot_by_label(rows, column, label, labels, _figure_path(out_dir, f"{column}_by_label"))
             if fig:
                 figures.append((f"{label} by label", fig))
-    clap_rows = [r for r in rows if "clap_score" in r.table and r.table["clap_score"].notna().any()]
-    scores = pd.to_numeric(clap_rows[0].table["clap_score"]).dropna().to_numpy() if clap_rows else None
+    clap_rows = [r for r in rows if CLAP_SCORE in r.table and r.table[CLAP_SCORE].notna().any()]
+    scores = pd.to_numeric(clap_rows[0].table[CLAP_SCORE]).dropna().to_numpy() if clap_rows else None
     figures.append(("Beta timestep schedule", plot_beta_schedule(scores, lam, _figure_path(out_dir, "beta_schedule"))))
     fig = plot_caption_lengths(rows, _figure_path(out_dir, "caption_lengths"))
     if fig:

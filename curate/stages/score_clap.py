@@ -15,6 +15,7 @@ Which field is scored is an option, so the same stage rescores after captioning.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -26,23 +27,48 @@ from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from scoreaware.core.arrays import ArrayStore
-from scoreaware.core.jobs import StageJob
+from scoreaware.core.arrays import ArrayStore, arrays_dir
+from scoreaware.core.files import count_lines
+from scoreaware.core.jobs import ExecutorOptions, StageJob
 from scoreaware.core.output import Rejection
+from scoreaware.core.provenance import describe_input
+from scoreaware.core.stage import (
+    StagePlan,
+    StageResult,
+    drive,
+    option,
+    output_options,
+    ray_line,
+    recorded_options,
+    run_stage,
+    score_summary,
+)
 from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
-from scoreaware.curate.scoring.clap import ClapEncoder, stack_inputs
+from scoreaware.curate.scoring.clap import DEFAULT_MODELS, ClapEncoder, load_clap, stack_inputs, weights_fingerprint
+from scoreaware.schemas.fields import CLAP_AUDIO_EMB, CLAP_SCORE, CLAP_TEXT_EMB
+from scoreaware.schemas.validation import check_input, validate_manifest
 
 STAGE = "clap"
 
 
 @dataclass(frozen=True)
 class ClapScoreConfig:
-    """Options of the CLAP scoring stage."""
+    """Options of the CLAP scoring stage (`curate score clap`'s options, one for one)."""
 
+    backend: str = "transformers"  # transformers ClapModel, or laion_clap with a .pt checkpoint
+    model: str | None = None  # None: the backend's default (DEFAULT_MODELS)
+    amodel: str = "HTSAT-base"  # laion_clap's audio model
     caption_field: str = "caption"
-    policy: str = "center"
-    batch_size: int = 16
-    num_workers: int = 2
+    policy: str = "center"  # which 10 s window(s) of a longer cut: first, center, mean
+    batch_size: int = option(16, changes_output=False)  # audio windows per model call
+    workers: int = option(2, changes_output=False)  # DataLoader processes decoding audio
+    device: str = option("cpu", changes_output=False)
+    unsafe_pickle: bool = option(False, changes_output=False)
+
+    def resolved(self) -> ClapScoreConfig:
+        """The default model named, and the audio model only where the backend reads it."""
+        return dataclasses.replace(self, model=self.model or DEFAULT_MODELS[self.backend],
+                                   amodel=self.amodel if self.backend == "laion" else None)
 
 
 class WindowDataset(IterableDataset):
@@ -87,11 +113,11 @@ def score_clap(
     :param config: caption field, window policy, windows per model batch, decoding workers.
     :param skip_ids: cuts already done (resume); they are not decoded.
     """
-    with share_cores(config.num_workers):
+    with share_cores(config.workers):
         dataset = WindowDataset(cuts, frozenset(skip_ids), encoder.sampling_rate, encoder.window, config.policy,
                                 encoder.preprocessor)
-        loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
-                            prefetch_factor=4 if config.num_workers else None)
+        loader = DataLoader(dataset, batch_size=None, num_workers=config.workers,
+                            prefetch_factor=4 if config.workers else None)
         text_cache: dict[str, tuple[np.ndarray, object]] = {}
         pending: list = []  # rejections and (cut, inputs, windows, caption), kept in input order
         windows_pending = 0
@@ -143,10 +169,10 @@ def _flush(pending: list, encoder: ClapEncoder, store: ArrayStore, text_cache: d
         offset += count
         emb = emb / max(np.linalg.norm(emb), 1e-12)
         custom = dict(cut.custom or {})
-        custom["clap_audio_emb"] = store.put("clap_audio", cut.id, emb)
+        custom[CLAP_AUDIO_EMB] = store.put("clap_audio", cut.id, emb)
         if caption is None:  # no text to score against: filter's caption rule decides about it
-            custom.pop("clap_score", None)  # a score of an earlier caption would be stale
-            custom.pop("clap_text_emb", None)
+            custom.pop(CLAP_SCORE, None)  # a score of an earlier caption would be stale
+            custom.pop(CLAP_TEXT_EMB, None)
         else:
             text_emb, text_array = text_cache[caption]
             custom.update(clap_score=float(np.clip(np.dot(emb, text_emb), -1.0, 1.0)), clap_text_emb=text_array)
@@ -165,3 +191,50 @@ def share_cores(workers: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def run_score_clap(manifest: Path, output: Path, config: ClapScoreConfig = ClapScoreConfig(), *,
+                   executor: ExecutorOptions | None = None, resume: bool = False,
+                   overwrite: bool = False) -> StageResult:
+    """Add clap_score (and stored audio/text embeddings) to every cut of `manifest`.
+
+    Cuts without a caption are embedded too (the reward, FAD and REPA use the embedding) but
+    get no score.
+    """
+    executor = executor or ExecutorOptions()
+    source = describe_input(manifest)
+    resolved = config.resolved()
+    key = dict(input_sha256=source["sha256"], **output_options(resolved), weights=weights_fingerprint(resolved.model))
+    setup = functools.partial(load_clap, config.backend, config.model, device=config.device, amodel=config.amodel,
+                              unsafe_pickle=config.unsafe_pickle)
+    scoring = dataclasses.replace(config, workers=0) if executor.on_ray else config  # on Ray the actors decode
+    scores: list[float] = []
+
+    def keep_score(cut) -> None:
+        if cut.custom.get(CLAP_SCORE) is not None:
+            scores.append(cut.custom[CLAP_SCORE])
+
+    def drive_scores(out, bar):
+        return drive(clap_job(setup, scoring, arrays_dir(output)), manifest, out, executor, bar, keep_score)
+
+    def finalize(out, report):
+        encoder = report.get("state")
+        return dict(
+            options=dict(manifest=str(manifest), **recorded_options(resolved),
+                         sampling_rate=getattr(encoder, "sampling_rate", None),
+                         window_samples=getattr(encoder, "window", None), output=str(output),
+                         arrays=str(arrays_dir(output)), executor=executor.kind),
+            inputs=[source], extra_versions=("torch", "torchaudio", "transformers", "laion-clap", "ray"),
+            tallies={"without_caption": lambda cut: (cut.get("custom") or {}).get(CLAP_SCORE) is None})
+
+    def summary(out, report, seconds):
+        lines = score_summary(out, seconds, scores, CLAP_SCORE) + [line for line in [ray_line(report)] if line]
+        if out.summary.tallies["without_caption"]:
+            lines.insert(1, f"{out.summary.tallies['without_caption']} cuts have no {config.caption_field}: "
+                            "embedded, not scored (filter's caption rule decides)")
+        return lines
+
+    return run_stage(StagePlan(
+        STAGE, Path(output), key, drive_scores, summary, finalize, check=lambda: check_input(manifest),
+        total=lambda: count_lines(manifest), title="score clap", input_manifest=Path(manifest),
+        validator=validate_manifest), resume=resume, overwrite=overwrite)

@@ -9,6 +9,7 @@ running MERT again).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,19 +20,36 @@ from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from scoreaware.core.arrays import ArrayStore
-from scoreaware.core.jobs import StageJob
+from scoreaware.core.arrays import ArrayStore, arrays_dir
+from scoreaware.core.errors import StageError
+from scoreaware.core.files import count_lines
+from scoreaware.core.jobs import ExecutorOptions, StageJob
 from scoreaware.core.output import Rejection
+from scoreaware.core.provenance import describe_input, provenance_chain, weights_fingerprint
+from scoreaware.core.stage import (
+    StagePlan,
+    StageResult,
+    drive,
+    option,
+    output_options,
+    ray_line,
+    recorded_options,
+    run_stage,
+    score_summary,
+)
 from scoreaware.curate.scoring.audio import mono_resampled
 from scoreaware.curate.scoring.reward import (
     MertEncoder,
     RewardHead,
     assemble_features,
+    check_feature_models,
     load_mert,
     load_reward,
     score_features,
 )
 from scoreaware.curate.stages.score_clap import share_cores
+from scoreaware.schemas.fields import CLAP_AUDIO_EMB, CLAP_TEXT_EMB, REWARD
+from scoreaware.schemas.validation import check_input, validate_manifest
 
 STAGE = "reward"
 PROTOCOLS = ("empty", "caption")
@@ -39,9 +57,16 @@ PROTOCOLS = ("empty", "caption")
 
 @dataclass(frozen=True)
 class RewardScoreConfig:
-    prompt_protocol: str = "empty"
-    batch_size: int = 16
-    num_workers: int = 2
+    """Options of the reward scoring stage (`curate score reward`'s options, one for one)."""
+
+    checkpoint: str | None = option(None, changes_output=False)  # the head; compared by its sha256
+    mert_model: str = "m-a-p/MERT-v1-330M"
+    trust_remote_code: bool = option(False, changes_output=False)
+    prompt_protocol: str | None = None  # None: the protocol the head was trained with ("empty" if unknown)
+    batch_size: int = option(16, changes_output=False)  # cuts per reward batch
+    workers: int = option(2, changes_output=False)  # DataLoader processes decoding audio
+    device: str = option("cpu", changes_output=False)
+    unsafe_pickle: bool = option(False, changes_output=False)
 
 
 class MertAudioDataset(IterableDataset):
@@ -56,7 +81,7 @@ class MertAudioDataset(IterableDataset):
         for index, cut in enumerate(c for c in self.cuts if c.id not in self.skip_ids):
             if index % workers != worker:
                 continue
-            missing = [k for k in ("clap_audio_emb",) if not cut.has_custom(k)]
+            missing = [k for k in (CLAP_AUDIO_EMB,) if not cut.has_custom(k)]
             if missing:
                 yield index, cut, None, "missing_clap_embedding"
                 continue
@@ -75,14 +100,15 @@ def score_reward(
     skip_ids: Iterable[str] = (),
 ) -> Iterator[Cut | Rejection]:
     """Cuts with ``reward`` and ``mert_emb`` (and rejections), in input order."""
+    config = dataclasses.replace(config, prompt_protocol=config.prompt_protocol or head.prompt_protocol or "empty")
     if config.prompt_protocol not in PROTOCOLS:
         raise ValueError(f"prompt protocol {config.prompt_protocol!r} not implemented; choose from {PROTOCOLS}")
     if head.config.mert_dim != mert.dim:
         raise ValueError(f"the reward head expects {head.config.mert_dim}-d MERT features, {mert.model_id} "
                          f"gives {mert.dim}")
-    with share_cores(config.num_workers):
+    with share_cores(config.workers):
         loader = DataLoader(MertAudioDataset(cuts, frozenset(skip_ids), mert.sampling_rate), batch_size=None,
-                            num_workers=config.num_workers, prefetch_factor=4 if config.num_workers else None)
+                            num_workers=config.workers, prefetch_factor=4 if config.workers else None)
         pending: list = []  # rejections and (cut, audio), kept in input order
         jobs = 0
         for _, cut, audio, error in loader:
@@ -125,10 +151,10 @@ def _flush(pending: list, head: RewardHead, mert: MertEncoder, store: ArrayStore
     rewards, mert_feats = [], []
     if jobs:
         mert_feats = mert.embed([audio for _, audio in jobs])  # (N, mert_dim)
-        clap_audio = np.stack([cut.load_custom("clap_audio_emb") for cut, _ in jobs])
+        clap_audio = np.stack([cut.load_custom(CLAP_AUDIO_EMB) for cut, _ in jobs])
         text = None
         if config.prompt_protocol == "caption":
-            text = np.stack([cut.load_custom("clap_text_emb") if cut.has_custom("clap_text_emb")
+            text = np.stack([cut.load_custom(CLAP_TEXT_EMB) if cut.has_custom(CLAP_TEXT_EMB)
                              else np.zeros(head.config.clap_dim, np.float32) for cut, _ in jobs])
         rewards = score_features(head, assemble_features(clap_audio, mert_feats, text))
     scored = iter(zip(rewards, mert_feats))
@@ -141,3 +167,52 @@ def _flush(pending: list, head: RewardHead, mert: MertEncoder, store: ArrayStore
         custom = dict(cut.custom or {})
         custom.update(reward=float(reward), mert_emb=store.put("mert", cut.id, feat))
         yield fastcopy(cut, custom=custom)
+
+
+def run_score_reward(manifest: Path, output: Path, config: RewardScoreConfig, *,
+                     executor: ExecutorOptions | None = None, resume: bool = False,
+                     overwrite: bool = False) -> StageResult:
+    """Add a TuneJury-compatible reward to every cut of `manifest` (a `score clap` output).
+
+    Reuses the stored CLAP embeddings; computes and stores MERT features (mert_emb).
+    """
+    if not config.checkpoint:
+        raise StageError("score reward needs a reward head checkpoint (--checkpoint)")
+    executor = executor or ExecutorOptions()
+    checkpoint = config.checkpoint
+    source, head_file = describe_input(manifest), describe_input(checkpoint)
+    head = load_reward(checkpoint, unsafe_pickle=config.unsafe_pickle)
+    config = dataclasses.replace(config, prompt_protocol=config.prompt_protocol or head.prompt_protocol or "empty")
+    key = dict(input_sha256=source["sha256"], checkpoint_sha256=head_file["sha256"], **output_options(config),
+               mert_weights=weights_fingerprint(config.mert_model))
+
+    def check() -> None:
+        check_input(manifest)
+        scored = next((p["options"] for p in provenance_chain(manifest) if p.get("stage") == "clap"), {})
+        try:
+            check_feature_models(head, scored.get("weights"), key["mert_weights"])
+        except ValueError as exc:
+            raise StageError(f"{checkpoint}: {exc}") from None
+
+    setup = functools.partial(load_reward_models, checkpoint, config.mert_model, device=config.device,
+                              trust_remote_code=config.trust_remote_code, unsafe_pickle=config.unsafe_pickle)
+    scoring = dataclasses.replace(config, workers=0) if executor.on_ray else config  # on Ray the actors decode
+    rewards: list[float] = []
+
+    def drive_rewards(out, bar):
+        return drive(reward_job(setup, scoring, arrays_dir(output)), manifest, out, executor, bar,
+                     lambda cut: rewards.append(cut.custom[REWARD]))
+
+    def finalize(out, report):
+        return dict(
+            options=dict(manifest=str(manifest), **recorded_options(config), output=str(output),
+                         arrays=str(arrays_dir(output)), executor=executor.kind),
+            inputs=[source, head_file], extra_versions=("torch", "torchaudio", "transformers", "ray"))
+
+    def summary(out, report, seconds):
+        return score_summary(out, seconds, rewards, "reward") + [line for line in [ray_line(report)] if line]
+
+    return run_stage(StagePlan(
+        STAGE, Path(output), key, drive_rewards, summary, finalize, check=check,
+        total=lambda: count_lines(manifest), title="score reward", input_manifest=Path(manifest),
+        validator=validate_manifest), resume=resume, overwrite=overwrite)

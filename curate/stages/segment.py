@@ -11,31 +11,56 @@ output cut stays a plain MonoCut/MultiCut.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 
-from scoreaware.core.jobs import StageJob
+from scoreaware.core.errors import StageError
+from scoreaware.core.files import count_lines
+from scoreaware.core.jobs import ExecutorOptions, StageJob
+from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import Rejection
-from scoreaware.core.parallel import ordered_map
+from scoreaware.core.parallel import DEFAULT_WORKERS, ordered_map
+from scoreaware.core.provenance import describe_input
+from scoreaware.core.stage import (
+    StagePlan,
+    StageResult,
+    done_line,
+    drive,
+    option,
+    output_options,
+    ray_line,
+    recorded_options,
+    rejected_line,
+    run_stage,
+)
 from scoreaware.curate.audio import load_cut_audio
 from scoreaware.curate.loudness import window_loudness
 from scoreaware.curate.windows import Window, plan_windows, window_id
+from scoreaware.schemas.validation import check_input, validate_manifest
 
 STAGE = "segment"
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    """Options of the segment stage."""
+    """Options of the segment stage (`curate segment`'s options, one for one)."""
 
     window: float = 10.0
-    hop: float | None = None
-    min_duration: float | None = None
+    hop: float | None = None  # None: the window (no overlap)
+    min_duration: float | None = None  # None: the window (no short tail)
     min_lufs: float = -45.0
+    workers: int = option(DEFAULT_WORKERS, changes_output=False)  # decoding threads
+
+    def resolved(self) -> SegmentConfig:
+        """The defaults made explicit, so `--hop 10` resumes a run started without it."""
+        return dataclasses.replace(self, hop=self.hop or self.window,
+                                   min_duration=self.window if self.min_duration is None else self.min_duration)
 
     def plan(self, cut: Cut) -> list[Window]:
         return plan_windows(cut.duration, self.window, self.hop, self.min_duration)
@@ -135,3 +160,38 @@ def _no_models() -> None:
 def _segment_cuts(_: None, cuts: Iterable[Cut], skip_ids: frozenset[str], *, config: SegmentConfig,
                   workers: int) -> Iterator[Cut | Rejection]:
     return segment(cuts, config, workers=workers, is_done=skip_ids.__contains__)
+
+
+def run_segment(manifest: Path, output: Path, config: SegmentConfig = SegmentConfig(), *,
+                executor: ExecutorOptions | None = None, resume: bool = False,
+                overwrite: bool = False) -> StageResult:
+    """Cut every cut of `manifest` into fixed windows with loudness and provenance, into `output`."""
+    executor = executor or ExecutorOptions()
+    if config.min_duration is not None and config.min_duration > config.window:
+        raise StageError(f"--min-duration {config.min_duration} exceeds --window {config.window}")
+    source = describe_input(manifest)
+    counts: dict[str, int] = {}
+
+    def drive_windows(out, bar):
+        counts["sources"] = count_lines(manifest)
+        workers = max(1, int(executor.cpus_per_actor)) if executor.on_ray else config.workers
+        return drive(segment_job(config, workers), manifest, out, executor, bar)
+
+    def summary(out, report, seconds):
+        sources = counts["sources"]
+        rate = out.summary.this_run["kept"] * config.window / seconds if seconds else 0.0
+        return [f"sources {sources}  →  windows " + done_line(out) + f" ({out.summary.hours:.3f} h)"
+                + ("; the input is empty, so is the output" if sources == 0 else ""),
+                rejected_line(out.summary.rejected), f"took {seconds:.1f} s ({rate:.0f}× real time)",
+                *[line for line in [ray_line(report)] if line]]
+
+    def finalize(out, report):
+        out.summary.extra.update(sources=counts["sources"])
+        return dict(options=dict(manifest=str(manifest), output=str(output), **recorded_options(config.resolved()),
+                                 executor=executor.kind), inputs=[source])
+
+    return run_stage(StagePlan(
+        STAGE, Path(output), dict(input_sha256=source["sha256"], **output_options(config.resolved())),
+        drive_windows, summary, finalize, check=lambda: check_input(manifest),
+        total=lambda: sum(len(config.output_ids(cut)) for cut in read_cuts(manifest)), unit="window",
+        input_manifest=Path(manifest), validator=validate_manifest), resume=resume, overwrite=overwrite)

@@ -54,7 +54,7 @@ def test_ingest_refuses_them_with_one_line_and_leaves_no_partial_file(tmp_path, 
 
 
 def test_samples_with_a_bom_are_read_and_deep_rows_refused(tmp_path):
-    from scoreaware.evaluate.run import read_samples
+    from scoreaware.evaluate.score_run import read_samples
 
     (tmp_path / "c.wav").write_bytes(b"RIFF")
     row = {"id": "c", "path": "c.wav", "prompt": "x", "prompt_id": "p", "seed": 0}

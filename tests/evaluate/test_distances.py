@@ -69,7 +69,7 @@ def test_mad_is_small_for_one_distribution_and_large_for_another():
 def test_the_clap_score_interval_is_the_means_and_stays_in_its_range():
     from scipy import stats
 
-    from scoreaware.evaluate.score import mean_interval
+    from scoreaware.evaluate.metrics import mean_interval
 
     values = np.linspace(-0.5, 0.9, 40)  # known case: the t interval of the mean, closed form
     half = stats.t.ppf(0.975, 39) * values.std(ddof=1) / np.sqrt(40)

@@ -118,7 +118,7 @@ def test_clip_scores_equal_what_curation_gives_for_the_same_audio(generated, sco
     invoke("curate", "score", "reward", tmp_path / "clap.jsonl.gz", "--checkpoint", reward_checkpoint,
            "--mert-model", tiny_mert, "-j", "0", "-o", tmp_path / "reward.jsonl.gz")
     curated = {c.id: c.custom for c in read_cuts(tmp_path / "reward.jsonl.gz")}
-    from scoreaware.evaluate.scored_run import read_clips_csv
+    from scoreaware.evaluate.results import read_clips_csv
 
     for clip in read_clips_csv(generated / "eval" / "clips.csv"):
         assert clip["clap_score"] == curated[clip["id"]]["clap_score"]

@@ -97,7 +97,7 @@ def test_permutation_floor():
 
 def test_per_run_intervals_are_over_prompts_so_copies_do_not_narrow_them():
     from scoreaware.evaluate.frechet import bootstrap_frechet
-    from scoreaware.evaluate.score import mean_interval
+    from scoreaware.evaluate.metrics import mean_interval
 
     rng = np.random.default_rng(4)
     values = list(rng.normal(0.3, 0.1, 10))

@@ -80,10 +80,10 @@ def run_module(*args, env=None):
 
 
 def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_twice(encoded, reference, tmp_path,
-                                                                                          tiny_clap):
+                                                                                          tiny_clap, kill_after_step):
     spec = write_spec(tmp_path, encoded, reference, ARMS, tiny_clap)
     out = tmp_path / "out"
-    killed = run_module("experiment", "run", spec, "-o", out, env={"SCOREAWARE_CRASH_AT_STEP": "3"})
+    killed = run_module("experiment", "run", spec, "-o", out, env=kill_after_step(3))
     assert killed.returncode == -9  # killed inside the first arm × seed's training, after its step-2 checkpoint
     result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
     assert result.exit_code == 0, result.output

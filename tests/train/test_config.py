@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,19 @@ def test_a_name_the_trainer_does_not_implement_is_refused_before_anything_is_bui
     read; lr_schedule=zig and precision=fp8 trained silently with the defaults."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         resolve("tiny", overrides=parse_overrides((pair,)))
+
+
+def test_a_relative_path_in_a_toml_is_relative_to_the_toml(tmp_path, monkeypatch):
+    """`train fit --config runs/cfg.toml` with ``manifest = "encode.jsonl.gz"`` names the manifest
+    beside the TOML, from whatever folder the command is run (an absolute path or a URL stays)."""
+    from scoreaware.train.config import resolve
+
+    folder = tmp_path / "project" / "configs"
+    folder.mkdir(parents=True)
+    (folder / "cfg.toml").write_text('manifest = "../encode.jsonl.gz"\nval_manifest = "/data/val.jsonl.gz"\n'
+                                     'init_from = "https://example.org/parent.pt"\n')
+    monkeypatch.chdir(tmp_path)
+    config = resolve("tiny", str(folder / "cfg.toml"))
+    assert Path(config.manifest).resolve() == (tmp_path / "project" / "encode.jsonl.gz").resolve()
+    assert (config.val_manifest, config.init_from) == ("/data/val.jsonl.gz", "https://example.org/parent.pt")
+    assert resolve("tiny", None, {"manifest": "m.jsonl.gz"}).manifest == "m.jsonl.gz"  # --set: as typed

@@ -390,7 +390,7 @@ def losses(run: Path) -> list[float]:
 
 
 def test_expert_iteration_driver_resumes_a_killed_round_exactly(parent, reward_head, tiny_mert, ingested, tiny_clap,
-                                                                  tmp_path):
+                                                                  tmp_path, kill_after_step):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("A calm ambient piece\nA jazz trio\n")
     guard = tmp_path / "guard.csv"
@@ -413,7 +413,7 @@ def test_expert_iteration_driver_resumes_a_killed_round_exactly(parent, reward_h
 
     selection = read_provenance(tmp_path / "full" / "round1" / "selected.jsonl.gz")["config"]
     assert (selection["group_by"], selection["per_group"]) == ("prompt_id", True)
-    killed = run_module(*args, "-o", tmp_path / "part", env={"OMP_NUM_THREADS": "1", "SCOREAWARE_CRASH_AT_STEP": "5"})
+    killed = run_module(*args, "-o", tmp_path / "part", env={"OMP_NUM_THREADS": "1", **kill_after_step(5)})
     assert killed.returncode == -9
     invoke(*args, "-o", tmp_path / "part")  # the same command again: every finished step is skipped
     a = next((tmp_path / "full" / "round1" / "finetune").iterdir())
@@ -436,7 +436,7 @@ def test_reward_hacking_is_flagged():
     assert flag.startswith("round1: reward rose") and "FAD-CLAP worsened" in flag
 
 
-def test_crpo_driver_builds_ranked_pairs_and_resumes_exactly(parent, tmp_path):
+def test_crpo_driver_builds_ranked_pairs_and_resumes_exactly(parent, tmp_path, kill_after_step):
     crossed = tmp_path / "v2.pt"
     invoke("train", "cross-load", parent, "-o", crossed)
     prompts = tmp_path / "prompts.txt"
@@ -458,7 +458,7 @@ def test_crpo_driver_builds_ranked_pairs_and_resumes_exactly(parent, tmp_path):
                                                                "--lr", "1e-3", "--beta", "100"])
     assert changed.exit_code == 1 and "other options" in changed.output and "--overwrite" in changed.output
     assert "train_steps: 8 → 16" in changed.output and "beta: 2000.0 → 100.0" in changed.output
-    killed = run_module(*args, "-o", tmp_path / "part", env={**one_thread, "SCOREAWARE_CRASH_AT_STEP": "5"})
+    killed = run_module(*args, "-o", tmp_path / "part", env={**one_thread, **kill_after_step(5)})
     assert killed.returncode == -9
     other = CliRunner().invoke(cli, [str(a) for a in args] + ["-o", str(tmp_path / "part"), "--lr", "1e-3"])
     assert other.exit_code == 1 and "lr: " in other.output  # a killed run resumes only with its own options

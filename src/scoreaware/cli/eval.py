@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from scoreaware.cli.train import sampling_options, settings_from
+from scoreaware.schemas.fields import CLAP_SCORE
 
 CONTEXT = dict(show_default=True)
 
@@ -164,12 +165,12 @@ def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
     with a bootstrap interval and n, KAD, FAD-MERT and MAD when MERT is given. Writes
     SAMPLES/eval/ (scored manifests, clips.csv, scores.json).
     """
-    from scoreaware.evaluate.run import score_run
+    from scoreaware.evaluate.score_run import score_run
 
     with quiet_stdout(as_json):
         result = score_run(samples, reference, reward_checkpoint, mert_model, trust_remote_code, mad,
                            bootstrap, batch_size, workers, device, unsafe_pickle, clap_model=clap_model,
-                           overwrite=overwrite)
+                           overwrite=overwrite, log=lambda line: click.secho(line, fg="green", err=True))
         if judge:
             from scoreaware.evaluate.adherence import judge_run
 
@@ -187,7 +188,7 @@ def score_cmd(ctx: click.Context, samples: Path, reference: Path, reward_checkpo
         ci = item.get("ci")
         return f"{label}: {value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "") + f"  (n={item.get('n')})"
 
-    lines = [x for x in (line("fad_clap", "FAD-CLAP"), line("kad_clap", "KAD-CLAP"), line("clap_score", "CLAP score"),
+    lines = [x for x in (line("fad_clap", "FAD-CLAP"), line("kad_clap", "KAD-CLAP"), line(CLAP_SCORE, "CLAP score"),
                          line("reward", "reward"), line("fad_mert", "FAD-MERT"), line("mad", "MAD")) if x]
     if metrics.get("adherence"):
         from scoreaware.evaluate.adherence import format_adherence

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-WORKERS = min(2, os.cpu_count() or 1)
+from scoreaware.core.parallel import DEFAULT_WORKERS
 
 
 def manifest_path(exists: bool = True) -> click.Path:
@@ -33,7 +32,7 @@ def output_options(default_name: str) -> Callable:
 
 
 def workers_option(fn: Callable) -> Callable:
-    return click.option("-j", "--workers", type=click.IntRange(1), default=WORKERS,
+    return click.option("-j", "--workers", type=click.IntRange(1), default=DEFAULT_WORKERS,
                         help="Decoding threads.")(fn)
 
 
@@ -66,6 +65,12 @@ def executor_options(fn: Callable) -> Callable:
     ]):
         wrapper = option(wrapper)
     return wrapper
+
+
+def note(line: str) -> None:
+    """A note a library driver logs on the way (a round starting, a setting adjusted): stderr,
+    so a script reading stdout sees only the results."""
+    click.secho(line, err=True, fg="yellow" if line.startswith("note") else None, bold=line.lstrip().startswith("══"))
 
 
 def print_summary(title: str, lines: list[str], outputs: dict) -> None:

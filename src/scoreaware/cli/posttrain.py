@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from scoreaware.cli.errors import user_errors
-from scoreaware.cli.options import print_summary
+from scoreaware.cli.options import note, print_result, print_summary
 
 
 @click.group()
@@ -44,7 +44,7 @@ def crpo(**options) -> None:
     """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning."""
     from scoreaware.posttrain.crpo import run_crpo
 
-    run_crpo(**options)
+    print_result(run_crpo(**options, log=note))
 
 
 @click.command("expert-iteration", context_settings=dict(show_default=True))
@@ -88,7 +88,7 @@ def expert_iteration(**options) -> None:
     """Expert iteration from CHECKPOINT: generate, score, select, mix, fine-tune (ROUNDS times)."""
     from scoreaware.posttrain.expert_iteration import run_expert_iteration
 
-    run_expert_iteration(**options)
+    print_result(run_expert_iteration(**options, log=note))
 
 
 @click.command("cross-load", context_settings=dict(show_default=True))

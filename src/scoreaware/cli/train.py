@@ -43,7 +43,7 @@ def train_reward(pairs: Path, output: Path, manifest: str | None, clap_model: st
     {"prompt", "audio_a", "audio_b", "winner"} (with --clap-model and --mert-model).
     Reports held-out pairwise accuracy and calibration (ECE).
     """
-    from scoreaware.curate.scoring.reward_fit import fit_reward
+    from scoreaware.train.reward_fit import fit_reward
 
     lines = fit_reward(pairs, output, manifest=manifest, clap_model=clap_model, mert_model=mert_model,
                        trust_remote_code=trust_remote_code, prompt_protocol=prompt_protocol, epochs=epochs,
@@ -75,8 +75,7 @@ def encode(manifest: Path, output: Path, codec: str, codec_model: str | None, te
            clap_model: str | None, repa: str, muq_model: str, caption_field: str, device: str, resume: bool,
            overwrite: bool, executor=None) -> None:
     """Precompute latents, text tokens, CLAP text and REPA targets of MANIFEST for training."""
-    from scoreaware.train.encode import REPA_TARGETS
-    from scoreaware.train.encode_stage import run_encode
+    from scoreaware.train.encode import REPA_TARGETS, run_encode
 
     unknown = {target for target in repa.split(",") if target} - set(REPA_TARGETS)
     if unknown:

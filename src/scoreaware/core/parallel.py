@@ -7,10 +7,14 @@ with the corpus; results come back in input order, so outputs are deterministic.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+# decoding threads by default: two, or one on a one-core machine
+DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
 
 T = TypeVar("T")
 R = TypeVar("R")

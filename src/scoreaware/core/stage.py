@@ -11,6 +11,7 @@ functions, never the commands.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -152,6 +153,41 @@ def drive(job, manifest: Path, out: StageOutput, executor: ExecutorOptions, bar,
     return report
 
 
+def ignore(line: str) -> None:
+    """The default `log` of a library driver: the line is dropped (a command passes its printer)."""
+
+
+# --------------------------------------------------------------------------- stage options
+# Each stage's frozen `Config` dataclass is the one list of its options: the click command's
+# options are checked against its fields in a test (tests/cli/test_stage_options.py), --resume
+# compares `output_options(config)`, and provenance records `recorded_options(config)`.
+def option(default: Any = None, *, changes_output: bool = True, **kwargs) -> Any:
+    """A stage option (a dataclass field). ``changes_output=False`` marks one that cannot change
+    what the stage writes (threads, batch size, device, trust flags): --resume ignores it."""
+    return field(default=default, metadata={"changes_output": changes_output}, **kwargs)
+
+
+def output_options(config: Any) -> dict:
+    """The options of `config` that decide the output: what --resume and a rerun compare."""
+    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)
+            if f.metadata.get("changes_output", True)}
+
+
+def recorded_options(config: Any) -> dict:
+    """Every option of `config`, JSON-ready, for the provenance sidecar."""
+    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 # --------------------------------------------------------------------------- summary lines
 def ray_line(report: dict) -> str | None:
     """'ray: 12 of 12 shards on 2 actors, …' for a stage summary (None for the local executor)."""
@@ -164,6 +200,20 @@ def ray_line(report: dict) -> str | None:
         line += (f"; actors ready after {max(report['ready_after']):.1f} s "
                  f"(setup {max(report['setup_seconds']):.1f} s of it)")
     return line + (f"; {report['failed']} shard(s) failed" if report.get("failed") else "")
+
+
+def score_summary(out: StageOutput, seconds: float, values: list[float], field: str) -> list[str]:
+    """A scoring stage's summary: counts, the distribution of `field` this run, the rate."""
+    lines = [done_line(out, "scored"), rejected_line(out.summary.rejected)]
+    if values:
+        v = sorted(values)
+        median = (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+        lines.append(f"{field} (this run): min {v[0]:.4f}  median {median:.4f}  mean {sum(v) / len(v):.4f}  "
+                     f"max {v[-1]:.4f}")
+    done = out.summary.this_run.get("kept", 0)
+    rate = done / seconds if seconds else 0.0
+    lines.append(f"took {seconds:.1f} s ({rate:.1f} cuts/s)")
+    return lines
 
 
 def done_line(out: StageOutput, what: str = "kept") -> str:

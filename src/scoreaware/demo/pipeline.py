@@ -35,13 +35,15 @@ from scoreaware.core.files import count_lines
 from scoreaware.core.progress import progress
 from scoreaware.core.stage import StageResult
 from scoreaware.curate.publish import export_dataset
-from scoreaware.curate.runs.caption import run_caption
-from scoreaware.curate.runs.ingest import run_ingest
-from scoreaware.curate.runs.score import run_score_clap, run_score_reward
-from scoreaware.curate.runs.segment import run_segment
-from scoreaware.curate.runs.select import run_filter, run_select
+from scoreaware.curate.stages.caption import CaptionConfig, run_caption
 from scoreaware.curate.stages.describe import describe_manifest, format_description, plot_description
+from scoreaware.curate.stages.filter import run_filter
+from scoreaware.curate.stages.ingest import IngestConfig, run_ingest
 from scoreaware.curate.stages.report import build_report, read_labels
+from scoreaware.curate.stages.score_clap import ClapScoreConfig, run_score_clap
+from scoreaware.curate.stages.score_reward import RewardScoreConfig, run_score_reward
+from scoreaware.curate.stages.segment import run_segment
+from scoreaware.curate.stages.select import SelectConfig, run_select
 from scoreaware.demo import truth as check
 from scoreaware.demo.domain.targets import describe_targets
 from scoreaware.demo.synth import make_corpus as synthesize
@@ -52,12 +54,12 @@ from scoreaware.demo.world.catalog import DEFAULT_COLLECTIONS
 from scoreaware.demo.world.corpus import make_corpus as render_corpus
 from scoreaware.evaluate.compare import run_compare
 from scoreaware.evaluate.reference import build_reference
-from scoreaware.evaluate.run import score_run
+from scoreaware.evaluate.score_run import score_run
 from scoreaware.posttrain.crossload import MAX_GAP, cross_load_file
 from scoreaware.posttrain.crpo import CRPO_DEFAULTS, run_crpo
 from scoreaware.posttrain.expert_iteration import EI_DEFAULTS, run_expert_iteration
 from scoreaware.schemas.validation import validate_manifest
-from scoreaware.train.encode_stage import run_encode
+from scoreaware.train.encode import run_encode
 from scoreaware.train.prompts import read_prompts
 from scoreaware.train.sample import SampleSettings, run_generation
 from scoreaware.train.side_by_side import FitJob, fit_side_by_side
@@ -214,8 +216,9 @@ def curation(timeline: Timeline, s: DemoSettings) -> None:
             click.echo(f"✓ corpus already in {corpus}")
     meta = corpus / "metadata"
     with timeline.step("ingest"):
-        show_result(run_ingest(corpus / "audio", m("ingest"), overwrite=s.overwrite,
-                               metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")))
+        show_result(run_ingest(corpus / "audio", m("ingest"), IngestConfig(
+            metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")),
+            overwrite=s.overwrite))
     with timeline.step("segment"):
         show_result(run_segment(m("ingest"), m("segment"), overwrite=s.overwrite))
     with timeline.step("embedded models (trained on other seeds of the same synthetic music)", "models"):
@@ -227,27 +230,30 @@ def curation(timeline: Timeline, s: DemoSettings) -> None:
             make_tiny_t5(s.t5, seed=0)
         click.echo(f"  the generator's T5 text encoder is a random stand-in: {s.t5}")
     with timeline.step("score clap (domain CLAP, the metadata captions)", "score clap"):
-        show_result(run_score_clap(m("segment"), m("clap"), model=s.clap, overwrite=s.overwrite))
+        show_result(run_score_clap(m("segment"), m("clap"), ClapScoreConfig(model=s.clap), overwrite=s.overwrite))
     with timeline.step("filter the metadata captions (what trusting them would keep)", "filter + select"):
         show_result(run_filter(m("clap"), m("filter_metadata"), overwrite=s.overwrite))
     with timeline.step("score reward (domain reward: CLAP audio + caption text + MERT)", "score reward"):
-        show_result(run_score_reward(m("clap"), m("reward"), checkpoint=str(s.reward), mert_model=s.mert,
+        show_result(run_score_reward(m("clap"), m("reward"), RewardScoreConfig(checkpoint=str(s.reward),
+                                                                                 mert_model=s.mert),
                                      overwrite=s.overwrite))
     # captioning runs on the transformers engine here (the demo's environment has no vLLM; `tox -e vllm`
     # runs the same models through vLLM)
     with timeline.step("caption audio (domain Qwen2-Audio, transformers engine)", "caption"):
-        show_result(run_caption(m("reward"), m("verbose"), stage="audio", engine="transformers",
-                                model=str(s.models / "qwen2_audio"), max_tokens=96, attempts=2, overwrite=s.overwrite))
+        show_result(run_caption(m("reward"), m("verbose"), CaptionConfig(
+            stage="audio", engine="transformers", model=str(s.models / "qwen2_audio"), max_tokens=96, attempts=2),
+            overwrite=s.overwrite))
     with timeline.step("caption rewrite (domain Qwen2, transformers engine)", "caption"):
-        show_result(run_caption(m("verbose"), m("caption"), stage="rewrite", engine="transformers",
-                                model=str(s.models / "qwen2"), max_tokens=64, attempts=2, overwrite=s.overwrite))
+        show_result(run_caption(m("verbose"), m("caption"), CaptionConfig(
+            stage="rewrite", engine="transformers", model=str(s.models / "qwen2"), max_tokens=64, attempts=2),
+            overwrite=s.overwrite))
     with timeline.step("score clap again (the final captions)", "score clap"):
-        show_result(run_score_clap(m("caption"), m("rescored"), model=s.clap, caption_field="caption",
+        show_result(run_score_clap(m("caption"), m("rescored"), ClapScoreConfig(model=s.clap, caption_field="caption"),
                                    overwrite=s.overwrite))
     with timeline.step("filter (drop the bottom 10 % by CLAP)", "filter + select"):
         show_result(run_filter(m("rescored"), m("filter"), overwrite=s.overwrite))
     with timeline.step("select (top 10 % by z-blended reward + CLAP, 5× mixture)", "filter + select"):
-        show_result(run_select(m("filter"), m("select"), oversample=5, overwrite=s.overwrite))
+        show_result(run_select(m("filter"), m("select"), SelectConfig(oversample=5), overwrite=s.overwrite))
     stages = ("ingest", "segment", "clap", "filter_metadata", "reward", "verbose", "caption", "rescored", "filter",
               "select", "select.mixture")
     with timeline.step("validate", "validate + describe + report"):
@@ -372,12 +378,12 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
     out = {}
     with timeline.step(f"posttrain expert-iteration (1 round: 4 candidates × 7 prompts, top 25 %, "
                        f"{s.post_steps} steps)", "expert iteration"):
-        run_expert_iteration(**{**EI_DEFAULTS, "checkpoint": parent, "prompts": prompts, "output": post / "ei",
-                                "reward": str(s.reward), "mert_model": s.mert, "rounds": 1, "k": 4, "seconds": 4.0,
-                                "cfg": SAMPLE_CFG,
-                                "top": 0.25, "oversample": 5, "ft_steps": s.post_steps, "lr": 5e-4,
-                                "polish_steps": 0,  # the published 5k-step polish does not fit the time budget
-                                "overwrite": s.overwrite})
+        show_result(run_expert_iteration(**{
+            **EI_DEFAULTS, "checkpoint": parent, "prompts": prompts, "output": post / "ei", "reward": str(s.reward),
+            "mert_model": s.mert, "rounds": 1, "k": 4, "seconds": 4.0, "cfg": SAMPLE_CFG, "top": 0.25, "oversample": 5,
+            "ft_steps": s.post_steps, "lr": 5e-4,
+            "polish_steps": 0,  # the published 5k-step polish does not fit the time budget
+            "overwrite": s.overwrite, "log": click.echo}))
         out["ei"] = Path(json.loads((post / "ei" / "summary.json").read_text())["final"])
     with timeline.step("train cross-load (v1 GlobalAdaLN → v2 InputAdd)", "cross-load"):
         crossloaded = post / "crossload.pt"
@@ -397,9 +403,9 @@ def post_training(timeline: Timeline, s: DemoSettings, parent: Path) -> dict[str
         out["crossload"] = crossloaded
     with timeline.step(f"posttrain crpo (4 candidates × 7 prompts, best vs worst by CLAP, {s.post_steps} steps)",
                        "crpo"):
-        run_crpo(**{**CRPO_DEFAULTS, "checkpoint": crossloaded, "prompts": prompts, "output": post / "crpo", "n": 4,
-                    "cfg": SAMPLE_CFG, "seconds": 4.0, "train_steps": s.post_steps, "lr": 1e-4, "warmup": 0,
-                    "batch_size": 4, "overwrite": s.overwrite})
+        show_result(run_crpo(**{**CRPO_DEFAULTS, "checkpoint": crossloaded, "prompts": prompts, "output": post / "crpo",
+                                "n": 4, "cfg": SAMPLE_CFG, "seconds": 4.0, "train_steps": s.post_steps, "lr": 1e-4,
+                                "warmup": 0, "batch_size": 4, "overwrite": s.overwrite, "log": click.echo}))
         out["crpo"] = Path(json.loads((post / "crpo" / "summary.json").read_text())["checkpoint"])
     return out
 

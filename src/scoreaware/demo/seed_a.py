@@ -24,9 +24,9 @@ from pathlib import Path
 
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import StageOutput
-from scoreaware.curate.runs.ingest import run_ingest
-from scoreaware.curate.runs.score import run_score_clap
-from scoreaware.curate.runs.segment import run_segment
+from scoreaware.curate.stages.ingest import IngestConfig, run_ingest
+from scoreaware.curate.stages.score_clap import ClapScoreConfig, run_score_clap
+from scoreaware.curate.stages.segment import run_segment
 from scoreaware.demo.pipeline import EVAL_PROMPTS
 from scoreaware.demo.synth import GENRES, make_corpus
 from scoreaware.demo.tiny_models import make_tiny_t5
@@ -34,7 +34,7 @@ from scoreaware.demo.truth import Truth
 from scoreaware.evaluate.reference import build_reference
 from scoreaware.posttrain.steps import write_encode_info_like
 from scoreaware.schemas.validation import validate_manifest
-from scoreaware.train.encode_stage import run_encode
+from scoreaware.train.encode import run_encode
 
 # the demo's training recipe without REPA (no arm changes it); no score head unless an arm adds one
 BASE = """[base]
@@ -163,8 +163,9 @@ def held_out_validation(folder: Path, models: Path, t5: Path) -> Path:
     held_out = folder / "held_out"
     ingested, segments = folder / "held_out_val_ingest.jsonl.gz", folder / "held_out_val_segment.jsonl.gz"
     meta = held_out / "metadata"
-    run_ingest(held_out / "audio", ingested, resume=True,
-               metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv"))
+    run_ingest(held_out / "audio", ingested, IngestConfig(
+        metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")),
+               resume=True)
     run_segment(ingested, segments, resume=True)
     encoded = folder / "held_out_encode.jsonl.gz"
     run_encode(segments, encoded, codec="mel-vae", codec_model=str(models / "codec"), text_encoder=str(t5),
@@ -181,10 +182,11 @@ def prepare_seed_a(folder: Path, models: Path, clips: int = 60, mismatched: floa
     if not (corpus / "truth.jsonl").is_file():
         make_corpus(corpus, clips=clips, duration=30.0, seed=0, mismatched=mismatched, workers=os.cpu_count() or 1)
     meta = corpus / "metadata"
-    run_ingest(corpus / "audio", m("ingest"), resume=True,
-               metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv"))
+    run_ingest(corpus / "audio", m("ingest"), IngestConfig(
+        metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")),
+               resume=True)
     run_segment(m("ingest"), m("segment"), resume=True)
-    run_score_clap(m("segment"), m("clap"), model=clap, resume=True)
+    run_score_clap(m("segment"), m("clap"), ClapScoreConfig(model=clap), resume=True)
     t5 = folder / "models" / "t5"
     if not (t5 / "config.json").is_file():
         make_tiny_t5(t5, seed=0)

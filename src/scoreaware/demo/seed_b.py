@@ -19,14 +19,15 @@ import os
 from pathlib import Path
 
 from scoreaware.core.manifests import read_cuts
-from scoreaware.curate.runs.ingest import run_ingest
-from scoreaware.curate.runs.score import run_score_clap, run_score_reward
-from scoreaware.curate.runs.segment import run_segment
+from scoreaware.curate.stages.ingest import IngestConfig, run_ingest
+from scoreaware.curate.stages.score_clap import ClapScoreConfig, run_score_clap
+from scoreaware.curate.stages.score_reward import RewardScoreConfig, run_score_reward
+from scoreaware.curate.stages.segment import run_segment
 from scoreaware.demo.pipeline import EVAL_PROMPTS, POST_PROMPTS, SAMPLE_CFG
 from scoreaware.demo.seed_a import BASE, held_out_reference, held_out_validation
 from scoreaware.demo.synth import GENRES, make_corpus
 from scoreaware.demo.tiny_models import make_tiny_t5
-from scoreaware.train.encode_stage import run_encode
+from scoreaware.train.encode import run_encode
 
 # The deployment score seed B's published results were measured at (docs/results.md). The demo's
 # `SAMPLE_SCORE` moved to 0.5 after them, chosen on the demo's corpus, where the reward leans on genre;
@@ -96,11 +97,13 @@ def prepare_seed_b(folder: Path, models: Path, clips: int = 60, steps: int = 600
     if not (corpus / "truth.jsonl").is_file():
         make_corpus(corpus, clips=clips, duration=30.0, seed=0, workers=os.cpu_count() or 1)
     meta = corpus / "metadata"
-    run_ingest(corpus / "audio", m("ingest.jsonl.gz"), resume=True,
-               metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv"))
+    run_ingest(corpus / "audio", m("ingest.jsonl.gz"), IngestConfig(
+        metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")),
+               resume=True)
     run_segment(m("ingest.jsonl.gz"), m("segment.jsonl.gz"), resume=True)
-    run_score_clap(m("segment.jsonl.gz"), m("clap.jsonl.gz"), model=clap, resume=True)
-    run_score_reward(m("clap.jsonl.gz"), m("reward.jsonl.gz"), checkpoint=reward, mert_model=mert, resume=True)
+    run_score_clap(m("segment.jsonl.gz"), m("clap.jsonl.gz"), ClapScoreConfig(model=clap), resume=True)
+    run_score_reward(m("clap.jsonl.gz"), m("reward.jsonl.gz"),
+                     RewardScoreConfig(checkpoint=reward, mert_model=mert), resume=True)
     t5 = folder / "models" / "t5"
     if not (t5 / "config.json").is_file():
         make_tiny_t5(t5, seed=0)

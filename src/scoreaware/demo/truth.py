@@ -20,6 +20,7 @@ from scoreaware.core.schedule import beta_alpha, normalize_scores, robust_range
 from scoreaware.demo.domain.targets import GENRE_PROMPT, genre_named
 from scoreaware.demo.synth import GENRES
 from scoreaware.evaluate.labels import label_accuracy
+from scoreaware.schemas.fields import CAPTION, CAPTION_VERBOSE, CLAP_SCORE
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def captions_fixed(truth: Truth, captioned: Path) -> dict:
     fixed = total = right_overall = segments = 0
     for cut in read_cuts(captioned):
         row = truth.rows.get(cut.recording_id)
-        caption = (cut.custom or {}).get("caption") or ""
+        caption = (cut.custom or {}).get(CAPTION) or ""
         if row is None or not caption:
             continue
         segments += 1
@@ -97,12 +98,12 @@ def beta_times(truth: Truth, scored: Path, training: Path, lam: float = 1.0) -> 
     """Mean E[t] of the score-aware Beta schedule for matched and mismatched segments of `scored`,
     with S̃ normalized over the training set's CLAP scores (as `train fit` does)."""
 
-    train_scores = np.array([c.custom["clap_score"] for c in read_cuts(training)
-                             if (c.custom or {}).get("clap_score") is not None])
+    train_scores = np.array([c.custom[CLAP_SCORE] for c in read_cuts(training)
+                             if (c.custom or {}).get(CLAP_SCORE) is not None])
     low, high = robust_range(train_scores)
     groups: dict[str, list[float]] = {"matched": [], "mismatched": []}
     for cut in read_cuts(scored):
-        score = (cut.custom or {}).get("clap_score")
+        score = (cut.custom or {}).get(CLAP_SCORE)
         if score is None or cut.recording_id not in truth.rows:
             continue
         alpha = float(beta_alpha(normalize_scores(np.array([score]), low, high)[0], lam))
@@ -115,9 +116,9 @@ def caption_examples(captioned: Path, n: int = 3) -> list[dict]:
     rows = []
     for cut in read_cuts(captioned):
         custom = cut.custom or {}
-        if custom.get("caption_verbose") and custom.get("caption_previous"):
-            rows.append({"id": cut.id, "metadata": custom["caption_previous"], "verbose": custom["caption_verbose"],
-                         "final": custom["caption"]})
+        if custom.get(CAPTION_VERBOSE) and custom.get("caption_previous"):
+            rows.append({"id": cut.id, "metadata": custom["caption_previous"], "verbose": custom[CAPTION_VERBOSE],
+                         "final": custom[CAPTION]})
         if len(rows) == n:
             break
     return rows

@@ -30,10 +30,11 @@ import soundfile as sf
 from scoreaware.core.files import atomic_write_text, save_figure
 from scoreaware.core.locations import record
 from scoreaware.evaluate.judge import Judge
-from scoreaware.evaluate.run import read_samples
+from scoreaware.evaluate.score_run import read_samples
+from scoreaware.schemas.fields import PROMPT_ID
 
 ATTRIBUTES = ("instrument", "tempo_band", "mode")
-JUDGE_COLUMNS = ("id", "prompt_id", "instrument", "tempo_band", "mode", "heard_instrument", "heard_tempo_band",
+JUDGE_COLUMNS = ("id", PROMPT_ID, "instrument", "tempo_band", "mode", "heard_instrument", "heard_tempo_band",
                  "heard_tempo_bpm", "heard_mode", "instrument_margin", "mode_margin", "hit_instrument",
                  "hit_tempo_band", "hit_mode")
 
@@ -48,7 +49,7 @@ def judge_clips(judge: Judge, samples: Path, rows: list[dict], progress=None) ->
         audio, rate = sf.read(samples / row["path"], dtype="float32", always_2d=True)
         heard = judge.hear(audio.T, rate)
         sign = 1.0 if wanted["mode"] == "major" else -1.0
-        out.append({"id": row["id"], "prompt_id": str(row["prompt_id"]), **{a: wanted[a] for a in ATTRIBUTES},
+        out.append({"id": row["id"], PROMPT_ID: str(row[PROMPT_ID]), **{a: wanted[a] for a in ATTRIBUTES},
                     "heard_instrument": heard.instrument, "heard_tempo_band": heard.tempo_band,
                     "heard_tempo_bpm": round(heard.tempo_bpm, 1), "heard_mode": heard.mode,
                     "instrument_margin": round(heard.margin(wanted["instrument"]), 4),
@@ -67,7 +68,7 @@ def adherence(judged: list[dict], ceilings: dict) -> dict:
         return {}
     by_prompt: dict[str, list[dict]] = defaultdict(list)
     for row in judged:
-        by_prompt[row["prompt_id"]].append(row)
+        by_prompt[row[PROMPT_ID]].append(row)
     found = {"clips": len(judged), "prompts": len(by_prompt)}
     for attribute in ATTRIBUTES:
         prompted = [rows[0][attribute] for rows in by_prompt.values()]

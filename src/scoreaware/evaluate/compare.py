@@ -28,8 +28,9 @@ from scoreaware.core.provenance import library_versions
 from scoreaware.core.redact import redact
 from scoreaware.evaluate.embeddings import EmbeddingError, check_compatible, load_reference, manifest_embeddings
 from scoreaware.evaluate.frechet import ResampledFrechet
-from scoreaware.evaluate.scored_run import read_clips_csv, read_generation, read_scores
+from scoreaware.evaluate.results import read_clips_csv, read_generation, read_scores
 from scoreaware.evaluate.stats import holm, paired_prompt_set_test, paired_prompt_test
+from scoreaware.schemas.fields import CLAP_SCORE, PROMPT_ID, REWARD
 
 
 @dataclass
@@ -57,7 +58,7 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
     rows = read_clips_csv(path / "eval" / "clips.csv")
     if not rows:
         raise EmbeddingError(f"{path / 'eval' / 'clips.csv'}: no clips")
-    clips = {(row["prompt_id"], row["seed"]): row for row in rows}
+    clips = {(row[PROMPT_ID], row["seed"]): row for row in rows}
     manifest = path / "eval" / scores["manifests"]["clap"]
     embeddings = manifest_embeddings(manifest)
     by_id = dict(zip(embeddings.ids, embeddings.embeddings))
@@ -135,9 +136,9 @@ def compare_runs(runs: list[Run], resamples: int = 2000, seed: int = 0) -> Compa
         metrics = run.scores["metrics"]
         row = {"stage": run.name, "n": metrics["fad_clap"]["n"], "prompts": len({k[0] for k in run.clips}),
                "fad_clap": metrics["fad_clap"]["fad"], "fad_clap_ci": metrics["fad_clap"]["ci"],
-               "clap_score": metrics["clap_score"]["mean"], "clap_score_ci": metrics["clap_score"]["ci"],
-               "reward": (metrics.get("reward") or {}).get("mean"),
-               "reward_ci": (metrics.get("reward") or {}).get("ci")}
+               CLAP_SCORE: metrics[CLAP_SCORE]["mean"], "clap_score_ci": metrics[CLAP_SCORE]["ci"],
+               "reward": (metrics.get(REWARD) or {}).get("mean"),
+               "reward_ci": (metrics.get(REWARD) or {}).get("ci")}
         if index:
             before = runs[index - 1]
             differs = settings_differences(before, run)
@@ -149,7 +150,7 @@ def compare_runs(runs: list[Run], resamples: int = 2000, seed: int = 0) -> Compa
     return Comparison(runs, rows, notes)
 
 
-METRICS = ("fad_clap", "clap_score", "reward")
+METRICS = ("fad_clap", CLAP_SCORE, REWARD)
 
 
 def paired_deltas(a: Run, b: Run, reference, resamples: int = 2000, seed: int = 0) -> dict:
@@ -158,7 +159,7 @@ def paired_deltas(a: Run, b: Run, reference, resamples: int = 2000, seed: int = 
     keys = paired_keys(a, b)
     prompts = [prompt for prompt, _ in keys]
     out: dict = {}
-    for metric in ("clap_score", "reward"):
+    for metric in (CLAP_SCORE, REWARD):
         test = paired_prompt_test(prompts, [a.clips[k][metric] for k in keys], [b.clips[k][metric] for k in keys])
         out.update({f"d_{metric}": test and test["delta"], f"d_{metric}_ci": test and test["ci"],
                     f"p_{metric}": test and test["p"]})
@@ -229,7 +230,7 @@ def to_markdown(comparison: Comparison) -> str:
 
 
 CSV_COLUMNS = ["stage", "against", "prompts", "n", "fad_clap", "fad_clap_ci", "d_fad_clap", "d_fad_clap_ci",
-               "p_fad_clap", "p_fad_clap_holm", "p_floor_fad_clap", "clap_score", "clap_score_ci", "d_clap_score",
+               "p_fad_clap", "p_fad_clap_holm", "p_floor_fad_clap", CLAP_SCORE, "clap_score_ci", "d_clap_score",
                "d_clap_score_ci", "p_clap_score", "p_clap_score_holm", "reward", "reward_ci", "d_reward",
                "d_reward_ci", "p_reward", "p_reward_holm"]
 
@@ -250,7 +251,7 @@ def plot(comparison: Comparison, path: Path) -> Path:
 
     matplotlib.use("Agg")
 
-    panels = [("fad_clap", "FAD-CLAP (lower is better)"), ("clap_score", "CLAP score"), ("reward", "reward")]
+    panels = [("fad_clap", "FAD-CLAP (lower is better)"), (CLAP_SCORE, "CLAP score"), (REWARD, REWARD)]
     panels = [p for p in panels if any(r.get(p[0]) is not None for r in comparison.rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     names = [r["stage"] for r in comparison.rows]

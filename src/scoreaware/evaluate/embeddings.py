@@ -35,6 +35,7 @@ from scoreaware.curate.audio import AudioProblem, probe_audio
 from scoreaware.curate.scoring.audio import mono_resampled, policy_windows
 from scoreaware.curate.stages.score_clap import ClapScoreConfig, score_clap
 from scoreaware.evaluate.frechet import Stats
+from scoreaware.schemas.fields import CLAP_AUDIO_EMB, MERT_EMB
 from scoreaware.schemas.validation import check_input
 
 FORMAT = "scoreaware.reference/1"
@@ -132,7 +133,7 @@ def clap_embeddings(cuts, encoder, policy: str = "first", batch_size: int = 16, 
     """CLAP audio embeddings of every cut through the scoring stage; (set, rejections)."""
 
     config = ClapScoreConfig(caption_field="__no_caption__", policy=policy, batch_size=batch_size,
-                             num_workers=workers)
+                             workers=workers)
 
     ids, rows, rejected = [], [], []
     total = len(cuts) if hasattr(cuts, "__len__") else None
@@ -143,7 +144,7 @@ def clap_embeddings(cuts, encoder, policy: str = "first", batch_size: int = 16, 
                 rejected.append(item)
                 continue
             ids.append(item.id)
-            rows.append(item.load_custom("clap_audio_emb"))
+            rows.append(item.load_custom(CLAP_AUDIO_EMB))
     fingerprint = {"model": encoder.model_id, "weights": encoder.fingerprint, "backend": encoder.backend,
                    "policy": policy, "sampling_rate": encoder.sampling_rate, "window": encoder.window,
                    "source": source or encoder.model_id}
@@ -239,7 +240,7 @@ def _manifest_rows(path: str | os.PathLike, name: str) -> tuple[list[str], list[
     name = {"mert_last": "mert"}.get(name, name)
     if name not in ("clap", "mert"):
         raise EmbeddingError(f"a scored manifest stores clap and mert (last layer) embeddings, not {name!r}")
-    field_name = {"clap": "clap_audio_emb", "mert": "mert_emb"}[name]
+    field_name = {"clap": CLAP_AUDIO_EMB, "mert": MERT_EMB}[name]
     check_input(path)
     ids, rows = [], []
     for cut in read_cuts(path):

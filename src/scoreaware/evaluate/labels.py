@@ -14,6 +14,7 @@ import numpy as np
 
 from scoreaware.core.manifests import read_cuts
 from scoreaware.curate.scoring.clap import load_transformers_clap
+from scoreaware.schemas.fields import CLAP_AUDIO_EMB, PROMPT_ID
 
 
 def label_hits(run: Path, clap_model: str, labels: list[str], template: str = "{label} music") -> dict[str, bool]:
@@ -41,7 +42,7 @@ def _heard(run: Path, clap_model: str, labels: list[str], template: str) -> dict
     texts = load_transformers_clap(clap_model).embed_text([template.format(label=label) for label in labels])
     heard = {}
     for cut in read_cuts(Path(run) / "eval" / "clap.jsonl.gz"):
-        label = (cut.custom or {}).get("prompt_id")
-        if label in labels and cut.has_custom("clap_audio_emb"):
-            heard[cut.id] = label, labels[int(np.argmax(texts @ cut.load_custom("clap_audio_emb")))] == label
+        label = (cut.custom or {}).get(PROMPT_ID)
+        if label in labels and cut.has_custom(CLAP_AUDIO_EMB):
+            heard[cut.id] = label, labels[int(np.argmax(texts @ cut.load_custom(CLAP_AUDIO_EMB)))] == label
     return heard

@@ -26,9 +26,10 @@ from scoreaware.evaluate.embeddings import load_reference
 from scoreaware.evaluate.frechet import Stats, frechet_from_stats
 from scoreaware.evaluate.power import mde, seed_test, tost
 from scoreaware.evaluate.stats import holm
+from scoreaware.schemas.fields import CLAP_SCORE, REWARD
 
 # contrast metric name → the column of a cell's per-clip table
-CLIP_METRICS = {"clap_score": "clap_score", "reward": "reward", "label": "label_hit",
+CLIP_METRICS = {CLAP_SCORE: CLAP_SCORE, REWARD: REWARD, "label": "label_hit",
                 "instrument": "hit_instrument", "tempo_band": "hit_tempo_band", "mode": "hit_mode",
                 "instrument_margin": "instrument_margin", "mode_margin": "mode_margin"}
 SET_METRICS = ("fad_clap",)
@@ -48,7 +49,7 @@ def cell_clips(run: Run) -> dict[tuple[str, int], dict]:
             judged = {row["id"]: row for row in csv.DictReader(f)}
     out = {}
     for key, row in run.clips.items():
-        values = {"clap_score": row.get("clap_score"), "reward": row.get("reward"),
+        values = {CLAP_SCORE: row.get(CLAP_SCORE), REWARD: row.get(REWARD),
                   "label_hit": float(labels[row["id"]]) if row["id"] in labels else None}
         for column in ("hit_instrument", "hit_tempo_band", "hit_mode", "instrument_margin", "mode_margin"):
             found = judged.get(row["id"], {}).get(column)

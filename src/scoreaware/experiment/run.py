@@ -29,14 +29,13 @@ from pathlib import Path
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text
 from scoreaware.core.provenance import describe_input
-from scoreaware.curate.runs.select import run_filter
-from scoreaware.curate.stages.filter import FilterConfig
+from scoreaware.curate.stages.filter import FilterConfig, run_filter
 from scoreaware.evaluate.adherence import judge_run
 from scoreaware.evaluate.compare import plot, to_markdown, write_csv
 from scoreaware.evaluate.embeddings import load_reference
 from scoreaware.evaluate.judge import Judge
 from scoreaware.evaluate.labels import label_hits
-from scoreaware.evaluate.run import reference_clap, score_run
+from scoreaware.evaluate.score_run import reference_clap, score_run
 from scoreaware.experiment.contrasts import contrast_table, format_contrasts, seed_deltas, write_seed_deltas
 from scoreaware.experiment.plan import estimate_seconds
 from scoreaware.experiment.spec import Arm, Experiment, load_experiment

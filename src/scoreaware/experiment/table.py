@@ -18,8 +18,9 @@ from scoreaware.core.files import save_figure
 from scoreaware.evaluate.compare import METRICS, Comparison, Run, adjust_holm, load_run, paired_deltas, reference_of
 from scoreaware.evaluate.embeddings import load_reference
 from scoreaware.evaluate.frechet import Stats, bootstrap_frechet, frechet_from_stats
-from scoreaware.evaluate.score import mean_interval
+from scoreaware.evaluate.metrics import mean_interval
 from scoreaware.evaluate.stats import paired_prompt_test
+from scoreaware.schemas.fields import CLAP_SCORE, REWARD
 
 
 def pooled_run(name: str, folders: dict[int, object]) -> Run:
@@ -45,12 +46,12 @@ def arm_row(run: Run, reference: Stats, resamples: int) -> dict:
     prompts = [prompt for prompt, _ in keys]
     embeddings = np.stack([run.clap[k] for k in keys])
     fad = frechet_from_stats(Stats.of(embeddings), reference).value
-    clap = mean_interval([run.clips[k]["clap_score"] for k in keys], bounds=(-1.0, 1.0), groups=prompts)
+    clap = mean_interval([run.clips[k][CLAP_SCORE] for k in keys], bounds=(-1.0, 1.0), groups=prompts)
     reward = mean_interval([run.clips[k]["reward"] for k in keys], groups=prompts)
     return {"stage": run.name, "n": len(keys), "prompts": len(set(prompts)), "fad_clap": fad,
             "fad_clap_ci": list(bootstrap_frechet(embeddings, reference, resamples=min(resamples, 500),
                                                   groups=prompts)),
-            "clap_score": clap["mean"], "clap_score_ci": clap["ci"], "reward": reward["mean"],
+            CLAP_SCORE: clap["mean"], "clap_score_ci": clap["ci"], REWARD: reward["mean"],
             "reward_ci": reward["ci"]}
 
 
@@ -98,7 +99,7 @@ def experiment_table(arms: dict[str, dict[int, object]], resamples: int = 2000, 
         deltas = []
         for training_seed in shared:
             keys = [k for k in run.clips if k[1].split(":")[0] == str(training_seed) and k in base.clips]
-            deltas.append(np.mean([run.clips[k]["clap_score"] - base.clips[k]["clap_score"] for k in keys]))
+            deltas.append(np.mean([run.clips[k][CLAP_SCORE] - base.clips[k][CLAP_SCORE] for k in keys]))
         lines.append(f"{name}: ΔCLAP vs {base.name} by training seed " + ", ".join(
             f"{seed} {delta:+.4f}" for seed, delta in zip(shared, deltas)))
     chained = any(parent != first.name for parent in parent_of.values())

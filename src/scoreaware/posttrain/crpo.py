@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
-import click
 import numpy as np
 from lhotse.utils import fastcopy
 
@@ -32,6 +32,7 @@ from scoreaware.core.errors import StageError
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import StageOutput
 from scoreaware.core.provenance import describe_input
+from scoreaware.core.stage import StageResult, ignore
 from scoreaware.posttrain.steps import (
     Parent,
     claim_output,
@@ -42,6 +43,7 @@ from scoreaware.posttrain.steps import (
     score_candidates,
     write_encode_info_like,
 )
+from scoreaware.schemas.fields import CLAP_SCORE, PROMPT_ID
 from scoreaware.schemas.validation import validate_manifest
 
 
@@ -49,16 +51,16 @@ def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, di
     """Best vs worst CLAP candidate per prompt; (pairs, counts of what was skipped and why)."""
     by_prompt: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        if row.get("clap_score") is not None:
-            by_prompt[row["prompt_id"]].append(row)
+        if row.get(CLAP_SCORE) is not None:
+            by_prompt[row[PROMPT_ID]].append(row)
     pairs, skipped = [], {"single_candidate": 0, "near_tie": 0}
     for prompt_id in sorted(by_prompt):
-        candidates = sorted(by_prompt[prompt_id], key=lambda r: (-r["clap_score"], r["seed"]))
+        candidates = sorted(by_prompt[prompt_id], key=lambda r: (-r[CLAP_SCORE], r["seed"]))
         if len(candidates) < 2:
             skipped["single_candidate"] += 1
             continue
         best, worst = candidates[0], candidates[-1]
-        if best["clap_score"] - worst["clap_score"] < min_margin:
+        if best[CLAP_SCORE] - worst[CLAP_SCORE] < min_margin:
             skipped["near_tie"] += 1
             continue
         pairs.append((best, worst))
@@ -74,11 +76,13 @@ CRPO_DEFAULTS = dict(n=5, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0, cla
 def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float, cfg: float,
          sample_steps: int, seconds: float, clap_backend: str, clap_model: str | None, min_margin: float,
          holdout: float, train_steps: int, lr: float, warmup: int, beta: float, lambda_fm: float, batch_size: int,
-         unsafe_pickle: bool, overwrite: bool = False, score_dropout: float = 0.1) -> None:
+         unsafe_pickle: bool, overwrite: bool = False, score_dropout: float = 0.1,
+         log: Callable[[str], None] = ignore) -> StageResult:
     """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning.
 
     The options are recorded in OUT/run.json; a rerun with other options is refused (``overwrite``
-    starts over), the same options continue an interrupted run.
+    starts over), the same options continue an interrupted run. Notes on the way go to `log`; the
+    summary comes back as a `StageResult` (the command prints it).
     """
     claim_output(output, {**input_digests(checkpoint=checkpoint, prompts=prompts), "candidates": n, "score": score,
                           "cfg": cfg, "sample_steps": sample_steps, "seconds": seconds, "clap_backend": clap_backend,
@@ -87,14 +91,13 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
                           "batch_size": batch_size, "score_dropout": score_dropout}, overwrite)
     parent = Parent.load(checkpoint, unsafe_pickle)
     if parent.state["model_config"]["score_head"] != "input_add":
-        click.secho(f"note: {checkpoint.name} uses the {parent.state['model_config']['score_head']} head; the "
-                    "published CRPO ran on v2 (input_add): `scoreaware train cross-load` moves it", fg="yellow",
-                    err=True)
+        log(f"note: {checkpoint.name} uses the {parent.state['model_config']['score_head']} head; the "
+            "published CRPO ran on v2 (input_add): `scoreaware train cross-load` moves it")
     candidates = output / "candidates"
     generate(parent.path, prompts, candidates, n, score, cfg, sample_steps, seconds, keep_latents=True)
     scored = score_candidates(candidates, clap_model or parent.clap_model, None, None, backend=clap_backend)
-    rows = [{"id": c.id, "prompt_id": c.custom["prompt_id"], "seed": c.custom["seed"],
-             "clap_score": c.custom.get("clap_score"), "cut": c} for c in read_cuts(scored)]
+    rows = [{"id": c.id, PROMPT_ID: c.custom[PROMPT_ID], "seed": c.custom["seed"],
+             CLAP_SCORE: c.custom.get(CLAP_SCORE), "cut": c} for c in read_cuts(scored)]
     pairs, skipped = rank_pairs(rows, min_margin)
     if not pairs:
         raise StageError(f"no pair: {skipped['near_tie']} near-ties under --min-margin {min_margin}, "
@@ -114,8 +117,7 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
     rng = np.random.default_rng(0)
     held = {best["id"] for best, _ in pairs if rng.random() < holdout} if len(pairs) >= 4 else set()
     if holdout and len(pairs) < 4:
-        click.secho(f"note: {len(pairs)} pairs: too few to hold any out (--holdout needs 4 or more); all train",
-                    fg="yellow", err=True)
+        log(f"note: {len(pairs)} pairs: too few to hold any out (--holdout needs 4 or more); all train")
     if len(held) == len(pairs):
         raise StageError(f"--holdout {holdout:g} held out all {len(pairs)} pairs: nothing is left to train on; lower "
                          "--holdout or add prompts (the candidates are kept: the next run reuses them)")
@@ -128,7 +130,7 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
                 if winner_id not in encoded or not keep(winner_id):
                     continue
                 loser_latent = worst["cut"].custom["latent"]
-                margin = float(encoded[winner_id].custom["clap_score"] - worst["clap_score"])
+                margin = float(encoded[winner_id].custom[CLAP_SCORE] - worst[CLAP_SCORE])
                 custom = {**encoded[winner_id].custom, "rejected_latent": loser_latent,
                           "rejected_id": worst["id"], "clap_margin": margin, "pair_score": score}
                 out.write(fastcopy(encoded[winner_id], custom=custom))
@@ -137,8 +139,8 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
                                      inputs=[describe_input(winners)])["outputs"]["cuts"]["items"]
     val = output / "pairs_val.jsonl.gz"
     if outputs["pairs"] < batch_size:
-        click.secho(f"note: {outputs['pairs']} training pairs, fewer than --batch-size {batch_size}: batches of "
-                    f"{outputs['pairs']}", fg="yellow", err=True)
+        log(f"note: {outputs['pairs']} training pairs, fewer than --batch-size {batch_size}: batches of "
+            f"{outputs['pairs']}")
         batch_size = outputs["pairs"]
     child = finetune(parent, output / "pairs.jsonl.gz", output / "runs", train_steps, lr, warmup,
                      objective="crpo", crpo_beta=beta, crpo_lambda_fm=lambda_fm, repa="", batch_size=batch_size,
@@ -148,16 +150,16 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
     history = json.loads((child.parent.parent / "history.json").read_text())
     accuracy = [h["implicit_acc"] for h in history if "implicit_acc" in h]
     held_out = [h["val_implicit_acc"] for h in history if "val_implicit_acc" in h]
-    margins = [float(best["clap_score"] - worst["clap_score"]) for best, worst in pairs]
+    margins = [float(best[CLAP_SCORE] - worst[CLAP_SCORE]) for best, worst in pairs]
     summary = {"pairs": outputs["pairs"], "held_out": outputs["pairs_val"], "skipped": skipped,
                "mean_clap_margin": float(np.mean(margins)), "implicit_acc": accuracy[-1] if accuracy else None,
                "held_out_implicit_acc": held_out[-1] if held_out else None, "checkpoint": str(child)}
     (output / "summary.json").write_text(json.dumps(summary, indent=1))
-    click.secho("\nposttrain crpo", bold=True)
-    click.echo(f"  {len(pairs)} pairs from {len(rows)} candidates ({outputs['pairs']} train, {outputs['pairs_val']} "
-               f"held out); skipped {skipped['near_tie']} near-ties (< {min_margin:g}) and "
-               f"{skipped['single_candidate']} prompts with one candidate; mean CLAP margin {np.mean(margins):.4f}")
+    lines = [f"{len(pairs)} pairs from {len(rows)} candidates ({outputs['pairs']} train, {outputs['pairs_val']} "
+             f"held out); skipped {skipped['near_tie']} near-ties (< {min_margin:g}) and "
+             f"{skipped['single_candidate']} prompts with one candidate; mean CLAP margin {np.mean(margins):.4f}"]
     if accuracy:
-        click.echo(f"  implicit accuracy {accuracy[0]:.3f} → {accuracy[-1]:.3f}"
-                   + (f"; held-out {held_out[0]:.3f} → {held_out[-1]:.3f}" if held_out else ""))
-    click.echo(f"  → {child}\n  → {output / 'summary.json'}")
+        lines.append(f"implicit accuracy {accuracy[0]:.3f} → {accuracy[-1]:.3f}"
+                     + (f"; held-out {held_out[0]:.3f} → {held_out[-1]:.3f}" if held_out else ""))
+    lines += [f"→ {child}", f"→ {output / 'summary.json'}"]
+    return StageResult("crpo", Path(child), lines=lines, title="posttrain crpo")

@@ -23,19 +23,18 @@ Layout of ``-o OUT``::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import click
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import StageOutput
 from scoreaware.core.provenance import describe_input, read_provenance
-from scoreaware.curate.runs.select import run_select
+from scoreaware.core.stage import StageResult, ignore
 from scoreaware.curate.scoring.reward import load_reward
-from scoreaware.curate.stages.select import SelectConfig, oversampled, parse_weights
-from scoreaware.evaluate.run import score_run
+from scoreaware.curate.stages.select import SelectConfig, oversampled, parse_weights, run_select
+from scoreaware.evaluate.score_run import score_run
 from scoreaware.posttrain.steps import (
     Parent,
     claim_output,
@@ -47,6 +46,7 @@ from scoreaware.posttrain.steps import (
     score_candidates,
     write_encode_info_like,
 )
+from scoreaware.schemas.fields import CLAP_SCORE, PROMPT_ID, REWARD
 from scoreaware.schemas.validation import validate_manifest
 
 # the driver's defaults, as `posttrain expert-iteration` has them (callers name only what they change)
@@ -62,11 +62,12 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
                      seconds: float, blend: str, per_prompt: bool, top: float, oversample: int, ft_steps: int,
                      lr: float, polish_steps: int, polish_lr: float, batch_size: int | None, reference: Path | None,
                      eval_prompts: Path | None, allow_overlap: bool, unsafe_pickle: bool,
-                     overwrite: bool = False) -> None:
+                     overwrite: bool = False, log: Callable[[str], None] = ignore) -> StageResult:
     """Expert iteration from CHECKPOINT: generate, score, select, mix, fine-tune (ROUNDS times).
 
     The options are recorded in OUT/run.json; a rerun with other options is refused (``overwrite``
-    starts over), the same options continue an interrupted run.
+    starts over), the same options continue an interrupted run. Each round is announced to `log`;
+    the summary comes back as a `StageResult` (the command prints it).
     """
     if eval_prompts is not None and not allow_overlap:
         shared = overlapping_prompts(eval_prompts, prompts)
@@ -99,7 +100,7 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
     settings = RoundSettings(k, score, cfg, sample_steps, seconds, blend, per_prompt, top, oversample, ft_steps, lr,
                              polish_steps, polish_lr, changes)
     for number in range(1, rounds + 1):
-        click.secho(f"\n══ expert iteration, round {number} of {rounds} (parent {parent.path.name}) ══", bold=True)
+        log(f"\n══ expert iteration, round {number} of {rounds} (parent {parent.path.name}) ══")
         clap_model = parent.clap_model  # every round scores with the CLAP the parents were trained with
         record = expert_round(parent, prompts, base, output / f"round{number}", settings,
                               lambda samples, clap=clap_model: score_candidates(samples, clap, reward,
@@ -114,21 +115,17 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
     flags = hacking_flags(guard)
     summary = {"rounds": history, "guard": guard, "flags": flags, "final": str(parent.path)}
     (output / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    click.secho("\nposttrain expert-iteration", bold=True)
-    for record in history:
-        click.echo(f"  round {record['round']}: {record['keepers']} keepers of {record['selected']['of']} candidates "
-                   f"(top {top:g}, blend {blend}{', per prompt' if per_prompt else ''}) × {oversample} → "
-                   f"{Path(record['child']).parent.parent.name}/{Path(record['child']).name}")
+    lines = [f"round {record['round']}: {record['keepers']} keepers of {record['selected']['of']} candidates "
+             f"(top {top:g}, blend {blend}{', per prompt' if per_prompt else ''}) × {oversample} → "
+             f"{Path(record['child']).parent.parent.name}/{Path(record['child']).name}" for record in history]
     if guard:
-        click.echo("  fidelity guard (evaluation prompts):  round  FAD-CLAP  MAD  reward")
-        for row in guard:
-            click.echo(f"    {row['name']:>8}  {row['fad_clap']:.4f}  {_fmt(row.get('mad'))}  "
-                       f"{_fmt(row.get('reward'))}")
+        lines.append("fidelity guard (evaluation prompts):  round  FAD-CLAP  MAD  reward")
+        lines += [f"  {row['name']:>8}  {row['fad_clap']:.4f}  {_fmt(row.get('mad'))}  {_fmt(row.get('reward'))}"
+                  for row in guard]
     else:
-        click.echo("  fidelity guard skipped: pass --reference and --eval-prompts")
-    for flag in flags:
-        click.secho(f"  ⚠ {flag}", fg="yellow")
-    click.echo(f"  → {parent.path}\n  → {output / 'summary.json'}")
+        lines.append("fidelity guard skipped: pass --reference and --eval-prompts")
+    lines += [f"⚠ {flag}" for flag in flags] + [f"→ {parent.path}", f"→ {output / 'summary.json'}"]
+    return StageResult("expert-iteration", Path(parent.path), lines=lines, title="posttrain expert-iteration")
 
 
 @dataclass(frozen=True)
@@ -161,7 +158,7 @@ def expert_round(parent: Parent, prompts: Path, base: Path | None, folder: Path,
     scored = score_fn(candidates)
     selected = folder / "selected.jsonl.gz"
     run_select(scored, selected, SelectConfig(top=settings.top, weights=parse_weights(settings.blend),
-                                              group_by="prompt_id" if settings.per_prompt else None,
+                                              group_by=PROMPT_ID if settings.per_prompt else None,
                                               per_group=settings.per_prompt))
     keepers = encode_like_parent(parent, selected, folder / "keepers.jsonl.gz")
     mixture = folder / "mixture.jsonl.gz"
@@ -207,15 +204,15 @@ def fidelity(checkpoint: Path, prompts: Path, reference: Path, out: Path, reward
     score_run(out, reference, reward_checkpoint=reward, mert_model=mert_model, workers=0, bootstrap=50)
     metrics = json.loads((out / "eval" / "scores.json").read_text())["metrics"]
     return {"name": out.name, "checkpoint": str(checkpoint), "fad_clap": metrics["fad_clap"]["fad"],
-            "mad": (metrics.get("mad") or {}).get("value"), "reward": (metrics.get("reward") or {}).get("mean"),
-            "clap_score": metrics["clap_score"]["mean"]}
+            "mad": (metrics.get("mad") or {}).get("value"), "reward": (metrics.get(REWARD) or {}).get("mean"),
+            CLAP_SCORE: metrics[CLAP_SCORE]["mean"]}
 
 
 def hacking_flags(guard: list[dict]) -> list[str]:
     """Rounds whose reward rose while fidelity (FAD-CLAP, MAD) got worse: reward hacking?"""
     flags = []
     for before, after in zip(guard, guard[1:]):
-        if before.get("reward") is None or after.get("reward") is None or after["reward"] <= before["reward"]:
+        if before.get(REWARD) is None or after.get(REWARD) is None or after["reward"] <= before["reward"]:
             continue
         worse = [name for name in ("fad_clap", "mad") if before.get(name) is not None and after.get(name) is not None
                  and after[name] > before[name]]

@@ -17,11 +17,11 @@ from scoreaware.core.errors import StageError
 from scoreaware.core.files import atomic_write_text
 from scoreaware.core.progress import progress
 from scoreaware.core.provenance import config_changes, describe_input, manifest_base, read_provenance
-from scoreaware.curate.runs.score import run_score_clap, run_score_reward
-from scoreaware.evaluate.run import read_samples, write_clips_manifest
+from scoreaware.curate.stages.score_clap import ClapScoreConfig, run_score_clap
+from scoreaware.curate.stages.score_reward import RewardScoreConfig, run_score_reward
+from scoreaware.evaluate.score_run import read_samples, write_clips_manifest
 from scoreaware.train.data import encode_info
-from scoreaware.train.encode import write_encode_info
-from scoreaware.train.encode_stage import run_encode
+from scoreaware.train.encode import run_encode, write_encode_info
 from scoreaware.train.fit import fit_or_resume
 from scoreaware.train.model_paths import load_training_checkpoint
 from scoreaware.train.prompts import read_prompts
@@ -90,12 +90,13 @@ def score_candidates(samples: Path, clap_model: str, reward: str | None, mert_mo
     if not clips.is_file():
         write_clips_manifest(samples, read_samples(samples), clips, latents=True)
     clap = folder / "clap.jsonl.gz"
-    run_score_clap(clips, clap, backend=backend, model=clap_model, caption_field="caption", policy="first",
-                   workers=workers, resume=True)
+    run_score_clap(clips, clap, ClapScoreConfig(backend=backend, model=clap_model, caption_field="caption",
+                                                policy="first", workers=workers), resume=True)
     if reward is None:
         return clap
     scored = folder / "reward.jsonl.gz"
-    run_score_reward(clap, scored, checkpoint=reward, mert_model=mert_model, workers=workers, resume=True)
+    run_score_reward(clap, scored, RewardScoreConfig(checkpoint=reward, mert_model=mert_model, workers=workers),
+                     resume=True)
     return scored
 
 

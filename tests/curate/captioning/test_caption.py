@@ -49,7 +49,7 @@ def test_rewrite_through_an_openai_compatible_server(verbose_manifest, tmp_path,
     assert "sk-test-secret" not in result.output
     assert "Description: A long description of jazz piano number" in server.requests[0]["messages"][1]["content"]
     sidecar = read_provenance(tmp_path / "c.jsonl.gz")
-    assert sidecar["options"]["sampling"]["seed"] == 0 and sidecar["options"]["engine"] == "openai"
+    assert sidecar["options"]["seed"] == 0 and sidecar["options"]["engine"] == "openai"
     assert len({r["seed"] for r in server.requests}) == 4  # a seed per cut, recorded in the requests
 
 

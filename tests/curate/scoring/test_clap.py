@@ -58,7 +58,7 @@ def test_text_is_embedded_once_per_distinct_caption(clap_scored):
 
 def test_same_manifest_scored_twice_is_identical_and_batch_size_does_not_matter(segmented4, encoder, tmp_path):
     def run(batch_size, workers, name):
-        config = ClapScoreConfig(batch_size=batch_size, num_workers=workers)
+        config = ClapScoreConfig(batch_size=batch_size, workers=workers)
         return {c.id: c.custom["clap_score"]
                 for c in score_clap(read_cuts(segmented4), encoder, ArrayStore(tmp_path / name), config)}
 
@@ -73,7 +73,7 @@ def test_scoring_gives_the_process_its_threads_back(segmented4, encoder, tmp_pat
     # scoring lends the model the cores its decoding workers leave; a demo or a driver trains
     # afterwards in the same process and must get every thread back
     torch.set_num_threads(2)
-    config = ClapScoreConfig(batch_size=8, num_workers=1)
+    config = ClapScoreConfig(batch_size=8, workers=1)
     scored = score_clap(read_cuts(segmented4), encoder, ArrayStore(tmp_path / "a"), config)
     next(scored)
     assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) - 1)
@@ -100,7 +100,7 @@ def test_long_cuts_use_the_policy_windows(tmp_path, encoder):
     result = {}
     for policy in ("first", "center", "mean"):
         (scored,) = score_clap([cut], encoder, ArrayStore(tmp_path / policy), ClapScoreConfig(policy=policy,
-                                                                                            num_workers=0))
+                                                                                            workers=0))
         result[policy] = scored.load_custom("clap_audio_emb")
     assert not np.allclose(result["first"], result["center"])
     windows = [encoder.embed_audio(encoder.preprocessor([audio[i * 480_000:(i + 1) * 480_000, 0]]))[0]
@@ -115,7 +115,7 @@ def test_missing_caption_and_unreadable_audio_are_quarantined(tmp_path, encoder)
     nocap = file_cut(write_audio(tmp_path / "nocap.wav", tone(2.0)))
     gone = file_cut(write_audio(tmp_path / "gone.wav", tone(2.0)), caption="x")
     os.remove(tmp_path / "gone.wav")
-    out = list(score_clap([ok, nocap, gone], encoder, ArrayStore(tmp_path / "arr"), ClapScoreConfig(num_workers=2)))
+    out = list(score_clap([ok, nocap, gone], encoder, ArrayStore(tmp_path / "arr"), ClapScoreConfig(workers=2)))
     assert [getattr(o, "reason", "kept") for o in out] == ["kept", "kept", "unreadable"]
     # the caption-less cut is embedded (the reward, FAD and REPA need it) but has no score
     assert out[1].custom.get("clap_score") is None and out[1].has_custom("clap_audio_emb")

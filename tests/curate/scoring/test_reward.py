@@ -161,7 +161,7 @@ def test_cut_without_clap_embedding_is_quarantined(tmp_path, tiny_mert, segmente
     cut = next(iter(read_cuts(segmented4)))
     head = RewardHead(RewardConfig())
     out = list(score_reward([cut], head, load_mert(str(tiny_mert)), ArrayStore(tmp_path), RewardScoreConfig(
-        num_workers=0)))
+        workers=0)))
     assert out[0].reason == "missing_clap_embedding"
 
 

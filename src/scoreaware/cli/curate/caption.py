@@ -42,22 +42,13 @@ from scoreaware.cli.options import (
 @click.option("--device", default="cpu", help="transformers engine: torch device.")
 @output_options("caption.jsonl.gz")
 @executor_options
-def caption(manifest: Path, stage: str, engine: str, model: str | None, base_url: str, api_key_env: str,
-            concurrency: int, timeout: float, retries: int, batch_size: int, attempts: int, max_tokens: int,
-            temperature: float, top_p: float, seed: int, max_words: int, max_audio_seconds: float,
-            system_template: str | None, user_template: str | None, max_model_len: int, device: str, output: Path,
-            resume: bool, overwrite: bool, executor=None) -> None:
+def caption(manifest: Path, output: Path, resume: bool, overwrite: bool, executor=None, **options) -> None:
     """Caption MANIFEST: --stage audio (caption_verbose) then --stage rewrite (caption).
 
     Engine failures (server down, timeouts) leave the output partial and list the cuts;
     rerun with --resume to complete them. Afterwards rescore: score clap --caption-field caption.
     """
-    from scoreaware.curate.runs.caption import run_caption
+    from scoreaware.curate.stages.caption import CaptionConfig, run_caption
 
-    print_result(run_caption(manifest, output, stage=stage, engine=engine, model=model, base_url=base_url,
-                             api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, retries=retries,
-                             batch_size=batch_size, attempts=attempts, max_tokens=max_tokens, temperature=temperature,
-                             top_p=top_p, seed=seed, max_words=max_words, max_audio_seconds=max_audio_seconds,
-                             system_template=system_template, user_template=user_template,
-                             max_model_len=max_model_len, device=device, executor=executor, resume=resume,
+    print_result(run_caption(manifest, output, CaptionConfig(**options), executor=executor, resume=resume,
                              overwrite=overwrite))

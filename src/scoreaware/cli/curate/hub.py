@@ -72,11 +72,11 @@ def publish(manifest: Path, repo_id: str, private: bool, overwrite: bool, max_sh
 @click.argument("source")
 @click.option("--split", default="train")
 @output_options("import.jsonl.gz")
-def import_cmd(source: str, split: str, output: Path, resume: bool, overwrite: bool) -> None:
+def import_cmd(source: str, output: Path, resume: bool, overwrite: bool, **options) -> None:
     """Read a dataset exported by scoreaware (local folder or Hub id SOURCE) back into cuts.
 
     Audio is written as FLAC files next to OUTPUT (<name>.audio/); every column becomes a custom field.
     """
-    from scoreaware.curate.runs.hub import run_import
+    from scoreaware.curate.stages.hub_import import ImportConfig, run_import
 
-    print_result(run_import(source, output, split=split, resume=resume, overwrite=overwrite))
+    print_result(run_import(source, output, ImportConfig(**options), resume=resume, overwrite=overwrite))

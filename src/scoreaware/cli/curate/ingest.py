@@ -25,8 +25,7 @@ from scoreaware.cli.options import (
               help="Recording ids from the file stem (00/1085700.mp3 -> 1085700) or the relative path.")
 @output_options("ingest.jsonl.gz")
 @workers_option
-def ingest(audio_dir: Path, metadata_files: tuple[Path, ...], metadata_encoding: str | None, id_from: str,
-           output: Path, resume: bool, overwrite: bool, workers: int) -> None:
+def ingest(audio_dir: Path, output: Path, resume: bool, overwrite: bool, **options) -> None:
     """Build recordings, supervisions and cuts from AUDIO_DIR and its metadata.
 
     Every file under AUDIO_DIR is decoded once. Files that are empty, truncated, corrupt or not
@@ -36,7 +35,6 @@ def ingest(audio_dir: Path, metadata_files: tuple[Path, ...], metadata_encoding:
     metadata is given but matches no audio file at all, nothing is written and examples of
     both sides are shown.
     """
-    from scoreaware.curate.runs.ingest import run_ingest
+    from scoreaware.curate.stages.ingest import IngestConfig, run_ingest
 
-    print_result(run_ingest(audio_dir, output, metadata_files=metadata_files, metadata_encoding=metadata_encoding,
-                            id_from=id_from, workers=workers, resume=resume, overwrite=overwrite))
+    print_result(run_ingest(audio_dir, output, IngestConfig(**options), resume=resume, overwrite=overwrite))

@@ -42,21 +42,18 @@ def unsafe_pickle_option(fn):
 @unsafe_pickle_option
 @executor_options
 @output_options("clap.jsonl.gz")
-def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str, caption_field: str, policy: str,
-                   batch_size: int, workers: int, device: str, unsafe_pickle: bool, output: Path, resume: bool,
-                   overwrite: bool, executor=None) -> None:
+def score_clap_cmd(manifest: Path, output: Path, resume: bool, overwrite: bool, executor=None, **options) -> None:
     """Add clap_score (and stored audio/text embeddings) to every cut of MANIFEST.
 
     Cuts without a caption are embedded too (the reward, FAD and REPA use the embedding) but
     get no score; `curate filter` decides about them. Rescoring after captioning:
     --caption-field caption on the captioned manifest.
     """
-    from scoreaware.curate.runs.score import run_score_clap
+    from scoreaware.curate.stages.score_clap import ClapScoreConfig, run_score_clap
 
-    print_result(run_score_clap(manifest, output, backend=backend, model=model, amodel=amodel,
-                                caption_field=caption_field, policy=policy, batch_size=batch_size, workers=workers,
-                                device=device, unsafe_pickle=unsafe_pickle, executor=executor, resume=resume,
+    print_result(run_score_clap(manifest, output, ClapScoreConfig(**options), executor=executor, resume=resume,
                                 overwrite=overwrite))
+
 
 @score.command("reward", context_settings=dict(show_default=True))
 @click.argument("manifest", type=manifest_path())
@@ -74,17 +71,13 @@ def score_clap_cmd(manifest: Path, backend: str, model: str | None, amodel: str,
 @unsafe_pickle_option
 @executor_options
 @output_options("reward.jsonl.gz")
-def score_reward_cmd(manifest: Path, checkpoint: str, mert_model: str, trust_remote_code: bool,
-                     prompt_protocol: str | None,
-                     batch_size: int, workers: int, device: str, unsafe_pickle: bool, output: Path, resume: bool,
-                     overwrite: bool, executor=None) -> None:
+def score_reward_cmd(manifest: Path, output: Path, resume: bool, overwrite: bool, executor=None,
+                     **options) -> None:
     """Add a TuneJury-compatible reward to every cut of MANIFEST (a `score clap` output).
 
     Reuses the stored CLAP embeddings; computes and stores MERT features (mert_emb).
     """
-    from scoreaware.curate.runs.score import run_score_reward
+    from scoreaware.curate.stages.score_reward import RewardScoreConfig, run_score_reward
 
-    print_result(run_score_reward(manifest, output, checkpoint=checkpoint, mert_model=mert_model,
-                                  trust_remote_code=trust_remote_code, prompt_protocol=prompt_protocol,
-                                  batch_size=batch_size, workers=workers, device=device, unsafe_pickle=unsafe_pickle,
-                                  executor=executor, resume=resume, overwrite=overwrite))
+    print_result(run_score_reward(manifest, output, RewardScoreConfig(**options), executor=executor, resume=resume,
+                                  overwrite=overwrite))

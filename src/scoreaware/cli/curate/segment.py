@@ -27,16 +27,16 @@ from scoreaware.cli.options import (
 @output_options("segment.jsonl.gz")
 @workers_option
 @executor_options
-def segment(manifest: Path, window: float, hop: float | None, min_duration: float | None, min_lufs: float,
-            output: Path, resume: bool, overwrite: bool, workers: int, executor=None) -> None:
+def segment(manifest: Path, output: Path, resume: bool, overwrite: bool, executor=None, **options) -> None:
     """Cut every cut of MANIFEST into fixed windows with loudness and provenance.
 
     Window ids are {recording}_{start_ms}. Captions and tags are carried to every window.
     Near-silent windows and sources too short for a window go to the quarantine manifest.
     """
-    from scoreaware.curate.runs.segment import run_segment
+    from scoreaware.curate.stages.segment import SegmentConfig, run_segment
 
-    if min_duration is not None and min_duration > window:
-        raise click.BadParameter(f"{min_duration} exceeds --window {window}", param_hint="--min-duration")
-    print_result(run_segment(manifest, output, window=window, hop=hop, min_duration=min_duration, min_lufs=min_lufs,
-                             workers=workers, executor=executor, resume=resume, overwrite=overwrite))
+    config = SegmentConfig(**options)  # the options above are SegmentConfig's fields, one for one
+    if config.min_duration is not None and config.min_duration > config.window:
+        raise click.BadParameter(f"{config.min_duration} exceeds --window {config.window}",
+                                 param_hint="--min-duration")
+    print_result(run_segment(manifest, output, config, executor=executor, resume=resume, overwrite=overwrite))

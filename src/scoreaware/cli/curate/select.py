@@ -26,25 +26,22 @@ from scoreaware.cli.options import (
 @click.option("--rejected", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where the rejected cuts go [default: OUTPUT's .rejected.jsonl.gz sibling].")
 @output_options("filter.jsonl.gz")
-def filter_cmd(manifest: Path, clap_percentile: float | None, min_clap: float | None, min_duration: float | None,
-               max_duration: float | None, min_lufs: float | None, require_caption: bool, caption_field: str,
-               rejected: Path | None, output: Path, resume: bool, overwrite: bool) -> None:
+def filter_cmd(manifest: Path, rejected: Path | None, output: Path, resume: bool, overwrite: bool,
+               **options) -> None:
     """Keep the cuts of MANIFEST that pass every rule; rejected cuts keep the rule and value.
 
     The CLAP percentile threshold is computed over the whole manifest in one streaming pass.
     """
-    from scoreaware.curate.runs.select import run_filter
-    from scoreaware.curate.stages.filter import FilterConfig
+    from scoreaware.curate.stages.filter import FilterConfig, run_filter
 
-    if clap_percentile is None and min_clap is None:
-        clap_percentile = 10.0
+    if options["clap_percentile"] is None and options["min_clap"] is None:
+        options["clap_percentile"] = FilterConfig.clap_percentile  # the default rule: the bottom decile
     try:
-        filter_config = FilterConfig(clap_percentile=clap_percentile, min_clap=min_clap, min_duration=min_duration,
-                                     max_duration=max_duration, min_lufs=min_lufs, require_caption=require_caption,
-                                     caption_field=caption_field)
+        filter_config = FilterConfig(**options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     print_result(run_filter(manifest, output, filter_config, rejected=rejected, resume=resume, overwrite=overwrite))
+
 
 def _weights(value: str) -> dict[str, float]:
     from scoreaware.curate.stages.select import parse_weights
@@ -58,7 +55,8 @@ def _weights(value: str) -> dict[str, float]:
 @click.command("select", context_settings=dict(show_default=True))
 @click.argument("manifest", type=manifest_path())
 @click.option("--top", type=click.FloatRange(0, 1, min_open=True), default=0.1, help="Fraction of cuts selected.")
-@click.option("--weights", default="reward=1,clap=1", help="Weights of the z-normalized scores.")
+@click.option("--weights", default="reward=1,clap=1", callback=lambda ctx, param, value: _weights(value),
+              help="Weights of the z-normalized scores.")
 @click.option("--group-by", default=None, help="custom field whose groups are z-normalized separately (e.g. dataset).")
 @click.option("--per-group", is_flag=True,
               help="Take the top fraction within each --group-by group (ceil(top·K) of K), not overall.")
@@ -68,15 +66,14 @@ def _weights(value: str) -> dict[str, float]:
               help="Mixture output [default: OUTPUT's .mixture.jsonl.gz sibling].")
 @click.option("--mixture-base", type=manifest_path(), default=None, help="Base of the mixture [default: MANIFEST].")
 @output_options("select.jsonl.gz")
-def select_cmd(manifest: Path, top: float, weights: str, group_by: str | None, per_group: bool, oversample: int | None,
-               mixture: Path | None, mixture_base: Path | None, output: Path, resume: bool, overwrite: bool) -> None:
+def select_cmd(manifest: Path, mixture: Path | None, mixture_base: Path | None, output: Path, resume: bool,
+               overwrite: bool, **options) -> None:
     """Select the top fraction of MANIFEST by z-blended reward and CLAP score (expert iteration)."""
-    from scoreaware.curate.runs.select import run_select
-    from scoreaware.curate.stages.select import SelectConfig
+    from scoreaware.curate.stages.select import SelectConfig, run_select
 
     try:
-        select_config = SelectConfig(top=top, weights=_weights(weights), group_by=group_by, per_group=per_group)
+        select_config = SelectConfig(**options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    print_result(run_select(manifest, output, select_config, oversample=oversample, mixture=mixture,
-                            mixture_base=mixture_base, resume=resume, overwrite=overwrite))
+    print_result(run_select(manifest, output, select_config, mixture=mixture, mixture_base=mixture_base,
+                            resume=resume, overwrite=overwrite))

@@ -16,13 +16,13 @@ from pathlib import Path
 import click
 import torch
 
-from scoreaware.curate.scoring.reward_fit import fit_reward
 from scoreaware.demo.domain import targets
 from scoreaware.demo.domain.captioners import CaptionerRecipe, train_captioners
 from scoreaware.demo.domain.clap import ClapRecipe, train_clap
 from scoreaware.demo.domain.codec import CodecRecipe, train_codec
 from scoreaware.demo.domain.reward import RewardRecipe, write_pairs
 from scoreaware.demo.tiny_models import make_tiny_mert
+from scoreaware.train.reward_fit import fit_reward
 
 DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "default_models"
 PARTS = ("mert", "clap", "reward", "captioners", "codec")

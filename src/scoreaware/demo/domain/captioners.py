@@ -79,7 +79,7 @@ def prompt_tags(spec: ClipSpec, rng: np.random.Generator) -> str:
 
 def templates(stage: str) -> tuple[str, str]:
     config = CaptionConfig(stage=stage)
-    return config.system_template, config.user_template
+    return config.system_prompt, config.user_prompt
 
 
 def tokenizer_corpus(specs: list[ClipSpec], rng: np.random.Generator) -> list[str]:

@@ -198,7 +198,7 @@ def measure_captioners(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], m
         requests = []
         for spec, audio in clips:
             tags = format_tags(tags_of(spec)) if tagged else "none"
-            requests.append(ChatRequest(spec.id, audio_cfg.system_template, audio_cfg.user_template.format(tags=tags),
+            requests.append(ChatRequest(spec.id, audio_cfg.system_prompt, audio_cfg.user_prompt.format(tags=tags),
                                         (audio, SR)))
         texts = [clean(t) if isinstance(t, str) else "" for t in listener.generate(requests, sampling)]
         named = [genre_named(text, spec.genre) for text, (spec, _) in zip(texts, clips)]
@@ -208,8 +208,8 @@ def measure_captioners(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], m
             verbose_untagged = texts
     results["stage1_examples"] = verbose_untagged[:3]
     rewriter = TransformersEngine(str(models / "qwen2"))
-    requests = [ChatRequest(spec.id, rewrite_cfg.system_template,
-                            rewrite_cfg.user_template.format(caption_verbose=verbose, tags="none"))
+    requests = [ChatRequest(spec.id, rewrite_cfg.system_prompt,
+                            rewrite_cfg.user_prompt.format(caption_verbose=verbose, tags="none"))
                 for verbose, (spec, _) in zip(verbose_untagged, clips)]
     concise = [clean(t) if isinstance(t, str) else "" for t in rewriter.generate(requests, sampling)]
     passed = [not caption_problems(t) for t in concise]

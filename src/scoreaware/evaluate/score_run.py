@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-import click
 import numpy as np
 from lhotse import Recording
 from lhotse.array import Array
@@ -24,9 +24,11 @@ from scoreaware.core.locations import locate, require
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.output import QUARANTINE, Rejection, StageOutput, sibling
 from scoreaware.core.provenance import describe_input, library_versions, read_provenance
+from scoreaware.core.stage import ignore
 from scoreaware.curate.audio import AudioProblem, probe_audio
-from scoreaware.curate.runs.score import run_score_clap, run_score_reward
 from scoreaware.curate.scoring.reward import load_mert
+from scoreaware.curate.stages.score_clap import ClapScoreConfig, run_score_clap
+from scoreaware.curate.stages.score_reward import RewardScoreConfig, run_score_reward
 from scoreaware.evaluate.compare import sanitized
 from scoreaware.evaluate.embeddings import (
     MIN_SECONDS,
@@ -35,12 +37,13 @@ from scoreaware.evaluate.embeddings import (
     load_reference,
     mert_embedding_sets,
 )
-from scoreaware.evaluate.score import set_metrics, write_clips_csv
-from scoreaware.evaluate.scored_run import SCORES_FORMAT
+from scoreaware.evaluate.metrics import set_metrics, write_clips_csv
+from scoreaware.evaluate.results import SCORES_FORMAT
+from scoreaware.schemas.fields import CLAP_SCORE, PROMPT_ID, REWARD
 from scoreaware.schemas.validation import validate_manifest
 
 # the fields of a samples.jsonl row that scoring reads, and what each must be
-_ROW_FIELDS = {"id": (str,), "path": (str,), "prompt": (str,), "prompt_id": (str, int), "seed": (int,)}
+_ROW_FIELDS = {"id": (str,), "path": (str,), "prompt": (str,), PROMPT_ID: (str, int), "seed": (int,)}
 
 
 def _inside(samples: Path, relative: object, where: str, field: str) -> Path:
@@ -115,7 +118,7 @@ def write_clips_manifest(samples: Path, rows: list[dict], path: Path, latents: b
             if info.num_channels > 2 and notes is not None:
                 notes.append(f"{row['path']}: {info.num_channels} channels, down-mixed to mono")
             recording = Recording.from_file(wav, recording_id=row["id"])
-            custom = {"caption": row["prompt"], "prompt_id": str(row["prompt_id"]), "seed": int(row["seed"]),
+            custom = {"caption": row["prompt"], PROMPT_ID: str(row[PROMPT_ID]), "seed": int(row["seed"]),
                       "generated_score": row.get("score")}
             if latents:
                 if not row.get("latent"):
@@ -138,9 +141,11 @@ def quarantined_clips(manifest: Path) -> list[dict]:
 def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = None,
               mert_model: str | None = None, trust_remote_code: bool = False, mad: bool = True,
               bootstrap: int = 200, batch_size: int = 16, workers: int = 2, device: str = "cpu",
-              unsafe_pickle: bool = False, clap_model: str | None = None, overwrite: bool = False) -> dict:
+              unsafe_pickle: bool = False, clap_model: str | None = None, overwrite: bool = False,
+              log: Callable[[str], None] = ignore) -> dict:
     """`eval score` as a library call: score the clips of `samples` and their set against
-    `reference`; writes SAMPLES/eval/ and returns the scores.json payload."""
+    `reference`; writes SAMPLES/eval/ and returns the scores.json payload (an up-to-date one is
+    returned as it is, and said to `log`)."""
 
     started = dt.datetime.now(dt.UTC)
     inputs = {"samples_sha256": describe_input(samples / "samples.jsonl")["sha256"] if (samples / "samples.jsonl")
@@ -154,8 +159,7 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
         except (UnicodeDecodeError, json.JSONDecodeError):
             done = None  # a damaged record of an earlier scoring: score again
         if isinstance(done, dict) and done.get("inputs") == inputs:
-            click.secho(f"✓ {previous} is up to date; nothing to do. Pass --overwrite to score again.", fg="green",
-                        err=True)
+            log(f"✓ {previous} is up to date; nothing to do. Pass --overwrite to score again.")
             return done
     sets, meta = load_reference(reference)
     if "clap" not in sets:
@@ -178,10 +182,10 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
         rows = [row for row in rows if row["id"] not in dropped]
     clap_manifest = folder / "clap.jsonl.gz"
     model = clap_model or reference_clap(reference, fingerprint)
-    run_score_clap(clips_manifest, clap_manifest, backend=fingerprint.get("backend", "transformers"),
-                   model=model, amodel=_amodel(fingerprint),
-                   caption_field="caption", policy=fingerprint["policy"], batch_size=batch_size, workers=workers,
-                   device=device, unsafe_pickle=unsafe_pickle, resume=False, overwrite=True)
+    run_score_clap(clips_manifest, clap_manifest, ClapScoreConfig(
+        backend=fingerprint.get("backend", "transformers"), model=model, amodel=_amodel(fingerprint),
+        caption_field="caption", policy=fingerprint["policy"], batch_size=batch_size, workers=workers,
+        device=device, unsafe_pickle=unsafe_pickle), resume=False, overwrite=True)
     clap, bad = finite_manifest_embeddings(clap_manifest, "clap")
     if bad:  # a clip whose embedding is NaN/inf: quarantined with its reason, the rest scored
         by_id = {row["id"]: row for row in rows}
@@ -195,9 +199,10 @@ def score_run(samples: Path, reference: Path, reward_checkpoint: str | None = No
         if not mert_model:
             raise StageError("--reward needs --mert-model (the reward's MERT features)")
         scored = folder / "reward.jsonl.gz"
-        run_score_reward(clap_manifest, scored, checkpoint=reward_checkpoint, mert_model=mert_model,
-                         trust_remote_code=trust_remote_code, batch_size=batch_size, workers=workers, device=device,
-                         unsafe_pickle=unsafe_pickle, resume=False, overwrite=True)
+        run_score_reward(clap_manifest, scored, RewardScoreConfig(
+            checkpoint=reward_checkpoint, mert_model=mert_model, trust_remote_code=trust_remote_code,
+            batch_size=batch_size, workers=workers, device=device, unsafe_pickle=unsafe_pickle),
+            resume=False, overwrite=True)
     clips = _clip_table(scored, rows)
     mert_all = mert_last = None
     if mert_model and ("mert_all" in sets or "mert_last" in sets):
@@ -254,9 +259,9 @@ def _clip_table(scored: Path, rows: list[dict]) -> list[dict]:
         row = by_id.get(cut.id)
         if row is None:  # quarantined after scoring (a non-finite embedding)
             continue
-        table.append({"id": cut.id, "prompt_id": str(row["prompt_id"]), "seed": int(row["seed"]),
-                      "prompt": row["prompt"], "clap_score": cut.custom.get("clap_score"),
-                      "reward": cut.custom.get("reward")})
+        table.append({"id": cut.id, PROMPT_ID: str(row[PROMPT_ID]), "seed": int(row["seed"]),
+                      "prompt": row["prompt"], CLAP_SCORE: cut.custom.get(CLAP_SCORE),
+                      "reward": cut.custom.get(REWARD)})
     missing = sorted(by_id.keys() - {row["id"] for row in table})
     if missing:
         raise StageError(f"{len(missing)} clips could not be scored (first: {missing[:3]}); see the quarantine of "

@@ -20,8 +20,9 @@ from scipy import stats as scipy_stats
 from scoreaware.evaluate.distances import bootstrap_interval, kernel_distance, mauve_available, mauve_distance
 from scoreaware.evaluate.embeddings import EmbeddingSet, check_compatible
 from scoreaware.evaluate.frechet import bootstrap_frechet, frechet_from_stats
-from scoreaware.evaluate.scored_run import CLIP_COLUMNS
+from scoreaware.evaluate.results import CLIP_COLUMNS
 from scoreaware.evaluate.stats import prompt_means
+from scoreaware.schemas.fields import CLAP_SCORE, PROMPT_ID, REWARD
 
 
 def mean_interval(values: np.ndarray, level: float = 0.95, bounds: tuple[float, float] | None = None,
@@ -72,7 +73,7 @@ def set_metrics(clap: EmbeddingSet, reference: dict[str, EmbeddingSet], clips: l
     ref = reference["clap"]
     check_compatible(clap.fingerprint, ref.fingerprint, "CLAP embeddings of the clips and of the reference")
     fad = frechet_from_stats(clap.stats, ref.stats)
-    prompt_of = {c["id"]: c.get("prompt_id") or c["id"] for c in clips}
+    prompt_of = {c["id"]: c.get(PROMPT_ID) or c["id"] for c in clips}
     groups = [prompt_of.get(i, i) for i in clap.ids] if len(clap.ids) == len(clap.embeddings) else None
     low, high = bootstrap_frechet(clap.embeddings, ref.stats, resamples=bootstrap, seed=seed, groups=groups)
     out.metrics["fad_clap"] = {**fad.to_dict(), "ci": [low, high]}
@@ -82,10 +83,10 @@ def set_metrics(clap: EmbeddingSet, reference: dict[str, EmbeddingSet], clips: l
         lambda x: kernel_distance(x, ref.embeddings), clap.embeddings, resamples=min(bootstrap, 100), seed=seed,
         groups=groups)),
         "n": len(clap.embeddings)}
-    prompts = [c.get("prompt_id") or c["id"] for c in clips]
-    out.metrics["clap_score"] = mean_interval([c.get("clap_score") for c in clips], bounds=(-1.0, 1.0),
+    prompts = [c.get(PROMPT_ID) or c["id"] for c in clips]
+    out.metrics[CLAP_SCORE] = mean_interval([c.get(CLAP_SCORE) for c in clips], bounds=(-1.0, 1.0),
                                               groups=prompts)  # a cosine
-    rewards = [c.get("reward") for c in clips]
+    rewards = [c.get(REWARD) for c in clips]
     if any(r is not None for r in rewards):
         out.metrics["reward"] = mean_interval(rewards, groups=prompts)
     if mert_all is not None and "mert_all" in reference:

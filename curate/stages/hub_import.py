@@ -1,22 +1,34 @@
-"""`run_import`: a dataset exported by scoreaware (local folder or Hub id) back into cuts."""
+"""Import: a dataset exported by scoreaware (local folder or Hub id) back into cuts."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from scoreaware.core.provenance import manifest_base
-from scoreaware.core.stage import StagePlan, StageResult, done_line, run_stage
+from scoreaware.core.stage import StagePlan, StageResult, done_line, output_options, recorded_options, run_stage
 from scoreaware.curate.publish import iter_imported
 from scoreaware.schemas.validation import validate_manifest
 
+STAGE = "import"
 
-def run_import(source: str, output: Path, *, split: str = "train", resume: bool = False,
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """Options of the import stage (`curate import`'s options, one for one)."""
+
+    split: str = "train"
+
+
+def run_import(source: str, output: Path, config: ImportConfig = ImportConfig(), *, resume: bool = False,
                overwrite: bool = False) -> StageResult:
     """Read `source` back into cuts; audio is written as FLAC files next to `output`
     (<name>.audio/) and every column becomes a custom field."""
-    config = dict(source=str(Path(source).resolve()) if Path(source).is_dir() else source, split=split,
+    split = config.split
+    config = dict(source=str(Path(source).resolve()) if Path(source).is_dir() else source, **output_options(config),
                   data=_folder_digest(Path(source)) if Path(source).is_dir() else None)
+    recorded = recorded_options(ImportConfig(split))
     base = manifest_base(output)
     audio_dir = base.with_name(f"{base.name}.audio").resolve()
 
@@ -26,12 +38,13 @@ def run_import(source: str, output: Path, *, split: str = "train", resume: bool 
             bar.update(1)
 
     def finalize(out, report):
-        return dict(options=dict(audio_dir=str(audio_dir), output=str(output)), extra_versions=("datasets",))
+        return dict(options=dict(**recorded, audio_dir=str(audio_dir), output=str(output)),
+                    extra_versions=("datasets",))
 
     def summary(out, report, seconds):
         return [done_line(out, "cuts"), f"took {seconds:.1f} s"]
 
-    return run_stage(StagePlan("import", Path(output), config, drive_import, summary, finalize,
+    return run_stage(StagePlan(STAGE, Path(output), config, drive_import, summary, finalize,
                                validator=validate_manifest), resume=resume, overwrite=overwrite)
 
 

@@ -15,9 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, FiniteFloat, NonNegativeInt, ValidationError, field_validator
 
 from scoreaware.evaluate.embeddings import EmbeddingError
+from scoreaware.schemas.fields import CLAP_SCORE, PROMPT_ID, REWARD
 
 SCORES_FORMAT = "scoreaware.scores/1"
-CLIP_COLUMNS = ["id", "prompt_id", "seed", "prompt", "clap_score", "reward"]
+CLIP_COLUMNS = ["id", PROMPT_ID, "seed", "prompt", CLAP_SCORE, REWARD]
 
 Interval = tuple[FiniteFloat, FiniteFloat] | None
 
@@ -125,16 +126,16 @@ def read_clips_csv(path: Path) -> list[dict]:
         where = f"{path}:{line}"
         if None in row or any(row.get(c) is None for c in CLIP_COLUMNS):
             raise EmbeddingError(f"{where}: {len(row) - (None in row)} cells where the header has {len(CLIP_COLUMNS)}")
-        for column in ("id", "prompt_id"):
+        for column in ("id", PROMPT_ID):
             if not row[column]:
                 raise EmbeddingError(f"{where}: {column} is empty")
         try:
             row["seed"] = int(row["seed"])
         except ValueError:
             raise EmbeddingError(f"{where}: seed {row['seed'][:20]!r} is not an integer") from None
-        for column in ("clap_score", "reward"):
+        for column in (CLAP_SCORE, REWARD):
             row[column] = _number(row[column], where, column)
-        key = (row["prompt_id"], row["seed"])
+        key = (row[PROMPT_ID], row["seed"])
         if key in seen:
             raise EmbeddingError(f"{where}: prompt {key[0]} seed {key[1]} again (first at line {seen[key]})")
         seen[key] = line
