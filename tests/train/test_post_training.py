@@ -564,7 +564,7 @@ def test_non_finite_scores_are_refused_naming_the_cuts(encoded, tmp_path):
 
 
 def test_reward_pairs_split_by_clip():
-    from scoreaware.curate.scoring.reward import split_pairs
+    from scoreaware.train.reward_fit import split_pairs
 
     rng = np.random.default_rng(0)
     clips = [f"c{i}" for i in range(40)]
