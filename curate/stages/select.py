@@ -49,6 +49,9 @@ class SelectConfig:
     per_group: bool = False  # ceil(top·K) within each group of K, not ceil(top·N) overall
     # the mixture (base + the selected cuts this many times) is its own output, with its own resume
     oversample: int | None = option(None, changes_output=False)
+    # a control: the same number of cuts (per group too) drawn at random with this seed instead of
+    # the best by score: expert iteration's "same extra steps, no selection" arm
+    random_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.per_group and not self.group_by:
@@ -109,6 +112,10 @@ def combine(table: pd.DataFrame, config: SelectConfig) -> pd.DataFrame:
         std = grouped.transform(lambda s: s.std(ddof=0)).replace(0.0, 1.0)  # a constant group scores 0
         table[f"z_{name}"] = (table[f] - grouped.transform("mean")) / std
         combined += weight * table[f"z_{name}"].to_numpy()
+    if config.random_seed is not None:  # the control: a seeded random order, the same quota
+        order = np.random.default_rng(config.random_seed).permutation(len(table))
+        by_id = dict(zip(sorted(table["id"]), order))  # keyed by id: the input's order does not matter
+        combined = -np.array([by_id[i] for i in table["id"]], dtype=float)
     table[COMBINED_SCORE] = combined
     # rank on rounded scores so float noise (±1e-16) cannot break what is a tie: ties go by id
     table["_key"] = np.round(combined, 9)

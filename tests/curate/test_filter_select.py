@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import json
 import re
@@ -215,3 +216,32 @@ def test_per_group_quota_keeps_ceil_top_k_in_every_group(tmp_path):
     assert combine(score_table(read_cuts(manifest), pooled), pooled)["selected"].sum() == 5  # ceil(0.3 · 15)
     with pytest.raises(ValueError, match="per_group needs group_by"):
         SelectConfig(top=0.3, per_group=True)
+
+
+def test_random_selection_is_the_control_same_quota_no_score(tmp_path):
+    """--random-seed (expert iteration's "no selection" control): the same number of cuts per
+    group as the scored selection, drawn without looking at the scores, the same for the same seed
+    whatever the input order, and another draw for another seed."""
+    path = write_audio(tmp_path / "a.wav", tone(1.0))
+    cuts = [file_cut(path, cut_id=f"{p}_c{k}", caption="x", reward=float(k), prompt_id=p)
+            for p in ("p0", "p1", "p2", "p3") for k in range(10)]
+    manifest = tmp_path / "m.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(manifest)
+    scored = SelectConfig(top=0.2, weights={"reward": 1.0, "clap": 0.0}, group_by="prompt_id", per_group=True)
+
+    def chosen(config, order=1):
+        table = score_table(read_cuts(manifest), config).iloc[::order]
+        ranked = combine(table, config)
+        return set(ranked[ranked["selected"]]["id"])
+
+    best = chosen(scored)
+    assert best == {f"{p}_c{k}" for p in ("p0", "p1", "p2", "p3") for k in (8, 9)}
+    control = dataclasses.replace(scored, random_seed=0)
+    drawn = chosen(control)
+    assert len(drawn) == len(best) and all(sum(i.startswith(p) for i in drawn) == 2 for p in ("p0", "p1", "p2", "p3"))
+    assert drawn != best and drawn == chosen(control, order=-1)
+    assert chosen(dataclasses.replace(scored, random_seed=1)) != drawn
+    # over many seeds the control keeps top and bottom candidates alike (the scored one: only the top)
+    kept = [int(i.rsplit("_c", 1)[1]) for seed in range(30) for i in chosen(dataclasses.replace(scored,
+                                                                                                 random_seed=seed))]
+    assert 3.0 < np.mean(kept) < 6.0

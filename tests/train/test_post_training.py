@@ -500,6 +500,25 @@ def test_rank_pairs_skips_near_ties_and_single_candidates():
     assert skipped == {"single_candidate": 1, "near_tie": 1}
 
 
+def test_random_pairs_are_the_control_unranked_and_seeded():
+    """--random-pairs (CRPO's "no preference" control): one pair per prompt with two candidates,
+    drawn and ordered at random, so the "preferred" one is the better by CLAP about half the time;
+    the margin rule does not apply; the same seed gives the same pairs."""
+    from scoreaware.posttrain.crpo import rank_pairs
+
+    rows = [{"id": f"p{p}_s{k}", "prompt_id": f"p{p}", "seed": k, "clap_score": 0.1 * k + 0.001 * p}
+            for p in range(200) for k in range(4)] + [{"id": "lone", "prompt_id": "lone", "seed": 0, "clap_score": 0.3}]
+    pairs, skipped = rank_pairs(rows, min_margin=10.0, random_seed=0)
+    assert len(pairs) == 200 and skipped == {"single_candidate": 1, "near_tie": 0}
+    assert all(a["prompt_id"] == b["prompt_id"] and a["id"] != b["id"] for a, b in pairs)
+    better = np.mean([a["clap_score"] > b["clap_score"] for a, b in pairs])
+    assert 0.4 < better < 0.6, better
+    assert [(a["id"], b["id"]) for a, b in rank_pairs(rows, 0.0, random_seed=0)[0]] == \
+        [(a["id"], b["id"]) for a, b in pairs]
+    ranked, _ = rank_pairs(rows, 0.0)
+    assert all(a["clap_score"] > b["clap_score"] for a, b in ranked)
+
+
 # -------------------------------------------------------------------------- the training fixes
 def test_resume_keeps_the_run_configuration(encoded, tmp_path):
     run = fit(f"manifest={encoded}", f"run_dir={tmp_path}", "steps=4", "batch_size=4", "max_frames=32",

@@ -37,6 +37,9 @@ def posttrain() -> None:
 @click.option("--score-dropout", type=click.FloatRange(0, 1), default=0.1,
               help="Share of pairs trained at the null score (published null_score_prob: keeps CFG's null branch).")
 @click.option("--batch-size", type=click.IntRange(1), default=8)
+@click.option("--random-pairs", is_flag=True,
+              help="The control arm: two candidates per prompt drawn and ordered at random (seed 0), not the best "
+                   "vs the worst by CLAP (the same training, no preference).")
 @click.option("--unsafe-pickle", is_flag=True)
 @click.option("--overwrite", is_flag=True, help="Start over (another run's options are refused otherwise).")
 @user_errors(ValueError)  # the drivers' ValueErrors are bad inputs (a parent that does not fit, no scores, ...)
@@ -81,6 +84,9 @@ def crpo(**options) -> None:
 @click.option("--eval-prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Prompts of the fidelity guard; must not overlap --prompts.")
 @click.option("--allow-overlap", is_flag=True, help="Allow evaluation prompts among the candidate prompts.")
+@click.option("--random-selection", is_flag=True,
+              help="The control arm: keep as many candidates, drawn at random (seed 0), not the best by score "
+                   "(the same extra training, no selection).")
 @click.option("--unsafe-pickle", is_flag=True)
 @click.option("--overwrite", is_flag=True, help="Start over (another run's options are refused otherwise).")
 @user_errors(ValueError)

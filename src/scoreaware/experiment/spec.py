@@ -78,10 +78,10 @@ FILTER_KEYS = {"clap_percentile", "min_clap", "min_duration", "max_duration", "m
 POSTTRAIN_OPTIONS = {
     "expert-iteration": {"rounds", "k", "score", "cfg", "sample_steps", "seconds", "blend", "per_prompt", "top",
                          "oversample", "ft_steps", "lr", "polish_steps", "polish_lr", "batch_size", "reward",
-                         "mert_model"},
+                         "mert_model", "random_selection"},
     "cross-load": {"score_head", "probe_score", "adapt_steps", "max_gap"},
     "crpo": {"n", "score", "cfg", "sample_steps", "seconds", "min_margin", "holdout", "train_steps", "lr", "warmup",
-             "beta", "lambda_fm", "batch_size", "score_dropout"},
+             "beta", "lambda_fm", "batch_size", "score_dropout", "random_pairs"},
 }
 ARM_KEYS = {"name", "set", "filter", "manifest", "after", "posttrain", "prompts", "options", "combines"}
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

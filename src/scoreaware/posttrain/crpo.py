@@ -47,17 +47,27 @@ from scoreaware.schemas.fields import CLAP_SCORE, PROMPT_ID
 from scoreaware.schemas.validation import validate_manifest
 
 
-def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, dict]], dict]:
-    """Best vs worst CLAP candidate per prompt; (pairs, counts of what was skipped and why)."""
+def rank_pairs(rows: list[dict], min_margin: float, random_seed: int | None = None,
+               ) -> tuple[list[tuple[dict, dict]], dict]:
+    """Best vs worst CLAP candidate per prompt; (pairs, counts of what was skipped and why).
+
+    With `random_seed` (the control arm): two candidates per prompt drawn at random and ordered at
+    random, so "preferred" carries no information; the margin rule does not apply.
+    """
     by_prompt: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         if row.get(CLAP_SCORE) is not None:
             by_prompt[row[PROMPT_ID]].append(row)
     pairs, skipped = [], {"single_candidate": 0, "near_tie": 0}
+    rng = np.random.default_rng(random_seed)
     for prompt_id in sorted(by_prompt):
         candidates = sorted(by_prompt[prompt_id], key=lambda r: (-r[CLAP_SCORE], r["seed"]))
         if len(candidates) < 2:
             skipped["single_candidate"] += 1
+            continue
+        if random_seed is not None:
+            first, second = rng.choice(len(candidates), size=2, replace=False)
+            pairs.append((candidates[first], candidates[second]))
             continue
         best, worst = candidates[0], candidates[-1]
         if best[CLAP_SCORE] - worst[CLAP_SCORE] < min_margin:
@@ -70,14 +80,14 @@ def rank_pairs(rows: list[dict], min_margin: float) -> tuple[list[tuple[dict, di
 # the driver's defaults, as `posttrain crpo` has them (callers name only what they change)
 CRPO_DEFAULTS = dict(n=5, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0, clap_backend="transformers",
                      clap_model=None, min_margin=0.0, holdout=0.1, train_steps=5000, lr=1e-6, warmup=100, beta=2000.0,
-                     lambda_fm=1.0, batch_size=8, unsafe_pickle=False, score_dropout=0.1)
+                     lambda_fm=1.0, batch_size=8, unsafe_pickle=False, score_dropout=0.1, random_pairs=False)
 
 
 def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float, cfg: float,
          sample_steps: int, seconds: float, clap_backend: str, clap_model: str | None, min_margin: float,
          holdout: float, train_steps: int, lr: float, warmup: int, beta: float, lambda_fm: float, batch_size: int,
          unsafe_pickle: bool, overwrite: bool = False, score_dropout: float = 0.1,
-         log: Callable[[str], None] = ignore) -> StageResult:
+         log: Callable[[str], None] = ignore, random_pairs: bool = False) -> StageResult:
     """CRPO from CHECKPOINT: CLAP-ranked pairs of its own candidates, then preference fine-tuning.
 
     The options are recorded in OUT/run.json; a rerun with other options is refused (``overwrite``
@@ -88,7 +98,8 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
                           "cfg": cfg, "sample_steps": sample_steps, "seconds": seconds, "clap_backend": clap_backend,
                           "clap_model": clap_model, "min_margin": min_margin, "holdout": holdout,
                           "train_steps": train_steps, "lr": lr, "warmup": warmup, "beta": beta, "lambda_fm": lambda_fm,
-                          "batch_size": batch_size, "score_dropout": score_dropout}, overwrite)
+                          "batch_size": batch_size, "score_dropout": score_dropout,
+                          **({"random_pairs": True} if random_pairs else {})}, overwrite)
     parent = Parent.load(checkpoint, unsafe_pickle)
     if parent.state["model_config"]["score_head"] != "input_add":
         log(f"note: {checkpoint.name} uses the {parent.state['model_config']['score_head']} head; the "
@@ -98,7 +109,7 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
     scored = score_candidates(candidates, clap_model or parent.clap_model, None, None, backend=clap_backend)
     rows = [{"id": c.id, PROMPT_ID: c.custom[PROMPT_ID], "seed": c.custom["seed"],
              CLAP_SCORE: c.custom.get(CLAP_SCORE), "cut": c} for c in read_cuts(scored)]
-    pairs, skipped = rank_pairs(rows, min_margin)
+    pairs, skipped = rank_pairs(rows, min_margin, random_seed=0 if random_pairs else None)
     if not pairs:
         raise StageError(f"no pair: {skipped['near_tie']} near-ties under --min-margin {min_margin}, "
                                    f"{skipped['single_candidate']} prompts with one scored candidate")
@@ -152,10 +163,12 @@ def run_crpo(checkpoint: Path, prompts: Path, output: Path, n: int, score: float
     held_out = [h["val_implicit_acc"] for h in history if "val_implicit_acc" in h]
     margins = [float(best[CLAP_SCORE] - worst[CLAP_SCORE]) for best, worst in pairs]
     summary = {"pairs": outputs["pairs"], "held_out": outputs["pairs_val"], "skipped": skipped,
-               "mean_clap_margin": float(np.mean(margins)), "implicit_acc": accuracy[-1] if accuracy else None,
+               "random_pairs": random_pairs, "mean_clap_margin": float(np.mean(margins)),
+               "implicit_acc": accuracy[-1] if accuracy else None,
                "held_out_implicit_acc": held_out[-1] if held_out else None, "checkpoint": str(child)}
     (output / "summary.json").write_text(json.dumps(summary, indent=1))
-    lines = [f"{len(pairs)} pairs from {len(rows)} candidates ({outputs['pairs']} train, {outputs['pairs_val']} "
+    kind = "random (the control) " if random_pairs else ""
+    lines = [f"{kind}{len(pairs)} pairs from {len(rows)} candidates ({outputs['pairs']} train, {outputs['pairs_val']} "
              f"held out); skipped {skipped['near_tie']} near-ties (< {min_margin:g}) and "
              f"{skipped['single_candidate']} prompts with one candidate; mean CLAP margin {np.mean(margins):.4f}"]
     if accuracy:

@@ -53,7 +53,7 @@ from scoreaware.schemas.validation import validate_manifest
 EI_DEFAULTS = dict(base=None, data_free=False, rounds=1, k=9, score=2.0, cfg=4.5, sample_steps=25, seconds=10.0,
                    blend="reward=1,clap=1", per_prompt=False, top=0.1, oversample=5, ft_steps=30_000, lr=1e-5,
                    polish_steps=5000, polish_lr=1e-6, batch_size=None, reference=None, eval_prompts=None,
-                   allow_overlap=False, unsafe_pickle=False)
+                   allow_overlap=False, unsafe_pickle=False, random_selection=False)
 
 
 def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Path | None,
@@ -62,7 +62,8 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
                      seconds: float, blend: str, per_prompt: bool, top: float, oversample: int, ft_steps: int,
                      lr: float, polish_steps: int, polish_lr: float, batch_size: int | None, reference: Path | None,
                      eval_prompts: Path | None, allow_overlap: bool, unsafe_pickle: bool,
-                     overwrite: bool = False, log: Callable[[str], None] = ignore) -> StageResult:
+                     overwrite: bool = False, log: Callable[[str], None] = ignore,
+                     random_selection: bool = False) -> StageResult:
     """Expert iteration from CHECKPOINT: generate, score, select, mix, fine-tune (ROUNDS times).
 
     The options are recorded in OUT/run.json; a rerun with other options is refused (``overwrite``
@@ -80,7 +81,8 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
                           "data_free": data_free, "mert_model": mert_model, "rounds": rounds, "candidates": k,
                           "score": score, "cfg": cfg, "sample_steps": sample_steps, "seconds": seconds, "blend": blend,
                           "per_prompt": per_prompt, "top": top, "oversample": oversample, "ft_steps": ft_steps,
-                          "lr": lr, "polish_steps": polish_steps, "polish_lr": polish_lr, "batch_size": batch_size},
+                          "lr": lr, "polish_steps": polish_steps, "polish_lr": polish_lr, "batch_size": batch_size,
+                          **({"random_selection": True} if random_selection else {})},
                  overwrite)
     parent = Parent.load(checkpoint, unsafe_pickle)
     try:  # every input is checked before the first expensive step (the candidates)
@@ -98,7 +100,7 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
     history = []
     changes = {"batch_size": batch_size} if batch_size else {}
     settings = RoundSettings(k, score, cfg, sample_steps, seconds, blend, per_prompt, top, oversample, ft_steps, lr,
-                             polish_steps, polish_lr, changes)
+                             polish_steps, polish_lr, changes, random_selection)
     for number in range(1, rounds + 1):
         log(f"\n══ expert iteration, round {number} of {rounds} (parent {parent.path.name}) ══")
         clap_model = parent.clap_model  # every round scores with the CLAP the parents were trained with
@@ -115,7 +117,8 @@ def run_expert_iteration(checkpoint: Path, prompts: Path, output: Path, base: Pa
     flags = hacking_flags(guard)
     summary = {"rounds": history, "guard": guard, "flags": flags, "final": str(parent.path)}
     (output / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    lines = [f"round {record['round']}: {record['keepers']} keepers of {record['selected']['of']} candidates "
+    kind = "random " if random_selection else ""
+    lines = [f"round {record['round']}: {record['keepers']} {kind}keepers of {record['selected']['of']} candidates "
              f"(top {top:g}, blend {blend}{', per prompt' if per_prompt else ''}) × {oversample} → "
              f"{Path(record['child']).parent.parent.name}/{Path(record['child']).name}" for record in history]
     if guard:
@@ -144,6 +147,7 @@ class RoundSettings:
     polish_steps: int = 5000  # the published recipe: 30k steps at 1e-5, then 5k at 1e-6
     polish_lr: float = 1e-6
     fit_changes: dict = field(default_factory=dict)
+    random_selection: bool = False  # the control: as many keepers, drawn at random (seed 0), not the best
 
 
 def expert_round(parent: Parent, prompts: Path, base: Path | None, folder: Path,
@@ -159,7 +163,8 @@ def expert_round(parent: Parent, prompts: Path, base: Path | None, folder: Path,
     selected = folder / "selected.jsonl.gz"
     run_select(scored, selected, SelectConfig(top=settings.top, weights=parse_weights(settings.blend),
                                               group_by=PROMPT_ID if settings.per_prompt else None,
-                                              per_group=settings.per_prompt))
+                                              per_group=settings.per_prompt,
+                                              random_seed=0 if settings.random_selection else None))
     keepers = encode_like_parent(parent, selected, folder / "keepers.jsonl.gz")
     mixture = folder / "mixture.jsonl.gz"
     mix = StageOutput(mixture, stage="mixture", resume=True, schema_stage="mixture",
@@ -182,7 +187,8 @@ def expert_round(parent: Parent, prompts: Path, base: Path | None, folder: Path,
     return {"parent": str(parent.path), "child": str(child), "candidates": settings.k, "keepers": keeper_count,
             "mixture": str(mixture), "scored": str(scored), "selected_manifest": str(selected),
             "blend": settings.blend, "per_prompt": settings.per_prompt, "top": settings.top,
-            "oversample": settings.oversample, "selected": _selection(selected)}
+            "oversample": settings.oversample, "random_selection": settings.random_selection,
+            "selected": _selection(selected)}
 
 
 def _fmt(value) -> str:

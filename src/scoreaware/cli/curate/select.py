@@ -62,6 +62,8 @@ def _weights(value: str) -> dict[str, float]:
               help="Take the top fraction within each --group-by group (ceil(top·K) of K), not overall.")
 @click.option("--oversample", type=click.IntRange(1), default=None,
               help="Also write a mixture: the base manifest plus the selected cuts this many times.")
+@click.option("--random-seed", type=int, default=None,
+              help="A control: select the same number of cuts at random (this seed) instead of the best by score.")
 @click.option("--mixture", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Mixture output [default: OUTPUT's .mixture.jsonl.gz sibling].")
 @click.option("--mixture-base", type=manifest_path(), default=None, help="Base of the mixture [default: MANIFEST].")
