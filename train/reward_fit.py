@@ -15,6 +15,7 @@ import torch
 
 from scoreaware.core.errors import StageError
 from scoreaware.core.files import save_figure
+from scoreaware.core.provenance import describe_input
 from scoreaware.curate.scoring.clap import load_transformers_clap
 from scoreaware.curate.scoring.reward import RewardConfig, RewardHead, load_mert, save_reward, score_features
 from scoreaware.train.reward_pairs import PairsError, feature_models, pair_features
@@ -169,7 +170,9 @@ def fit_reward(pairs: Path, output: Path, *, manifest: str | None = None, clap_m
     result.head.features = feature_models(manifest, clap, mert)
     save_reward(output, result.head, metrics=result.metrics,
                 extra={"train_config": vars(config) | {"hidden": list(config.hidden)}, "history": result.history,
-                       "prompt_protocol": prompt_protocol, "pairs": str(pairs)})
+                       "prompt_protocol": prompt_protocol,
+                       # the pairs by name and content: a path of the machine that trained it means nothing elsewhere
+                       "pairs": {"file": Path(pairs).name, "sha256": describe_input(pairs)["sha256"]}})
     plot = plot_history(result.history, output.with_suffix(".png"))
     held = result.metrics["holdout"]
     lines = [f"pairs {len(features.a)} (train {result.metrics['train']['pairs']}, held out {held['pairs']}, "
