@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from scoreaware.core.files import is_url
 from scoreaware.schemas.fields import CLAP_SCORE
 
 # the keys that name files: absolute when typed, relative to the artifact when stored (train.model_paths)
@@ -193,11 +194,10 @@ def _layers(preset: str | None, path: str | None, overrides: dict | None) -> dic
         with open(path, "rb") as f:
             layer = tomllib.load(f)
         # a relative file path in the TOML is relative to the TOML (as in an experiment file), not
-        # to the folder the command is run from; a URL stays (not core.locations.is_url: this module is
-        # imported by `--help`, which must not import lhotse and torch)
+        # to the folder the command is run from; a URL stays
         folder = os.path.dirname(os.path.abspath(path))
         layers.append((str(path), {k: (os.path.join(folder, v) if k in CONFIG_PATHS and isinstance(v, str) and v
-                                       and not os.path.isabs(v) and "://" not in v else v)
+                                       and not os.path.isabs(v) and not is_url(v) else v)
                                    for k, v in layer.items()}))
     if overrides:
         layers.append(("--set", overrides))

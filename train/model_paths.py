@@ -18,7 +18,8 @@ from pathlib import Path
 
 from scoreaware.core.checkpoints import load_checkpoint
 from scoreaware.core.errors import StageError
-from scoreaware.core.locations import is_url, locate, record, require
+from scoreaware.core.files import is_url
+from scoreaware.core.locations import locate, record, require
 from scoreaware.core.manifests import relativize
 from scoreaware.train.config import CONFIG_PATHS
 

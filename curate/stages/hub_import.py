@@ -25,26 +25,25 @@ def run_import(source: str, output: Path, config: ImportConfig = ImportConfig(),
                overwrite: bool = False) -> StageResult:
     """Read `source` back into cuts; audio is written as FLAC files next to `output`
     (<name>.audio/) and every column becomes a custom field."""
-    split = config.split
-    config = dict(source=str(Path(source).resolve()) if Path(source).is_dir() else source, **output_options(config),
-                  data=_folder_digest(Path(source)) if Path(source).is_dir() else None)
-    recorded = recorded_options(ImportConfig(split))
+    local = Path(source).is_dir()
+    key = dict(source=str(Path(source).resolve()) if local else source, **output_options(config),
+               data=_folder_digest(Path(source)) if local else None)
     base = manifest_base(output)
     audio_dir = base.with_name(f"{base.name}.audio").resolve()
 
     def drive_import(out, bar):
-        for cut in iter_imported(source, split, audio_dir, skip_ids=out.done_ids):
+        for cut in iter_imported(source, config.split, audio_dir, skip_ids=out.done_ids):
             out.write(cut)
             bar.update(1)
 
     def finalize(out, report):
-        return dict(options=dict(**recorded, audio_dir=str(audio_dir), output=str(output)),
+        return dict(options=dict(**recorded_options(config), audio_dir=str(audio_dir), output=str(output)),
                     extra_versions=("datasets",))
 
     def summary(out, report, seconds):
         return [done_line(out, "cuts"), f"took {seconds:.1f} s"]
 
-    return run_stage(StagePlan(STAGE, Path(output), config, drive_import, summary, finalize,
+    return run_stage(StagePlan(STAGE, Path(output), key, drive_import, summary, finalize,
                                validator=validate_manifest), resume=resume, overwrite=overwrite)
 
 

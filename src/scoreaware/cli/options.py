@@ -70,7 +70,7 @@ def executor_options(fn: Callable) -> Callable:
 def note(line: str) -> None:
     """A note a library driver logs on the way (a round starting, a setting adjusted): stderr,
     so a script reading stdout sees only the results."""
-    click.secho(line, err=True, fg="yellow" if line.startswith("note") else None, bold=line.lstrip().startswith("══"))
+    click.secho(line, err=True, fg="yellow" if line.startswith("note") else None)
 
 
 def print_summary(title: str, lines: list[str], outputs: dict) -> None:

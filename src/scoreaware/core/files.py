@@ -23,6 +23,12 @@ Pathlike = str | os.PathLike
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
 
 
+
+def is_url(value: str) -> bool:
+    """A URL (``https://…``, ``s3://…``) rather than a path; here, not in `core.locations`, so
+    modules that `--help` imports can ask without importing lhotse."""
+    return "://" in value
+
 def safe_name(text: str, fallback: str = "id") -> str:
     """A file name for `text` that stays inside its folder: `text` itself when it is a plain
     name, else a readable prefix plus a digest (ids come from data: ``../../x`` or ``/etc/x``

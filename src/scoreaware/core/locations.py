@@ -21,14 +21,10 @@ import os
 from pathlib import Path
 
 from scoreaware.core.errors import StageError
-from scoreaware.core.files import content_digest
+from scoreaware.core.files import content_digest, is_url
 from scoreaware.core.manifests import relativize
 
 _DIGESTS: dict[tuple, str] = {}  # (path, size, mtime_ns) of every file → the folder's digest, per process
-
-
-def is_url(value: str) -> bool:
-    return "://" in value
 
 
 def path_digest(path: str | os.PathLike) -> str:

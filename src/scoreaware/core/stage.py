@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,24 +169,15 @@ def option(default: Any = None, *, changes_output: bool = True, **kwargs) -> Any
 
 
 def output_options(config: Any) -> dict:
-    """The options of `config` that decide the output: what --resume and a rerun compare."""
-    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)
+    """The options of `config` that decide the output: what --resume and a rerun compare
+    (`StageOutput` reads them as JSON gives them back: tuples as lists, paths as strings)."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
             if f.metadata.get("changes_output", True)}
 
 
 def recorded_options(config: Any) -> dict:
-    """Every option of `config`, JSON-ready, for the provenance sidecar."""
-    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    """Every option of `config`, for the provenance sidecar."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
 # --------------------------------------------------------------------------- summary lines
@@ -206,10 +198,8 @@ def score_summary(out: StageOutput, seconds: float, values: list[float], field: 
     """A scoring stage's summary: counts, the distribution of `field` this run, the rate."""
     lines = [done_line(out, "scored"), rejected_line(out.summary.rejected)]
     if values:
-        v = sorted(values)
-        median = (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
-        lines.append(f"{field} (this run): min {v[0]:.4f}  median {median:.4f}  mean {sum(v) / len(v):.4f}  "
-                     f"max {v[-1]:.4f}")
+        lines.append(f"{field} (this run): min {min(values):.4f}  median {statistics.median(values):.4f}  "
+                     f"mean {statistics.fmean(values):.4f}  max {max(values):.4f}")
     done = out.summary.this_run.get("kept", 0)
     rate = done / seconds if seconds else 0.0
     lines.append(f"took {seconds:.1f} s ({rate:.1f} cuts/s)")
