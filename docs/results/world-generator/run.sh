@@ -4,6 +4,7 @@
 # Usage: bash docs/results/world-generator/run.sh WORKDIR   (from the repository, after `tox -e core`)
 # The 60-minute curve: STEPS=28000 CKPT=4000 bash docs/results/world-generator/run.sh WORKDIR
 # (each checkpoint's training minutes, from file times, go to WORKDIR/minutes.json)
+# More renders, the same recipe: CLIPS=2000 STEPS=28000 CKPT=4000 bash docs/results/world-generator/run.sh WORKDIR
 set -euo pipefail
 REPO=$(pwd)
 SA="$REPO/.tox/core/bin/scoreaware"
@@ -11,8 +12,9 @@ PY="$REPO/.tox/core/bin/python"
 MODELS="$REPO/src/scoreaware/demo/default_models"
 STEPS=${STEPS:-2400}
 CKPT=${CKPT:-600}
+CLIPS=${CLIPS:-240}
 mkdir -p "$1" && cd "$1"
-[ -f corpus/truth.jsonl ] || $SA demo make-corpus corpus --clips 240 --duration 20 --seed 7
+[ -f corpus/truth.jsonl ] || $SA demo make-corpus corpus --clips $CLIPS --duration 20 --seed 7
 M=corpus/metadata
 [ -f ingest.jsonl.gz ] || $SA curate ingest corpus/audio -m $M/autotagging.tsv -m $M/captions.json -m $M/tracks.csv -o ingest.jsonl.gz
 [ -f segment.jsonl.gz ] || $SA curate segment ingest.jsonl.gz -o segment.jsonl.gz
