@@ -67,37 +67,106 @@ def parent(rewarded, tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------- cross-loading
-def test_cross_load_is_a_bridge_at_the_deployment_score_and_a_plain_load_is_refused(parent, tmp_path):
-    """The check compares the cross-loaded model with its parent at the deployment score (at the
-    null score the embedding is zero whatever its weights, so a check there cannot fail)."""
-    from scoreaware.posttrain.crossload import MAX_GAP, bridge_gap, cross_load
-    from scoreaware.train.model import FluxAudio, ModelConfig
+class Blend(torch.nn.Module):
+    """A child with a known gap: (1 − α)·v_parent(s) + α·v_parent(null), so bridge_gap = α exactly."""
 
-    state = torch.load(parent, weights_only=True)
-    plain = cross_load(state, "input_add", 2.0, adapt_steps=0)
-    adapted = cross_load(state, "input_add", 2.0, adapt_steps=300)
-    print(f"bridge gap: plain load {plain.gap:.3f}, adapted {adapted.gap:.3f}")
-    assert plain.gap > 1.0 > MAX_GAP >= adapted.gap  # plain: worse than ignoring the score
+    def __init__(self, parent, alpha: float) -> None:
+        super().__init__()
+        self.parent, self.alpha = parent, alpha
+
+    def forward(self, x, t, cond):
+        from scoreaware.train.model import Conditioning
+
+        null = Conditioning(cond.text, cond.text_mask, cond.clap, torch.zeros_like(cond.score),
+                            torch.zeros_like(cond.score_mask))
+        return (1 - self.alpha) * self.parent(x, t, cond) + self.alpha * self.parent(x, t, null)
+
+
+def test_the_bridge_gap_is_the_share_of_the_score_effect_missed(parent):
+    """Closed form: a child that blends the parent with and without the score by α misses α of
+    the effect; below MAX_GAP = 1/2 it is nearer the scored parent than the unscored one, above
+    it nearer the unscored (the triangle inequality the default rests on)."""
+    from scoreaware.cli.posttrain import cross_load_cmd
+    from scoreaware.posttrain.crossload import MAX_GAP, bridge_gap, load_probes
+    from scoreaware.train.model import FluxAudio, ModelConfig
+    from scoreaware.train.model_paths import load_training_checkpoint
+
+    assert {p.name: p.default for p in cross_load_cmd.params}["max_gap"] == MAX_GAP == 0.5  # one default
+    state = load_training_checkpoint(parent)
+    v1 = FluxAudio(ModelConfig(**state["model_config"])).eval()
+    v1.load_state_dict(state["ema"])
+    probes = load_probes(state)
+    adapt, check = probes.halves()
+    assert len(check.ids) >= 4 and not set(adapt.ids) & set(check.ids)  # the check sees no adapted cut
+    assert bridge_gap(v1, v1, check, 2.0) == 0.0
+    x, t, scored, null = check.draw(torch.full((len(check.ids),), 2.0), torch.Generator().manual_seed(0))
+    for alpha in (0.3, 0.7):
+        child = Blend(v1, alpha)
+        assert bridge_gap(v1, child, check, 2.0) == pytest.approx(alpha, rel=1e-4)
+        with torch.no_grad():
+            v = child(x, t, scored)
+            to_scored = float((v - v1(x, t, scored)).abs().mean())
+            to_null = float((v - v1(x, t, null)).abs().mean())
+        assert (to_scored < to_null) == (alpha < MAX_GAP), (alpha, to_scored, to_null)
+
+
+def test_cross_load_is_checked_on_real_inputs_and_a_plain_load_is_refused(parent, tmp_path):
+    """The check compares the cross-loaded model with its parent at the deployment score, on real
+    cuts of the parent's training data the adaptation did not see (at the null score the
+    embedding is zero whatever its weights, so a check there cannot fail)."""
+    from scoreaware.posttrain.crossload import MAX_GAP, bridge_gap, cross_load, load_probes
+    from scoreaware.train.model import FluxAudio, ModelConfig
+    from scoreaware.train.model_paths import load_training_checkpoint
+
+    state = load_training_checkpoint(parent)
+    probes = load_probes(state)
+    plain = cross_load(state, "input_add", 2.0, adapt_steps=0, probes=probes)
+    adapted = cross_load(state, "input_add", 2.0, adapt_steps=100, probes=probes)
+    print(f"bridge gap on real inputs: plain load {plain.gap:.3f}, adapted {adapted.gap:.3f}")
+    assert plain.gap > 1.0 and adapted.gap < plain.gap  # plain: worse than ignoring the score
     v1 = FluxAudio(ModelConfig(**state["model_config"])).eval()
     v1.load_state_dict(state["ema"])
     v2 = FluxAudio(ModelConfig(**adapted.state["model_config"])).eval()
     v2.load_state_dict(adapted.state["ema"])
-    assert bridge_gap(v1, v2, state, 2.0) == pytest.approx(adapted.gap)  # what was written is what was checked
+    check = probes.halves()[1]
+    assert bridge_gap(v1, v2, check, 2.0) == pytest.approx(adapted.gap)  # what was written is what was checked
     unchanged = {k for k in state["ema"] if not k.startswith("score_embed.")}
     assert all(torch.equal(adapted.state["ema"][k], state["ema"][k]) for k in unchanged)  # only the head moved
     with torch.no_grad():  # a broken head (scrambled weights) fails the same check
         for parameter in v2.score_embed.parameters():
             parameter.copy_(torch.randn_like(parameter))
-    assert bridge_gap(v1, v2, state, 2.0) > MAX_GAP
+    assert bridge_gap(v1, v2, check, 2.0) > MAX_GAP
 
     refused = CliRunner().invoke(cli, ["posttrain", "cross-load", str(parent), "-o", str(tmp_path / "plain.pt"),
                                        "--adapt-steps", "0"])
     assert refused.exit_code == 1 and "not a bridge" in refused.output and not (tmp_path / "plain.pt").exists()
     out = tmp_path / "v2.pt"
-    printed = invoke("train", "cross-load", parent, "-o", out).output
-    assert "identical at the null score" in printed and "after 300 adaptation steps" in printed
+    printed = invoke("train", "cross-load", parent, "-o", out, "--max-gap", "1.5", "--adapt-steps", "10").output
+    assert "identical at the null score" in printed and "after 10 adaptation steps" in printed
+    assert "real cuts the adaptation did not see" in printed
     lineage = torch.load(out, weights_only=True)["lineage"]
-    assert lineage["bridge_gap"] <= MAX_GAP < lineage["bridge_gap_plain_load"] and lineage["deploy_score"] == 2.0
+    assert lineage["bridge_gap"] <= 1.5 and lineage["bridge_gap_plain_load"] > 1.0 and lineage["deploy_score"] == 2.0
+    assert lineage["probe_cuts"] == {"adapt": len(probes.ids) - len(check.ids), "check": len(check.ids)}
+
+
+def test_cross_load_without_its_training_data_says_which_file_and_takes_another(parent, encoded, tmp_path):
+    """A checkpoint moved away from its manifest: a one-line error naming the file and the option,
+    then --probe-manifest."""
+    moved = tmp_path / "elsewhere" / "parent.pt"
+    moved.parent.mkdir()
+    moved.write_bytes(parent.read_bytes())
+    result = CliRunner().invoke(cli, ["posttrain", "cross-load", str(moved), "-o", str(tmp_path / "v2.pt")])
+    assert result.exit_code == 1 and "is not there; pass --probe-manifest" in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "v2.pt").exists()
+    invoke("posttrain", "cross-load", moved, "-o", tmp_path / "v2.pt", "--probe-manifest", _manifest_of(parent),
+           "--adapt-steps", "0", "--max-gap", "1.5")
+    assert (tmp_path / "v2.pt").is_file()
+
+
+def _manifest_of(checkpoint: Path) -> str:
+    from scoreaware.train.model_paths import load_training_checkpoint
+
+    return load_training_checkpoint(checkpoint)["config"]["manifest"]
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +217,9 @@ def test_the_score_knob_moves_what_the_reward_measures(band_scored, tmp_path):
 
 def test_strict_loading_catches_a_wrong_architecture(parent, encoded, tmp_path):
     from scoreaware.posttrain.crossload import cross_load
+    from scoreaware.train.model_paths import load_training_checkpoint
 
-    state = torch.load(parent, weights_only=True)
+    state = load_training_checkpoint(parent)
     wrong = {**state, "model_config": {**state["model_config"], "dim": 96, "heads": 4}}
     with pytest.raises(RuntimeError, match="size mismatch"):
         cross_load(wrong, "input_add")

@@ -106,21 +106,26 @@ def expert_iteration(**options) -> None:
               help="Score the result will be sampled and CRPO-tuned at: where the bridge is checked.")
 @click.option("--adapt-steps", type=click.IntRange(0), default=300,
               help="Steps that train only the new head to reproduce the parent (0: the plain strict load).")
-@click.option("--max-gap", type=click.FloatRange(0), default=0.8,
-              help="Refuse when the result misses more than this share of the parent's score effect.")
+@click.option("--max-gap", type=click.FloatRange(0), default=0.5,
+              help="Refuse when the result misses more than this share of the parent's score effect (0.5: "
+                   "nearer the parent with the score than without it).")
+@click.option("--probe-manifest", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Encoded manifest whose cuts adapt and check the new head (default: the checkpoint's "
+                   "training manifest).")
 @click.option("--unsafe-pickle", is_flag=True, help="Allow a checkpoint that needs pickle (older runs).")
 def cross_load_cmd(checkpoint: str, score_head: str, output: Path, probe_score: float, adapt_steps: int,
-                   max_gap: float, unsafe_pickle: bool) -> None:
+                   max_gap: float, probe_manifest: str | None, unsafe_pickle: bool) -> None:
     """Move CHECKPOINT's weights from its score head to another (v1 GlobalAdaLN → v2 InputAdd).
 
-    The new head is adapted to reproduce the parent (only its weights train), then checked at the
-    deployment score: the share of the parent's score effect the result misses must stay under
-    --max-gap. The result starts `train fit --set init_from=...` (CRPO) or `eval generate`.
+    The new head is adapted to reproduce the parent (only its weights train) on real cuts of its
+    training data, then checked at the deployment score on other cuts: the share of the parent's
+    score effect the result misses must stay under --max-gap. The result starts
+    `train fit --set init_from=...` (CRPO) or `eval generate`.
     """
     from scoreaware.posttrain.crossload import cross_load_file
 
     print_summary("train cross-load", cross_load_file(checkpoint, score_head, output, probe_score, unsafe_pickle,
-                                                      adapt_steps, max_gap), {})
+                                                      adapt_steps, max_gap, probe_manifest), {})
 
 
 for command in (expert_iteration, cross_load_cmd, crpo):
