@@ -2,6 +2,7 @@
 
     .tox/core/bin/python docs/results/world-generator/plot.py            # the 14-minute run (steps)
     .tox/core/bin/python docs/results/world-generator/plot.py 60min      # the 60-minute run (minutes)
+    .tox/core/bin/python docs/results/world-generator/plot.py 2000clips  # 2,000 renders, 60 minutes
 
 A folder with a minutes.json (run.sh writes it: each checkpoint's training minutes from file times)
 is plotted against training minutes, otherwise against steps.
