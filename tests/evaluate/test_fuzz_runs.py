@@ -132,6 +132,21 @@ def test_eval_score_never_hangs_or_leaks_a_traceback(run_source, eval_reference,
     shutil.rmtree(run.parent)
 
 
+@pytest.mark.parametrize("field", ["path", "latent"])
+def test_a_nul_in_a_file_name_is_named_not_an_internal_error(run_source, eval_reference, tmp_path, field):
+    """Found by the fuzz test above (resolving a name with NUL is a ValueError, not a missing file)."""
+    run = tmp_path / "run"
+    shutil.copytree(run_source, run, ignore=shutil.ignore_patterns("eval"))
+    lines = (run / "samples.jsonl").read_text().splitlines()
+    row = json.loads(lines[0])
+    row[field] = "a\x00b"
+    lines[0] = json.dumps(row)
+    (run / "samples.jsonl").write_text("\n".join(lines) + "\n")
+    result = invoke("eval", "score", run, "--reference", eval_reference, "--no-mad", "-j", "0", "--bootstrap", "10")
+    assert result.exit_code == 1 and "holds a NUL character" in result.output, result.output
+    assert_clean(result, "samples.jsonl:1")
+
+
 # ── eval compare: damaged scored runs ─────────────────────────────────────────────────────────
 
 json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.text(max_size=8),

@@ -508,7 +508,8 @@ def test_reward_hacking_is_flagged():
 
 def test_crpo_driver_builds_ranked_pairs_and_resumes_exactly(parent, tmp_path, kill_after_step):
     crossed = tmp_path / "v2.pt"
-    invoke("train", "cross-load", parent, "-o", crossed)
+    # input-add is no bridge by the check (see above); CRPO takes it anyway, as seed B does
+    invoke("train", "cross-load", parent, "-o", crossed, "--adapt-steps", "10", "--max-gap", "inf")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("A calm ambient piece\nAn energetic rock song\nA jazz trio\nSolo piano\nFolk guitar\n")
     args = ["train", "crpo", crossed, "--prompts", prompts, "--candidates", "3", "--seconds", "2", "--steps", "4",

@@ -48,6 +48,8 @@ _ROW_FIELDS = {"id": (str,), "path": (str,), "prompt": (str,), PROMPT_ID: (str, 
 
 def _inside(samples: Path, relative: object, where: str, field: str) -> Path:
     """`samples / relative`, refused unless it is a file name under `samples` (rows come from a file)."""
+    if "\x00" in str(relative):  # no file name holds NUL (resolving one is a ValueError, not a missing file)
+        raise StageError(f"{where}: {field} {str(relative)[:60]!r} holds a NUL character: not a file name")
     path = (samples / str(relative)).resolve()
     if Path(str(relative)).is_absolute() or not path.is_relative_to(samples.resolve()) or path == samples.resolve():
         raise StageError(f"{where}: {field} {str(relative)[:60]!r} is not a file inside {samples}")
