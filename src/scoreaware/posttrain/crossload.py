@@ -14,7 +14,7 @@ score cannot tell (the embedding is zero there, whatever its weights). So here:
   ``--probe-manifest``): each cut's normalized latent noised to x_t at a random t, with its own text
   tokens and CLAP text embedding. Alternate cuts go to adaptation and to the check, so the check
   runs on cuts the adaptation never saw. (Synthetic probes, null text and N(0, 1) latents, certify
-  only themselves: on the tests' toy parent they gave 0.74 where real inputs give 0.84.)
+  only themselves: a head adapted on them looked 74 % off there and was 84 % off on real inputs.)
 * **adaptation**: only the new head's score embedder is trained (everything else frozen) to
   reproduce the parent's velocity at scores over the deployment range (`--adapt-steps`, 0 for the
   plain load);
