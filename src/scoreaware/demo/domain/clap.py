@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,8 +115,23 @@ def soft_clip_loss(audio: torch.Tensor, text: torch.Tensor, positives: torch.Ten
     return (loss_a + loss_t) / 2
 
 
+@dataclass(frozen=True)
+class Wording:
+    """How a world describes its clips to the CLAP. `describe(spec, rng)` returns one random
+    description (an object with `.text` and `.claims`); `compatible(claims, spec)` says whether
+    everything a description claims holds for another clip, so it is a positive for that clip too."""
+
+    describe: Callable[[Any, np.random.Generator], Any]
+    compatible: Callable[[Any, Any], bool]
+    extra_texts: tuple[str, ...] = ()  # texts the tokenizer must know beyond the descriptions
+
+
+SYNTHETIC_WORDING = Wording(describe, compatible,
+                            tuple(f"{g} music" for g in GENRES) + tuple(f"This is a {g} track." for g in GENRES))
+
+
 def train_clap(out: Path, recipe: ClapRecipe = ClapRecipe(), log=print) -> dict:
-    """Render the training corpus, train, save model + processor to `out`; the loss history."""
+    """Render the synthetic training corpus, train, save model + processor to `out`; the loss history."""
 
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -130,8 +147,16 @@ def train_clap(out: Path, recipe: ClapRecipe = ClapRecipe(), log=print) -> dict:
         clips.append((spec, log_mel(audio, extractor)))
         if rng.random() < recipe.round_trip:
             clips.append((spec, log_mel(mel_round_trip(audio), extractor)))
-    texts = [describe(spec, rng).text for spec, _ in clips for _ in range(20)]
-    texts += [f"{g} music" for g in GENRES] + [f"This is a {g} track." for g in GENRES]
+    return fit_clap(out, recipe, clips, SYNTHETIC_WORDING, extractor, rng, log)
+
+
+def fit_clap(out: Path, recipe: ClapRecipe, clips: list[tuple[Any, np.ndarray]], wording: Wording, extractor,
+             rng: np.random.Generator, log=print) -> dict:
+    """Train a CLAP on `clips` [(spec, (frames ≥ 1001, 64) log-mel)] described by `wording`; save the
+    model and its processor to `out`. Returns the recipe, the loss history and the example count."""
+
+    texts = [wording.describe(spec, rng).text for spec, _ in clips for _ in range(20)]
+    texts += list(wording.extra_texts)
     tokenizer = make_tokenizer(texts, out / "_wordpiece", recipe.vocab_size)
     model = build_clap(recipe, tokenizer).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -150,8 +175,8 @@ def train_clap(out: Path, recipe: ClapRecipe = ClapRecipe(), log=print) -> dict:
             for _, mel in batch:
                 offset = int(rng.integers(0, mel.shape[0] - WINDOW_FRAMES + 1))
                 crops.append(mel[offset: offset + WINDOW_FRAMES])
-            descriptions = [describe(spec, rng) for spec, _ in batch]
-            positives = torch.tensor([[compatible(d.claims, spec) for d in descriptions] for spec, _ in batch],
+            descriptions = [wording.describe(spec, rng) for spec, _ in batch]
+            positives = torch.tensor([[wording.compatible(d.claims, spec) for d in descriptions] for spec, _ in batch],
                                      dtype=torch.float32)
             tokens = tokenizer([d.text for d in descriptions], padding=True, truncation=True, max_length=77,
                                return_tensors="pt")
