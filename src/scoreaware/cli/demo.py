@@ -119,6 +119,37 @@ def train_world_clap_cmd(output: Path, clips: int, epochs: int, eval_clips: int,
     emit(as_json, card, "demo train-world-clap", [*describe_card(card), f"→ {output}/ (ClapModel, WORLD_CLAP.json)"])
 
 
+@demo.command("train-world-reward", context_settings=dict(show_default=True))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for reward.pt and WORLD_REWARD.json (the shipped one: "
+                   "src/scoreaware/demo/default_models/world_reward).")
+@click.option("--clap", "clap_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The world CLAP whose features the head reads [default: the shipped world_clap].")
+@click.option("--clips", type=click.IntRange(8), default=480, help="Training renders (seed 307, train works).")
+@click.option("--epochs", type=click.IntRange(1), default=60, help="Epochs of `train reward`.")
+@click.option("--eval-clips", type=click.IntRange(0), default=120,
+              help="Held-out renders the card is measured on (seed 302; 0 skips the measurement).")
+@click.option("--json", "as_json", is_flag=True, help="Print WORLD_REWARD.json.")
+def train_world_reward_cmd(output: Path, clap_dir: Path | None, clips: int, epochs: int, eval_clips: int,
+                           as_json: bool) -> None:
+    """Train the realistic world's reward head (clean beats degraded; a caption's own clip beats another
+    instrument's) on the world CLAP's and MERT's features, and measure it on held-out works."""
+    from scoreaware.cli.eval import emit, quiet_stdout
+    from scoreaware.demo.domain.build import DEFAULT_MODELS
+    from scoreaware.demo.world.reward import WorldReward, build_world_reward, describe_card
+
+    clap_dir = clap_dir or DEFAULT_MODELS / "world_clap"
+    if not (clap_dir / "config.json").is_file():
+        raise click.BadParameter(f"{clap_dir} holds no CLAP (train one with `scoreaware demo train-world-clap`)",
+                                 param_hint="--clap")
+    world = WorldReward(clips=clips, epochs=epochs)
+    with quiet_stdout(as_json):
+        card = build_world_reward(output, clap_dir, DEFAULT_MODELS, world, eval_clips,
+                                  lambda m: click.echo(m, err=True))
+    emit(as_json, card, "demo train-world-reward",
+         [*describe_card(card), f"→ {output}/ (reward.pt, WORLD_REWARD.json)"])
+
+
 @demo.command("prompts", context_settings=dict(show_default=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The prompts CSV (id, prompt, instrument, tempo_band, mode, style, ...).")

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -101,12 +102,17 @@ def genre_named(text: str, genre: str) -> bool:
     return says(genre) and not any(says(g) for g in GENRES if g != genre)
 
 
-def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: int) -> dict:
+def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed: int, *, reward: Path | None = None,
+                   clap: Path | None = None, caption: Callable = caption_of,
+                   differ: Callable = lambda a, b: a.genre != b.genre) -> dict:
     """Accuracy of the shipped reward on pairs with a known answer, scored as `curate score
-    reward` scores (CLAP audio + MERT + CLAP caption text, the head in eval mode)."""
+    reward` scores (CLAP audio + MERT + CLAP caption text, the head in eval mode).
+
+    `reward` and `clap` default to the ones in `models`; `caption(spec, rng)` writes a clip's
+    caption and `differ(a, b)` says that a's caption does not describe b (another genre here)."""
 
     rng = np.random.default_rng(seed)
-    head = load_reward(models / "reward.pt")
+    head = load_reward(reward or models / "reward.pt")
     mert = load_mert(str(models / "mert"))
     kinds = list(DEGRADATIONS)
     clean = list(clips)
@@ -116,16 +122,16 @@ def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed:
         damaged.append((spec, normalize(degrade(audio[None], kind, strength, rng), spec.target_lufs)[0]
                         .astype(np.float32)))
         labels.append((kind, strength))
-    encoder = load_transformers_clap(str(models / "clap"))
+    encoder = load_transformers_clap(str(clap or models / "clap"))
     clean_clap, damaged_clap = clap_embeddings(encoder, clean), clap_embeddings(encoder, damaged)
-    captions = [caption_of(spec, rng) for spec, _ in clean]
+    captions = [caption(spec, rng) for spec, _ in clean]
     text = encoder.embed_text(captions)
 
     clean_mert, damaged_mert = mert_embeddings(mert, clean), mert_embeddings(mert, damaged)
     r_clean = score_features(head, assemble_features(clean_clap, clean_mert, text))
     r_damaged = score_features(head, assemble_features(damaged_clap, damaged_mert, text))
-    # caption pairs: under clip i's caption, clip i against a clip of another genre
-    others = [next(j for j in np.roll(np.arange(len(clean)), -i - 1) if clean[j][0].genre != clean[i][0].genre)
+    # caption pairs: under clip i's caption, clip i against a clip its caption does not describe
+    others = [next(j for j in np.roll(np.arange(len(clean)), -i - 1) if differ(clean[i][0], clean[j][0]))
               for i in range(len(clean))]
     r_mismatched = score_features(head, assemble_features(clean_clap[others], clean_mert[others], text))
     wins = r_clean > r_damaged
@@ -133,7 +139,8 @@ def measure_reward(models: Path, clips: list[tuple[ClipSpec, np.ndarray]], seed:
                for k in kinds for s in (1, 2, 3) if (k, s) in labels}
     caption_wins = r_clean > r_mismatched
     return {"clips": len(clean), "accuracy": float(np.mean(np.concatenate([wins, caption_wins]))),
-            "clean_above_degraded": float(np.mean(wins)), "matched_above_mismatched": float(np.mean(caption_wins)),
+            "clean_above_degraded": float(np.mean(wins)), "auroc_clean_degraded": auroc(r_clean, r_damaged),
+            "matched_above_mismatched": float(np.mean(caption_wins)),
             "clean_above_degraded_by_kind": by_kind}
 
 

@@ -12,6 +12,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from tqdm import tqdm
 
 from scoreaware.demo.world.corpus import ScoreClip, plan_corpus, render_clip
 
@@ -34,7 +35,9 @@ def rendered_clips(clips: int, seed: int, seconds: float = 10.0, split: str = "t
     planned = plan_corpus(int(clips * 1.25) + 8, seed, split=split, degraded=degraded, mismatched=0.0)
     specs = [s for s in planned if s.defect is None][:clips]
     workers = workers if workers is not None else (os.cpu_count() or 1)
+    progress = dict(total=len(specs), desc="render", unit="clip", leave=False)
     if workers <= 1:
-        return [_render_mono(s, seconds, seed) for s in specs]
+        return [_render_mono(s, seconds, seed) for s in tqdm(specs, **progress)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_render_mono, specs, [seconds] * len(specs), [seed] * len(specs), chunksize=4))
+        return list(tqdm(pool.map(_render_mono, specs, [seconds] * len(specs), [seed] * len(specs), chunksize=4),
+                         **progress))
