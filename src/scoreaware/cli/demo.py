@@ -150,6 +150,31 @@ def train_world_reward_cmd(output: Path, clap_dir: Path | None, clips: int, epoc
          [*describe_card(card), f"→ {output}/ (reward.pt, WORLD_REWARD.json)"])
 
 
+@demo.command("train-world-captioners", context_settings=dict(show_default=True))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for qwen2_audio/, qwen2/ and WORLD_CAPTIONERS.json.")
+@click.option("--clips", type=click.IntRange(4), default=480, help="Stage-1 training renders (seed 309, train works).")
+@click.option("--quick", is_flag=True, help="Tiny recipes that test the command, not models worth shipping.")
+@click.option("--eval-clips", type=click.IntRange(0), default=60,
+              help="Held-out renders the card is measured on (seed 302; 0 skips the measurement).")
+@click.option("--json", "as_json", is_flag=True, help="Print WORLD_CAPTIONERS.json.")
+def train_world_captioners_cmd(output: Path, clips: int, quick: bool, eval_clips: int, as_json: bool) -> None:
+    """Train the realistic world's two captioners (stage 1 hears a render and describes it; stage 2
+    rewrites that into one line) and measure how often they name the right instrument and tempo."""
+    from dataclasses import replace
+
+    from scoreaware.cli.eval import emit, quiet_stdout
+    from scoreaware.demo.world.captioners import WorldCaptioners, build_world_captioners, describe_card
+
+    recipe = replace(WorldCaptioners().recipe, clips=clips)
+    if quick:
+        recipe = replace(recipe, audio_epochs=1, rewrite_examples=32, rewrite_epochs=1)
+    with quiet_stdout(as_json):
+        card = build_world_captioners(output, WorldCaptioners(recipe), eval_clips, lambda m: click.echo(m, err=True))
+    emit(as_json, card, "demo train-world-captioners",
+         [*describe_card(card), f"→ {output}/ (qwen2_audio, qwen2, WORLD_CAPTIONERS.json)"])
+
+
 @demo.command("prompts", context_settings=dict(show_default=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The prompts CSV (id, prompt, instrument, tempo_band, mode, style, ...).")

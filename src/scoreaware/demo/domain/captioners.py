@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,6 +64,18 @@ class CaptionerRecipe:
     seed: int = TRAIN_SEEDS["captioners"]
 
 
+@dataclass(frozen=True)
+class CaptionTexts:
+    """What a world's captioners learn to write: stage 1's `verbose(spec)` from audio, stage 2's
+    `concise(spec)` from a verbose text; the {tags} a prompt carries (`prompt_tags(spec, rng)`: true,
+    none or wrong); and `describe(spec, rng)`, more phrasings for the tokenizer to learn."""
+
+    verbose: Callable[[Any], str]
+    concise: Callable[[Any], str]
+    prompt_tags: Callable[[Any, np.random.Generator], str]
+    describe: Callable[[Any, np.random.Generator], str]
+
+
 def prompt_tags(spec: ClipSpec, rng: np.random.Generator) -> str:
     """The {tags} of a prompt as `curate caption` formats them: true (40 %), none (40 %) or
     those of another genre (20 %)."""
@@ -82,14 +96,15 @@ def templates(stage: str) -> tuple[str, str]:
     return config.system_prompt, config.user_prompt
 
 
-def tokenizer_corpus(specs: list[ClipSpec], rng: np.random.Generator) -> list[str]:
-    texts = []
+def tokenizer_corpus(specs: list, rng: np.random.Generator, texts: CaptionTexts | None = None) -> list[str]:
+    texts = texts or SYNTHETIC_TEXTS
+    corpus = []
     for stage in ("audio", "rewrite"):
         system, user = templates(stage)
-        texts += [system, user]
+        corpus += [system, user]
     for spec in specs:
-        texts += [verbose_caption(spec), concise_caption(spec), prompt_tags(spec, rng), describe(spec, rng).text]
-    return texts
+        corpus += [texts.verbose(spec), texts.concise(spec), texts.prompt_tags(spec, rng), texts.describe(spec, rng)]
+    return corpus
 
 
 def _batches(n: int, size: int, rng: np.random.Generator):
@@ -103,19 +118,21 @@ def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
     return torch.tensor([r + [value] * (width - len(r)) for r in rows])
 
 
-def audio_examples(processor, specs_audio, rng: np.random.Generator) -> list[dict]:
+def audio_examples(processor, specs_audio, rng: np.random.Generator, texts: CaptionTexts | None = None
+                   ) -> list[dict]:
     """Prompt ids, Whisper features and answer ids of every clip (the prompt as `curate caption`
     builds it for the audio stage)."""
 
+    texts = texts or SYNTHETIC_TEXTS
     system, user = templates("audio")
     rate = processor.feature_extractor.sampling_rate
     examples = []
     for spec, audio in specs_audio:
         samples = resample_poly_to(audio, SR, rate)
         for _ in range(2):  # two prompts per clip (tags differ)
-            inputs = processor(text=qwen_audio_prompt(system, user.format(tags=prompt_tags(spec, rng))),
+            inputs = processor(text=qwen_audio_prompt(system, user.format(tags=texts.prompt_tags(spec, rng))),
                                audio=[samples], sampling_rate=rate, return_tensors="pt")
-            answer = processor.tokenizer(verbose_caption(spec) + "<|im_end|>", add_special_tokens=False)["input_ids"]
+            answer = processor.tokenizer(texts.verbose(spec) + "<|im_end|>", add_special_tokens=False)["input_ids"]
             examples.append({"prompt": inputs["input_ids"][0].tolist(), "answer": answer,
                              "features": inputs["input_features"][0].to(torch.float16),
                              "feature_mask": inputs["feature_attention_mask"][0]})
@@ -155,39 +172,55 @@ def train_answers(model, examples: list[dict], pad: int, epochs: int, lr: float,
     return history
 
 
-def rewrite_examples(tokenizer, recipe: CaptionerRecipe, rng: np.random.Generator) -> list[dict]:
-    """Verbose descriptions of random attribute combinations → their concise captions."""
+def _maybe_degraded(spec: ClipSpec, rng: np.random.Generator) -> None:
+    if rng.random() < 0.3:
+        spec.degradation, spec.degradation_strength = list(DEGRADATIONS)[int(rng.integers(5))], 2
 
+
+def rewrite_examples(tokenizer, specs: list, rng: np.random.Generator, texts: CaptionTexts | None = None,
+                     vary: Callable[[Any, np.random.Generator], None] = _maybe_degraded) -> list[dict]:
+    """Verbose descriptions of attribute combinations (`specs`, each first changed in place by
+    `vary`) → their concise captions."""
+
+    texts = texts or SYNTHETIC_TEXTS
     system, user = templates("rewrite")
-    specs = plan_corpus(recipe.rewrite_examples, recipe.seed + 1, degraded=0.0)
     examples = []
     for spec in specs:
-        if rng.random() < 0.3:
-            spec.degradation, spec.degradation_strength = list(DEGRADATIONS)[int(rng.integers(5))], 2
+        vary(spec, rng)
         prompt = chat_prompt(tokenizer, system.format(tags="", caption_verbose=""),
-                             user.format(caption_verbose=verbose_caption(spec), tags=prompt_tags(spec, rng)))
+                             user.format(caption_verbose=texts.verbose(spec), tags=texts.prompt_tags(spec, rng)))
         examples.append({"prompt": tokenizer(prompt, add_special_tokens=False)["input_ids"],
-                         "answer": tokenizer(concise_caption(spec) + "<|im_end|>", add_special_tokens=False)[
+                         "answer": tokenizer(texts.concise(spec) + "<|im_end|>", add_special_tokens=False)[
                              "input_ids"]})
     return examples
 
 
 def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log=print) -> dict:
-    """Train both stages; save them to `out/qwen2_audio` and `out/qwen2`; the loss histories."""
+    """Train both stages on the synthetic world; save them to `out/qwen2_audio` and `out/qwen2`."""
+
+    specs = training_specs(recipe.clips, recipe.seed, recipe.degraded)
+    clips = tqdm(rendered(specs, recipe.seconds, recipe.seed), total=len(specs), desc="render", unit="clip",
+                 leave=False)
+    rewrite_specs = plan_corpus(recipe.rewrite_examples, recipe.seed + 1, degraded=0.0)
+    return fit_captioners(out, recipe, specs, clips, rewrite_specs, SYNTHETIC_TEXTS, _maybe_degraded, log)
+
+
+def fit_captioners(out: Path, recipe: CaptionerRecipe, specs: list, clips: Iterable[tuple[Any, np.ndarray]],
+                   rewrite_specs: list, texts: CaptionTexts, vary: Callable[[Any, np.random.Generator], None],
+                   log=print) -> dict:
+    """Train stage 1 on `clips` [(spec, mono 44.1 kHz audio)] of `specs` and stage 2 on
+    `rewrite_specs`, both writing `texts`; save them to `out/qwen2_audio` and `out/qwen2`; the
+    loss histories."""
 
     rng = np.random.default_rng(recipe.seed)
     torch.manual_seed(recipe.seed)
-    specs = training_specs(recipe.clips, recipe.seed, recipe.degraded)
     work = out / "_tokenizer"
-    tokenizer = make_chat_tokenizer(work, recipe.vocab_size, corpus=tokenizer_corpus(specs, rng))
+    tokenizer = make_chat_tokenizer(work, recipe.vocab_size, corpus=tokenizer_corpus(specs, rng, texts))
     log(f"stage 1: rendering {len(specs)} clips × {recipe.seconds:g} s (seed {recipe.seed})")
     audio_model, processor = build_qwen2_audio(tokenizer, hidden=recipe.hidden, layers=recipe.layers,
                                                audio_width=recipe.audio_width, audio_layers=recipe.audio_layers,
                                                audio_seconds=recipe.audio_seconds)
-
-    clips = tqdm(rendered(specs, recipe.seconds, recipe.seed), total=len(specs), desc="render", unit="clip",
-                 leave=False)
-    examples = audio_examples(processor, clips, rng)
+    examples = audio_examples(processor, clips, rng, texts)
     log(f"stage 1: {len(examples)} examples, {sum(p.numel() for p in audio_model.parameters()) / 1e6:.2f}M "
         "parameters")
     audio_history = train_answers(audio_model, examples, processor.tokenizer.pad_token_id, recipe.audio_epochs,
@@ -195,7 +228,7 @@ def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log
     widen_audio_window(audio_model, processor, seconds=recipe.served_audio_seconds, seed=recipe.seed)
     save_qwen2_audio(audio_model.eval(), processor, out / "qwen2_audio")
     rewriter = build_qwen2(tokenizer, hidden=recipe.hidden, layers=recipe.layers)
-    text_examples = rewrite_examples(tokenizer, recipe, rng)
+    text_examples = rewrite_examples(tokenizer, rewrite_specs, rng, texts, vary)
     log(f"stage 2: {len(text_examples)} examples, {sum(p.numel() for p in rewriter.parameters()) / 1e6:.2f}M "
         "parameters")
     rewrite_history = train_answers(rewriter, text_examples, tokenizer.pad_token_id, recipe.rewrite_epochs,
@@ -205,3 +238,7 @@ def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log
 
     shutil.rmtree(work, ignore_errors=True)
     return {"recipe": asdict(recipe), "audio_history": audio_history, "rewrite_history": rewrite_history}
+
+
+SYNTHETIC_TEXTS = CaptionTexts(verbose_caption, concise_caption, prompt_tags,
+                               lambda spec, rng: describe(spec, rng).text)

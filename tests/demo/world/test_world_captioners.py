@@ -1,0 +1,65 @@
+"""The world's captioners: what they learn to write, how their card reads a caption, and the command."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+from click.testing import CliRunner
+
+from scoreaware.cli.main import cli
+from scoreaware.demo.world.captioners import (
+    CARD,
+    INSTRUMENT_WORDS,
+    TEMPO_BAND_WORDS,
+    _named,
+    concise_caption,
+    prompt_tags,
+    verbose_caption,
+)
+from scoreaware.demo.world.corpus import plan_corpus
+
+
+def _spec(**labels):
+    return replace(plan_corpus(1, 5)[0], key="D", mode="minor", meter="6/8", **labels)
+
+
+def test_both_styles_name_the_instrument_and_tempo_band_as_the_card_reads_them():
+    for instrument in INSTRUMENT_WORDS:
+        for band in TEMPO_BAND_WORDS:
+            for style in ("Irish fiddle tune", "Baroque chorale"):
+                spec = _spec(instrument=instrument, tempo_band=band, style=style, dynamics="medium")
+                for text in (verbose_caption(spec), concise_caption(spec)):
+                    assert _named(text, INSTRUMENT_WORDS, instrument), text
+                    assert _named(text, TEMPO_BAND_WORDS, band), text
+
+
+def test_the_card_does_not_credit_a_caption_naming_two_instruments_or_a_style_as_an_instrument():
+    assert not _named("A fast piece for violin and flute.", INSTRUMENT_WORDS, "violin")
+    # the style "Irish fiddle tune" is not the violin; the dynamics "moderate volume" is not a tempo
+    assert _named("A lively Irish fiddle tune played on trumpet.", INSTRUMENT_WORDS, "trumpet")
+    assert not _named("An Irish fiddle tune.", INSTRUMENT_WORDS, "violin")
+    assert _named("A fast tune played at a moderate volume.", TEMPO_BAND_WORDS, "fast")
+    assert not _named("A piece on oboe.", TEMPO_BAND_WORDS, "slow")
+
+
+def test_prompt_tags_are_true_none_or_another_instruments():
+    spec, rng = _spec(instrument="cello"), np.random.default_rng(0)
+    kinds = {"true": 0, "none": 0, "other": 0}
+    for _ in range(400):
+        tags = prompt_tags(spec, rng)
+        kinds["none" if tags == "none" else "true" if "cello" in tags else "other"] += 1
+    assert 0.3 < kinds["true"] / 400 < 0.5 and 0.3 < kinds["none"] / 400 < 0.5 and 0.12 < kinds["other"] / 400 < 0.28
+
+
+def test_the_command_trains_both_stages_that_the_caption_engine_loads(tmp_path):
+    out = tmp_path / "captioners"
+    result = CliRunner().invoke(cli, ["demo", "train-world-captioners", "-o", str(out), "--clips", "6", "--quick",
+                                      "--eval-clips", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.stdout)
+    assert card == json.loads((out / CARD).read_text())
+    assert card["recipe"]["clips"] == 6 and card["measured"]["clips"] == 4
+    assert (out / "qwen2_audio" / "config.json").is_file() and (out / "qwen2" / "config.json").is_file()
+    assert 0.0 <= card["measured"]["stage1_instrument_named"] <= 1.0
