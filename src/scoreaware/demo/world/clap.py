@@ -27,6 +27,7 @@ from tqdm import tqdm
 from transformers import ClapFeatureExtractor
 
 from scoreaware.curate.scoring.clap import load_transformers_clap
+from scoreaware.demo.domain.build import DEFAULT_MODELS
 from scoreaware.demo.domain.clap import ClapRecipe, Wording, fit_clap, log_mel
 from scoreaware.demo.domain.corpus import codec_round_trip
 from scoreaware.demo.domain.targets import auroc, clap_embeddings
@@ -80,8 +81,6 @@ class WorldClap:
 def train_world_clap(out: Path, world: WorldClap = WorldClap(), log=print) -> dict:
     """Render the world's training clips (train works, a share degraded), add codec round trips,
     train the CLAP into `out`; the recipe, loss history and minutes."""
-    from scoreaware.demo.domain.build import DEFAULT_MODELS
-
     start = time.perf_counter()
     recipe = replace(world.recipe, clips=world.clips)
     if recipe.threads:
