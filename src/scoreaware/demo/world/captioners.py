@@ -30,7 +30,7 @@ from scoreaware.curate.stages.caption import CaptionConfig, format_tags
 from scoreaware.demo.domain.captioners import CaptionerRecipe, CaptionTexts, fit_captioners
 from scoreaware.demo.domain.texts import QUALITY_SENTENCES
 from scoreaware.demo.synth import DEGRADATIONS, SR
-from scoreaware.demo.world.captions import DYNAMICS_WORDS, TEMPO_WORDS, caption_of, tags_of
+from scoreaware.demo.world.captions import DYNAMICS_WORDS, TEMPO_WORDS, article, caption_text, tags_of
 from scoreaware.demo.world.catalog import COLLECTIONS
 from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips
 from scoreaware.demo.world.corpus import ScoreClip, plan_corpus
@@ -42,15 +42,11 @@ COMMAND = "scoreaware demo train-world-captioners -o src/scoreaware/demo/default
 TONICS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
-def _article(text: str) -> str:
-    return ("an " if text[:1].lower() in "aeiou" else "a ") + text
-
-
 def verbose_caption(spec: ScoreClip) -> str:
     """Stage 1's style: several sentences on the music, the instrument and the recording."""
     instrument = INSTRUMENTS[spec.instrument].words[0]
     tempo, played = TEMPO_WORDS[spec.tempo_band][0], DYNAMICS_WORDS[spec.dynamics][1]
-    return (f"This is {_article(tempo)} {spec.style} in {spec.key} {spec.mode}, in {spec.meter} time at about "
+    return (f"This is {article(tempo)} {spec.style} in {spec.key} {spec.mode}, in {spec.meter} time at about "
             f"{spec.tempo_bpm} BPM. It is played {played} on {instrument}. {QUALITY_SENTENCES[spec.degradation]}")
 
 
@@ -58,7 +54,7 @@ def concise_caption(spec: ScoreClip) -> str:
     """Stage 2's style: one line naming tempo band, mode, style, instrument and BPM."""
     instrument = INSTRUMENTS[spec.instrument].words[0]
     tempo = TEMPO_WORDS[spec.tempo_band][0]
-    return f"{_article(tempo).capitalize()} {spec.mode}-key {spec.style} on {instrument}, {spec.tempo_bpm} BPM."
+    return f"{article(tempo).capitalize()} {spec.mode}-key {spec.style} on {instrument}, {spec.tempo_bpm} BPM."
 
 
 def prompt_tags(spec: ScoreClip, rng: np.random.Generator) -> str:
@@ -73,7 +69,7 @@ def prompt_tags(spec: ScoreClip, rng: np.random.Generator) -> str:
 
 
 WORLD_TEXTS = CaptionTexts(verbose_caption, concise_caption, prompt_tags,
-                           lambda spec, rng: caption_of(asdict(spec), rng).text)
+                           caption_text)
 
 
 def fill_labels(spec: ScoreClip, rng: np.random.Generator) -> None:

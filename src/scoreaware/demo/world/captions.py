@@ -8,7 +8,7 @@ on them (the domain CLAP) can treat a text as a positive for every clip it descr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def _pick(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]
 
 
-def _article(text: str) -> str:
+def article(text: str) -> str:
     return ("an " if text[:1].lower() in "aeiou" else "a ") + text
 
 
@@ -44,15 +44,15 @@ def caption_of(labels: dict, rng: np.random.Generator) -> Caption:
     style, key, mode, meter = labels["style"], labels["key"], labels["mode"], labels["meter"]
     bpm, noun = labels["tempo_bpm"], _pick(rng, NOUNS)
     phrasings = [
-        (f"{_article(tempo)} {style} in {key} {mode}, played {dynamics} on {instrument}",
+        (f"{article(tempo)} {style} in {key} {mode}, played {dynamics} on {instrument}",
          {"tempo", "style", "key", "mode", "dynamics"}),
         (f"{style}, {instrument}, {tempo}, {mode} key", {"style", "tempo", "mode"}),
-        (f"{instrument} plays {_article(style)} at about {bpm} beats per minute in {key} {mode}",
+        (f"{instrument} plays {article(style)} at about {bpm} beats per minute in {key} {mode}",
          {"style", "tempo", "key", "mode"}),
-        (f"{_article(mode)}-key {style} for {instrument}, {tempo} and played {dynamics}",
+        (f"{article(mode)}-key {style} for {instrument}, {tempo} and played {dynamics}",
          {"style", "mode", "tempo", "dynamics"}),
-        (f"{instrument}: {_article(style)} in {meter} time, {tempo} tempo", {"style", "meter", "tempo"}),
-        (f"{_article(tempo)} {mode}-key {noun} on {instrument}: {_article(style)} by {labels['composer']}",
+        (f"{instrument}: {article(style)} in {meter} time, {tempo} tempo", {"style", "meter", "tempo"}),
+        (f"{article(tempo)} {mode}-key {noun} on {instrument}: {article(style)} by {labels['composer']}",
          {"tempo", "mode", "style", "composer"}),
         (f"{instrument}, {key} {mode}, {bpm} BPM, {meter}", {"key", "mode", "tempo", "meter"}),
     ]
@@ -60,11 +60,16 @@ def caption_of(labels: dict, rng: np.random.Generator) -> Caption:
     return Caption(text[0].upper() + text[1:] + ".", frozenset(claims | {"instrument"}))
 
 
+def caption_text(spec, rng: np.random.Generator) -> str:
+    """A caption of a rendered clip (a `ScoreClip`, or any dataclass with its labels) in a random phrasing."""
+    return caption_of(asdict(spec), rng).text
+
+
 def prompt_of(labels: dict) -> str:
     """The evaluation prompt of an attribute combination: instrument, tempo band, mode and style, one
     fixed phrasing (the table compares checkpoints on the same words)."""
     instrument = INSTRUMENTS[labels["instrument"]].words[0]
-    return f"{_article(labels['tempo_band'])} {labels['style']} in a {labels['mode']} key, played on {instrument}"
+    return f"{article(labels['tempo_band'])} {labels['style']} in a {labels['mode']} key, played on {instrument}"
 
 
 def tags_of(labels: dict) -> list[str]:

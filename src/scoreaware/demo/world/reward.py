@@ -25,7 +25,7 @@ import torch
 
 from scoreaware.demo.domain.reward import write_pair_files
 from scoreaware.demo.domain.targets import measure_reward
-from scoreaware.demo.world.captions import caption_of
+from scoreaware.demo.world.captions import caption_text
 from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips
 from scoreaware.train.reward_fit import fit_reward
 
@@ -42,11 +42,6 @@ class WorldReward:
     epochs: int = 60
     holdout: float = 0.2
     seed: int = WORLD_REWARD_SEED
-
-
-def caption_text(spec, rng: np.random.Generator) -> str:
-    """A caption of a rendered clip, in a random phrasing."""
-    return caption_of(asdict(spec), rng).text
 
 
 def other_instrument(a, b) -> bool:
