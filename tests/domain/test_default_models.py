@@ -5,10 +5,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from scoreaware.core.provenance import weights_fingerprint
 from scoreaware.demo.domain import targets
-from scoreaware.demo.domain.build import DEFAULT_MODELS, PARTS
+from scoreaware.demo.domain.build import DEFAULT_MODELS, PARTS, STORED_HALF
 from scoreaware.demo.domain.corpus import DEMO_SEED, TRAIN_SEEDS
 
 UNSEEN_SEED = 301
@@ -36,6 +38,14 @@ def test_every_model_loads_through_the_loader_of_the_model_it_stands_in_for():
     from scoreaware.curate.scoring.clap import load_clap
     from scoreaware.curate.scoring.reward import check_feature_models, load_mert, load_reward
 
+    # stored in float16 where the recipe says so, built in float32 by every loader
+    record = json.loads((DEFAULT_MODELS / "MODELS.json").read_text())
+    assert {p for p in PARTS if record["recipes"][p].get("stored") == "float16"} == set(STORED_HALF)
+    for name in ("codec", "qwen2", "qwen2_audio"):
+        (weights,) = (DEFAULT_MODELS / name).glob("*.safetensors")
+        assert {v.dtype for v in load_file(weights).values() if v.is_floating_point()} == {torch.float16}, name
+    engine = TransformersEngine(str(DEFAULT_MODELS / "qwen2"))
+    assert {p.dtype for p in engine.model.parameters()} == {torch.float32}
     clap = load_clap("transformers", str(DEFAULT_MODELS / "clap"))
     mert = load_mert(str(DEFAULT_MODELS / "mert"))
     head = load_reward(DEFAULT_MODELS / "reward.pt")

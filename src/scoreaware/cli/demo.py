@@ -152,10 +152,11 @@ def train_world_reward_cmd(output: Path, clap_dir: Path | None, clips: int, epoc
 
 @demo.command("train-world-captioners", context_settings=dict(show_default=True))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for qwen2_audio/, qwen2/ and WORLD_CAPTIONERS.json.")
+              help="Folder for qwen2_audio/, qwen2/ and WORLD_CAPTIONERS.json (the shipped one: "
+                   "src/scoreaware/demo/default_models/world_captioners).")
 @click.option("--clips", type=click.IntRange(4), default=480, help="Stage-1 training renders (seed 309, train works).")
 @click.option("--quick", is_flag=True, help="Tiny recipes that test the command, not models worth shipping.")
-@click.option("--eval-clips", type=click.IntRange(0), default=60,
+@click.option("--eval-clips", type=click.IntRange(0), default=120,
               help="Held-out renders the card is measured on (seed 302; 0 skips the measurement).")
 @click.option("--json", "as_json", is_flag=True, help="Print WORLD_CAPTIONERS.json.")
 def train_world_captioners_cmd(output: Path, clips: int, quick: bool, eval_clips: int, as_json: bool) -> None:
@@ -223,16 +224,19 @@ def make_models(directory: Path, seed: int) -> None:
               "the CLAP and the reward.")
 @click.option("--quick", is_flag=True, help="Tiny recipes that test the command, not models worth shipping.")
 @click.option("--eval-clips", type=click.IntRange(14), default=140, help="Clips of the fresh corpus measured on.")
+@click.option("--measure-only", is_flag=True, help="Train nothing: store the parts' weights as shipped (float16 "
+              "where the recipe says so) and measure them again.")
 @click.option("--json", "as_json", is_flag=True, help="Print MODELS.json (the recipes and measured targets).")
 @click.pass_context
 def train_models(ctx: click.Context, output: Path, only: str | None, quick: bool, eval_clips: int,
-                 as_json: bool) -> None:
+                 measure_only: bool, as_json: bool) -> None:
     """Train the embedded default's models on synthetic corpora and measure them on a fresh one.
 
     A random-init MERT stand-in; a domain CLAP (contrastive, on seed 101); the TuneJury reward
     head trained by `train reward` on clean/degraded and matched/mismatched pairs (seed 102);
     Qwen2-Audio and Qwen2 captioners (seed 103). The targets are measured on seed 201 and
-    written with the recipes to OUTPUT/MODELS.json. About an hour on 2 CPU cores.
+    written with the recipes to OUTPUT/MODELS.json. The reward head, captioners and codec are stored
+    in float16 (loaded in float32), and measured as stored. About an hour on 2 CPU cores.
     """
     import json
 
@@ -245,7 +249,7 @@ def train_models(ctx: click.Context, output: Path, only: str | None, quick: bool
     from scoreaware.cli.eval import quiet_stdout
 
     with quiet_stdout(as_json):  # with --json, stdout is only the record
-        record = build(output, parts, quick, eval_clips)
+        record = build(output, parts, quick, eval_clips, measure_only)
     if as_json:
         click.echo(json.dumps(record, indent=1))
         return

@@ -63,3 +63,8 @@ def test_the_command_trains_both_stages_that_the_caption_engine_loads(tmp_path):
     assert card["recipe"]["clips"] == 6 and card["measured"]["clips"] == 4
     assert (out / "qwen2_audio" / "config.json").is_file() and (out / "qwen2" / "config.json").is_file()
     assert 0.0 <= card["measured"]["stage1_instrument_named"] <= 1.0
+    # shipped at half the bytes (the caption engine loads them in float32)
+    from safetensors.torch import load_file
+
+    assert card["stored"] == "float16"
+    assert {str(v.dtype) for v in load_file(out / "qwen2" / "model.safetensors").values()} == {"torch.float16"}

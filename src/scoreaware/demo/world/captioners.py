@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scoreaware.core.weights import store_half
 from scoreaware.curate.captioning.checks import caption_problems, clean
 from scoreaware.curate.captioning.engines import ChatRequest, SamplingConfig, TransformersEngine
 from scoreaware.curate.stages.caption import CaptionConfig, format_tags
@@ -144,11 +145,13 @@ def measure_world_captioners(out: Path, clips: list[tuple[ScoreClip, np.ndarray]
             "stage1_examples": verbose[:3], "stage2_examples": concise[:3]}
 
 
-def build_world_captioners(out: Path, world: WorldCaptioners = WorldCaptioners(), eval_clips: int = 60,
+def build_world_captioners(out: Path, world: WorldCaptioners = WorldCaptioners(), eval_clips: int = 120,
                            log=print) -> dict:
     """Train both stages into `out`, measure them on held-out renders, write the card."""
     trained = train_world_captioners(out, world, log)
-    card = {"command": COMMAND, "recipe": asdict(world.recipe), "minutes": trained["minutes"],
+    for stage in ("qwen2_audio", "qwen2"):
+        store_half(out / stage)  # shipped in float16, measured as stored
+    card = {"command": COMMAND, "recipe": asdict(world.recipe), "minutes": trained["minutes"], "stored": "float16",
             "final_loss_stage1": trained["audio_history"][-1]["loss"],
             "final_loss_stage2": trained["rewrite_history"][-1]["loss"]}
     if eval_clips:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scoreaware.core.weights import store_half
 from scoreaware.demo.domain.codec import CodecRecipe, train_codec
 from scoreaware.demo.domain.corpus import codec_round_trip
 from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips
@@ -66,8 +67,9 @@ def build_world_codec(out: Path, world: WorldCodec = WorldCodec(), judge_dir: Pa
     from dataclasses import asdict
 
     trained = train_world_codec(out, world, log)
+    store_half(out)  # shipped in float16, measured as stored
     card = {"command": COMMAND, "recipe": asdict(world), "minutes": trained["minutes"], "params": trained["params"],
-            "final": trained["history"][-1]}
+            "final": trained["history"][-1], "stored": "float16"}
     if judge_dir is not None:
         log(f"measuring on {eval_clips} renders of held-out works (seed {JUDGE_EVAL_SEED}) and their round trips")
         card["measured"] = measure_world_codec(out, judge_dir, eval_clips)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scoreaware.core.weights import store_half
 from scoreaware.demo.domain.reward import write_pair_files
 from scoreaware.demo.domain.targets import measure_reward
 from scoreaware.demo.world.captions import caption_text
@@ -70,7 +71,8 @@ def build_world_reward(out: Path, clap: Path, models: Path, world: WorldReward =
     held-out renders, write its card (``WORLD_REWARD.json``)."""
     start = time.perf_counter()
     metrics = train_world_reward(out, clap, models / "mert", world, log)
-    card = {"command": COMMAND, "recipe": asdict(world), "clap": clap.name,
+    store_half(out / HEAD)  # shipped in float16, measured as stored
+    card = {"command": COMMAND, "recipe": asdict(world), "clap": clap.name, "stored": "float16",
             "minutes": round((time.perf_counter() - start) / 60, 1), "held_out_pairs": metrics["holdout"]}
     if eval_clips:
         log(f"measuring on {eval_clips} renders of held-out works (seed {JUDGE_EVAL_SEED})")
