@@ -2,7 +2,9 @@
 
 import json
 
+import torch
 from click.testing import CliRunner
+from safetensors.torch import load_file
 
 from scoreaware.cli.main import cli
 from scoreaware.curate.scoring.clap import load_clap
@@ -33,6 +35,18 @@ def test_train_models_builds_every_part_and_records_its_numbers(tmp_path):
     # only what the retrained reward affects is re-measured (the codec's targets use the reward)
     assert record["targets"]["captioners"] == first["targets"]["captioners"]
     assert record["targets"]["codec"]["clips"] == 14
+    # the codec, captioners and reward are stored in float16, the CLAP and MERT the reward read stay float32
+    assert {p for p, r in record["recipes"].items() if r.get("stored") == "float16"} == {"reward", "captioners", "codec"}
+    assert {v.dtype for v in load_file(out / "qwen2" / "model.safetensors").values()} == {torch.float16}
+    assert torch.float32 in {v.dtype for v in load_file(out / "clap" / "model.safetensors").values()}
+    # --measure-only trains nothing: the weights stay byte for byte, their targets are measured again
+    weights = {p: p.read_bytes() for p in out.rglob("*.safetensors")}
+    measured = CliRunner().invoke(cli, ["demo", "train-models", "-o", str(out), "--only", "captioners",
+                                        "--measure-only", "--eval-clips", "14", "--json"])
+    assert measured.exit_code == 0, measured.output
+    assert {p: p.read_bytes() for p in out.rglob("*.safetensors")} == weights
+    assert json.loads(measured.stdout)["recipes"] == record["recipes"]
+    assert json.loads(measured.stdout)["targets"]["captioners"]["clips"] == 14
 
 
 def test_unknown_part_is_a_usage_error(tmp_path):
