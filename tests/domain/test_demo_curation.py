@@ -69,3 +69,26 @@ def test_per_genre_line_names_each_genre_with_its_count():
 
     line = heard_per_genre("score_sft", {"per_label": {"rock": [6, 6], "hiphop": [0, 6]}})
     assert line == "score_sft   rock 6/6  hiphop 0/6"
+
+
+def test_the_first_pass_clap_separates_the_planted_mismatches(demo_scored):
+    """The demo's figure: AUROC of the CLAP score, own caption against another clip's, by segment.
+    Swapping the groups gives 1 − AUROC exactly (the figure is a rank statistic, not a threshold)."""
+    from scoreaware.demo.truth import mismatch_auroc, separation
+    from scoreaware.schemas.fields import CLAP_SCORE
+
+    truth = Truth.load(demo_scored / "corpus" / "truth.jsonl")
+    found = mismatch_auroc(truth, demo_scored / "clap.jsonl.gz")
+    assert found["negatives"] >= 4 and found["auroc"] >= 0.9, found
+    swapped = separation(truth, demo_scored / "clap.jsonl.gz", CLAP_SCORE, truth.mismatched,
+                         lambda r: not truth.mismatched(r))
+    assert swapped["auroc"] == pytest.approx(1 - found["auroc"])
+    # a planted defect is neither clean nor mismatched: it is left out of both groups
+    defective = {rid for rid in truth.rows if truth.defective(rid)}
+    assert defective and found["positives"] + found["negatives"] <= sum(1 for _ in _cuts(demo_scored / "clap.jsonl.gz"))
+
+
+def _cuts(path):
+    from scoreaware.core.manifests import read_cuts
+
+    return read_cuts(path)

@@ -45,13 +45,15 @@ from scoreaware.curate.stages.score_reward import RewardScoreConfig, run_score_r
 from scoreaware.curate.stages.segment import run_segment
 from scoreaware.curate.stages.select import SelectConfig, run_select
 from scoreaware.demo import truth as check
-from scoreaware.demo.domain.targets import describe_targets
+from scoreaware.demo.domain.targets import describe_targets, genre_named
 from scoreaware.demo.synth import make_corpus as synthesize
 from scoreaware.demo.timeline import Timeline
 from scoreaware.demo.tiny_models import make_tiny_t5
 from scoreaware.demo.truth import Truth, sample_genres
+from scoreaware.demo.world.captioners import instrument_named
 from scoreaware.demo.world.catalog import DEFAULT_COLLECTIONS
 from scoreaware.demo.world.corpus import make_corpus as render_corpus
+from scoreaware.demo.world.models import describe_world_models, missing_world_models
 from scoreaware.evaluate.compare import run_compare
 from scoreaware.evaluate.reference import build_reference
 from scoreaware.evaluate.score_run import score_run
@@ -125,23 +127,42 @@ class DemoSettings:
     train_steps: int
     post_steps: int
     overwrite: bool
-    models: Path  # the embedded default (clap, mert, reward.pt, qwen2_audio, qwen2)
+    models: Path  # the embedded default (clap, mert, reward.pt, qwen2_audio, qwen2; world_* for the world)
+    world: bool = False  # the realistic world (music21 works, GM instruments) and its models, not the synthetic one
+
+    def _model(self, synthetic: str, world: str) -> Path:
+        return self.models / (world if self.world else synthetic)
 
     @property
     def clap(self) -> str:
-        return str(self.models / "clap")
+        return str(self._model("clap", "world_clap"))
 
     @property
     def mert(self) -> str:
-        return str(self.models / "mert")
+        return str(self.models / "mert")  # the shared stand-in: both reward heads read it
 
     @property
     def reward(self) -> Path:
-        return self.models / "reward.pt"
+        return self._model("reward.pt", "world_reward/reward.pt")
 
     @property
     def codec(self) -> str:
-        return str(self.models / "codec")
+        return str(self._model("codec", "world_codec"))
+
+    @property
+    def listener(self) -> str:
+        """Stage 1 of captioning (Qwen2-Audio)."""
+        return str(self._model("qwen2_audio", "world_captioners/qwen2_audio"))
+
+    @property
+    def rewriter(self) -> str:
+        """Stage 2 of captioning (Qwen2)."""
+        return str(self._model("qwen2", "world_captioners/qwen2"))
+
+    @property
+    def label(self) -> str:
+        """What a final caption must name: the synthetic world's genre, the realistic world's instrument."""
+        return "instrument" if self.world else "genre"
 
     @property
     def t5(self) -> Path:
@@ -211,7 +232,8 @@ def curation(timeline: Timeline, s: DemoSettings) -> None:
     corpus, m = s.workdir / "corpus", s.manifest
     with timeline.step("make-corpus"):
         if s.overwrite or not (corpus / "truth.jsonl").is_file():
-            show("make-corpus", make_corpus(corpus, clips=s.clips, duration=s.duration, seed=0))
+            make = make_score_corpus if s.world else make_corpus
+            show("make-corpus", make(corpus, clips=s.clips, duration=s.duration, seed=0))
         else:
             click.echo(f"✓ corpus already in {corpus}")
     meta = corpus / "metadata"
@@ -221,11 +243,18 @@ def curation(timeline: Timeline, s: DemoSettings) -> None:
             overwrite=s.overwrite))
     with timeline.step("segment"):
         show_result(run_segment(m("ingest"), m("segment"), overwrite=s.overwrite))
-    with timeline.step("embedded models (trained on other seeds of the same synthetic music)", "models"):
-        record = json.loads((s.models / "MODELS.json").read_text())
-        for line in describe_targets(record):
+    with timeline.step(f"embedded models (trained on other seeds of the same {'rendered' if s.world else 'synthetic'} "
+                       "music)", "models"):
+        if s.world:
+            missing = missing_world_models(s.models)
+            if missing:
+                raise StageError("the realistic world's models are missing: " + "; ".join(missing))
+            lines = describe_world_models(s.models)
+        else:
+            record = json.loads((s.models / "MODELS.json").read_text())
+            lines = [*describe_targets(record), f"{s.models} (rebuilt by `{record['command']}`)"]
+        for line in lines:
             click.echo(f"  {line}")
-        click.echo(f"  {s.models} ({record['total_mb']} MB; rebuilt by `{record['command']}`)")
         if not (s.t5 / "config.json").is_file():
             make_tiny_t5(s.t5, seed=0)
         click.echo(f"  the generator's T5 text encoder is a random stand-in: {s.t5}")
@@ -241,11 +270,11 @@ def curation(timeline: Timeline, s: DemoSettings) -> None:
     # runs the same models through vLLM)
     with timeline.step("caption audio (domain Qwen2-Audio, transformers engine)", "caption"):
         show_result(run_caption(m("reward"), m("verbose"), CaptionConfig(
-            stage="audio", engine="transformers", model=str(s.models / "qwen2_audio"), max_tokens=96, attempts=2),
+            stage="audio", engine="transformers", model=s.listener, max_tokens=96, attempts=2),
             overwrite=s.overwrite))
     with timeline.step("caption rewrite (domain Qwen2, transformers engine)", "caption"):
         show_result(run_caption(m("verbose"), m("caption"), CaptionConfig(
-            stage="rewrite", engine="transformers", model=str(s.models / "qwen2"), max_tokens=64, attempts=2),
+            stage="rewrite", engine="transformers", model=s.rewriter, max_tokens=64, attempts=2),
             overwrite=s.overwrite))
     with timeline.step("score clap again (the final captions)", "score clap"):
         show_result(run_score_clap(m("caption"), m("rescored"), ClapScoreConfig(model=s.clap, caption_field="caption"),
@@ -289,7 +318,9 @@ def show_truth(truth, s: DemoSettings) -> dict:
     found = {
         "filter_metadata": check.filtering(truth, m("clap"), s.workdir / "filter_metadata.rejected.jsonl.gz"),
         "filter_final": check.filtering(truth, m("rescored"), s.workdir / "filter.rejected.jsonl.gz"),
-        "captions": check.captions_fixed(truth, m("caption")),
+        "captions": check.captions_fixed(truth, m("caption"), s.label, instrument_named if s.world else genre_named),
+        "clap_auroc_metadata": check.mismatch_auroc(truth, m("clap")),
+        "reward_auroc": check.degradation_auroc(truth, m("reward")),
         "beta_t_metadata": check.beta_times(truth, m("clap"), m("clap")),
         "beta_t_final": check.beta_times(truth, m("rescored"), m("filter")),
         "caption_examples": check.caption_examples(m("caption")),
@@ -306,11 +337,17 @@ def show_truth(truth, s: DemoSettings) -> dict:
         f = found[key]
         click.echo(f"  filter on the {name}: {f['segments']} segments; against the planted mismatches "
                    f"{pr(f['mismatched'])}; against mismatches or degradations {pr(f['mismatched_or_degraded'])}")
-    c = found["captions"]
-    named = c["final_caption_names_the_genre"]
+    c, label = found["captions"], s.label
+    named = c[f"final_caption_names_the_{label}"]
     click.echo(f"  captioners: {c['fixed']} of {c['mismatched_segments']} segments with another clip's metadata "
-               f"caption now carry their own genre; final captions name the right genre for "
+               f"caption now carry their own {label}; final captions name the right {label} for "
                f"{'—' if named is None else f'{100 * named:.0f} %'} of {c['segments']} segments")
+    for key, what, positives, negatives in (
+            ("clap_auroc_metadata", "CLAP score on the metadata captions", "own caption", "another clip's"),
+            ("reward_auroc", "reward", "clean", "degraded (both under their own caption)")):
+        a = found[key]
+        click.echo(f"  {what}: AUROC {_fmt(a['auroc'])}, {positives} ({a['positives']} segments) against "
+                   f"{negatives} ({a['negatives']})")
     for key, name in (("beta_t_metadata", "metadata"), ("beta_t_final", "final")):
         b = found[key]
         click.echo(f"  Beta schedule on the {name} captions: mean E[t] matched {_fmt(b['matched']['mean_t'])} "

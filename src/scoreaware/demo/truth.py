@@ -9,6 +9,7 @@ score-aware Beta schedule puts the training time of matched and mismatched segme
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,10 @@ import numpy as np
 from scoreaware.core.files import read_jsonl
 from scoreaware.core.manifests import read_cuts
 from scoreaware.core.schedule import beta_alpha, normalize_scores, robust_range
-from scoreaware.demo.domain.targets import GENRE_PROMPT, genre_named
+from scoreaware.demo.domain.targets import GENRE_PROMPT, auroc, genre_named
 from scoreaware.demo.synth import GENRES
 from scoreaware.evaluate.labels import label_accuracy
-from scoreaware.schemas.fields import CAPTION, CAPTION_VERBOSE, CLAP_SCORE
+from scoreaware.schemas.fields import CAPTION, CAPTION_VERBOSE, CLAP_SCORE, REWARD
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class Truth:
     def degraded(self, recording_id: str) -> bool:
         return bool(self.rows.get(recording_id, {}).get("degradation"))
 
+    def defective(self, recording_id: str) -> bool:
+        """A planted file defect (near-silent, truncated, not audio): neither clean nor degraded."""
+        return bool(self.rows.get(recording_id, {}).get("defect"))
+
     def write_labels(self, out: Path) -> Path:
         """`curate report --labels` input: one label per recording."""
         out.write_text("".join(json.dumps({"id": rid, "label": self.label(rid)}) + "\n" for rid in self.rows))
@@ -74,9 +79,10 @@ def filtering(truth: Truth, scored: Path, rejected: Path) -> dict:
             "mismatched_or_degraded": precision_recall(removed, problems)}
 
 
-def captions_fixed(truth: Truth, captioned: Path) -> dict:
+def captions_fixed(truth: Truth, captioned: Path, label: str = "genre",
+                   named: Callable[[str, str], bool] = genre_named) -> dict:
     """Of the segments whose metadata caption described another clip, how many now carry a
-    caption that names their own genre (and not the donor's)."""
+    caption that names their own `label` (and not the donor's); `named(caption, value)` reads it."""
 
     fixed = total = right_overall = segments = 0
     for cut in read_cuts(captioned):
@@ -85,13 +91,44 @@ def captions_fixed(truth: Truth, captioned: Path) -> dict:
         if row is None or not caption:
             continue
         segments += 1
-        right = genre_named(caption, row["genre"])
+        right = named(caption, row[label])
         right_overall += right
         if not row["caption_matches_audio"]:
             total += 1
             fixed += right
-    return {"mismatched_segments": total, "fixed": fixed, "segments": segments,
-            "final_caption_names_the_genre": right_overall / segments if segments else None}
+    return {"mismatched_segments": total, "fixed": fixed, "segments": segments, "label": label,
+            f"final_caption_names_the_{label}": right_overall / segments if segments else None}
+
+
+def separation(truth: Truth, scored: Path, field: str, positive: Callable[[str], bool],
+               negative: Callable[[str], bool]) -> dict:
+    """AUROC of `field` between the segments whose recording is `positive` and those `negative`
+    (P(a positive scores above a negative)), with the counts it rests on; segments of a planted file
+    defect are left out."""
+
+    groups: dict[bool, list[float]] = {True: [], False: []}
+    for cut in read_cuts(scored):
+        value = (cut.custom or {}).get(field)
+        if value is None or cut.recording_id not in truth.rows or truth.defective(cut.recording_id):
+            continue
+        if positive(cut.recording_id):
+            groups[True].append(float(value))
+        elif negative(cut.recording_id):
+            groups[False].append(float(value))
+    found = {"positives": len(groups[True]), "negatives": len(groups[False])}
+    both = groups[True] and groups[False]
+    return found | {"auroc": auroc(np.array(groups[True]), np.array(groups[False])) if both else None}
+
+
+def mismatch_auroc(truth: Truth, clap_scored: Path) -> dict:
+    """The CLAP score of segments with their own caption against those with another clip's."""
+    return separation(truth, clap_scored, CLAP_SCORE, lambda r: not truth.mismatched(r), truth.mismatched)
+
+
+def degradation_auroc(truth: Truth, reward_scored: Path) -> dict:
+    """The reward of clean segments against degraded ones, both under their own caption."""
+    return separation(truth, reward_scored, REWARD, lambda r: not truth.mismatched(r) and not truth.degraded(r),
+                      lambda r: not truth.mismatched(r) and truth.degraded(r))
 
 
 def beta_times(truth: Truth, scored: Path, training: Path, lam: float = 1.0) -> dict:

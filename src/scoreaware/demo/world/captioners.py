@@ -115,6 +115,11 @@ INSTRUMENT_WORDS = {name: instrument.words for name, instrument in INSTRUMENTS.i
 TEMPO_BAND_WORDS = {band: TEMPO_WORDS[band] for band in TEMPO_BANDS}
 
 
+def instrument_named(text: str, instrument: str) -> bool:
+    """Whether `text` names `instrument` and no other (a style such as "Irish fiddle tune" is not a violin)."""
+    return _named(text, INSTRUMENT_WORDS, instrument)
+
+
 def measure_world_captioners(out: Path, clips: list[tuple[ScoreClip, np.ndarray]], max_tokens: int = 96) -> dict:
     """Stage 1 on `clips` prompted without tags, stage 2 on its outputs, through the transformers
     engine: instrument and tempo band named right, checks passed, instrument kept."""

@@ -75,3 +75,14 @@ def build_world_codec(out: Path, world: WorldCodec = WorldCodec(), judge_dir: Pa
         card["measured"] = measure_world_codec(out, judge_dir, eval_clips)
     (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
     return card
+
+
+def describe_card(card: dict) -> list[str]:
+    """What the judge hears in the held-out originals and in their round trips through the codec."""
+    lines = [f"{card['params'] / 1e6:.2f}M parameters, trained in {card['minutes']} min"]
+    measured = card.get("measured")
+    if measured:
+        o, r = measured["originals"], measured["reconstructed"]
+        lines += [f"{key.replace('_', ' ')}: originals {o[key]:.3f}, reconstructions {r[key]:.3f}"
+                  for key in ("instrument", "tempo_band", "mode", "mode_balanced", "key_related")]
+    return lines
