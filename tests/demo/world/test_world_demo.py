@@ -20,7 +20,8 @@ def test_demo_run_world_curates_the_rendered_corpus_and_checks_it_against_the_tr
                  "truth.json", "timing.json"):
         assert (workdir / name).is_file(), name
     found = json.loads((workdir / "truth.json").read_text())
-    assert found["captions"]["label"] == "instrument" and found["captions"]["segments"] >= 8  # 12 clips of 11 s less the planted defects
+    # 12 clips of 11 s (one segment each) less the planted defects
+    assert found["captions"]["label"] == "instrument" and found["captions"]["segments"] >= 8
     assert 0.0 <= found["captions"]["final_caption_names_the_instrument"] <= 1.0
     assert found["clap_auroc_metadata"]["negatives"] >= 1 and found["reward_auroc"]["negatives"] >= 1
     # the world's models, each with the command that rebuilt it; no training step (not in the demo yet)
