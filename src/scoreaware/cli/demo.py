@@ -329,7 +329,8 @@ def _seeds(text: str) -> tuple[int, ...]:
 @click.pass_context
 def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_steps: int, post_steps: int,
         overwrite: bool, world: bool) -> None:
-    """Run the whole pipeline on the embedded synthetic corpus and print what happened."""
+    """Run the whole pipeline on the embedded synthetic corpus and print what happened; with --world,
+    curate the realistic world's corpus with its own models and check it against its truth."""
     import json
 
     from scoreaware.demo.domain.build import default_models

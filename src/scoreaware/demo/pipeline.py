@@ -1,4 +1,5 @@
-"""The demo pipeline: the library calls behind the commands a user types, in order, on the synthetic corpus.
+"""The demo pipeline: the library calls behind the commands a user types, in order, on the synthetic corpus
+(or, with `DemoSettings.world`, the curation half on the realistic world with its own models).
 
 curation: make-corpus → ingest → segment → score clap (metadata captions) → filter (what trusting
 the metadata would remove) → score reward → caption audio → caption rewrite → score clap (final
