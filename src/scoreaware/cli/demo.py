@@ -150,7 +150,8 @@ def train_world_reward_cmd(output: Path, clap_dir: Path | None, clips: int, epoc
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for qwen2_audio/, qwen2/ and WORLD_CAPTIONERS.json (the shipped one: "
                    "src/scoreaware/demo/default_models/world_captioners).")
-@click.option("--clips", type=click.IntRange(4), default=480, help="Stage-1 training renders (seed 309, train works).")
+@click.option("--clips", type=click.IntRange(4), default=1440,
+              help="Stage-1 training renders (seed 309, train works).")
 @click.option("--quick", is_flag=True, help="Tiny recipes that test the command, not models worth shipping.")
 @click.option("--eval-clips", type=click.IntRange(0), default=120,
               help="Held-out renders the card is measured on (seed 302; 0 skips the measurement).")

@@ -82,7 +82,13 @@ def test_the_shipped_world_captioners_meet_their_card_on_renders_of_an_unseen_se
     card = json.loads((folder / CARD).read_text())
     assert card["recipe"]["seed"] == WORLD_CAPTIONERS_SEED and card["stored"] == "float16"
     found = measure_world_captioners(folder, rendered_clips(36, 311, 10.0, "test"))
-    expected = card["measured"]["stage1_instrument_named"]
-    assert expected >= 0.3  # chance is 1 in 12
-    assert found["stage1_instrument_named"] >= expected - 2.5 * np.sqrt(expected * (1 - expected) / 36), found
+    from scipy.stats import binomtest
+
+    measured = card["measured"]
+    assert measured["stage1_instrument_named"] >= 0.9  # chance is 1 in 12
+    # the card's rate is itself an estimate (120 clips) and sits near 1, where p(1 − p) understates the
+    # spread: compare with its 95 % Wilson lower bound, less 2.5 standard errors of 36 clips at that rate
+    hits = round(measured["stage1_instrument_named"] * measured["clips"])
+    low = binomtest(hits, measured["clips"]).proportion_ci(method="wilson").low
+    assert found["stage1_instrument_named"] >= low - 2.5 * np.sqrt(low * (1 - low) / 36), found
     assert found["stage2_instrument_kept"] >= 0.9 and found["stage1_checks_passed"] >= 0.9, found

@@ -83,7 +83,9 @@ def fill_labels(spec: ScoreClip, rng: np.random.Generator) -> None:
 
 @dataclass(frozen=True)
 class WorldCaptioners:
-    recipe: CaptionerRecipe = field(default_factory=lambda: CaptionerRecipe(clips=480, seed=WORLD_CAPTIONERS_SEED))
+    # 1,440 renders, not 480: stage 1 named the instrument of held-out renders 0.983 of the time against
+    # 0.433 (120 clips each, the same 12 epochs; 58 against 15 minutes)
+    recipe: CaptionerRecipe = field(default_factory=lambda: CaptionerRecipe(clips=1440, seed=WORLD_CAPTIONERS_SEED))
 
 
 def train_world_captioners(out: Path, world: WorldCaptioners = WorldCaptioners(), log=print) -> dict:
