@@ -20,6 +20,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from scoreaware.core.checkpoints import load_checkpoint
+
 FLOAT16_MAX = float(torch.finfo(torch.float16).max)  # 65 504
 
 
@@ -61,7 +63,7 @@ def store_half(path: str | os.PathLike) -> tuple[int, int]:
             tensors = halved(load_file(file), str(file))
             plans.append((file, lambda tmp, t=tensors, m=metadata: save_file(t, tmp, metadata=m)))
         else:
-            blob = torch.load(file, map_location="cpu", weights_only=True)
+            blob = load_checkpoint(file, what="checkpoint to store in float16")
             if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict):
                 raise ValueError(f"{file}: expected a checkpoint with a state_dict")
             blob = {**blob, "state_dict": halved(dict(blob["state_dict"]), str(file))}

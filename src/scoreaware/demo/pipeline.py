@@ -165,6 +165,10 @@ class DemoSettings:
         """What a final caption must name: the synthetic world's genre, the realistic world's instrument."""
         return "instrument" if self.world else "genre"
 
+    def names_label(self, caption: str, value: str) -> bool:
+        """Whether `caption` names `value` of the label (and no other value)."""
+        return (instrument_named if self.world else genre_named)(caption, value)
+
     @property
     def t5(self) -> Path:
         return self.workdir / "models" / "t5"
@@ -319,7 +323,7 @@ def show_truth(truth, s: DemoSettings) -> dict:
     found = {
         "filter_metadata": check.filtering(truth, m("clap"), s.workdir / "filter_metadata.rejected.jsonl.gz"),
         "filter_final": check.filtering(truth, m("rescored"), s.workdir / "filter.rejected.jsonl.gz"),
-        "captions": check.captions_fixed(truth, m("caption"), s.label, instrument_named if s.world else genre_named),
+        "captions": check.captions_fixed(truth, m("caption"), s.label, s.names_label),
         "clap_auroc_metadata": check.mismatch_auroc(truth, m("clap")),
         "reward_auroc": check.degradation_auroc(truth, m("reward")),
         "beta_t_metadata": check.beta_times(truth, m("clap"), m("clap")),

@@ -172,13 +172,14 @@ def train_answers(model, examples: list[dict], pad: int, epochs: int, lr: float,
     return history
 
 
-def _maybe_degraded(spec: ClipSpec, rng: np.random.Generator) -> None:
+def maybe_degraded(spec, rng: np.random.Generator) -> None:
+    """A text-only example's degradation sentence: one of the five, at strength 2, 30 % of the time."""
     if rng.random() < 0.3:
         spec.degradation, spec.degradation_strength = list(DEGRADATIONS)[int(rng.integers(5))], 2
 
 
 def rewrite_examples(tokenizer, specs: list, rng: np.random.Generator, texts: CaptionTexts | None = None,
-                     vary: Callable[[Any, np.random.Generator], None] = _maybe_degraded) -> list[dict]:
+                     vary: Callable[[Any, np.random.Generator], None] = maybe_degraded) -> list[dict]:
     """Verbose descriptions of attribute combinations (`specs`, each first changed in place by
     `vary`) → their concise captions."""
 
@@ -202,7 +203,7 @@ def train_captioners(out: Path, recipe: CaptionerRecipe = CaptionerRecipe(), log
     clips = tqdm(rendered(specs, recipe.seconds, recipe.seed), total=len(specs), desc="render", unit="clip",
                  leave=False)
     rewrite_specs = plan_corpus(recipe.rewrite_examples, recipe.seed + 1, degraded=0.0)
-    return fit_captioners(out, recipe, specs, clips, rewrite_specs, SYNTHETIC_TEXTS, _maybe_degraded, log)
+    return fit_captioners(out, recipe, specs, clips, rewrite_specs, SYNTHETIC_TEXTS, maybe_degraded, log)
 
 
 def fit_captioners(out: Path, recipe: CaptionerRecipe, specs: list, clips: Iterable[tuple[Any, np.ndarray]],

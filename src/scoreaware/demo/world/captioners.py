@@ -17,7 +17,6 @@ instrument their input named.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,12 +27,12 @@ from scoreaware.core.weights import store_half
 from scoreaware.curate.captioning.checks import caption_problems, clean
 from scoreaware.curate.captioning.engines import ChatRequest, SamplingConfig, TransformersEngine
 from scoreaware.curate.stages.caption import CaptionConfig, format_tags
-from scoreaware.demo.domain.captioners import CaptionerRecipe, CaptionTexts, fit_captioners
+from scoreaware.demo.domain.captioners import CaptionerRecipe, CaptionTexts, fit_captioners, maybe_degraded
 from scoreaware.demo.domain.texts import QUALITY_SENTENCES
-from scoreaware.demo.synth import DEGRADATIONS, SR
+from scoreaware.demo.synth import SR
 from scoreaware.demo.world.captions import DYNAMICS_WORDS, TEMPO_WORDS, article, caption_text, tags_of
 from scoreaware.demo.world.catalog import COLLECTIONS
-from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips
+from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips, write_card
 from scoreaware.demo.world.corpus import ScoreClip, plan_corpus
 from scoreaware.demo.world.render import INSTRUMENTS, TEMPO_BANDS
 
@@ -77,8 +76,7 @@ def fill_labels(spec: ScoreClip, rng: np.random.Generator) -> None:
     """A planned clip's score labels for a text-only example (no score parsed): a random tonic and
     mode, and a degradation sentence 30 % of the time."""
     spec.key, spec.mode = TONICS[int(rng.integers(len(TONICS)))], ("major", "minor")[int(rng.integers(2))]
-    if rng.random() < 0.3:
-        spec.degradation, spec.degradation_strength = list(DEGRADATIONS)[int(rng.integers(5))], 2
+    maybe_degraded(spec, rng)
 
 
 @dataclass(frozen=True)
@@ -161,11 +159,8 @@ def build_world_captioners(out: Path, world: WorldCaptioners = WorldCaptioners()
     card = {"command": COMMAND, "recipe": asdict(world.recipe), "minutes": trained["minutes"], "stored": "float16",
             "final_loss_stage1": trained["audio_history"][-1]["loss"],
             "final_loss_stage2": trained["rewrite_history"][-1]["loss"]}
-    if eval_clips:
-        log(f"measuring on {eval_clips} renders of held-out works (seed {JUDGE_EVAL_SEED})")
-        card["measured"] = measure_world_captioners(out, rendered_clips(eval_clips, JUDGE_EVAL_SEED, 10.0, "test"))
-    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
-    return card
+    return write_card(out, CARD, card, eval_clips, lambda: measure_world_captioners(
+        out, rendered_clips(eval_clips, JUDGE_EVAL_SEED, 10.0, "test")), log)
 
 
 def describe_card(card: dict) -> list[str]:

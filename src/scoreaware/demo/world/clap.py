@@ -16,7 +16,6 @@ the loader `curate score clap --model DIR` runs:
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,7 +33,7 @@ from scoreaware.demo.domain.targets import auroc, clap_embeddings
 from scoreaware.demo.domain.texts import Description
 from scoreaware.demo.world.captions import TEMPO_WORDS, caption_of
 from scoreaware.demo.world.catalog import COLLECTIONS, DEFAULT_COLLECTIONS
-from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips
+from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips, write_card
 from scoreaware.demo.world.corpus import ScoreClip
 from scoreaware.demo.world.render import INSTRUMENTS, TEMPO_BANDS
 from scoreaware.train.codecs import MelVaeCodec
@@ -134,11 +133,7 @@ def build_world_clap(out: Path, world: WorldClap = WorldClap(), eval_clips: int 
     trained = train_world_clap(out, world, log)
     card = {"command": COMMAND, "recipe": asdict(replace(world.recipe, clips=world.clips)),
             "minutes": trained["minutes"], "examples": trained["examples"], "history": trained["history"]}
-    if eval_clips:
-        log(f"measuring on {eval_clips} renders of held-out works (seed {JUDGE_EVAL_SEED})")
-        card["measured"] = measure_world_clap(out, eval_clips)
-    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
-    return card
+    return write_card(out, CARD, card, eval_clips, lambda: measure_world_clap(out, eval_clips), log)
 
 
 def describe_card(card: dict) -> list[str]:

@@ -7,13 +7,17 @@ judge's ceilings are figures on works and renders it never saw.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from scoreaware.core.files import atomic_write_text
 from scoreaware.demo.world.corpus import ScoreClip, plan_corpus, render_clip
 
 DEMO_SEED = 0
@@ -41,3 +45,14 @@ def rendered_clips(clips: int, seed: int, seconds: float = 10.0, split: str = "t
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(tqdm(pool.map(_render_mono, specs, [seconds] * len(specs), [seed] * len(specs), chunksize=4),
                          **progress))
+
+
+def write_card(out: Path, name: str, card: dict, eval_clips: int, measure: Callable[[], dict],
+               log: Callable[[str], None] = print) -> dict:
+    """`card` with ``measured`` = `measure()` on held-out renders (skipped when `eval_clips` is 0),
+    written atomically to `out`/`name`; the card."""
+    if eval_clips:
+        log(f"measuring on {eval_clips} renders of held-out works (seed {JUDGE_EVAL_SEED})")
+        card["measured"] = measure()
+    atomic_write_text(out / name, json.dumps(card, indent=1) + "\n")
+    return card

@@ -20,7 +20,7 @@ import numpy as np
 from scoreaware.core.weights import store_half
 from scoreaware.demo.domain.codec import CodecRecipe, train_codec
 from scoreaware.demo.domain.corpus import codec_round_trip
-from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips
+from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips, write_card
 from scoreaware.demo.world.judge import measure_judge
 from scoreaware.evaluate.judge import Judge
 from scoreaware.train.codecs import MelVaeCodec
@@ -63,18 +63,15 @@ def measure_world_codec(codec_dir: Path, judge_dir: Path, clips: int = 120, seed
 def build_world_codec(out: Path, world: WorldCodec = WorldCodec(), judge_dir: Path | None = None,
                       eval_clips: int = 120, log=print) -> dict:
     """Train the codec into `out`, measure it with the judge, write its card (``WORLD_CODEC.json``)."""
-    import json
     from dataclasses import asdict
 
     trained = train_world_codec(out, world, log)
     store_half(out)  # shipped in float16, measured as stored
     card = {"command": COMMAND, "recipe": asdict(world), "minutes": trained["minutes"], "params": trained["params"],
             "final": trained["history"][-1], "stored": "float16"}
-    if judge_dir is not None:
-        log(f"measuring on {eval_clips} renders of held-out works (seed {JUDGE_EVAL_SEED}) and their round trips")
-        card["measured"] = measure_world_codec(out, judge_dir, eval_clips)
-    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
-    return card
+    # measured by the judge, on the held-out renders and their round trips
+    return write_card(out, CARD, card, eval_clips if judge_dir is not None else 0,
+                      lambda: measure_world_codec(out, judge_dir, eval_clips), log)
 
 
 def describe_card(card: dict) -> list[str]:

@@ -8,13 +8,9 @@ from pathlib import Path
 
 from scoreaware.demo.world import captioners, clap, codec, reward
 
-# folder under the embedded default → (what it is, its card, the card's summary lines)
-WORLD_MODELS = {
-    "world_clap": ("CLAP", clap.CARD, clap.describe_card),
-    "world_reward": ("reward head", reward.CARD, reward.describe_card),
-    "world_captioners": ("captioners", captioners.CARD, captioners.describe_card),
-    "world_codec": ("codec", codec.CARD, codec.describe_card),
-}
+# folder under the embedded default → (what it is, the module that builds it: its CARD, COMMAND, describe_card)
+WORLD_MODELS = {"world_clap": ("CLAP", clap), "world_reward": ("reward head", reward),
+                "world_captioners": ("captioners", captioners), "world_codec": ("codec", codec)}
 
 
 def folder_mb(path: Path) -> float:
@@ -23,17 +19,17 @@ def folder_mb(path: Path) -> float:
 
 def missing_world_models(models: Path) -> list[str]:
     """The world models whose folder (or card) is not in `models`, each with the command that builds it."""
-    return [f"{models / name} (build it with `scoreaware demo train-world-{name.removeprefix('world_')} -o "
-            f"{models / name}`)" for name, (_, card, _) in WORLD_MODELS.items() if not (models / name / card).is_file()]
+    return [f"{models / name} (build it with `{module.COMMAND}`)"
+            for name, (_, module) in WORLD_MODELS.items() if not (models / name / module.CARD).is_file()]
 
 
 def describe_world_models(models: Path) -> list[str]:
     """One block per world model: its folder, size, the command that rebuilds it, its card's figures."""
     lines = []
-    for name, (what, card_name, describe) in WORLD_MODELS.items():
+    for name, (what, module) in WORLD_MODELS.items():
         folder = models / name
-        card = json.loads((folder / card_name).read_text())
+        card = json.loads((folder / module.CARD).read_text())
         lines.append(f"{what} ({name}, {folder_mb(folder):.1f} MB, {card.get('stored', 'float32')}; "
                      f"`{card['command']}`)")
-        lines += [f"  {line}" for line in describe(card)]
+        lines += [f"  {line}" for line in module.describe_card(card)]
     return lines

@@ -14,7 +14,6 @@ against another instrument's caption.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from scoreaware.core.weights import store_half
 from scoreaware.demo.domain.reward import write_pair_files
 from scoreaware.demo.domain.targets import measure_reward
 from scoreaware.demo.world.captions import caption_text
-from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips
+from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, rendered_clips, write_card
 from scoreaware.train.reward_fit import fit_reward
 
 WORLD_REWARD_SEED = 307
@@ -74,13 +73,9 @@ def build_world_reward(out: Path, clap: Path, models: Path, world: WorldReward =
     store_half(out / HEAD)  # shipped in float16, measured as stored
     card = {"command": COMMAND, "recipe": asdict(world), "clap": clap.name, "stored": "float16",
             "minutes": round((time.perf_counter() - start) / 60, 1), "held_out_pairs": metrics["holdout"]}
-    if eval_clips:
-        log(f"measuring on {eval_clips} renders of held-out works (seed {JUDGE_EVAL_SEED})")
-        held_out = rendered_clips(eval_clips, JUDGE_EVAL_SEED, 10.0, "test")
-        card["measured"] = measure_reward(models, held_out, JUDGE_EVAL_SEED, reward=out / HEAD, clap=clap,
-                                          caption=caption_text, differ=other_instrument)
-    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
-    return card
+    return write_card(out, CARD, card, eval_clips, lambda: measure_reward(
+        models, rendered_clips(eval_clips, JUDGE_EVAL_SEED, 10.0, "test"), JUDGE_EVAL_SEED, reward=out / HEAD,
+        clap=clap, caption=caption_text, differ=other_instrument), log)
 
 
 def describe_card(card: dict) -> list[str]:
