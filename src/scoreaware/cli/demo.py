@@ -146,6 +146,42 @@ def train_world_reward_cmd(output: Path, clap_dir: Path | None, clips: int, epoc
          [*describe_card(card), f"→ {output}/ (reward.pt, WORLD_REWARD.json)"])
 
 
+@demo.command("train-world-generator", context_settings=dict(show_default=True))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for generator.pt and WORLD_GENERATOR.json (the shipped one: "
+                   "src/scoreaware/demo/default_models/world_generator).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where the corpus, its manifests and the training run go (~3 GB for 2,000 renders); an "
+                   "interrupted build picks up where it stopped.")
+@click.option("--clips", type=click.IntRange(8), default=2000, help="Training renders × 20 s (seed 7, train works).")
+@click.option("--steps", type=click.IntRange(1), default=8000, help="Training steps (tiny preset, batch 16).")
+@click.option("--eval-seeds", type=click.IntRange(0), default=2,
+              help="Clips per evaluation prompt the card is measured on (48 prompts; 0 skips the measurement).")
+@click.option("--json", "as_json", is_flag=True, help="Print WORLD_GENERATOR.json.")
+def train_world_generator_cmd(output: Path, workdir: Path, clips: int, steps: int, eval_seeds: int,
+                              as_json: bool) -> None:
+    """Train the realistic world's base generator (the demo fine-tunes it on its curated segments) and
+    measure what the independent judge hears in its clips of the 48 evaluation prompts."""
+    from dataclasses import replace
+
+    from scoreaware.cli.eval import emit, quiet_stdout
+    from scoreaware.demo.domain.build import DEFAULT_MODELS
+    from scoreaware.demo.world.generator import FILE, WorldGenerator, describe_card, train_world_generator
+    from scoreaware.demo.world.generator_card import measure_generator, write_generator_card
+
+    recipe = replace(WorldGenerator(), clips=clips, steps=steps)
+    with quiet_stdout(as_json):
+        log = lambda m: click.echo(m, err=True)  # noqa: E731
+        card = train_world_generator(output, DEFAULT_MODELS, workdir, recipe, log)
+        if eval_seeds:
+            log(f"measuring: {eval_seeds} clips of each of the 48 evaluation prompts, heard by the judge")
+            card["measured"] = measure_generator(output / FILE, Path(card["t5"]), DEFAULT_MODELS / "judge",
+                                                 workdir / "card_samples", eval_seeds)
+        write_generator_card(output, card)
+    emit(as_json, {k: v for k, v in card.items() if k != "t5"}, "demo train-world-generator",
+         [*describe_card(card), f"→ {output}/ (generator.pt, WORLD_GENERATOR.json)"])
+
+
 @demo.command("train-world-captioners", context_settings=dict(show_default=True))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for qwen2_audio/, qwen2/ and WORLD_CAPTIONERS.json (the shipped one: "

@@ -45,6 +45,7 @@ EXAMPLES = {
     "demo train-world-clap": "scoreaware demo train-world-clap -o world_clap/",
     "demo train-world-reward": "scoreaware demo train-world-reward -o world_reward/ --clap world_clap/",
     "demo train-world-captioners": "scoreaware demo train-world-captioners -o world_captioners/",
+    "demo train-world-generator": "scoreaware demo train-world-generator -o world_generator/ --workdir gen/",
     "demo prompts": "scoreaware demo prompts -o prompts.csv -n 48",
     "demo make-models": "scoreaware demo make-models models/",
     "demo train-models": "scoreaware demo train-models -o models/ --only clap,reward",
