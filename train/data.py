@@ -156,8 +156,11 @@ class LatentBatches(torch.utils.data.Dataset):
         clap (N, D_clap), score (N,), score_mask (N,), s_tilde (N,), repa_<name> targets, ids
     """
 
-    def __init__(self, norm: Normalization, max_frames: int, repa: dict[str, tuple[str, int]] | None = None) -> None:
-        self.norm, self.max_frames, self.repa = norm, max_frames, repa or {}
+    def __init__(self, norm: Normalization, max_frames: int, repa: dict[str, tuple[str, int]] | None = None,
+                 scores: bool = True) -> None:
+        # scores=False: a model without a score head reads no score, so a cut's score is not normalized (a
+        # child of a parent trained on unscored data has no statistics for it, and needs none)
+        self.norm, self.max_frames, self.repa, self.scores = norm, max_frames, repa or {}, scores
         self.mean = torch.tensor(norm.latent_mean, dtype=torch.float32)
         self.std = torch.tensor(norm.latent_std, dtype=torch.float32)
 
@@ -171,7 +174,7 @@ class LatentBatches(torch.utils.data.Dataset):
             latent[i, : x.shape[0]] = (x - self.mean) / self.std
             mask[i, : x.shape[0]] = True
         text, text_mask = pad_tokens([c.load_custom("text_tokens") for c in cuts])
-        scores = [self.norm.score(c) for c in cuts]
+        scores = [self.norm.score(c) if self.scores else None for c in cuts]
         batch = {
             "ids": [c.id for c in cuts],
             "latent": latent, "latent_mask": mask, "text": text, "text_mask": text_mask,

@@ -22,7 +22,7 @@ from scoreaware.core.locations import missing_message
 from scoreaware.train.config import TrainConfig, resume_config
 from scoreaware.train.data import Normalization, check_finite, check_scores, compute_normalization, encode_info
 from scoreaware.train.model import FluxAudio
-from scoreaware.train.model_paths import load_training_checkpoint, require_models
+from scoreaware.train.model_paths import DIGESTS, MODEL_FIELDS, load_training_checkpoint, require_models
 from scoreaware.train.objective import NullConditioning
 from scoreaware.train.repa import RepaLoss
 
@@ -89,7 +89,9 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
     if config.init_from:
         parent = load_training_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
         check_inheritance(parent, info, config.manifest)
-        info = {**info, **{k: parent["encode"][k] for k in INHERITED_ENCODE if k in parent.get("encode", {})}}
+        # the manifest's own record where it has one (the same model, maybe at another path, is here)
+        inherited = parent.get("encode", {})
+        info = {**info, **{k: v for k, v in inherited.items() if k in INHERITED_ENCODE and k not in info}}
     if checkpoint:
         norm = Normalization.from_dict(checkpoint["norm"])
     elif parent:  # the child sees its data as the parent did
@@ -123,11 +125,27 @@ def nulls_from_checkpoint(state: dict) -> NullConditioning:
     return NullConditioning(state["null"]["text_tokens"].float(), state["null"]["clap_text"].float())
 
 
+def same_encoding(key: str, theirs: dict, ours: dict) -> bool:
+    """Whether two encode infos agree on `key`: equal values, or for a model recorded as a local folder
+    (text encoder, CLAP, the codec's weights) equal content digests: the same model at another path,
+    such as the demo's T5 stand-in, rebuilt from its seed in every working folder."""
+    a, b = theirs.get(key), ours.get(key)
+    digests_a, digests_b = theirs.get(DIGESTS) or {}, ours.get(DIGESTS) or {}
+
+    def same_digest(name: str) -> bool:
+        return bool(digests_a.get(name)) and digests_a.get(name) == digests_b.get(name)
+
+    if key == "codec" and isinstance(a, dict) and isinstance(b, dict):
+        settings = ({k: v for k, v in d.items() if k != "model"} for d in (a, b))
+        return next(settings) == next(settings) and (a.get("model") == b.get("model") or same_digest("codec.model"))
+    return a == b or (key in MODEL_FIELDS and same_digest(key))
+
+
 def check_inheritance(parent: dict, info: dict, manifest: str) -> None:
     """Refuse to fine-tune a parent on data encoded into other spaces."""
     theirs = parent.get("encode", {})
     differ = [f"{k}: parent {theirs.get(k)!r}, manifest {info.get(k)!r}" for k in INHERITED_ENCODE
-              if k in theirs and k in info and theirs.get(k) != info.get(k)]
+              if k in theirs and k in info and not same_encoding(k, theirs, info)]
     if differ:
         raise ValueError(f"{manifest} was encoded differently from the parent checkpoint ({'; '.join(differ)}); "
                          "encode it with the parent's codec, text encoder and CLAP model")

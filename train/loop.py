@@ -161,7 +161,8 @@ def validate(net: torch.nn.Module, manifest: str, norm: Normalization, config: T
     """Flow loss per timestep bin on a fixed grid of t and fixed noise (comparable across runs),
     or, for CRPO, the implicit accuracy on held-out pairs (fixed noise and t)."""
     crpo = config.objective == "crpo"
-    dataset = PairBatches(norm, config.max_frames) if crpo else LatentBatches(norm, config.max_frames, repa_spec)
+    dataset = (PairBatches(norm, config.max_frames) if crpo else
+               LatentBatches(norm, config.max_frames, repa_spec, scores=config.score_head != "none"))
     sampler = make_sampler(manifest, config.batch_size, seed=0, shuffle=False, drop_last=False)
     generator = torch.Generator().manual_seed(1234)
     if crpo:
@@ -259,7 +260,8 @@ def make_objective(config: TrainConfig, reference, nulls: NullConditioning, norm
                               config.score_dropout),
                 PairBatches(norm, config.max_frames))
     return (FlowObjective(sampler_fn, nulls, config.text_dropout, config.score_dropout, config.repa_coeff, generator),
-            LatentBatches(norm, config.max_frames, {r: tuple(info["repa"][r]) for r in config.repa}))
+            LatentBatches(norm, config.max_frames, {r: tuple(info["repa"][r]) for r in config.repa},
+                          scores=config.score_head != "none"))
 
 
 def restore(checkpoint: dict, net, ema, optimizer, sampler, objective, rank: int, world: int) -> tuple[int, int, list]:

@@ -167,7 +167,7 @@ def train_world_generator_cmd(output: Path, workdir: Path, clips: int, steps: in
     from scoreaware.cli.eval import emit, quiet_stdout
     from scoreaware.demo.domain.build import DEFAULT_MODELS
     from scoreaware.demo.world.generator import FILE, WorldGenerator, describe_card, train_world_generator
-    from scoreaware.demo.world.generator_card import measure_generator, write_generator_card
+    from scoreaware.demo.world.generator_card import measure_generator, sampling_card, write_generator_card
 
     recipe = replace(WorldGenerator(), clips=clips, steps=steps)
     with quiet_stdout(as_json):
@@ -177,6 +177,7 @@ def train_world_generator_cmd(output: Path, workdir: Path, clips: int, steps: in
             log(f"measuring: {eval_seeds} clips of each of the 48 evaluation prompts, heard by the judge")
             card["measured"] = measure_generator(output / FILE, Path(card["t5"]), DEFAULT_MODELS / "judge",
                                                  workdir / "card_samples", eval_seeds)
+            card["sampling"] = sampling_card(eval_seeds)
         write_generator_card(output, card)
     emit(as_json, {k: v for k, v in card.items() if k != "t5"}, "demo train-world-generator",
          [*describe_card(card), f"→ {output}/ (generator.pt, WORLD_GENERATOR.json)"])
@@ -353,32 +354,37 @@ def _seeds(text: str) -> tuple[int, ...]:
 @click.option("--clips", type=click.IntRange(8), default=None,
               help="Clips in the corpus (30 s: 3 segments each) [default: 40; 48 with --world].")
 @click.option("--duration", type=click.FloatRange(1.0), default=30.0, help="Seconds per clip.")
-@click.option("--train-steps", type=click.IntRange(1), default=700,
+@click.option("--train-steps", type=click.IntRange(1), default=None,
               help="Steps of each tiny training run (baseline and score-aware), batch 16; ~4 steps/s on 2 cores "
-                   "(docs/genre_vs_training.png: genre heard against training minutes).")
+                   "(docs/genre_vs_training.png: genre heard against training minutes); with --world, steps of the "
+                   "fine-tune of the shipped base generator [default: 700; 400 with --world].")
 @click.option("--post-steps", type=click.IntRange(1), default=100,
               help="Steps of the expert-iteration fine-tune and of CRPO.")
 @click.option("--overwrite", is_flag=True, help="Redo every step, corpus included.")
 @click.option("--world", is_flag=True,
-              help="Curate the realistic world instead (music21 works rendered with General MIDI instruments, "
-                   "curated by its own CLAP, reward and captioners). It stops after curation: training on the "
-                   "world is not in the demo yet (docs/world.md).")
+              help="The realistic world instead (music21 works rendered with General MIDI instruments): curated "
+                   "by its own CLAP, reward and captioners, then its shipped base generator fine-tuned on the "
+                   "curated segments and judged on 48 prompts (docs/world.md).")
 @click.pass_context
 def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_steps: int, post_steps: int,
         overwrite: bool, world: bool) -> None:
     """Run the whole pipeline on the embedded synthetic corpus and print what happened; with --world,
-    curate the realistic world's corpus with its own models and check it against its truth."""
+    curate the realistic world's corpus with its own models, check it against its truth, fine-tune the
+    world's base generator on it and let the independent judge hear the clips."""
     import json
 
     from scoreaware.demo.domain.build import default_models
-    from scoreaware.demo.pipeline import DemoSettings, curation, evaluation, post_training, training
+    from scoreaware.demo.pipeline import DemoSettings, curation, evaluation, post_training, training, world_generation
     from scoreaware.demo.timeline import Timeline
 
     timeline = Timeline()
     clips = clips or (48 if world else 40)  # the world's: at least 100 segments for its figures after quarantine
+    train_steps = train_steps or (400 if world else 700)
     settings = DemoSettings(workdir, clips, duration, train_steps, post_steps, overwrite, default_models(), world)
     curation(timeline, settings)
-    if not world:
+    if world:
+        world_generation(timeline, settings)
+    else:
         checkpoints = training(timeline, settings)
         checkpoints |= post_training(timeline, settings, checkpoints["score_sft"])
         evaluation(timeline, settings, checkpoints)
@@ -389,8 +395,9 @@ def run(ctx: click.Context, workdir: Path, clips: int, duration: float, train_st
         click.echo(f"    {line}")
     if world:
         click.echo(f"  report: {workdir / 'report' / 'index.html'}\n  dataset: {workdir / 'dataset'}\n"
-                   f"  against the truth: {workdir / 'truth.json'}\n  the world's generator is not in the demo yet: "
-                   "docs/world.md (run.sh trains and judges it)")
+                   f"  against the truth: {workdir / 'truth.json'}\n  fine-tuned generator: {workdir / 'runs'}\n"
+                   f"  adherence (judge): {workdir / 'eval' / 'adherence.json'}\n"
+                   f"  listening page: {workdir / 'report' / 'listen' / 'index.html'}")
         return
     click.echo(f"  report: {workdir / 'report' / 'index.html'}\n  dataset: {workdir / 'dataset'} "
                f"(datasets.load_dataset on that folder)\n  training runs: {workdir / 'runs'} (loss.png, tb/)\n"

@@ -31,7 +31,7 @@ from scoreaware.demo.tiny_models import make_tiny_t5
 from scoreaware.demo.world.corpus import make_corpus
 from scoreaware.train.encode import run_encode
 from scoreaware.train.fit import fit_or_resume
-from scoreaware.train.model_paths import DIGESTS, load_training_checkpoint, portable_state
+from scoreaware.train.model_paths import DIGESTS, load_training_checkpoint
 
 WORLD_GENERATOR_SEED = 7  # render seed of the corpus it trains on (docs/results/world-generator's runs)
 CARD = "WORLD_GENERATOR.json"
@@ -81,18 +81,26 @@ def encoded_corpus(work: Path, models: Path, recipe: WorldGenerator, log=print) 
     return work / "encode.jsonl.gz", t5
 
 
-def ship_generator(checkpoint: Path, dest: Path) -> tuple[int, int]:
+def ship_generator(checkpoint: Path, dest: Path, models: Path) -> tuple[int, int]:
     """Write what a child run and sampling need from `checkpoint` into `dest`: the EMA weights in
-    float16, the model config, normalization, encode info (models relative to `dest`, the text
-    encoder by name and digest) and the CFG null; no optimizer, no raw weights, no run config (whose
-    paths name the machine it trained on). (bytes before, bytes after)."""
+    float16, the model config, normalization, encode info and the CFG null; no optimizer, no raw
+    weights, no run config (whose paths name the machine it trained on). The encode info names the
+    codec and CLAP as folders beside the shipped one (`dest` goes into the embedded default, next to
+    `models`' world_codec and world_clap) and the text encoder by name, each with its digest.
+    (bytes before, bytes after)."""
     state = load_training_checkpoint(checkpoint)
     kept = {key: state[key] for key in SHIPPED_KEYS if key in state}
     kept["ema"] = {k: (v.half() if v.is_floating_point() else v) for k, v in state["ema"].items()}
     kept["lineage"] = {**kept.get("lineage", {}), "parent": None, "trained_on": "demo train-world-generator"}
-    kept = portable_state(kept, dest.parent)
-    kept["encode"]["text_encoder"] = T5_NAME
-    assert kept["encode"][DIGESTS].get("text_encoder"), "the text encoder must be recorded with its digest"
+    encode = kept["encode"]
+    sibling = {str(Path(models, name).resolve()): f"../{name}" for name in ("world_codec", "world_clap")}
+    for holder, key in ((encode["codec"], "model"), (encode, "clap_model")):
+        if str(Path(holder[key]).resolve()) not in sibling:
+            raise ValueError(f"{checkpoint}: its {key} {holder[key]} is not a model of {models}")
+        holder[key] = sibling[str(Path(holder[key]).resolve())]
+    encode["text_encoder"] = T5_NAME
+    if not encode.get(DIGESTS, {}).get("text_encoder"):
+        raise ValueError(f"{checkpoint}: its text encoder was recorded without a digest")
     buffer = io.BytesIO()
     torch.save(kept, buffer)
     tmp = dest.with_name(f".{dest.name}.tmp")
@@ -111,7 +119,7 @@ def train_world_generator(out: Path, models: Path, work: Path, recipe: WorldGene
     run = checkpoint.parent.parent
     training_minutes = (checkpoint.stat().st_mtime - (run / "config.json").stat().st_mtime) / 60
     out.mkdir(parents=True, exist_ok=True)
-    before, after = ship_generator(checkpoint, out / FILE)
+    before, after = ship_generator(checkpoint, out / FILE, models)
     log(f"shipped {out / FILE}: {after / 1e6:.1f} MB (the training checkpoint: {before / 1e6:.1f} MB)")
     segments = sum(1 for _ in _lines(manifest))
     return {"command": COMMAND, "recipe": asdict(recipe), "stored": "float16 (EMA only)",

@@ -20,8 +20,13 @@ def measure_generator(checkpoint: Path, t5: Path, judge: Path, samples: Path, se
     the adherence (`evaluate.adherence`)."""
     run_generation(checkpoint, read_prompts(SHIPPED), samples, SAMPLING, seeds_per_prompt=seeds, resume=True,
                    prompts_file=str(SHIPPED), text_encoder=str(t5))
-    found = judge_run(samples, judge)
-    return {k: v for k, v in found.items()}
+    return judge_run(samples, judge)
+
+
+def sampling_card(seeds: int) -> dict:
+    """How the card's clips were sampled (seed base 0: clip k of prompt i has seed i·seeds + k)."""
+    return {"steps": SAMPLING.steps, "cfg": SAMPLING.cfg, "score": SAMPLING.score, "seconds": SAMPLING.seconds,
+            "seeds": f"0-{48 * seeds - 1} ({seeds} per prompt)"}
 
 
 def write_generator_card(out: Path, card: dict) -> dict:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scoreaware.demo.world import captioners, clap, codec, reward
+from scoreaware.demo.world import captioners, clap, codec, generator, reward
 
 # folder under the embedded default → (what it is, the module that builds it: its CARD, COMMAND, describe_card)
 WORLD_MODELS = {"world_clap": ("CLAP", clap), "world_reward": ("reward head", reward),
-                "world_captioners": ("captioners", captioners), "world_codec": ("codec", codec)}
+                "world_captioners": ("captioners", captioners), "world_codec": ("codec", codec),
+                 "world_generator": ("base generator", generator)}
 
 
 def folder_mb(path: Path) -> float:
