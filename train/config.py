@@ -36,7 +36,7 @@ class TrainConfig:
     clap_field: str = CLAP_SCORE  # drives the beta timestep sampler
     unscored: str = "error"  # a beta run's cut without clap_field: error | uniform (trained as S̃ = 1: uniform t)
     # model
-    model: str = "tiny"  # tiny | S | L
+    model: str = "tiny"  # tiny | small | S | L
     score_head: str = "none"  # none | global_adaln | input_add | token
     repa: tuple[str, ...] = ()  # REPA targets: clap, muq
     repa_coeff: float = 0.5
@@ -153,7 +153,7 @@ RANGES = (("steps", 1, True, None), ("batch_size", 1, True, None), ("max_frames"
 
 # the names a key may take, checked before anything is built (tests/train/test_config.py checks them against
 # the model presets, the samplers and the score heads, which live in modules that import torch)
-CHOICES = {"model": ("tiny", "S", "L"), "score_head": ("none", "global_adaln", "input_add", "token"),
+CHOICES = {"model": ("tiny", "small", "S", "L"), "score_head": ("none", "global_adaln", "input_add", "token"),
            "objective": ("flow", "crpo"), "timesteps": ("uniform", "logit_normal", "beta"),
            "lr_schedule": ("constant", "cosine"), "precision": ("auto", "fp32", "bf16")}
 REPA_TARGETS = ("clap", "muq")

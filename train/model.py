@@ -375,6 +375,7 @@ class _ChannelLastConv(nn.Conv1d):
 # ----------------------------------------------------------------------------------- presets
 MODELS: dict[str, dict] = {
     "tiny": dict(dim=64, heads=4, joint_depth=2, single_depth=2, repa_depth=2),  # CPU tests and the demo
+    "small": dict(dim=128, heads=4, joint_depth=2, single_depth=4, repa_depth=2),  # CPU: twice tiny's width
     "S": dict(dim=448, heads=7, joint_depth=4, single_depth=8, repa_depth=4),  # ≈120M (FluxAudio-S)
     "L": dict(dim=896, heads=14, joint_depth=4, single_depth=8, repa_depth=4),  # ≈450–480M
 }

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from scoreaware.core.files import atomic_write_text
 from scoreaware.demo.domain.corpus import mel_round_trip
 from scoreaware.demo.world.clips import JUDGE_EVAL_SEED, JUDGE_SEED, rendered_clips
 from scoreaware.demo.world.corpus import ScoreClip
@@ -66,7 +67,7 @@ def train_judge(out: Path, recipe: JudgeRecipe = JudgeRecipe(), log=print) -> di
     card = {"command": COMMAND, "recipe": asdict(recipe), "examples": len(rows),
             "tempo_bands": {k: list(v) for k, v in TEMPO_BANDS.items()}, "instruments": list(INSTRUMENTS),
             "ceilings": {}}
-    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
+    atomic_write_text(out / CARD, json.dumps(card, indent=1) + "\n")  # `Judge(out)` reads it to measure itself
     log(f"measuring on {recipe.eval_clips} clips (seed {recipe.eval_seed}, held-out works)")
     held_out = rendered_clips(recipe.eval_clips, recipe.eval_seed, recipe.seconds, "test")
     judge = Judge(out)
@@ -74,7 +75,7 @@ def train_judge(out: Path, recipe: JudgeRecipe = JudgeRecipe(), log=print) -> di
     card["ceilings_mel_round_trip"] = measure_judge(judge, [(s, mel_round_trip(a)) for s, a in held_out])
     card["chance"] = chance_rates(held_out)
     card["minutes"] = round((time.perf_counter() - start) / 60, 1)
-    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
+    atomic_write_text(out / CARD, json.dumps(card, indent=1) + "\n")
     return card
 
 
