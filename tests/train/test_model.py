@@ -15,7 +15,7 @@ def cond(n=3, length=5, score=True):
                         torch.tensor([True, False, True][:n]) if score else torch.zeros(n, dtype=torch.bool))
 
 
-@pytest.mark.parametrize("preset, low, high", [("S", 110e6, 130e6), ("L", 450e6, 480e6)])
+@pytest.mark.parametrize("preset, low, high", [("small", 5e6, 6e6), ("S", 110e6, 130e6), ("L", 450e6, 480e6)])
 def test_preset_parameter_counts(preset, low, high):
     model = build_model(preset, latent_channels=64, text_dim=1024)
     count = sum(p.numel() for p in model.parameters())
@@ -105,7 +105,7 @@ def test_unknown_preset_and_head():
         build_model("XL")
     with pytest.raises(ValueError, match="score head"):
         build_model("tiny", score_head="cross")
-    assert set(MODELS) == {"tiny", "S", "L"}
+    assert set(MODELS) == {"tiny", "small", "S", "L"}
 
 
 def test_latent_padding_does_not_change_the_prediction():
