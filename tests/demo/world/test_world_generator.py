@@ -29,6 +29,8 @@ def test_the_command_ships_an_ema_in_float16_that_names_its_models_as_siblings(t
     assert (encode["codec"]["model"], encode["clap_model"], encode["text_encoder"]) == ("../world_codec",
                                                                                        "../world_clap", "t5")
     assert set(encode["model_sha256"]) == {"codec.model", "clap_model", "text_encoder"}
+    assert "null" not in encode and shipped["null"]["clap_text"].shape == (128,)  # no path of the build's folder
+    assert str(work) not in (out / FILE).read_bytes().decode("latin-1")
     card = json.loads((out / CARD).read_text())
     assert card["recipe"]["steps"] == 4 and "t5" not in card and "measured" not in card
     # a checkpoint encoded with models that are not the embedded default's cannot be shipped beside them

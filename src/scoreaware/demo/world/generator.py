@@ -92,7 +92,8 @@ def ship_generator(checkpoint: Path, dest: Path, models: Path) -> tuple[int, int
     kept = {key: state[key] for key in SHIPPED_KEYS if key in state}
     kept["ema"] = {k: (v.half() if v.is_floating_point() else v) for k, v in state["ema"].items()}
     kept["lineage"] = {**kept.get("lineage", {}), "parent": None, "trained_on": "demo train-world-generator"}
-    encode = kept["encode"]
+    encode = {k: v for k, v in kept["encode"].items() if k != "null"}  # its arrays live in the build's folder;
+    kept["encode"] = encode  # the shipped CFG null is `kept["null"]`, the tensors themselves
     sibling = {str(Path(models, name).resolve()): f"../{name}" for name in ("world_codec", "world_clap")}
     for holder, key in ((encode["codec"], "model"), (encode, "clap_model")):
         if str(Path(holder[key]).resolve()) not in sibling:
