@@ -551,8 +551,11 @@ def world_generation(timeline: Timeline, s: DemoSettings) -> dict:
     with timeline.step("listening page (real render beside generated clip)", "evaluation"):
         page = listening_page(s, folder / "finetuned", s.workdir / "report" / "listen")
         click.echo(f"  → {page}")
+    # paths relative to the demo's folder (the base: inside the embedded default), so the file moves with it
     result = {"base": found["base"], "finetuned": found["finetuned"], "paired": paired,
-              "base_checkpoint": str(base), "finetuned_checkpoint": str(finetuned), "listening_page": str(page)}
+              "base_checkpoint": f"{base.parent.name}/{base.name} (embedded default)",
+              "finetuned_checkpoint": os.path.relpath(finetuned, s.workdir),
+              "listening_page": os.path.relpath(page, s.workdir)}
     (folder / "adherence.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 

@@ -38,7 +38,7 @@ def test_demo_run_world_curates_fine_tunes_and_judges(tmp_path):
         assert adherence[name]["prompts"] == 48 and adherence[name]["clips"] == 48
         assert set(adherence[name]["instrument"]) >= {"rate_prompts", "chance", "ceiling", "halfway", "met"}
     assert adherence["paired"]["instrument"]["n_prompts"] == 48
-    child = torch.load(adherence["finetuned_checkpoint"], weights_only=True)
+    child = torch.load(workdir / adherence["finetuned_checkpoint"], weights_only=True)
     assert child["lineage"]["parent"]["sha256"] and child["step"] == 3
     assert "heard as prompted" in result.output and "fine-tuned against base" in result.output
     listen = workdir / "report" / "listen"
