@@ -34,7 +34,7 @@ import click
 import torch
 
 from scoreaware.core.errors import StageError
-from scoreaware.core.files import count_lines
+from scoreaware.core.files import atomic_write_text, count_lines
 from scoreaware.core.progress import progress
 from scoreaware.core.stage import StageResult
 from scoreaware.curate.publish import export_dataset
@@ -556,7 +556,7 @@ def world_generation(timeline: Timeline, s: DemoSettings) -> dict:
               "base_checkpoint": f"{base.parent.name}/{base.name} (embedded default)",
               "finetuned_checkpoint": os.path.relpath(finetuned, s.workdir),
               "listening_page": os.path.relpath(page, s.workdir)}
-    (folder / "adherence.json").write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(folder / "adherence.json", json.dumps(result, indent=1) + "\n")
     return result
 
 
