@@ -14,7 +14,7 @@ def info(t5="/a/t5", t5_digest="d1", codec=CODEC, codec_digest="c1", **more):
 
 def test_the_same_model_at_another_path_is_the_same_space():
     parent = {"encode": info(t5="t5")}  # the shipped base names its T5 stand-in; the demo rebuilds it elsewhere
-    check_inheritance(parent, info(t5="/work/models/t5"), "m.jsonl.gz")
+    check_inheritance(parent, info(t5="/a/demo/models/t5"), "m.jsonl.gz")
     moved_codec = {**CODEC, "model": "/elsewhere/world_codec"}
     assert same_encoding("codec", info(), info(codec=moved_codec))
 
