@@ -166,7 +166,7 @@ def train_world_generator_cmd(output: Path, workdir: Path, clips: int, steps: in
 
     from scoreaware.cli.eval import emit, quiet_stdout
     from scoreaware.demo.domain.build import DEFAULT_MODELS
-    from scoreaware.demo.world.generator import FILE, WorldGenerator, describe_card, train_world_generator
+    from scoreaware.demo.world.generator import FILE, WorldGenerator, describe_card, t5_folder, train_world_generator
     from scoreaware.demo.world.generator_card import measure_generator, sampling_card, write_generator_card
 
     recipe = replace(WorldGenerator(), clips=clips, steps=steps)
@@ -175,11 +175,11 @@ def train_world_generator_cmd(output: Path, workdir: Path, clips: int, steps: in
         card = train_world_generator(output, DEFAULT_MODELS, workdir, recipe, log)
         if eval_seeds:
             log(f"measuring: {eval_seeds} clips of each of the 48 evaluation prompts, heard by the judge")
-            card["measured"] = measure_generator(output / FILE, Path(card["t5"]), DEFAULT_MODELS / "judge",
+            card["measured"] = measure_generator(output / FILE, t5_folder(workdir), DEFAULT_MODELS / "judge",
                                                  workdir / "card_samples", eval_seeds)
             card["sampling"] = sampling_card(eval_seeds)
         write_generator_card(output, card)
-    emit(as_json, {k: v for k, v in card.items() if k != "t5"}, "demo train-world-generator",
+    emit(as_json, card, "demo train-world-generator",
          [*describe_card(card), f"→ {output}/ (generator.pt, WORLD_GENERATOR.json)"])
 
 

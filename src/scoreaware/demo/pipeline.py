@@ -22,7 +22,6 @@ interrupted one picks up where it stopped.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -60,7 +59,7 @@ from scoreaware.demo.world.generator import FILE as BASE_GENERATOR
 from scoreaware.demo.world.models import describe_world_models, missing_world_models
 from scoreaware.demo.world.prompts import SHIPPED as WORLD_PROMPTS
 from scoreaware.demo.world.prompts import read_shipped, reference_render
-from scoreaware.evaluate.adherence import format_adherence, judge_run
+from scoreaware.evaluate.adherence import format_adherence, judge_run, read_judge_csv
 from scoreaware.evaluate.compare import run_compare
 from scoreaware.evaluate.judge import Judge
 from scoreaware.evaluate.listen import ListeningPair, write_listening_page
@@ -562,7 +561,7 @@ def world_generation(timeline: Timeline, s: DemoSettings) -> dict:
 
 def paired_adherence(base: Path, finetuned: Path) -> dict:
     """{attribute: fine-tuned − base hit rate, paired over prompts (t over prompts, `evaluate.stats`)}."""
-    rows = {name: {r["id"]: r for r in _read_judge(folder)} for name, folder in (("a", base), ("b", finetuned))}
+    rows = {"a": read_judge_csv(base), "b": read_judge_csv(finetuned)}
     shared = sorted(rows["a"].keys() & rows["b"].keys())
     prompts = [rows["a"][i][PROMPT_ID] for i in shared]
     return {attribute: paired_prompt_test(prompts, [float(rows["a"][i][f"hit_{attribute}"]) for i in shared],
@@ -570,16 +569,11 @@ def paired_adherence(base: Path, finetuned: Path) -> dict:
             for attribute in ("instrument", "tempo_band", "mode")}
 
 
-def _read_judge(folder: Path) -> list[dict]:
-    with open(folder / "eval" / "judge.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def listening_page(s: DemoSettings, samples: Path, out: Path) -> Path:
     """The first `LISTENING_PROMPTS` prompts: each one's held-out work rendered with the prompt's
     settings beside the fine-tuned model's clip, with what the judge heard in each."""
     judge = Judge(s.models / "judge")
-    judged = {r[PROMPT_ID]: r for r in _read_judge(samples)}
+    judged = {r[PROMPT_ID]: r for r in read_judge_csv(samples).values()}
     clips = {str(r[PROMPT_ID]): r for r in read_samples(samples)}
     out.mkdir(parents=True, exist_ok=True)
     pairs = []

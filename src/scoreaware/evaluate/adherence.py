@@ -100,6 +100,15 @@ def write_judge_csv(path: Path, judged: list[dict]) -> Path:
     return path
 
 
+def read_judge_csv(samples: Path) -> dict[str, dict]:
+    """Clip id → its row of SAMPLES/eval/judge.csv (strings, as written); empty when there is none."""
+    path = samples / "eval" / "judge.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["id"]: row for row in csv.DictReader(f)}
+
+
 def format_adherence(found: dict) -> list[str]:
     """One line per attribute: the rate over prompts, chance, ceiling and the halfway mark."""
     lines = []

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scoreaware.evaluate.adherence import read_judge_csv
 from scoreaware.evaluate.compare import Run, load_run, reference_of
 from scoreaware.evaluate.embeddings import load_reference
 from scoreaware.evaluate.frechet import Stats, frechet_from_stats
@@ -42,11 +43,7 @@ def cell_clips(run: Run) -> dict[tuple[str, int], dict]:
     folder = run.path
     labels_file = Path(folder) / "eval" / "labels.json"
     labels = json.loads(labels_file.read_text()) if labels_file.is_file() else {}
-    judged = {}
-    judge_file = Path(folder) / "eval" / "judge.csv"
-    if judge_file.is_file():
-        with open(judge_file, newline="", encoding="utf-8") as f:
-            judged = {row["id"]: row for row in csv.DictReader(f)}
+    judged = read_judge_csv(Path(folder))
     out = {}
     for key, row in run.clips.items():
         values = {CLAP_SCORE: row.get(CLAP_SCORE), REWARD: row.get(REWARD),

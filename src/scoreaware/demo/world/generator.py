@@ -14,8 +14,6 @@ the card is measured by `demo.world.generator_card`, after training, on the fina
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from scoreaware.core.files import count_lines
 from scoreaware.core.progress import progress
 from scoreaware.curate.stages.ingest import IngestConfig, run_ingest
 from scoreaware.curate.stages.segment import run_segment
@@ -60,6 +59,11 @@ class WorldGenerator:
                 f"seed={self.train_seed}")
 
 
+def t5_folder(work: Path) -> Path:
+    """The build's T5 stand-in (`make_tiny_t5`, seed 0): the text encoder the card's clips are made with."""
+    return work / "models" / "t5"
+
+
 def encoded_corpus(work: Path, models: Path, recipe: WorldGenerator, log=print) -> tuple[Path, Path]:
     """Render, ingest, segment and encode the training corpus in `work` (each step skipped when
     done); (the encoded manifest, the T5 folder)."""
@@ -73,7 +77,7 @@ def encoded_corpus(work: Path, models: Path, recipe: WorldGenerator, log=print) 
     run_ingest(corpus / "audio", work / "ingest.jsonl.gz", IngestConfig(
         metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")))
     run_segment(work / "ingest.jsonl.gz", work / "segment.jsonl.gz")
-    t5 = work / "models" / "t5"
+    t5 = t5_folder(work)
     if not (t5 / "config.json").is_file():
         make_tiny_t5(t5, seed=0)
     run_encode(work / "segment.jsonl.gz", work / "encode.jsonl.gz", codec="mel-vae",
@@ -102,10 +106,8 @@ def ship_generator(checkpoint: Path, dest: Path, models: Path) -> tuple[int, int
     encode["text_encoder"] = T5_NAME
     if not encode.get(DIGESTS, {}).get("text_encoder"):
         raise ValueError(f"{checkpoint}: its text encoder was recorded without a digest")
-    buffer = io.BytesIO()
-    torch.save(kept, buffer)
     tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
+    torch.save(kept, tmp)
     os.replace(tmp, dest)
     return checkpoint.stat().st_size, dest.stat().st_size
 
@@ -115,22 +117,17 @@ def train_world_generator(out: Path, models: Path, work: Path, recipe: WorldGene
     """Render and encode the corpus, train the tiny preset, ship its EMA into `out`/generator.pt;
     the card without its measurement (written by the caller after `generator_card.measure`)."""
     start = time.perf_counter()
-    manifest, t5 = encoded_corpus(work, models, recipe, log)
+    manifest, _ = encoded_corpus(work, models, recipe, log)
     checkpoint = fit_or_resume(work / "runs", recipe.overrides(manifest, work / "runs"), preset="tiny", log=log)
     run = checkpoint.parent.parent
     training_minutes = (checkpoint.stat().st_mtime - (run / "config.json").stat().st_mtime) / 60
     out.mkdir(parents=True, exist_ok=True)
     before, after = ship_generator(checkpoint, out / FILE, models)
     log(f"shipped {out / FILE}: {after / 1e6:.1f} MB (the training checkpoint: {before / 1e6:.1f} MB)")
-    segments = sum(1 for _ in _lines(manifest))
+    segments = count_lines(manifest)
     return {"command": COMMAND, "recipe": asdict(recipe), "stored": "float16 (EMA only)",
             "segments": segments, "training_minutes": round(training_minutes, 1),
-            "minutes": round((time.perf_counter() - start) / 60, 1), "t5": str(t5)}
-
-
-def _lines(path: Path):
-    with gzip.open(path, "rt") as f:
-        yield from (line for line in f if line.strip())
+            "minutes": round((time.perf_counter() - start) / 60, 1)}
 
 
 def describe_card(card: dict) -> list[str]:
@@ -147,4 +144,4 @@ def describe_card(card: dict) -> list[str]:
 
 
 def card_json(card: dict) -> str:
-    return json.dumps({k: v for k, v in card.items() if k != "t5"}, indent=1) + "\n"
+    return json.dumps(card, indent=1) + "\n"
