@@ -4,6 +4,7 @@ compared with (the files are written by `demo prepare-seed-a/-b`; here from thei
 import json
 
 from scoreaware.demo import seed_a, seed_b
+from scoreaware.demo.world import seed_a as world_seed_a
 from scoreaware.experiment.spec import load_experiment
 
 
@@ -49,3 +50,27 @@ def test_seed_b_is_a_chain_of_single_steps(tmp_path):
     assert experiment.arms[1].set == {"score_head": "global_adaln"}  # the only change from the baseline
     assert experiment.base["score_head"] == "none" and experiment.evaluation.score == 1.0
     assert experiment.arms[3].options["max_gap"] == float("inf")
+
+
+def test_world_seed_a_arms_each_change_one_thing_from_uniform_and_the_primary_arms_run_every_seed(tmp_path):
+    write_inputs(tmp_path, ["encode.jsonl.gz", "oracle.jsonl.gz", "prompts.csv", "reference.npz", "judge",
+                            "generator.pt"])
+    spec = tmp_path / "seed_a_world.toml"
+    seeds = list(range(10))
+    spec.write_text(world_seed_a.SPEC.format(mismatched=0.3, seeds=seeds, few=seeds[:3], steps=400, lr=1e-4,
+                                             max_frames=129, base=tmp_path / "generator.pt", judge=tmp_path / "judge",
+                                             eval_seeds=1))
+    experiment = load_experiment(spec)
+    assert experiment.arms[0].name == "all_uniform" and experiment.base["timesteps"] == "uniform"
+    assert experiment.base["init_from"] == str(tmp_path / "generator.pt")
+    assert experiment.evaluation.judge == tmp_path / "judge"
+    changes = {arm.name: (arm.set, arm.filter, arm.manifest) for arm in experiment.arms}
+    assert changes["all_beta"] == ({"timesteps": "beta"}, None, None)
+    assert changes["filter_uniform"] == ({}, {"clap_percentile": 10}, None)
+    assert changes["oracle_uniform"] == ({}, None, tmp_path / "oracle.jsonl.gz")
+    primary = {c.name: (c.treatment, c.control, c.metric) for c in experiment.contrasts if c.primary}
+    assert primary == {"score-aware": ("all_beta", "all_uniform", "instrument"),
+                       "filter": ("filter_uniform", "all_uniform", "instrument")}
+    arms_in_contrasts = {a for c in experiment.contrasts for a in (c.treatment, c.control)}
+    for arm in experiment.arms:  # ≥ 10 seeds wherever a contrast needs them; the rest run 3
+        assert experiment.seeds_of(arm) == (tuple(seeds) if arm.name in arms_in_contrasts else (0, 1, 2))

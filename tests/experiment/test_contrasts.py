@@ -122,3 +122,28 @@ def test_run_refuses_seeds_the_file_does_not_declare(tmp_path):
     spec = write_plan_spec(tmp_path)
     result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(tmp_path / "o"), "--seeds", "3,42"])
     assert result.exit_code == 1 and "--seeds 42 is not a training seed" in result.output
+
+
+def test_an_arm_with_fewer_seeds_pairs_only_those_and_costs_only_those(tmp_path):
+    spec = write_plan_spec(tmp_path)
+    full = json.loads(CliRunner().invoke(cli, ["experiment", "plan", str(spec), "--json"]).output)
+    spec.write_text(spec.read_text().replace('set = { timesteps = "beta" }',
+                                             'set = { timesteps = "beta" }\nseeds = [0, 1, 2]'))
+    plan = json.loads(CliRunner().invoke(cli, ["experiment", "plan", str(spec), "--json"]).output)
+    first = plan["contrasts"][0]
+    assert plan["n"] == 10 and first["n"] == 3  # the score-aware contrast pairs the beta arm's 3 seeds
+    assert first["mde"] == pytest.approx(mde(3, 0.06, tests=2))
+    assert plan["estimate"]["cells"] == full["estimate"]["cells"] - 7
+    assert plan["estimate"]["hours"] < full["estimate"]["hours"]
+
+
+@pytest.mark.parametrize("seeds, message", [
+    ("[0, 11]", "arm[1].seeds: 11 is not one of training_seeds"),
+    ("[1, 1]", "arm[1].seeds = [1, 1] must be distinct integers"),
+    ("3", "arm[1].seeds = 3 must be distinct integers")])
+def test_arm_seeds_outside_the_file_are_refused_naming_the_key(tmp_path, seeds, message):
+    spec = write_plan_spec(tmp_path)
+    spec.write_text(spec.read_text().replace('set = { timesteps = "beta" }',
+                                             f'set = {{ timesteps = "beta" }}\nseeds = {seeds}'))
+    result = CliRunner().invoke(cli, ["experiment", "plan", str(spec)])
+    assert result.exit_code == 1 and message in result.output, result.output

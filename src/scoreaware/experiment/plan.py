@@ -49,6 +49,7 @@ def plan_experiment(path: Path, pilot: Path | None = None, alpha: float = 0.05, 
         pilot_rows = read_seed_deltas(source)
     prompts = len(read_prompts(experiment.evaluation.prompts))
     n = len(experiment.training_seeds) if experiment.unit == "training_seed" else prompts
+    by_name = {arm.name: arm for arm in experiment.arms}
     family = {name: [c for c in experiment.contrasts if c.primary == (name == "primary") and c.claim == "difference"]
               for name in ("primary", "secondary")}
     rows, lines = [], [f"unit: {experiment.unit.replace('_', ' ')} (n = {n}); {prompts} prompts × "
@@ -64,8 +65,11 @@ def plan_experiment(path: Path, pilot: Path | None = None, alpha: float = 0.05, 
             if len(pilot_deltas) >= 2:
                 sd, source = float(np.std(pilot_deltas, ddof=1)), f"pilot ({len(pilot_deltas)} seeds)"
         tests = max(1, len(family["primary" if c.primary else "secondary"]))
+        # over training seeds, a contrast pairs the seeds both of its arms run
+        paired = len(set(experiment.seeds_of(by_name[c.treatment])) & set(experiment.seeds_of(by_name[c.control]))) \
+            if experiment.unit == "training_seed" else prompts
         row = {"contrast": c.name, "metric": c.metric, "claim": c.claim, "family": "primary" if c.primary else
-               "secondary", "n": n, "margin": c.margin, "sd": sd, "sd_source": source if sd else None,
+               "secondary", "n": paired, "margin": c.margin, "sd": sd, "sd_source": source if sd else None,
                "tests": tests, "flag": None}
         if c.metric == "fad_clap" and experiment.unit == "prompt":
             floor = permutation_floor(prompts, resamples)
@@ -77,12 +81,12 @@ def plan_experiment(path: Path, pilot: Path | None = None, alpha: float = 0.05, 
         elif c.claim == "equivalence":
             row["needed"] = tost_units(c.margin, sd, alpha, power)
         else:
-            row["mde"] = mde(n, sd, alpha, power, tests)
+            row["mde"] = mde(paired, sd, alpha, power, tests)
             row["needed"] = units_needed(c.margin, sd, alpha, power, tests)
         rows.append(row)
         lines.append(plan_line(row, experiment.unit))
     seconds = estimate_seconds(experiment, prompts)
-    estimate = {"hours": round(seconds / 3600, 2), "cells": len(experiment.arms) * len(experiment.training_seeds)}
+    estimate = {"hours": round(seconds / 3600, 2), "cells": sum(len(experiment.seeds_of(a)) for a in experiment.arms)}
     lines.append(f"cost here: about {estimate['hours']:.1f} h for {estimate['cells']} arm × seed cells "
                  f"({STEPS_PER_SECOND} steps/s, {SECONDS_PER_CLIP} s a clip on 2 cores)")
     if seconds > 2 * 3600:
@@ -94,11 +98,13 @@ def plan_experiment(path: Path, pilot: Path | None = None, alpha: float = 0.05, 
 def estimate_seconds(experiment, prompts: int | None = None, seeds: tuple[int, ...] | None = None) -> float:
     """What training, generating and scoring every cell (of `seeds`, default all) costs here."""
     prompts = prompts if prompts is not None else len(read_prompts(experiment.evaluation.prompts))
-    count = len(seeds if seeds is not None else experiment.training_seeds)
-    steps = sum(resolve(experiment.preset, overrides={**experiment.base, **a.set, "manifest": "-"}).steps
-                for a in experiment.arms if a.after is None)
-    clips = prompts * experiment.evaluation.seeds * len(experiment.arms)
-    return count * (clips * SECONDS_PER_CLIP + steps / STEPS_PER_SECOND)
+    total = 0.0
+    for arm in experiment.arms:
+        count = len([s for s in experiment.seeds_of(arm) if seeds is None or s in seeds])
+        steps = resolve(experiment.preset, overrides={**experiment.base, **arm.set, "manifest": "-"}).steps \
+            if arm.after is None else 0
+        total += count * (prompts * experiment.evaluation.seeds * SECONDS_PER_CLIP + steps / STEPS_PER_SECOND)
+    return total
 
 
 def plan_line(row: dict, unit: str) -> str:

@@ -172,7 +172,7 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
     status = json.loads(status_file.read_text()) if status_file.is_file() else {}
     done: dict[str, dict[int, Path]] = {arm.name: {} for arm in experiment.arms}
     checkpoints: dict[str, dict[int, Path]] = {arm.name: {} for arm in experiment.arms}
-    cells = [(arm, seed) for arm in experiment.arms for seed in experiment.training_seeds]
+    cells = [(arm, seed) for arm in experiment.arms for seed in experiment.seeds_of(arm)]
     for arm, seed in cells:  # cells an earlier run finished and this one does not run
         entry = status.get(f"{arm.name}/seed{seed}", {})
         if seeds is not None and seed not in seeds and entry.get("state") == "done":

@@ -32,6 +32,8 @@ set = { timesteps = "beta" }
 [[arm]]
 name = "oracle"
 manifest = "oracle.jsonl.gz"           # another training set (encoded the same way): e.g. matched only
+seeds = [0, 1]                         # optional: a subset of training_seeds (an arm outside the primary
+                                       #   contrasts may run fewer; a post-training arm: within its parent's)
 [[arm]]
 name = "ei"
 after = "beta"                         # a post-training step from that arm's checkpoint, per training seed
@@ -83,7 +85,7 @@ POSTTRAIN_OPTIONS = {
     "crpo": {"n", "score", "cfg", "sample_steps", "seconds", "min_margin", "holdout", "train_steps", "lr", "warmup",
              "beta", "lambda_fm", "batch_size", "score_dropout", "random_pairs"},
 }
-ARM_KEYS = {"name", "set", "filter", "manifest", "after", "posttrain", "prompts", "options", "combines"}
+ARM_KEYS = {"name", "set", "filter", "manifest", "after", "posttrain", "prompts", "options", "combines", "seeds"}
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 EVALUATE_TYPES = {"seeds": (int, 1, True), "steps": (int, 1, True), "cfg": ((int, float), 0, True),
                   "score": ((int, float), -1e6, True), "seconds": ((int, float), 0, False)}
@@ -104,6 +106,7 @@ class Arm:
     prompts: Path | None = None  # the candidates' prompts of expert-iteration and crpo
     options: dict = field(default_factory=dict)  # the driver's options that differ from its defaults
     combines: tuple[str, ...] = ()  # the changes an arm deliberately combines (the paper's "filter + Beta")
+    seeds: tuple[int, ...] | None = None  # the training seeds this arm runs (None: the file's training_seeds)
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,10 @@ class Experiment:
     evaluation: Evaluation
     contrasts: tuple[Contrast, ...] = ()
     unit: str = "training_seed"
+
+    def seeds_of(self, arm: Arm) -> tuple[int, ...]:
+        """The training seeds `arm` runs: its own `seeds`, else the file's (a secondary arm may run fewer)."""
+        return arm.seeds if arm.seeds is not None else self.training_seeds
 
     def against(self, arm: Arm) -> str:
         """The arm `arm` is compared with: its parent for a post-training arm, else the first."""
@@ -259,7 +266,7 @@ def load_experiment(path: str | Path) -> Experiment:
         elif "options" in arm or "prompts" in arm:
             raise StageError(f"{path}: {prefix[:-1]}: `options` and `prompts` are for post-training arms")
         arms.append(Arm(name, dict(arm.get("set", {})), rules, manifest, after, step, prompts, options,
-                        tuple(combines)))
+                        tuple(combines), arm_seeds(path, prefix, arm.get("seeds"))))
     evaluate = need(data, "evaluate", dict)
     unknown = set(evaluate) - {f for f in Evaluation.__dataclass_fields__}
     if unknown:
@@ -292,10 +299,17 @@ def load_experiment(path: str | Path) -> Experiment:
         label_clap=str(local(evaluate["label_clap"], "evaluate.label_clap")) if "label_clap" in evaluate else None)
     if evaluation.labels and not evaluation.label_clap:
         raise StageError(f"{path}: evaluate.labels needs evaluate.label_clap (the CLAP that hears them)")
-    seeds = data.get("training_seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                           for s in seeds) or len(set(seeds)) != len(seeds):
-        raise StageError(f"{path}: training_seeds = {seeds!r} must be distinct integers ≥ 0")
+    seeds = arm_seeds(path, "", data.get("training_seeds", [0]), key="training_seeds")
+    by_name = {arm.name: arm for arm in arms}
+    for index, arm in enumerate(arms):
+        outside = sorted(set(arm.seeds or ()) - set(seeds))
+        if outside:
+            raise StageError(f"{path}: arm[{index}].seeds: {outside[0]} is not one of training_seeds {list(seeds)}")
+        if arm.after is not None:
+            parent = by_name[arm.after].seeds or seeds
+            missing = sorted(set(arm.seeds or seeds) - set(parent))
+            if missing:
+                raise StageError(f"{path}: arm[{index}].seeds: {missing[0]} is not a seed of its parent {arm.after!r}")
     if not isinstance(base.get("set", {}), dict):
         raise StageError(f"{path}: base.set = {base['set']!r} must be a table")
     check_training(path, base.get("preset"), dict(base.get("set", {})), arms)
@@ -304,8 +318,18 @@ def load_experiment(path: str | Path) -> Experiment:
         raise StageError(f"{path}: unit = {unit!r} is not one of {list(UNITS)}")
     contrasts = parse_contrasts(path, data.get("contrast", []), names)
     return Experiment(path, str(data.get("name", path.stem)), local(need(data, "manifest", str), "manifest"),
-                      tuple(arms), tuple(seeds), base.get("preset"), dict(base.get("set", {})), evaluation,
+                      tuple(arms), seeds, base.get("preset"), dict(base.get("set", {})), evaluation,
                       contrasts, unit)
+
+
+def arm_seeds(path: Path, prefix: str, value, key: str = "seeds") -> tuple[int, ...] | None:
+    """Distinct training seeds ≥ 0 (None when the key is absent), else StageError naming the key."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                           for s in value) or len(set(value)) != len(value):
+        raise StageError(f"{path}: {prefix}{key} = {value!r} must be distinct integers ≥ 0")
+    return tuple(value)
 
 
 def parse_contrasts(path: Path, items: object, arms: set[str]) -> tuple[Contrast, ...]:
