@@ -10,7 +10,7 @@ a resumed run may change applied.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -99,7 +99,7 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
         norm = Normalization.from_dict(checkpoint["norm"])
     elif parent:  # the child sees its data as the parent did
         check_finite(config.manifest, (config.score_field, config.clap_field))
-        norm = Normalization.from_dict(parent["norm"])
+        norm = child_normalization(Normalization.from_dict(parent["norm"]), config)
     else:
         norm = compute_normalization(config.manifest, config.score_field, config.score_group_by, config.clap_field)
     if not checkpoint and config.objective == "flow":  # CRPO pairs carry a fixed pair score and use logit-normal t
@@ -108,6 +108,22 @@ def starting_point(config: TrainConfig | None, resume_dir: Path | None, unsafe_p
         except ValueError as exc:
             raise StageError(str(exc)) from None
     return Start(config, checkpoint, parent, info, norm, manifest_sha256)
+
+
+def child_normalization(inherited: Normalization, config: TrainConfig) -> Normalization:
+    """A child's normalization: the parent's, except what the parent never saw. A parent trained
+    without CLAP scores recorded the placeholder range (0, 1), which would read raw CLAP cosines
+    as S̃ and flatten the score-aware schedule: the child's own robust range replaces it. A parent
+    without score statistics hands a new score head the child's own (its field and grouping)."""
+    if tuple(inherited.clap_range) != (0.0, 1.0) and inherited.score_stats:
+        return inherited
+    own = compute_normalization(config.manifest, config.score_field, config.score_group_by, config.clap_field)
+    if tuple(inherited.clap_range) == (0.0, 1.0):
+        inherited = replace(inherited, clap_range=own.clap_range)
+    if not inherited.score_stats:
+        inherited = replace(inherited, score_stats=own.score_stats, score_field=own.score_field,
+                            score_group_by=own.score_group_by)
+    return inherited
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

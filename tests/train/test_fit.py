@@ -368,3 +368,22 @@ def test_out_of_range_settings_are_refused_before_training(encoded, tmp_path, se
                                       f"run_dir={tmp_path}", "--set", setting])
     assert result.exit_code == 2 and message in result.output and "internal error" not in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_a_child_of_a_parent_that_never_saw_scores_takes_its_own_clap_range_and_score_statistics(encoded, tmp_path):
+    """The world's base generator trained without CLAP scores or rewards: its recorded CLAP range is the
+    placeholder (0, 1), which would read raw cosines as S̃ and flatten the Beta schedule of every child."""
+    from scoreaware.train.data import compute_normalization
+
+    bare = edited_copy(encoded, tmp_path, lambda i, row: [row["custom"].pop(k, None) for k in ("clap_score", "reward")])
+    run = fit(f"manifest={bare}", f"run_dir={tmp_path / 'parent'}", "steps=1", "batch_size=4", "max_frames=32",
+              "timesteps=uniform", "unscored=uniform")
+    parent = sorted((run / "checkpoints").glob("*.pt"))[-1]
+    assert torch.load(parent, weights_only=True)["norm"]["clap_range"] == (0.0, 1.0)
+    child = fit(f"manifest={encoded}", f"run_dir={tmp_path / 'child'}", "steps=1", "batch_size=4", "max_frames=32",
+                "timesteps=beta", "score_head=global_adaln", "init_new_head=true", f"init_from={parent}")
+    norm = torch.load(sorted((child / "checkpoints").glob("*.pt"))[-1], weights_only=True)["norm"]
+    own = compute_normalization(encoded, "reward", "", "clap_score")
+    assert norm["clap_range"] == pytest.approx(own.clap_range) and norm["clap_range"] != (0.0, 1.0)
+    assert norm["score_stats"] == {g: pytest.approx(v) for g, v in own.score_stats.items()}
+    assert norm["latent_mean"] == torch.load(parent, weights_only=True)["norm"]["latent_mean"]  # the parent's space
