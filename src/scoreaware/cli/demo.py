@@ -306,15 +306,15 @@ def train_models(ctx: click.Context, output: Path, only: str | None, quick: bool
               help="Clips in the corpus, 30 s each [default: 60; 120 with --world].")
 @click.option("--mismatched", type=click.FloatRange(0, 1), default=0.3,
               help="Share of readable clips captioned as another clip (of another genre in the synthetic world).")
-@click.option("--train-steps", type=click.IntRange(1), default=None,
-              help="Steps of every arm's training run [default: 600; 400 of fine-tuning with --world].")
+@click.option("--train-steps", type=click.IntRange(1), default=600,
+              help="Steps of every arm's training run (of fine-tuning the base, with --world).")
 @click.option("--training-seeds", default="0,1,2,3,4,5,6,7,8,9",
               help="Comma-separated training seeds of every arm: 10, the replication unit of the primary contrasts "
                    "(`experiment plan` prints what they can detect; `experiment run --seeds` runs part at a time). "
                    "With --world, the arms outside the contrasts run the first 3.")
 @click.option("--eval-seeds", type=click.IntRange(1), default=None,
               help="Clips per evaluation prompt [default: 6 of 7 genre prompts; 1 of 48 prompts with --world].")
-def prepare_seed_a_cmd(output: Path | None, world: bool, clips: int | None, mismatched: float, train_steps: int | None,
+def prepare_seed_a_cmd(output: Path | None, world: bool, clips: int | None, mismatched: float, train_steps: int,
                        training_seeds: str, eval_seeds: int | None) -> None:
     """Build seed A's experiment on the embedded default (a corpus with known wrong captions; arms:
     logit-normal, uniform, Beta t, filter + uniform, filter + Beta, oracle; primary contrasts Beta vs
@@ -327,11 +327,11 @@ def prepare_seed_a_cmd(output: Path | None, world: bool, clips: int | None, mism
     seeds = _seeds(training_seeds)
     if world:
         lines = prepare_seed_a_world(output or Path("experiments/seed_a_world"), default_models(), clips or 120,
-                                     mismatched, train_steps or 400, training_seeds=seeds,
+                                     mismatched, train_steps, training_seeds=seeds,
                                      eval_seeds=eval_seeds or 1)
     else:
         lines = prepare_seed_a(output or Path("experiments/seed_a"), default_models(), clips or 60, mismatched,
-                               train_steps or 600, seeds, eval_seeds or 6)
+                               train_steps, seeds, eval_seeds or 6)
     print_summary("demo prepare-seed-a", lines, {})
 
 

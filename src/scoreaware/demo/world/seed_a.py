@@ -157,8 +157,8 @@ primary = false
 """
 
 
-def prepare_seed_a_world(folder: Path, models: Path, clips: int = 120, mismatched: float = 0.3, steps: int = 400,
-                         lr: float = 1e-4, training_seeds: tuple[int, ...] = tuple(range(10)),
+def prepare_seed_a_world(folder: Path, models: Path, clips: int = 120, mismatched: float = 0.3, steps: int = 600,
+                         lr: float = 3e-4, training_seeds: tuple[int, ...] = tuple(range(10)),
                          few_seeds: int = 3, eval_seeds: int = 1, reference_clips: int = 24) -> list[str]:
     """Build seed A's world inputs in `folder` and write ``seed_a_world.toml``; the summary lines."""
     folder.mkdir(parents=True, exist_ok=True)
