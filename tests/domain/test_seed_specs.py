@@ -74,3 +74,41 @@ def test_world_seed_a_arms_each_change_one_thing_from_uniform_and_the_primary_ar
     arms_in_contrasts = {a for c in experiment.contrasts for a in (c.treatment, c.control)}
     for arm in experiment.arms:  # ≥ 10 seeds wherever a contrast needs them; the rest run 3
         assert experiment.seeds_of(arm) == (tuple(seeds) if arm.name in arms_in_contrasts else (0, 1, 2))
+
+
+def test_world_seed_b_puts_each_post_training_step_beside_its_control(tmp_path):
+    from scoreaware.demo.world import seed_b as world_seed_b
+
+    write_inputs(tmp_path, ["encode.jsonl.gz", "prompts.csv", "post_prompts.txt", "reference.npz", "judge",
+                            "generator.pt", "reward.pt"])
+    spec = tmp_path / "seed_b_world.toml"
+    spec.write_text(world_seed_b.SPEC.format(
+        seeds=list(range(10)), steps=600, lr=3e-4, max_frames=129, base=tmp_path / "generator.pt",
+        judge=tmp_path / "judge", reward=tmp_path / "reward.pt", mert="mert", eval_seeds=1, score=1.0,
+        ei=world_seed_b.EI_OPTIONS.format(post_steps=100), crpo=world_seed_b.CRPO_OPTIONS.format(post_steps=100)))
+    experiment = load_experiment(spec)
+    arms = {arm.name: arm for arm in experiment.arms}
+    assert arms["score_conditioned"].set == {"score_head": "global_adaln"}
+    for step, control, knob in (("expert_iteration", "ei_control", "random_selection"),
+                                ("crpo", "crpo_control", "random_pairs")):
+        treated, untreated = arms[step].options, dict(arms[control].options)
+        assert untreated.pop(knob) is True and treated == untreated  # one change: the selection / the ranking
+        assert arms[step].after == arms[control].after == "score_conditioned"
+    assert arms["expert_iteration"].options["blend"] == "reward=1,clap=0"  # ranked by the reward, as documented
+    contrasts = {c.name: c for c in experiment.contrasts}
+    primary = {(c.treatment, c.control, c.claim) for c in experiment.contrasts if c.primary}
+    assert primary == {("score_conditioned", "baseline", "difference"),
+                       ("expert_iteration", "ei_control", "difference"), ("crpo", "crpo_control", "difference"),
+                       ("cross_load", "score_conditioned", "equivalence")}
+    assert all(c.metric == "instrument" for c in experiment.contrasts if c.primary)  # the judge, which no step used
+    assert contrasts["cross-load is no worse"].margin == 0.05
+    assert all(experiment.seeds_of(arm) == tuple(range(10)) for arm in experiment.arms)
+
+
+def test_world_development_prompts_are_not_evaluation_prompts():
+    from scoreaware.demo.world import seed_b as world_seed_b
+    from scoreaware.demo.world.prompts import read_shipped
+
+    development = world_seed_b.development_prompts().splitlines()
+    assert len(development) == len(set(development)) == 12
+    assert not set(development) & {row["prompt"] for row in read_shipped()}

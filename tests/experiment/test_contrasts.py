@@ -147,3 +147,22 @@ def test_arm_seeds_outside_the_file_are_refused_naming_the_key(tmp_path, seeds, 
                                              f'set = {{ timesteps = "beta" }}\nseeds = {seeds}'))
     result = CliRunner().invoke(cli, ["experiment", "plan", str(spec)])
     assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_plan_costs_each_arm_from_the_pilots_own_cell_times(tmp_path):
+    spec = write_plan_spec(tmp_path)
+    pilot = tmp_path / "pilot"
+    pilot.mkdir()
+    write_seed_deltas(planted({("beta", "uniform", "mode"): 0.0}, seeds=2, sd=0.02), pilot / "seed_deltas.csv")
+    (pilot / "status.json").write_text(json.dumps({
+        "uniform/seed0": {"state": "done", "seconds": 100.0}, "uniform/seed1": {"state": "done", "seconds": 140.0},
+        "beta/seed0": {"state": "done", "seconds": 60.0}, "filter/seed0": {"state": "failed", "error": "x"}}))
+    plan = json.loads(CliRunner().invoke(cli, ["experiment", "plan", str(spec), "--pilot", str(pilot),
+                                               "--json"]).output)
+    unmeasured = json.loads(CliRunner().invoke(cli, ["experiment", "plan", str(spec), "--json"]).output)
+    # 10 seeds × (120 s + 60 s) measured, and the filter arm (no finished cell) at the machine's rates
+    filter_hours = unmeasured["estimate"]["hours"] / 3
+    assert plan["estimate"]["measured_arms"] == ["beta", "uniform"]
+    assert plan["estimate"]["hours"] == pytest.approx(10 * 180 / 3600 + filter_hours, abs=0.01)
+    text = CliRunner().invoke(cli, ["experiment", "plan", str(spec), "--pilot", str(pilot)]).output
+    assert "the pilot's mean time per cell for 2 of 3 arms" in text

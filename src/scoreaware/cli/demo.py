@@ -336,24 +336,40 @@ def prepare_seed_a_cmd(output: Path | None, world: bool, clips: int | None, mism
 
 
 @demo.command("prepare-seed-b", context_settings=dict(show_default=True))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("experiments/seed_b"),
-              help="Folder for the corpus, manifests, reference, prompts and seed_b.toml.")
-@click.option("--clips", type=click.IntRange(8), default=60, help="Clips in the synthetic corpus (30 s each).")
-@click.option("--train-steps", type=click.IntRange(1), default=600, help="Steps of the two training arms.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the corpus, manifests, reference, prompts and the experiment file "
+                   "[default: experiments/seed_b, or experiments/seed_b_world with --world].")
+@click.option("--world", is_flag=True,
+              help="On the realistic world: each post-training step beside its control, the judge hears the clips.")
+@click.option("--clips", type=click.IntRange(8), default=None,
+              help="Clips in the corpus, 30 s each [default: 60; 120 with --world].")
+@click.option("--train-steps", type=click.IntRange(1), default=600,
+              help="Steps of the two training arms (of fine-tuning the base, with --world).")
 @click.option("--post-steps", type=click.IntRange(1), default=100,
               help="Fine-tuning steps of expert iteration and of CRPO.")
-@click.option("--training-seeds", default="0,1", help="Comma-separated training seeds of every arm.")
-@click.option("--eval-seeds", type=click.IntRange(1), default=6, help="Clips per evaluation prompt.")
-def prepare_seed_b_cmd(output: Path, clips: int, train_steps: int, post_steps: int, training_seeds: str,
-                       eval_seeds: int) -> None:
-    """Build seed B's chain on the embedded default (baseline → score-conditioned → expert iteration
-    → cross-load → CRPO, each compared with the one before) and write seed_b.toml for `experiment run`."""
+@click.option("--training-seeds", default=None,
+              help="Comma-separated training seeds of every arm [default: 0,1; 0,…,9 with --world].")
+@click.option("--eval-seeds", type=click.IntRange(1), default=None,
+              help="Clips per evaluation prompt [default: 6 of 7 genre prompts; 1 of 48 prompts with --world].")
+def prepare_seed_b_cmd(output: Path | None, world: bool, clips: int | None, train_steps: int, post_steps: int,
+                       training_seeds: str | None, eval_seeds: int | None) -> None:
+    """Build seed B's post-training experiment on the embedded default and write its experiment file
+    for `experiment run`: the chain baseline → score-conditioned → expert iteration → cross-load →
+    CRPO, or with --world each step beside its control (random selection, random pairs)."""
     from scoreaware.cli.options import print_summary
     from scoreaware.demo.domain.build import default_models
     from scoreaware.demo.seed_b import prepare_seed_b
+    from scoreaware.demo.world.seed_b import prepare_seed_b_world
 
-    print_summary("demo prepare-seed-b", prepare_seed_b(output, default_models(), clips, train_steps, post_steps,
-                                                        _seeds(training_seeds), eval_seeds), {})
+    if world:
+        lines = prepare_seed_b_world(output or Path("experiments/seed_b_world"), default_models(), clips or 120,
+                                     train_steps, post_steps=post_steps,
+                                     training_seeds=_seeds(training_seeds or "0,1,2,3,4,5,6,7,8,9"),
+                                     eval_seeds=eval_seeds or 1)
+    else:
+        lines = prepare_seed_b(output or Path("experiments/seed_b"), default_models(), clips or 60, train_steps,
+                               post_steps, _seeds(training_seeds or "0,1"), eval_seeds or 6)
+    print_summary("demo prepare-seed-b", lines, {})
 
 
 def _seeds(text: str) -> tuple[int, ...]:

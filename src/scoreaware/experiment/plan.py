@@ -5,11 +5,13 @@ SD of one unit's delta (declared in the file, or from a pilot: a previous run's
 ``seed_deltas.csv``), the minimum detectable effect at the target power with Holm's family size,
 and the units a margin-sized effect needs. A metric that cannot reach significance at the
 design's size (FAD's sign flips over P prompts cannot go below 2/2^P) is flagged and belongs out
-of the family. And what the design costs here, with the command to run part of it.
+of the family. And what the design costs here (from the pilot's own cell times when it has them),
+with the command to run part of it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -85,22 +87,45 @@ def plan_experiment(path: Path, pilot: Path | None = None, alpha: float = 0.05, 
             row["needed"] = units_needed(c.margin, sd, alpha, power, tests)
         rows.append(row)
         lines.append(plan_line(row, experiment.unit))
-    seconds = estimate_seconds(experiment, prompts)
-    estimate = {"hours": round(seconds / 3600, 2), "cells": sum(len(experiment.seeds_of(a)) for a in experiment.arms)}
-    lines.append(f"cost here: about {estimate['hours']:.1f} h for {estimate['cells']} arm × seed cells "
-                 f"({STEPS_PER_SECOND} steps/s, {SECONDS_PER_CLIP} s a clip on 2 cores)")
+    measured = measured_seconds(pilot) if pilot is not None else {}
+    seconds = estimate_seconds(experiment, prompts, measured=measured)
+    estimate = {"hours": round(seconds / 3600, 2), "cells": sum(len(experiment.seeds_of(a)) for a in experiment.arms),
+                "measured_arms": sorted(measured.keys() & {a.name for a in experiment.arms})}
+    basis = (f"the pilot's mean time per cell for {len(estimate['measured_arms'])} of {len(experiment.arms)} arms"
+             if estimate["measured_arms"] else "")
+    if len(estimate["measured_arms"]) < len(experiment.arms):
+        basis += ("; " if basis else "") + f"{STEPS_PER_SECOND} steps/s, {SECONDS_PER_CLIP} s a clip on 2 cores"
+    lines.append(f"cost here: about {estimate['hours']:.1f} h for {estimate['cells']} arm × seed cells ({basis})")
     if seconds > 2 * 3600:
         lines.append("  over 2 hours: run part of it with `experiment run FILE -o OUT --seeds 0,1,2`, then the same "
                      "command with more seeds; finished cells are kept and the table uses every one")
     return {"unit": experiment.unit, "n": n, "prompts": prompts, "contrasts": rows, "estimate": estimate}, lines
 
 
-def estimate_seconds(experiment, prompts: int | None = None, seeds: tuple[int, ...] | None = None) -> float:
-    """What training, generating and scoring every cell (of `seeds`, default all) costs here."""
+def measured_seconds(run: Path) -> dict[str, float]:
+    """{arm: mean seconds of its finished cells} from a previous run's ``status.json`` ({} without one)."""
+    status = (run if run.is_dir() else run.parent) / "status.json"
+    if not status.is_file():
+        return {}
+    times: dict[str, list[float]] = {}
+    for cell, entry in json.loads(status.read_text()).items():
+        if entry.get("state") == "done" and entry.get("seconds"):
+            times.setdefault(cell.rsplit("/", 1)[0], []).append(float(entry["seconds"]))
+    return {arm: float(np.mean(values)) for arm, values in times.items()}
+
+
+def estimate_seconds(experiment, prompts: int | None = None, seeds: tuple[int, ...] | None = None,
+                     measured: dict[str, float] | None = None) -> float:
+    """What training, generating and scoring every cell (of `seeds`, default all) costs here: an arm's
+    mean measured cell time where a pilot has one, else its steps and clips at this machine's rates
+    (a post-training arm's own steps and candidates are not counted then)."""
     prompts = prompts if prompts is not None else len(read_prompts(experiment.evaluation.prompts))
     total = 0.0
     for arm in experiment.arms:
         count = len([s for s in experiment.seeds_of(arm) if seeds is None or s in seeds])
+        if measured and arm.name in measured:
+            total += count * measured[arm.name]
+            continue
         steps = resolve(experiment.preset, overrides={**experiment.base, **arm.set, "manifest": "-"}).steps \
             if arm.after is None else 0
         total += count * (prompts * experiment.evaluation.seeds * SECONDS_PER_CLIP + steps / STEPS_PER_SECOND)

@@ -157,16 +157,31 @@ primary = false
 """
 
 
+def world_reference(folder: Path, clap: str, clips: int = 24) -> Path:
+    """``folder/reference.npz``: the world CLAP's embeddings of renders of held-out (test) works
+    (render seed `REFERENCE_SEED`), for FAD and the CLAP score of every arm."""
+    held_out, m = folder / "held_out", (lambda name: folder / f"{name}.jsonl.gz")
+    if not (held_out / "truth.jsonl").is_file():
+        make_corpus(held_out, clips=clips, duration=30.0, seed=REFERENCE_SEED, workers=os.cpu_count() or 1,
+                    split="test")
+    run_ingest(held_out / "audio", m("held_out_ingest"), resume=True)
+    run_segment(m("held_out_ingest"), m("held_out_segment"), resume=True)
+    reference = folder / "reference.npz"
+    if not reference.is_file():
+        build_reference(m("held_out_segment"), reference, model=clap, workers=0)
+    return reference
+
+
 def prepare_seed_a_world(folder: Path, models: Path, clips: int = 120, mismatched: float = 0.3, steps: int = 600,
                          lr: float = 3e-4, training_seeds: tuple[int, ...] = tuple(range(10)),
                          few_seeds: int = 3, eval_seeds: int = 1, reference_clips: int = 24) -> list[str]:
     """Build seed A's world inputs in `folder` and write ``seed_a_world.toml``; the summary lines."""
     folder.mkdir(parents=True, exist_ok=True)
     clap, m = str(models / "world_clap"), (lambda name: folder / f"{name}.jsonl.gz")
-    workers = os.cpu_count() or 1
-    corpus, held_out = folder / "corpus", folder / "held_out"
+    corpus = folder / "corpus"
     if not (corpus / "truth.jsonl").is_file():
-        make_corpus(corpus, clips=clips, duration=30.0, seed=CORPUS_SEED, mismatched=mismatched, workers=workers)
+        make_corpus(corpus, clips=clips, duration=30.0, seed=CORPUS_SEED, mismatched=mismatched,
+                    workers=os.cpu_count() or 1)
     meta = corpus / "metadata"
     run_ingest(corpus / "audio", m("ingest"), IngestConfig(
         metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")), resume=True)
@@ -179,14 +194,7 @@ def prepare_seed_a_world(folder: Path, models: Path, clips: int = 120, mismatche
                text_encoder=str(t5), clap_model=clap, repa="", resume=True)
     truth = Truth.load(corpus / "truth.jsonl")
     matched_only(m("encode"), truth, m("oracle"))
-    if not (held_out / "truth.jsonl").is_file():
-        make_corpus(held_out, clips=reference_clips, duration=30.0, seed=REFERENCE_SEED, workers=workers,
-                    split="test")
-    run_ingest(held_out / "audio", m("held_out_ingest"), resume=True)
-    run_segment(m("held_out_ingest"), m("held_out_segment"), resume=True)
-    reference = folder / "reference.npz"
-    if not reference.is_file():
-        build_reference(m("held_out_segment"), reference, model=clap, workers=0)
+    reference = world_reference(folder, clap, reference_clips)
     shutil.copyfile(WORLD_PROMPTS, folder / "prompts.csv")
     spec = folder / "seed_a_world.toml"
     seeds = list(training_seeds)
