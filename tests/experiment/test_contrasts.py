@@ -166,3 +166,11 @@ def test_plan_costs_each_arm_from_the_pilots_own_cell_times(tmp_path):
     assert plan["estimate"]["hours"] == pytest.approx(10 * 180 / 3600 + filter_hours, abs=0.01)
     text = CliRunner().invoke(cli, ["experiment", "plan", str(spec), "--pilot", str(pilot)]).output
     assert "the pilot's mean time per cell for 2 of 3 arms" in text
+
+
+def test_an_arms_mean_averages_clips_within_a_prompt_before_prompts():
+    from scoreaware.experiment.contrasts import prompt_mean
+
+    cell = {("a", 0): {"hit": 1.0}, ("a", 1): {"hit": 0.0}, ("b", 0): {"hit": 1.0}, ("c", 0): {"hit": None}}
+    assert prompt_mean(cell, "hit") == pytest.approx(0.75)  # (0.5 + 1) / 2, not 2 of 3 clips
+    assert prompt_mean(cell, "other") is None

@@ -117,6 +117,11 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     for arm in ("beta", "filter"):
         for metric in ("clap_score", "label", "fad_clap"):  # (no reward head in this file: no reward delta)
             assert sum(line.startswith(f"{arm},baseline,") and f",{metric}," in line for line in deltas) == 2, metric
+    means = (out / "arm_means.csv").read_text().splitlines()
+    assert means[0] == "arm,training_seed,metric,value"
+    assert {tuple(line.split(",")[:2]) for line in means[1:] if ",label," in line} == {
+        (arm, str(seed)) for arm in ("baseline", "beta", "filter") for seed in (0, 1)}
+    assert "each arm's mean over its training seeds" in result.output and "beta (2 seeds): label " in result.output
     contrasts = (out / "contrasts.md").read_text()
     assert "score-aware (primary, clap_score: beta − baseline)" in contrasts and "over 2 seeds" in contrasts
     assert "filter-no-worse (secondary" in contrasts

@@ -95,14 +95,58 @@ def seed_deltas(arms: dict[str, dict[int, Path]], pairs: list[tuple[str, str]]) 
     return rows
 
 
-def write_seed_deltas(rows: list[dict], path: Path) -> Path:
+def prompt_mean(cell: dict, column: str) -> float | None:
+    """Mean over prompts of the per-prompt mean of `column` in one cell (None when no clip has it)."""
+    per_prompt = defaultdict(list)
+    for key, row in cell.items():
+        if row.get(column) is not None:
+            per_prompt[key[0]].append(row[column])
+    return float(np.mean([np.mean(v) for v in per_prompt.values()])) if per_prompt else None
+
+
+def arm_means(arms: dict[str, dict[int, Path]]) -> list[dict]:
+    """One row per (arm, training seed, metric): the cell's prompt-level mean (what each arm reached,
+    beside the deltas)."""
+    rows = []
+    for name, folders in arms.items():
+        for seed, folder in sorted(folders.items()):
+            cell = cell_clips(load_run(folder))
+            for metric, column in CLIP_METRICS.items():
+                value = prompt_mean(cell, column)
+                if value is not None:
+                    rows.append({"arm": name, "training_seed": seed, "metric": metric, "value": value})
+    return rows
+
+
+def format_arm_means(rows: list[dict], metrics: tuple[str, ...] = ("instrument", "tempo_band", "mode", "label",
+                                                                    CLAP_SCORE)) -> list[str]:
+    """Per arm: each metric's mean over its training seeds, with the SD over seeds."""
+    lines = ["each arm's mean over its training seeds (SD over seeds; prompts averaged within a seed):"]
+    for name in dict.fromkeys(r["arm"] for r in rows):
+        parts = []
+        for metric in metrics:
+            values = [r["value"] for r in rows if r["arm"] == name and r["metric"] == metric]
+            if values:
+                sd = f" (SD {np.std(values, ddof=1):.3f})" if len(values) > 1 else ""
+                parts.append(f"{metric.replace('_', ' ')} {np.mean(values):.3f}{sd}")
+        seeds = len({r["training_seed"] for r in rows if r["arm"] == name})
+        lines.append(f"  {name} ({seeds} seeds): " + ", ".join(parts))
+    return lines
+
+
+def write_rows(rows: list[dict], path: Path, fields: list[str]) -> Path:
+    """A CSV written atomically (tmp file, then replace)."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["treatment", "control", "training_seed", "metric", "delta"])
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)
     return path
+
+
+def write_seed_deltas(rows: list[dict], path: Path) -> Path:
+    return write_rows(rows, path, ["treatment", "control", "training_seed", "metric", "delta"])
 
 
 def read_seed_deltas(path: Path) -> list[dict]:

@@ -10,6 +10,8 @@ Layout of ``-o OUT``::
     OUT/held_out.png                      validation flow loss per t bin of each arm (with [evaluate] held_out)
     OUT/table.md, table.csv, table.png    every arm against the first (a post-training arm: against
                                           its parent), prompt as the unit
+    OUT/seed_deltas.csv, contrasts.md     every metric's delta per training seed; the declared contrasts
+    OUT/arm_means.csv                     every metric's prompt-level mean per arm × training seed
     OUT/summary.json
 
 Each step is an existing library call that resumes (`fit_or_resume`, `run_generation(resume=True)`,
@@ -36,7 +38,15 @@ from scoreaware.evaluate.embeddings import load_reference
 from scoreaware.evaluate.judge import Judge
 from scoreaware.evaluate.labels import label_hits
 from scoreaware.evaluate.score_run import reference_clap, score_run
-from scoreaware.experiment.contrasts import contrast_table, format_contrasts, seed_deltas, write_seed_deltas
+from scoreaware.experiment.contrasts import (
+    arm_means,
+    contrast_table,
+    format_arm_means,
+    format_contrasts,
+    seed_deltas,
+    write_rows,
+    write_seed_deltas,
+)
 from scoreaware.experiment.plan import estimate_seconds
 from scoreaware.experiment.spec import Arm, Experiment, load_experiment
 from scoreaware.experiment.table import experiment_table, held_out_lines
@@ -220,13 +230,17 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
                                                                           for c in experiment.contrasts]
         deltas = seed_deltas(arms, pairs)
         write_seed_deltas(deltas, output / "seed_deltas.csv")
+        means = arm_means(arms)
+        write_rows(means, output / "arm_means.csv", ["arm", "training_seed", "metric", "value"])
+        lines += format_arm_means(means)
+        payload["arm_means"] = means
         if experiment.contrasts:
             contrasts = contrast_table(experiment.contrasts, deltas)
             payload["contrasts"] = contrasts
             contrast_lines = format_contrasts(contrasts)
             atomic_write_text(output / "contrasts.md", "\n".join(contrast_lines) + "\n")
             lines += contrast_lines
-        lines.append(f"→ {output}/seed_deltas.csv (every metric's delta per training seed)")
+        lines.append(f"→ {output}/seed_deltas.csv (every metric's delta per training seed), arm_means.csv")
     else:
         payload = {"arms": []}
         lines.append("no table: the first arm (the baseline) and at least one other must finish")
