@@ -110,6 +110,8 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     status = json.loads((out / "status.json").read_text())
     assert sorted(status) == sorted(f"{a}/seed{s}" for a in ("baseline", "beta", "filter") for s in (0, 1))
     assert all(entry["state"] == "done" for entry in status.values())
+    # checkpoints recorded inside OUT, relative to it: the folder moves and holds no path of this machine
+    assert all(not Path(e["checkpoint"]).is_absolute() and (out / e["checkpoint"]).is_file() for e in status.values())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["arms"][1]["p_clap_score_holm"] is not None and summary["arms"][1]["paired_prompts"] == 2
     deltas = (out / "seed_deltas.csv").read_text().splitlines()

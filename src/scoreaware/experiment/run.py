@@ -24,6 +24,7 @@ naming what did not.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -187,7 +188,7 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
         entry = status.get(f"{arm.name}/seed{seed}", {})
         if seeds is not None and seed not in seeds and entry.get("state") == "done":
             done[arm.name][seed] = output / entry["samples"]
-            checkpoints[arm.name][seed] = Path(entry["checkpoint"]) if entry.get("checkpoint") else None
+            checkpoints[arm.name][seed] = output / entry["checkpoint"] if entry.get("checkpoint") else None
     cells = [(arm, seed) for arm, seed in cells if seeds is None or seed in seeds]
     for index, (arm, seed) in enumerate(cells, start=1):
         cell = f"{arm.name}/seed{seed}"
@@ -208,7 +209,10 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
         else:
             done[arm.name][seed] = samples
             status[cell] = {"state": "done", "samples": str(samples.relative_to(output)),
-                            "checkpoint": str(checkpoint), "seconds": round(time.perf_counter() - started, 1)}
+                            # relative to OUT where it lies inside (the folder moves, no machine path in it)
+                            "checkpoint": os.path.relpath(checkpoint, output) if checkpoint.resolve().is_relative_to(
+                                output.resolve()) else str(checkpoint),
+                            "seconds": round(time.perf_counter() - started, 1)}
             log(f"✓ {cell} done in {status[cell]['seconds']:.0f} s")
         atomic_write_text(status_file, json.dumps(status, indent=1) + "\n")
     failed = [cell for cell, entry in status.items() if entry["state"] == "failed"]
