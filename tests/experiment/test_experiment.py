@@ -140,8 +140,12 @@ def test_every_arm_and_seed_is_tabled_and_a_killed_run_resumes_without_training_
     assert comparison.rows[1]["paired_prompts"] == 2 and comparison.rows[1]["n"] == 4
     assert "beta vs baseline: paired over training seeds [0] only" in "\n".join(lines)
 
+    cost = {cell: entry["seconds"] for cell, entry in status.items()}
     again = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
     assert again.exit_code == 0 and again.output.count("already trained") == 6
+    # a cell found done keeps what it cost to make (the planner's --pilot reads it), not the re-check's time
+    kept = {c: e["seconds"] for c, e in json.loads((out / "status.json").read_text()).items()}
+    assert kept.keys() == cost.keys() and all(kept[c] >= cost[c] for c in cost)
     spec.write_text(spec.read_text().replace("seeds = 2", "seeds = 3"))
     changed = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out)])
     assert changed.exit_code == 1 and "other options" in changed.output and "--overwrite" in changed.output

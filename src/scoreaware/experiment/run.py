@@ -208,12 +208,16 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
             log(f"✗ {cell} failed: {status[cell]['error']}")
         else:
             done[arm.name][seed] = samples
+            before = status.get(cell, {})
+            elapsed = seconds = round(time.perf_counter() - started, 1)
+            if before.get("state") == "done" and before.get("seconds"):  # found done: keep what it cost to make
+                seconds = max(seconds, before["seconds"])
             status[cell] = {"state": "done", "samples": str(samples.relative_to(output)),
                             # relative to OUT where it lies inside (the folder moves, no machine path in it)
                             "checkpoint": os.path.relpath(checkpoint, output) if checkpoint.resolve().is_relative_to(
                                 output.resolve()) else str(checkpoint),
-                            "seconds": round(time.perf_counter() - started, 1)}
-            log(f"✓ {cell} done in {status[cell]['seconds']:.0f} s")
+                            "seconds": seconds}
+            log(f"✓ {cell} done in {elapsed:.0f} s")
         atomic_write_text(status_file, json.dumps(status, indent=1) + "\n")
     failed = [cell for cell, entry in status.items() if entry["state"] == "failed"]
     arms = {name: folders for name, folders in done.items() if folders}
