@@ -174,3 +174,16 @@ def test_an_arms_mean_averages_clips_within_a_prompt_before_prompts():
     cell = {("a", 0): {"hit": 1.0}, ("a", 1): {"hit": 0.0}, ("b", 0): {"hit": 1.0}, ("c", 0): {"hit": None}}
     assert prompt_mean(cell, "hit") == pytest.approx(0.75)  # (0.5 + 1) / 2, not 2 of 3 clips
     assert prompt_mean(cell, "other") is None
+
+
+def test_a_post_training_arm_runs_only_seeds_its_parent_runs(tmp_path):
+    spec = write_plan_spec(tmp_path)
+    spec.write_text(spec.read_text().replace('set = { timesteps = "beta" }',
+                                             'set = { timesteps = "beta" }\nseeds = [0, 1, 2]')
+                    + '[[arm]]\nname = "bridged"\nafter = "beta"\nposttrain = "cross-load"\n')
+    result = CliRunner().invoke(cli, ["experiment", "plan", str(spec)])
+    assert result.exit_code == 1 and "arm[3] (bridged) would run training seed 3, which its parent 'beta' does not" \
+        in result.output and "seeds = [0, 1, 2]" in result.output, result.output
+    spec.write_text(spec.read_text() + "seeds = [0, 2]\n")
+    plan = json.loads(CliRunner().invoke(cli, ["experiment", "plan", str(spec), "--json"]).output)
+    assert plan["estimate"]["cells"] == 10 + 3 + 10 + 2

@@ -309,7 +309,8 @@ def load_experiment(path: str | Path) -> Experiment:
             parent = by_name[arm.after].seeds or seeds
             missing = sorted(set(arm.seeds or seeds) - set(parent))
             if missing:
-                raise StageError(f"{path}: arm[{index}].seeds: {missing[0]} is not a seed of its parent {arm.after!r}")
+                raise StageError(f"{path}: arm[{index}] ({arm.name}) would run training seed {missing[0]}, which its "
+                                 f"parent {arm.after!r} does not run: give it seeds = {sorted(parent)} or fewer")
     if not isinstance(base.get("set", {}), dict):
         raise StageError(f"{path}: base.set = {base['set']!r} must be a table")
     check_training(path, base.get("preset"), dict(base.get("set", {})), arms)
