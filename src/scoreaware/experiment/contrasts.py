@@ -119,7 +119,7 @@ def arm_means(arms: dict[str, dict[int, Path]]) -> list[dict]:
 
 
 def format_arm_means(rows: list[dict], metrics: tuple[str, ...] = ("instrument", "tempo_band", "mode", "label",
-                                                                    CLAP_SCORE)) -> list[str]:
+                                                                    CLAP_SCORE, REWARD)) -> list[str]:
     """Per arm: each metric's mean over its training seeds, with the SD over seeds."""
     lines = ["each arm's mean over its training seeds (SD over seeds; prompts averaged within a seed):"]
     for name in dict.fromkeys(r["arm"] for r in rows):
@@ -130,7 +130,7 @@ def format_arm_means(rows: list[dict], metrics: tuple[str, ...] = ("instrument",
                 sd = f" (SD {np.std(values, ddof=1):.3f})" if len(values) > 1 else ""
                 parts.append(f"{metric.replace('_', ' ')} {np.mean(values):.3f}{sd}")
         seeds = len({r["training_seed"] for r in rows if r["arm"] == name})
-        lines.append(f"  {name} ({seeds} seeds): " + ", ".join(parts))
+        lines.append(f"  {name} ({seeds} seed{'s' if seeds != 1 else ''}): " + ", ".join(parts))
     return lines
 
 
