@@ -77,3 +77,10 @@ def test_a_permutation_floor_above_the_level_cannot_reach_it():
     assert not can_reach(2 / 2**7, alpha=0.05, tests=12)  # FAD over 7 prompts in a family of 12
     assert can_reach(2 / 2**7, alpha=0.05, tests=1)
     assert can_reach(1 / 2001, alpha=0.05, tests=12)
+
+
+def test_no_spread_over_units_shows_nothing():
+    """Two seeds with the same delta give a zero-width interval, which is no evidence of anything."""
+    flat = tost([0.02, 0.02], margin=0.1)
+    assert not flat["equivalent"] and flat["no_spread"] and flat["p"] == 1.0
+    assert seed_test([0.02, 0.02])["no_spread"] and seed_test([0.02, 0.03]).get("no_spread") is None

@@ -187,3 +187,16 @@ def test_a_post_training_arm_runs_only_seeds_its_parent_runs(tmp_path):
     spec.write_text(spec.read_text() + "seeds = [0, 2]\n")
     plan = json.loads(CliRunner().invoke(cli, ["experiment", "plan", str(spec), "--json"]).output)
     assert plan["estimate"]["cells"] == 10 + 3 + 10 + 2
+
+
+def test_identical_seed_deltas_decide_nothing():
+    """Seen in seed B's world pilot: both seeds +1/48 on a CRPO contrast, a zero-width interval."""
+    rows = [{"treatment": "crpo", "control": "control", "training_seed": s, "metric": "instrument",
+             "delta": 1 / 48} for s in (0, 1)]
+    table = contrast_table([Contrast("c", "crpo", "control", "instrument", 0.05),
+                            Contrast("e", "crpo", "control", "instrument", 0.05, claim="equivalence")], rows)
+    assert all(r["verdict"].startswith("undecided: every training seed gave the same delta") for r in table)
+    # enough identical seeds to be significant by sign flips (2 / 2^7 < 0.05) are still a difference
+    many = [dict(rows[0], training_seed=s) for s in range(7)]
+    assert contrast_table([Contrast("c", "crpo", "control", "instrument", 0.05)], many)[0]["verdict"].startswith(
+        "difference")

@@ -75,7 +75,8 @@ def seed_test(deltas: Sequence[float], level: float = 0.95) -> dict | None:
     mean = float(d.mean())
     if np.allclose(d, d[0]):
         return {"delta": mean, "ci": [mean, mean], "p": 1.0 if np.allclose(d, 0) else 2.0 / 2 ** len(d),
-                "n_seeds": len(d), "sd": 0.0, "test": "sign flip over training seeds (every delta equal)"}
+                "n_seeds": len(d), "sd": 0.0, "test": "sign flip over training seeds (every delta equal)",
+                "no_spread": True}
     sem = float(d.std(ddof=1) / math.sqrt(len(d)))
     half = float(scipy_stats.t.ppf(0.5 + level / 2, len(d) - 1)) * sem
     return {"delta": mean, "ci": [mean - half, mean + half], "p": float(scipy_stats.ttest_1samp(d, 0.0).pvalue),
@@ -92,10 +93,9 @@ def tost(deltas: Sequence[float], margin: float, alpha: float = 0.05) -> dict | 
         return None
     mean, n = float(d.mean()), len(d)
     sem = float(d.std(ddof=1) / math.sqrt(n))
-    if sem == 0:
-        inside = abs(mean) < margin
-        return {"delta": mean, "margin": margin, "p": 0.0 if inside else 1.0, "ci": [mean, mean],
-                "equivalent": inside, "n": n, "test": "TOST (no spread)"}
+    if sem == 0:  # every unit the same delta: no spread to build an interval from, so nothing is shown
+        return {"delta": mean, "margin": margin, "p": 1.0, "ci": [mean, mean], "equivalent": False, "n": n,
+                "test": "TOST (no spread: not estimable)", "no_spread": True}
     df = n - 1
     p_lower = float(scipy_stats.t.sf((mean + margin) / sem, df))  # H0: delta <= -margin
     p_upper = float(scipy_stats.t.cdf((mean - margin) / sem, df))  # H0: delta >= +margin

@@ -172,7 +172,7 @@ def contrast_table(contrasts, rows: list[dict], alpha: float = 0.05) -> list[dic
                     "claim": c.claim, "family": "primary" if c.primary else "secondary", "margin": c.margin,
                     "n_seeds": len(deltas), "delta": result.get("delta"), "ci": result.get("ci"),
                     "p": result.get("p"), "sd": sd, "equivalent": result.get("equivalent"), "test": result.get("test"),
-                    "seed_deltas": deltas})
+                    "no_spread": bool(result.get("no_spread")), "seed_deltas": deltas})
     for family in ("primary", "secondary"):
         members = [r for r in out if r["family"] == family and r["claim"] == "difference"]
         for row, adjusted in zip(members, holm([r["p"] for r in members])):
@@ -188,6 +188,9 @@ def verdict(row: dict, alpha: float = 0.05) -> str:
     """What the contrast decides: a difference, an equivalence, or neither (with why)."""
     if row["p"] is None:
         return "not tested (fewer than 2 training seeds finished)"
+    if row.get("no_spread") and not (row["claim"] == "difference" and (row.get("p_holm") or 1.0) < alpha):
+        return ("undecided: every training seed gave the same delta, so there is no spread to build an interval "
+                "from; run more seeds")
     if row["claim"] == "equivalence":
         return (f"equivalent within ±{row['margin']:g}" if row["equivalent"] else
                 f"not shown equivalent: the {100 * (1 - 2 * alpha):.0f} % interval reaches past ±{row['margin']:g}")
