@@ -28,6 +28,7 @@ from pathlib import Path
 from scoreaware.core.files import count_lines
 from scoreaware.curate.stages.ingest import IngestConfig, run_ingest
 from scoreaware.curate.stages.score_clap import ClapScoreConfig, run_score_clap
+from scoreaware.curate.stages.score_reward import RewardScoreConfig, run_score_reward
 from scoreaware.curate.stages.segment import run_segment
 from scoreaware.demo.seed_a import matched_only
 from scoreaware.demo.tiny_models import make_tiny_t5
@@ -172,26 +173,47 @@ def world_reference(folder: Path, clap: str, clips: int = 24) -> Path:
     return reference
 
 
-def prepare_seed_a_world(folder: Path, models: Path, clips: int = 120, mismatched: float = 0.3, steps: int = 600,
-                         lr: float = 3e-4, training_seeds: tuple[int, ...] = tuple(range(10)),
-                         few_seeds: int = 3, eval_seeds: int = 1, reference_clips: int = 24) -> list[str]:
-    """Build seed A's world inputs in `folder` and write ``seed_a_world.toml``; the summary lines."""
+def encoded_world_corpus(folder: Path, models: Path, clips: int, seed: int, mismatched: float,
+                         reward: bool = False) -> Path:
+    """Render `clips` excerpts of train works (render `seed`, `mismatched` of the readable ones with
+    another clip's caption) into ``folder/corpus``, then ingest → segment → `score clap` (world CLAP,
+    the metadata captions) → [`score reward`: the world reward head] → `train encode` into the
+    shipped base generator's spaces; ``folder/encode.jsonl.gz``. Each step resumes."""
     folder.mkdir(parents=True, exist_ok=True)
-    clap, m = str(models / "world_clap"), (lambda name: folder / f"{name}.jsonl.gz")
+    clap = str(models / "world_clap")
+
+    def m(name: str) -> Path:
+        return folder / f"{name}.jsonl.gz"
+
     corpus = folder / "corpus"
     if not (corpus / "truth.jsonl").is_file():
-        make_corpus(corpus, clips=clips, duration=30.0, seed=CORPUS_SEED, mismatched=mismatched,
+        make_corpus(corpus, clips=clips, duration=30.0, seed=seed, mismatched=mismatched,
                     workers=os.cpu_count() or 1)
     meta = corpus / "metadata"
     run_ingest(corpus / "audio", m("ingest"), IngestConfig(
         metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")), resume=True)
     run_segment(m("ingest"), m("segment"), resume=True)
     run_score_clap(m("segment"), m("clap"), ClapScoreConfig(model=clap), resume=True)
+    scored = m("clap")
+    if reward:
+        scored = m("reward")
+        run_score_reward(m("clap"), scored, RewardScoreConfig(checkpoint=str(models / "world_reward" / "reward.pt"),
+                                                              mert_model=str(models / "mert")), resume=True)
     t5 = folder / "models" / "t5"
     if not (t5 / "config.json").is_file():
         make_tiny_t5(t5, seed=0)  # the base generator's T5, matched by content digest
-    run_encode(m("clap"), m("encode"), codec="mel-vae", codec_model=str(models / "world_codec"),
-               text_encoder=str(t5), clap_model=clap, repa="", resume=True)
+    run_encode(scored, m("encode"), codec="mel-vae", codec_model=str(models / "world_codec"), text_encoder=str(t5),
+               clap_model=clap, repa="", resume=True)
+    return m("encode")
+
+
+def prepare_seed_a_world(folder: Path, models: Path, clips: int = 120, mismatched: float = 0.3, steps: int = 600,
+                         lr: float = 3e-4, training_seeds: tuple[int, ...] = tuple(range(10)),
+                         few_seeds: int = 3, eval_seeds: int = 1, reference_clips: int = 24) -> list[str]:
+    """Build seed A's world inputs in `folder` and write ``seed_a_world.toml``; the summary lines."""
+    clap, m = str(models / "world_clap"), (lambda name: folder / f"{name}.jsonl.gz")
+    corpus = folder / "corpus"
+    encoded_world_corpus(folder, models, clips, CORPUS_SEED, mismatched)
     truth = Truth.load(corpus / "truth.jsonl")
     matched_only(m("encode"), truth, m("oracle"))
     reference = world_reference(folder, clap, reference_clips)

@@ -26,23 +26,15 @@ CLAP ranks CRPO's pairs, so neither is a primary metric.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from scoreaware.core.files import count_lines
-from scoreaware.curate.stages.ingest import IngestConfig, run_ingest
-from scoreaware.curate.stages.score_clap import ClapScoreConfig, run_score_clap
-from scoreaware.curate.stages.score_reward import RewardScoreConfig, run_score_reward
-from scoreaware.curate.stages.segment import run_segment
-from scoreaware.demo.tiny_models import make_tiny_t5
 from scoreaware.demo.world.captions import prompt_of
-from scoreaware.demo.world.corpus import make_corpus
 from scoreaware.demo.world.generator import FILE as BASE_GENERATOR
 from scoreaware.demo.world.prompts import SHIPPED as WORLD_PROMPTS
 from scoreaware.demo.world.prompts import combinations, read_shipped
-from scoreaware.demo.world.seed_a import MAX_FRAMES, world_reference
-from scoreaware.train.encode import run_encode
+from scoreaware.demo.world.seed_a import MAX_FRAMES, encoded_world_corpus, world_reference
 
 CORPUS_SEED = 14  # a render seed no other embedded model or experiment uses
 DEVELOPMENT_SEED = 402  # the development prompts' combinations (docs/results/world-generator/sampler)
@@ -197,26 +189,9 @@ def prepare_seed_b_world(folder: Path, models: Path, clips: int = 120, steps: in
                          post_steps: int = 100, training_seeds: tuple[int, ...] = tuple(range(10)),
                          eval_seeds: int = 1) -> list[str]:
     """Build seed B's world inputs in `folder` and write ``seed_b_world.toml``; the summary lines."""
-    folder.mkdir(parents=True, exist_ok=True)
     clap, mert, reward = str(models / "world_clap"), str(models / "mert"), str(models / "world_reward" / "reward.pt")
-
-    def m(name: str) -> Path:
-        return folder / f"{name}.jsonl.gz"
-
     corpus = folder / "corpus"
-    if not (corpus / "truth.jsonl").is_file():
-        make_corpus(corpus, clips=clips, duration=30.0, seed=CORPUS_SEED, mismatched=0.0, workers=os.cpu_count() or 1)
-    meta = corpus / "metadata"
-    run_ingest(corpus / "audio", m("ingest"), IngestConfig(
-        metadata_files=(meta / "autotagging.tsv", meta / "captions.json", meta / "tracks.csv")), resume=True)
-    run_segment(m("ingest"), m("segment"), resume=True)
-    run_score_clap(m("segment"), m("clap"), ClapScoreConfig(model=clap), resume=True)
-    run_score_reward(m("clap"), m("reward"), RewardScoreConfig(checkpoint=reward, mert_model=mert), resume=True)
-    t5 = folder / "models" / "t5"
-    if not (t5 / "config.json").is_file():
-        make_tiny_t5(t5, seed=0)  # the base generator's T5, matched by content digest
-    run_encode(m("reward"), m("encode"), codec="mel-vae", codec_model=str(models / "world_codec"),
-               text_encoder=str(t5), clap_model=clap, repa="", resume=True)
+    encoded = encoded_world_corpus(folder, models, clips, CORPUS_SEED, mismatched=0.0, reward=True)
     reference = world_reference(folder, clap)
     shutil.copyfile(WORLD_PROMPTS, folder / "prompts.csv")
     (folder / "post_prompts.txt").write_text(development_prompts())
@@ -227,7 +202,7 @@ def prepare_seed_b_world(folder: Path, models: Path, clips: int = 120, steps: in
                                 ei=EI_OPTIONS.format(post_steps=post_steps),
                                 crpo=CRPO_OPTIONS.format(post_steps=post_steps)))
     return [f"corpus: {clips} rendered clips, captions matching, a quarter degraded (truth: {corpus / 'truth.jsonl'})",
-            f"training set: {m('encode')} ({count_lines(m('encode'))} segments, reward-scored by the world reward)",
+            f"training set: {encoded} ({count_lines(encoded)} segments, reward-scored by the world reward)",
             f"reference: {reference}; prompts: the world's 48; candidates' prompts: {folder / 'post_prompts.txt'} "
             "(12 development combinations)", f"→ {spec}", f"plan it: scoreaware experiment plan {spec}",
             f"run it: scoreaware experiment run {spec} -o {folder / 'results'}"]
