@@ -171,6 +171,30 @@ def test_a_failing_arm_loses_no_other_and_is_named(encoded, reference, tmp_path,
     assert "| beta |" in (tmp_path / "out" / "table.md").read_text()
 
 
+def test_parts_run_as_separate_processes_merge_into_one_table(encoded, reference, tmp_path, tiny_clap):
+    # seed 0 and seed 1 of a two-arm design run into two folders (as on two machines), then merge
+    spec = write_spec(tmp_path, encoded, reference, ARMS.split("[[arm]]\nname = \"filter\"")[0]
+                      + ARMS[ARMS.index("[[contrast]]"):ARMS.index("[[contrast]]\nname = \"filter")], tiny_clap)
+    out, part = tmp_path / "out", tmp_path / "part"
+    for folder, seed in ((out, "0"), (part, "1")):
+        result = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(folder), "--seeds", seed])
+        assert result.exit_code == 0, result.output
+    merged = CliRunner().invoke(cli, ["experiment", "merge", str(spec), str(part), "-o", str(out), "--resamples", "50"])
+    assert merged.exit_code == 0, merged.output
+    assert "2 cells moved from 1 part(s)" in merged.output and "already trained" not in merged.output  # tables only
+    status = json.loads((out / "status.json").read_text())
+    assert sorted(status) == ["baseline/seed0", "baseline/seed1", "beta/seed0", "beta/seed1"]
+    assert all((out / e["checkpoint"]).is_file() and (out / e["samples"]).is_dir() for e in status.values())
+    assert json.loads((part / "status.json").read_text()) == {} and not (part / "runs" / "beta" / "seed1").exists()
+    assert "over 2 seeds" in (out / "contrasts.md").read_text()
+    rows = [line.split("|")[1:3] for line in (out / "table.md").read_text().splitlines()
+            if line.startswith("| ") and "stage" not in line]
+    assert [(name.strip(), size.strip()) for name, size in rows] == [("baseline", "2 / 8"), ("beta", "2 / 8")]
+    # the whole run's command afterwards finds every cell done, the moved ones included
+    again = CliRunner().invoke(cli, ["experiment", "run", str(spec), "-o", str(out), "--resamples", "50"])
+    assert again.exit_code == 0 and again.output.count("already trained") == 4
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s.replace("[evaluate]", "[evaluate]\nwhatever = 1"), "unknown keys in [evaluate]: ['whatever']"),
     (lambda s: s.replace('name = "beta"', 'name = "baseline"'), "arm[1].name 'baseline' is empty, repeated"),

@@ -36,6 +36,8 @@ EXAMPLES = {
     "eval fad": "scoreaware eval fad generated.npy eval/reference.npz",
     "eval compare": "scoreaware eval compare eval/baseline eval/score_sft --names baseline,score_sft",
     "experiment run": "scoreaware experiment run experiments/seed_a/seed_a.toml -o experiments/seed_a/results",
+    "experiment merge": ("scoreaware experiment merge experiments/seed_a/seed_a.toml experiments/seed_a/part2 "
+                         "-o experiments/seed_a/results"),
     "experiment plan": "scoreaware experiment plan experiments/seed_a/seed_a.toml --pilot experiments/seed_a/results",
     "demo prepare-seed-a": "scoreaware demo prepare-seed-a -o experiments/seed_a",
     "demo prepare-seed-b": "scoreaware demo prepare-seed-b -o experiments/seed_b",

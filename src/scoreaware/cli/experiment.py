@@ -57,3 +57,27 @@ def plan_cmd(spec: Path, pilot: Path | None, alpha: float, power: float, as_json
 
     payload, lines = plan_experiment(spec, pilot, alpha, power)
     emit(as_json, payload, "experiment plan", lines)
+
+
+@experiment.command("merge", context_settings=dict(show_default=True))
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("parts", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The run folder the parts' finished cells move into.")
+@click.option("--resamples", type=click.IntRange(10), default=2000,
+              help="Sign flips and bootstrap draws over prompts for the table's tests.")
+@json_option
+def merge_cmd(spec: Path, parts: tuple[Path, ...], output: Path, resamples: int, as_json: bool) -> None:
+    """Move the finished arm × seed cells of PARTS (run folders of SPEC made by `experiment run
+    --seeds …` on other processes or machines) into OUTPUT, then write OUTPUT's tables over every
+    finished cell. Parts made from another experiment file, or a cell finished twice, are refused
+    before anything moves."""
+    from scoreaware.experiment.merge import merge_runs
+    from scoreaware.experiment.run import run_experiment
+
+    report = merge_runs(output, list(parts), log=lambda line: click.echo(line, err=as_json))
+    payload, lines = run_experiment(spec, output, resamples=resamples, log=lambda line: click.echo(line, err=as_json),
+                                    seeds=())
+    moved = sum(len(cells) for cells in report["moved"].values())
+    emit(as_json, {**payload, "merged": report}, "experiment merge",
+         [f"{moved} cells moved from {len(parts)} part(s) into {output}", *lines])

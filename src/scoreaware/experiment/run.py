@@ -163,7 +163,8 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
                    log: Callable[[str], None] = print, seeds: tuple[int, ...] | None = None,
                    yes: bool = False) -> tuple[dict, list[str]]:
     """Run every arm × training seed of the experiment file `path` into `output` (only the training
-    seeds `seeds` now, when given: cells finished earlier stay in the table); (payload, lines)."""
+    seeds `seeds` now, when given: cells finished earlier stay in the table; none, `()`, writes only
+    the tables of what is finished); (payload, lines)."""
     experiment = load_experiment(path)
     if seeds is not None:
         unknown = sorted(set(seeds) - set(experiment.training_seeds))
@@ -189,6 +190,7 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
         if seeds is not None and seed not in seeds and entry.get("state") == "done":
             done[arm.name][seed] = output / entry["samples"]
             checkpoints[arm.name][seed] = output / entry["checkpoint"] if entry.get("checkpoint") else None
+    total = len(cells)
     cells = [(arm, seed) for arm, seed in cells if seeds is None or seed in seeds]
     for index, (arm, seed) in enumerate(cells, start=1):
         cell = f"{arm.name}/seed{seed}"
@@ -255,6 +257,6 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
     payload.update(status=status, failed=failed)
     atomic_write_text(output / "summary.json", json.dumps(payload, indent=1, default=str) + "\n")
     if failed:
-        raise StageError(f"{len(failed)} of {len(cells)} arm × seed runs failed ({', '.join(failed[:4])}); see "
+        raise StageError(f"{len(failed)} of {total} arm × seed runs failed ({', '.join(failed[:4])}); see "
                          f"{status_file}. The table holds the others; fix the cause and run the same command again")
     return payload, lines
