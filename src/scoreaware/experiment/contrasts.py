@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from scoreaware.evaluate.compare import Run, load_run, reference_of
 from scoreaware.evaluate.embeddings import load_reference
 from scoreaware.evaluate.frechet import Stats, frechet_from_stats
 from scoreaware.evaluate.power import mde, seed_test, tost
-from scoreaware.evaluate.stats import holm
+from scoreaware.evaluate.stats import holm, prompt_means
 from scoreaware.schemas.fields import CLAP_SCORE, REWARD
 
 # contrast metric name → the column of a cell's per-clip table
@@ -57,23 +56,44 @@ def cell_clips(run: Run) -> dict[tuple[str, int], dict]:
 
 def prompt_delta(treatment: dict, control: dict, column: str) -> float | None:
     """Mean over prompts of the per-prompt mean delta of `column`, clips paired by (prompt, seed)."""
-    per_prompt = defaultdict(list)
-    for key, row in treatment.items():
-        other = control.get(key)
-        if other is None or row.get(column) is None or other.get(column) is None:
-            continue
-        per_prompt[key[0]].append(row[column] - other[column])
-    return float(np.mean([np.mean(v) for v in per_prompt.values()])) if per_prompt else None
+    keys = [k for k, row in treatment.items()
+            if k in control and row.get(column) is not None and control[k].get(column) is not None]
+    return mean_of_prompts([k[0] for k in keys], [treatment[k][column] - control[k][column] for k in keys])
+
+
+def prompt_mean(cell: dict, column: str) -> float | None:
+    """Mean over prompts of the per-prompt mean of `column` in one cell (None when no clip has it)."""
+    return mean_of_prompts([k[0] for k in cell], [row.get(column) for row in cell.values()])
+
+
+def mean_of_prompts(prompts: list[str], values: list[float | None]) -> float | None:
+    """Clips averaged within each prompt (`evaluate.stats.prompt_means`), then prompts averaged."""
+    means = prompt_means(prompts, values)
+    return float(np.mean(list(means.values()))) if means else None
+
+
+def load_cells(arms: dict[str, dict[int, Path]]) -> dict[tuple[str, int], tuple[Run, dict]]:
+    """(arm, training seed) → (its scored run, its per-clip table): every cell read once for the
+    deltas and the means."""
+    cells = {}
+    for name, folders in arms.items():
+        for seed, folder in folders.items():
+            run = load_run(folder)
+            cells[(name, seed)] = (run, cell_clips(run))
+    return cells
 
 
 def cell_fad(run: Run, reference: Stats) -> float:
     return frechet_from_stats(Stats.of(np.stack([run.clap[k] for k in sorted(run.clap)])), reference).value
 
 
-def seed_deltas(arms: dict[str, dict[int, Path]], pairs: list[tuple[str, str]]) -> list[dict]:
-    """One row per (treatment, control, training seed, metric): the seed's prompt-level delta."""
-    runs = {(name, seed): load_run(folder) for name, folders in arms.items() for seed, folder in folders.items()}
-    tables = {key: cell_clips(run) for key, run in runs.items()}  # each cell read once, for every metric
+def seed_deltas(arms: dict[str, dict[int, Path]], pairs: list[tuple[str, str]],
+                cells: dict[tuple[str, int], tuple[Run, dict]] | None = None) -> list[dict]:
+    """One row per (treatment, control, training seed, metric): the seed's prompt-level delta
+    (`cells`: `load_cells(arms)`, read here when not given)."""
+    cells = cells if cells is not None else load_cells(arms)
+    runs = {key: run for key, (run, _) in cells.items()}
+    tables = {key: table for key, (_, table) in cells.items()}
     reference = load_reference(reference_of(next(iter(runs.values()))))[0]["clap"].stats
     fads: dict[tuple[str, int], float] = {}
     rows = []
@@ -95,24 +115,16 @@ def seed_deltas(arms: dict[str, dict[int, Path]], pairs: list[tuple[str, str]]) 
     return rows
 
 
-def prompt_mean(cell: dict, column: str) -> float | None:
-    """Mean over prompts of the per-prompt mean of `column` in one cell (None when no clip has it)."""
-    per_prompt = defaultdict(list)
-    for key, row in cell.items():
-        if row.get(column) is not None:
-            per_prompt[key[0]].append(row[column])
-    return float(np.mean([np.mean(v) for v in per_prompt.values()])) if per_prompt else None
-
-
-def arm_means(arms: dict[str, dict[int, Path]]) -> list[dict]:
+def arm_means(arms: dict[str, dict[int, Path]],
+              cells: dict[tuple[str, int], tuple[Run, dict]] | None = None) -> list[dict]:
     """One row per (arm, training seed, metric): the cell's prompt-level mean (what each arm reached,
-    beside the deltas)."""
+    beside the deltas; `cells`: `load_cells(arms)`, read here when not given)."""
+    cells = cells if cells is not None else load_cells(arms)
     rows = []
     for name, folders in arms.items():
-        for seed, folder in sorted(folders.items()):
-            cell = cell_clips(load_run(folder))
+        for seed in sorted(folders):
             for metric, column in CLIP_METRICS.items():
-                value = prompt_mean(cell, column)
+                value = prompt_mean(cells[(name, seed)][1], column)
                 if value is not None:
                     rows.append({"arm": name, "training_seed": seed, "metric": metric, "value": value})
     return rows

@@ -44,6 +44,7 @@ from scoreaware.experiment.contrasts import (
     contrast_table,
     format_arm_means,
     format_contrasts,
+    load_cells,
     seed_deltas,
     write_rows,
     write_seed_deltas,
@@ -238,9 +239,10 @@ def run_experiment(path: Path, output: Path, overwrite: bool = False, resamples:
         payload = {"arms": comparison.rows, "per_training_seed": per_seed}
         pairs = [(name, parent) for name, parent in against.items()] + [(c.treatment, c.control)
                                                                           for c in experiment.contrasts]
-        deltas = seed_deltas(arms, pairs)
+        cells = load_cells(arms)  # each cell's clips read once for the deltas and the means
+        deltas = seed_deltas(arms, pairs, cells)
         write_seed_deltas(deltas, output / "seed_deltas.csv")
-        means = arm_means(arms)
+        means = arm_means(arms, cells)
         write_rows(means, output / "arm_means.csv", ["arm", "training_seed", "metric", "value"])
         lines += format_arm_means(means)
         payload["arm_means"] = means
